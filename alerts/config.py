@@ -1,0 +1,227 @@
+"""Settings: built-in defaults, overlaid by a TOML file, overlaid by ALERTS_<SECTION>_<KEY>.
+
+One typed `Settings` value is built at the edge (the CLI) and passed inward.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SECRET_KEY = "change-me"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = "sqlite:///alerts.db"
+
+
+@dataclass(frozen=True)
+class MailSettings:
+    transport: str = "maildir"
+    maildir: str = "outbox"
+    from_address: str = "alerts@example.org"
+    from_name: str = "Neighbourhood Alerts"
+    reply_domain: str = "reply.example.org"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_timeout: float = 30.0
+    concurrency: int = 20
+    rate_per_second: float = 0
+    max_attempts: int = 8
+    retry_base_seconds: float = 60.0
+    lease_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    base_url: str = "http://127.0.0.1:8000"
+    secret_key: str = DEFAULT_SECRET_KEY
+
+
+@dataclass(frozen=True)
+class SchedulerSettings:
+    timezone: str = "Europe/London"
+    digest_cron: str = "0 16 * * fri"
+    collect_minutes: int = 15
+
+
+@dataclass(frozen=True)
+class SourcesSettings:
+    policeuk_base_url: str = "https://data.police.uk/api"
+    fetch_timeout: float = 20.0
+    user_agent: str = "neighbourhood-alerts/0.1 (+https://github.com/neighbourhood-alerts)"
+    calendar_weeks: int = 6
+    max_item_age_days: int = 30
+
+
+@dataclass(frozen=True)
+class InboundSettings:
+    lmtp: str = ""
+    imap_host: str = ""
+
+
+@dataclass(frozen=True)
+class ForceSettings:
+    """Who the footer tells residents to contact; every message repeats it."""
+
+    name: str = "your local police force"
+    report_online_url: str = "https://www.police.uk/pu/contact-us/"
+    crimestoppers_phone: str = "0800 555 111"
+    crimestoppers_url: str = "https://crimestoppers-uk.org/"
+
+
+@dataclass(frozen=True)
+class Settings:
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    mail: MailSettings = field(default_factory=MailSettings)
+    web: WebSettings = field(default_factory=WebSettings)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    sources: SourcesSettings = field(default_factory=SourcesSettings)
+    inbound: InboundSettings = field(default_factory=InboundSettings)
+    force: ForceSettings = field(default_factory=ForceSettings)
+    demo: bool = False
+    source_file: str | None = None
+
+    def require_secret_key(self) -> None:
+        """Refuse the well-known default key anywhere but the demo."""
+        if not self.demo and self.web.secret_key == DEFAULT_SECRET_KEY:
+            where = self.source_file or "the built-in defaults"
+            raise ConfigError(
+                f"web.secret_key is still the default {DEFAULT_SECRET_KEY!r} ({where}); "
+                "set a long random value in the config or ALERTS_WEB_SECRET_KEY"
+            )
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "database": DatabaseSettings,
+    "mail": MailSettings,
+    "web": WebSettings,
+    "scheduler": SchedulerSettings,
+    "sources": SourcesSettings,
+    "inbound": InboundSettings,
+    "force": ForceSettings,
+}
+
+
+def _coerce(section: str, key: str, value: Any, default: Any, origin: str) -> Any:
+    name = f"{section}.{key}"
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.strip().lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{name} in {origin} must be true or false, not {value!r}")
+    if isinstance(default, int) and not isinstance(value, bool):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} in {origin} must be a whole number, not {value!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{name} in {origin} must be a number, not {value!r}") from None
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} in {origin} must be a string, not {value!r}")
+    return value
+
+
+def _overlay(
+    base: Settings, data: Mapping[str, Any], origin: str, *, strict: bool = True
+) -> Settings:
+    changes: dict[str, Any] = {}
+    for section, values in data.items():
+        if section == "demo":
+            changes["demo"] = _coerce("", "demo", values, False, origin)
+            continue
+        if section not in _SECTIONS:
+            if strict:
+                raise ConfigError(f"unknown section [{section}] in {origin}")
+            continue
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"[{section}] in {origin} must be a table")
+        current = changes.get(section, getattr(base, section))
+        known = {f.name for f in dataclasses.fields(current)}
+        updates: dict[str, Any] = {}
+        for key, value in values.items():
+            if key not in known:
+                raise ConfigError(f"unknown key {section}.{key} in {origin}")
+            updates[key] = _coerce(section, key, value, getattr(current, key), origin)
+        changes[section] = dataclasses.replace(current, **updates)
+    return dataclasses.replace(base, **changes)
+
+
+def _environment_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    overrides: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith("ALERTS_") or name == "ALERTS_CONFIG":
+            continue
+        rest = name[len("ALERTS_") :].lower()
+        for section, cls in _SECTIONS.items():
+            prefix = section + "_"
+            if rest.startswith(prefix):
+                key = rest[len(prefix) :]
+                if key in {f.name for f in dataclasses.fields(cls)}:
+                    overrides.setdefault(section, {})[key] = value
+                break
+    return overrides
+
+
+def config_path(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
+    """`--config FILE`, else $ALERTS_CONFIG, else ./alerts.toml if present, else none."""
+    if explicit:
+        return Path(explicit)
+    if environ.get("ALERTS_CONFIG"):
+        return Path(environ["ALERTS_CONFIG"])
+    local = Path("alerts.toml")
+    return local if local.exists() else None
+
+
+def load_settings(
+    path: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Defaults, then the TOML file (if any), then ALERTS_* variables."""
+    env = os.environ if environ is None else environ
+    settings = Settings()
+    file = config_path(str(path) if path else None, env)
+    if file is not None:
+        try:
+            data = tomllib.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {file} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {file} is not valid TOML: {exc}") from None
+        settings = _overlay(settings, data, str(file))
+        settings = dataclasses.replace(settings, source_file=str(file))
+    settings = _overlay(settings, _environment_overrides(env), "the environment")
+    _validate(settings)
+    return settings
+
+
+def _validate(settings: Settings) -> None:
+    if settings.mail.transport not in ("maildir", "smtp"):
+        raise ConfigError(
+            f"mail.transport must be \"maildir\" or \"smtp\", not {settings.mail.transport!r}"
+        )
+    if settings.mail.concurrency < 1:
+        raise ConfigError("mail.concurrency must be at least 1")
+    if not settings.web.base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"web.base_url must start with http:// or https://, not "
+                          f"{settings.web.base_url!r}")

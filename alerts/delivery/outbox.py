@@ -1,0 +1,148 @@
+"""The outbox: one Delivery row per (message, subscriber), claimed with a lease, retried.
+
+A sender claims due rows by moving them to `sending` with a lease in one atomic
+statement, so two senders never take the same row; a sender that dies leaves rows whose
+lease runs out and which the next claim takes again.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import (
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from subscriptions.base import Base, utcnow
+
+
+class DeliveryStatus(StrEnum):
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class Delivery(Base):
+    __tablename__ = "deliveries"
+    __table_args__ = (
+        UniqueConstraint("message_id", "subscriber_id"),
+        Index("ix_deliveries_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_until: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def claim_due(session: Session, *, limit: int, lease_seconds: int, now: datetime) -> list[int]:
+    """Lease up to `limit` due rows to the caller and return their ids (commits)."""
+    due = or_(
+        and_(Delivery.status == DeliveryStatus.QUEUED, Delivery.next_attempt_at <= now),
+        and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
+    )
+    candidates = (
+        select(Delivery.id).where(due).order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        candidates = candidates.with_for_update(skip_locked=True)
+    claimed = session.scalars(
+        update(Delivery)
+        .where(Delivery.id.in_(candidates.scalar_subquery()), due)
+        .values(
+            status=DeliveryStatus.SENDING,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            attempts=Delivery.attempts + 1,
+        )
+        .returning(Delivery.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    session.commit()
+    return sorted(claimed)
+
+
+def mark_sent(session: Session, delivery_id: int, now: datetime) -> None:
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id)
+        .values(status=DeliveryStatus.SENT, sent_at=now, lease_until=None, last_error=None)
+    )
+
+
+def mark_cancelled(session: Session, delivery_id: int, reason: str) -> None:
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id)
+        .values(status=DeliveryStatus.CANCELLED, lease_until=None, last_error=reason)
+    )
+
+
+def mark_failed(session: Session, delivery_id: int, reason: str) -> None:
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id)
+        .values(status=DeliveryStatus.FAILED, lease_until=None, last_error=reason)
+    )
+
+
+def retry_delay(attempts: int, base_seconds: float, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter: up to base * 2**(attempts-1), capped at a day."""
+    ceiling = min(base_seconds * (2 ** max(attempts - 1, 0)), 86_400.0)
+    return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+def mark_for_retry(
+    session: Session,
+    delivery_id: int,
+    reason: str,
+    *,
+    attempts: int,
+    max_attempts: int,
+    base_seconds: float,
+    now: datetime,
+) -> bool:
+    """Queue the row again after a backoff, or fail it past `max_attempts`; True if retried."""
+    if attempts >= max_attempts:
+        mark_failed(session, delivery_id, f"gave up after {attempts} attempts: {reason}")
+        return False
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id)
+        .values(
+            status=DeliveryStatus.QUEUED,
+            lease_until=None,
+            last_error=reason,
+            next_attempt_at=now + timedelta(seconds=retry_delay(attempts, base_seconds)),
+        )
+    )
+    return True
+
+
+def outbox_counts(session: Session) -> dict[str, int]:
+    rows = session.execute(
+        select(Delivery.status, func.count()).group_by(Delivery.status)
+    ).tuples()
+    return {status: count for status, count in rows}
+

@@ -1,0 +1,28 @@
+"""Every table of the product, imported in one place so that the metadata is complete.
+
+Alembic's autogenerate and the test fixtures read `metadata` from here.
+"""
+
+from __future__ import annotations
+
+from alerts.delivery.outbox import Delivery
+from alerts.items import Item
+from alerts.messages import Message, MessageItem
+from alerts.sources.registry import Source
+from subscriptions.base import Base
+from subscriptions.subscribers import Subscriber, Subscription
+from subscriptions.wards import Ward
+
+metadata = Base.metadata
+
+__all__ = [
+    "Delivery",
+    "Item",
+    "Message",
+    "MessageItem",
+    "Source",
+    "Subscriber",
+    "Subscription",
+    "Ward",
+    "metadata",
+]

@@ -1,0 +1,101 @@
+"""The Source table and the commands that add, list and remove sources of a ward."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from subscriptions.base import Base, utcnow
+from subscriptions.wards import Ward, get_ward
+
+
+class SourceKind(StrEnum):
+    RSS = "rss"
+    ATOM = "atom"
+    ICS = "ics"
+    POLICEUK = "policeuk"
+    OFFICER = "officer"
+
+
+FETCHED_KINDS = (SourceKind.RSS, SourceKind.ATOM, SourceKind.ICS)
+
+
+class SourceError(Exception):
+    """A source could not be added or collected; the message names it and says why."""
+
+
+class Source(Base):
+    __tablename__ = "sources"
+    __table_args__ = (UniqueConstraint("ward_id", "kind", "url"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ward_id: Mapped[int] = mapped_column(ForeignKey("wards.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    url: Mapped[str] = mapped_column(String(2000))
+    etag: Mapped[str | None] = mapped_column(String(500), default=None)
+    last_modified: Mapped[str | None] = mapped_column(String(100), default=None)
+    last_fetched_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_ok_at: Mapped[datetime | None] = mapped_column(default=None)
+    last_error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    ward: Mapped[Ward] = relationship()
+
+    def describe(self) -> str:
+        return f"source {self.id} ({self.kind} {self.url})"
+
+
+def add_source(session: Session, ward_code: str, kind: str, url: str) -> Source:
+    ward = get_ward(session, ward_code)
+    try:
+        source_kind = SourceKind(kind)
+    except ValueError:
+        raise SourceError(f"unknown source kind {kind!r}") from None
+    if source_kind == SourceKind.OFFICER:
+        raise SourceError("officer posts need no source: use `alerts post`")
+    url = url.strip()
+    if source_kind in FETCHED_KINDS:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise SourceError(f"{url!r} is not an http(s) URL")
+    existing = session.scalar(
+        select(Source).where(Source.ward_id == ward.id, Source.kind == kind, Source.url == url)
+    )
+    if existing is not None:
+        raise SourceError(f"ward {ward.code} already has {existing.describe()}")
+    source = Source(ward_id=ward.id, kind=source_kind, url=url)
+    session.add(source)
+    session.flush()
+    return source
+
+
+def officer_source(session: Session, ward: Ward) -> Source:
+    """The ward's own source for posts written with `alerts post`, made on first use."""
+    source = session.scalar(
+        select(Source).where(Source.ward_id == ward.id, Source.kind == SourceKind.OFFICER)
+    )
+    if source is None:
+        source = Source(ward_id=ward.id, kind=SourceKind.OFFICER, url=f"officer:{ward.code}")
+        session.add(source)
+        session.flush()
+    return source
+
+
+def list_sources(session: Session, ward_code: str | None = None) -> list[Source]:
+    query = select(Source).order_by(Source.id)
+    if ward_code is not None:
+        query = query.where(Source.ward_id == get_ward(session, ward_code).id)
+    return list(session.scalars(query))
+
+
+def remove_source(session: Session, source_id: int) -> Source:
+    source = session.get(Source, source_id)
+    if source is None:
+        raise SourceError(f"no source with id {source_id} (see `alerts sources list`)")
+    session.delete(source)
+    session.flush()
+    return source

@@ -1,0 +1,38 @@
+"""Consent: how a subscription came to be, recorded so that it can be shown later.
+
+Each subscription keeps when consent was given, how (the method), where (the page, file
+or command) and which wording the resident saw. The wording is versioned here so that an
+export can say exactly what a resident agreed to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class ConsentMethod(StrEnum):
+    WEB_FORM = "web"
+    CSV_IMPORT = "import"
+    OFFICER_CLI = "cli"
+    DEMO = "demo"
+
+
+WORDING = {
+    "2026-11": (
+        "I would like to receive emails from my Safer Neighbourhood Team about my ward: "
+        "team news, contact sessions, crime-prevention advice and urgent alerts. I can "
+        "change how often or leave at any time from a link in every email."
+    ),
+}
+CURRENT_WORDING = "2026-11"
+
+
+@dataclass(frozen=True)
+class Consent:
+    at: datetime
+    method: ConsentMethod
+    source: str
+    wording_version: str = CURRENT_WORDING
+    prior_consent_declared: bool = False

@@ -1,0 +1,196 @@
+"""Subscribers and their subscriptions: one row per (resident, ward), with status and consent."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from subscriptions.addresses import normalise_address
+from subscriptions.base import Base, utcnow
+from subscriptions.consent import Consent
+from subscriptions.wards import Ward, get_ward
+
+
+class Frequency(StrEnum):
+    IMMEDIATE = "immediate"
+    DAILY = "daily"
+    WEEKLY = "weekly"
+
+
+class Status(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+class SubscriberError(ValueError):
+    """A subscriber or subscription cannot be changed as asked; the message says why."""
+
+
+class Subscriber(Base):
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    subscriptions: Mapped[list[Subscription]] = relationship(
+        back_populates="subscriber", cascade="all, delete-orphan"
+    )
+
+
+class Subscription(Base):
+    __tablename__ = "subscriptions"
+    __table_args__ = (UniqueConstraint("subscriber_id", "ward_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
+    )
+    ward_id: Mapped[int] = mapped_column(ForeignKey("wards.id", ondelete="CASCADE"), index=True)
+    frequency: Mapped[str] = mapped_column(String(16), default=Frequency.WEEKLY)
+    status: Mapped[str] = mapped_column(String(16), default=Status.PENDING)
+    scheme: Mapped[str | None] = mapped_column(String(200), default=None)
+    consent_at: Mapped[datetime]
+    consent_method: Mapped[str] = mapped_column(String(16))
+    consent_source: Mapped[str] = mapped_column(String(300), default="")
+    consent_wording: Mapped[str] = mapped_column(String(32))
+    consent_prior_declared: Mapped[bool] = mapped_column(default=False)
+    confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
+    unsubscribed_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
+    ward: Mapped[Ward] = relationship()
+
+
+def parse_frequency(value: str) -> Frequency:
+    try:
+        return Frequency(value.strip().lower())
+    except ValueError:
+        allowed = ", ".join(f.value for f in Frequency)
+        raise SubscriberError(f"frequency {value!r} is not one of {allowed}") from None
+
+
+def find_subscriber(session: Session, email: str) -> Subscriber | None:
+    return session.scalar(select(Subscriber).where(Subscriber.email == normalise_address(email)))
+
+
+def subscribe(
+    session: Session,
+    email: str,
+    ward_code: str,
+    consent: Consent,
+    *,
+    frequency: Frequency = Frequency.WEEKLY,
+    name: str = "",
+    scheme: str | None = None,
+    confirmed: bool = False,
+) -> Subscription:
+    """Create or renew a subscription; an existing one keeps its history but takes the new
+    frequency, and is confirmed only when `confirmed` says prior consent was given."""
+    address = normalise_address(email)
+    ward = get_ward(session, ward_code)
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    if subscriber is None:
+        subscriber = Subscriber(email=address, name=name.strip())
+        session.add(subscriber)
+        session.flush()
+    elif name.strip() and not subscriber.name:
+        subscriber.name = name.strip()
+    subscription = session.scalar(
+        select(Subscription).where(
+            Subscription.subscriber_id == subscriber.id, Subscription.ward_id == ward.id
+        )
+    )
+    if subscription is None:
+        subscription = Subscription(
+            subscriber_id=subscriber.id,
+            ward_id=ward.id,
+            status=Status.PENDING,
+            consent_at=consent.at,
+            consent_method=consent.method,
+            consent_source=consent.source,
+            consent_wording=consent.wording_version,
+            consent_prior_declared=consent.prior_consent_declared,
+        )
+        session.add(subscription)
+    elif subscription.status == Status.UNSUBSCRIBED:
+        subscription.status = Status.PENDING
+        subscription.unsubscribed_at = None
+        subscription.consent_at = consent.at
+        subscription.consent_method = consent.method
+        subscription.consent_source = consent.source
+        subscription.consent_wording = consent.wording_version
+        subscription.consent_prior_declared = consent.prior_consent_declared
+    subscription.frequency = frequency
+    if scheme:
+        subscription.scheme = scheme
+    if confirmed and subscription.status != Status.CONFIRMED:
+        subscription.status = Status.CONFIRMED
+        subscription.confirmed_at = consent.at
+    session.flush()
+    return subscription
+
+
+def unsubscribe_everywhere(session: Session, email: str) -> int:
+    """Mark every subscription of the address unsubscribed; return how many changed."""
+    subscriber = find_subscriber(session, email)
+    if subscriber is None:
+        raise SubscriberError("no subscriber with that address")
+    changed = 0
+    for subscription in subscriber.subscriptions:
+        if subscription.status != Status.UNSUBSCRIBED:
+            subscription.status = Status.UNSUBSCRIBED
+            subscription.unsubscribed_at = utcnow()
+            changed += 1
+    session.flush()
+    return changed
+
+
+@dataclass(frozen=True)
+class SubscriptionRecord:
+    """One subscription as an export row shows it."""
+
+    email: str
+    ward: str
+    name: str
+    frequency: str
+    scheme: str
+    status: str
+    consent_at: datetime
+    consent_method: str
+    consent_source: str
+    consent_wording: str
+
+
+def iter_subscriptions(session: Session, ward_code: str | None = None) -> Iterator[
+    SubscriptionRecord
+]:
+    query = (
+        select(Subscription, Subscriber, Ward)
+        .join(Subscriber, Subscription.subscriber_id == Subscriber.id)
+        .join(Ward, Subscription.ward_id == Ward.id)
+        .order_by(Ward.code, Subscriber.email)
+    )
+    if ward_code is not None:
+        query = query.where(Ward.id == get_ward(session, ward_code).id)
+    for subscription, subscriber, ward in session.execute(query).tuples():
+        yield SubscriptionRecord(
+            email=subscriber.email,
+            ward=ward.code,
+            name=subscriber.name,
+            frequency=subscription.frequency,
+            scheme=subscription.scheme or "",
+            status=subscription.status,
+            consent_at=subscription.consent_at,
+            consent_method=subscription.consent_method,
+            consent_source=subscription.consent_source,
+            consent_wording=subscription.consent_wording,
+        )

@@ -1,0 +1,126 @@
+"""Wards: the unit residents subscribe to and officers post for."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from subscriptions.addresses import AddressError, normalise_address
+from subscriptions.base import Base, utcnow
+
+WARD_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+
+
+class WardError(ValueError):
+    """A ward cannot be added or changed; the message says why."""
+
+
+class Ward(Base):
+    __tablename__ = "wards"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    team_email: Mapped[str] = mapped_column(String(320))
+    digest_cron: Mapped[str | None] = mapped_column(String(100), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+@dataclass(frozen=True)
+class WardRow:
+    """One ward as read from a CSV file, before it is stored."""
+
+    line: int
+    code: str
+    name: str
+    team_email: str
+
+
+def check_ward(code: str, name: str, team_email: str) -> tuple[str, str, str]:
+    """Validate and normalise a ward's fields; raise WardError naming the bad one."""
+    code = code.strip()
+    if not WARD_CODE.match(code):
+        raise WardError(
+            f"ward code {code!r} must be 1-32 letters, digits, '-' or '_', starting with a "
+            "letter or digit"
+        )
+    name = " ".join(name.split())
+    if not name:
+        raise WardError(f"ward {code}: the name is empty")
+    try:
+        team = normalise_address(team_email)
+    except AddressError as exc:
+        raise WardError(f"ward {code}: team email {exc}") from None
+    return code, name, team
+
+
+def add_ward(session: Session, code: str, name: str, team_email: str) -> Ward:
+    code, name, team = check_ward(code, name, team_email)
+    if find_ward(session, code) is not None:
+        raise WardError(f"ward code {code!r} is already taken")
+    ward = Ward(code=code, name=name, team_email=team)
+    session.add(ward)
+    session.flush()
+    return ward
+
+
+def find_ward(session: Session, code: str) -> Ward | None:
+    return session.scalar(select(Ward).where(Ward.code == code.strip()))
+
+
+def get_ward(session: Session, code: str) -> Ward:
+    ward = find_ward(session, code)
+    if ward is None:
+        raise WardError(f"no ward with code {code!r} (see `alerts wards list`)")
+    return ward
+
+
+def list_wards(session: Session) -> list[Ward]:
+    return list(session.scalars(select(Ward).order_by(Ward.code)))
+
+
+def parse_wards_csv(text: str) -> tuple[list[WardRow], list[str]]:
+    """Read `code,name,team_email` rows; return the good rows and one error per bad row."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    missing = {"code", "name", "team_email"} - {
+        (h or "").strip().lower() for h in reader.fieldnames or []
+    }
+    if missing:
+        raise WardError(f"the header row lacks the column(s) {', '.join(sorted(missing))}")
+    rows: list[WardRow] = []
+    errors: list[str] = []
+    seen: set[str] = set()
+    for record in reader:
+        line = reader.line_num
+        values = {(k or "").strip().lower(): (v or "") for k, v in record.items()}
+        try:
+            code, name, team = check_ward(values["code"], values["name"], values["team_email"])
+        except WardError as exc:
+            errors.append(f"line {line}: {exc}")
+            continue
+        if code in seen:
+            errors.append(f"line {line}: ward code {code!r} appears twice in the file")
+            continue
+        seen.add(code)
+        rows.append(WardRow(line, code, name, team))
+    return rows, errors
+
+
+def import_wards(session: Session, rows: list[WardRow]) -> tuple[int, list[str]]:
+    """Store new wards; a code already taken is reported, not overwritten."""
+    added = 0
+    errors: list[str] = []
+    for row in rows:
+        if find_ward(session, row.code) is not None:
+            errors.append(f"line {row.line}: ward code {row.code!r} is already taken")
+            continue
+        session.add(Ward(code=row.code, name=row.name, team_email=row.team_email))
+        added += 1
+    session.flush()
+    return added, errors

@@ -1,0 +1,38 @@
+"""Small factories that build test data through the product's own services."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from subscriptions.base import utcnow
+from subscriptions.consent import Consent, ConsentMethod
+from subscriptions.subscribers import Frequency, Subscription, subscribe
+from subscriptions.wards import Ward, add_ward
+
+_counter = itertools.count(1)
+
+
+def make_ward(session: Session, code: str | None = None, name: str | None = None) -> Ward:
+    n = next(_counter)
+    code = code or f"W{n:03d}"
+    return add_ward(session, code, name or f"Ward {code}", f"team-{code.lower()}@police.example")
+
+
+def make_subscriber(
+    session: Session,
+    ward: Ward,
+    email: str | None = None,
+    *,
+    confirmed: bool = True,
+    frequency: Frequency = Frequency.WEEKLY,
+    name: str = "",
+    at: datetime | None = None,
+) -> Subscription:
+    email = email or f"resident{next(_counter)}@home.example"
+    consent = Consent(at=at or utcnow(), method=ConsentMethod.OFFICER_CLI, source="tests",
+                      prior_consent_declared=confirmed)
+    return subscribe(session, email, ward.code, consent, frequency=frequency, name=name,
+                     confirmed=confirmed)

@@ -1,0 +1,134 @@
+"""Real servers on loopback for the tests: an HTTP server for feeds, an SMTP sink (aiosmtpd)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+@dataclass
+class Resource:
+    body: bytes
+    status: int = 200
+    content_type: str = "application/xml"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class FeedServer:
+    """Serves `resources` by path; records each request's path and headers."""
+
+    base_url: str
+    resources: dict[str, Resource]
+    requests: list[tuple[str, dict[str, str]]]
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def put(self, path: str, body: bytes | str, **kwargs: Any) -> str:
+        data = body.encode() if isinstance(body, str) else body
+        self.resources[path] = Resource(data, **kwargs)
+        return self.url(path)
+
+
+@contextmanager
+def feed_server() -> Iterator[FeedServer]:
+    resources: dict[str, Resource] = {}
+    requests: list[tuple[str, dict[str, str]]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append((self.path, dict(self.headers.items())))
+            resource = resources.get(self.path)
+            if resource is None:
+                self.send_response(404)
+                self.end_headers()
+                return
+            etag = resource.headers.get("ETag")
+            if etag and self.headers.get("If-None-Match") == etag:
+                self.send_response(304)
+                self.end_headers()
+                return
+            self.send_response(resource.status)
+            self.send_header("Content-Type", resource.content_type)
+            self.send_header("Content-Length", str(len(resource.body)))
+            for name, value in resource.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(resource.body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield FeedServer(f"http://127.0.0.1:{server.server_address[1]}", resources, requests)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = message_from_bytes(self.data, policy=policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+class SinkHandler:
+    """Accepts every message, unless `reject` maps a recipient to an SMTP reply."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.reject: dict[str, str] = {}
+        self.connections = 0
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address in self.reject:
+            return self.reject[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        data = envelope.original_content or b""
+        self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), data))
+        return "250 Message accepted"
+
+
+class _CountingController(Controller):
+    def factory(self) -> SMTP:
+        handler = self.handler
+        assert isinstance(handler, SinkHandler)
+        handler.connections += 1
+        return SMTP(handler, enable_SMTPUTF8=True)
+
+
+@contextmanager
+def smtp_sink() -> Iterator[tuple[SinkHandler, int]]:
+    """An aiosmtpd server on a free loopback port; yields (handler, port)."""
+    handler = SinkHandler()
+    controller = _CountingController(handler, hostname="127.0.0.1", port=0)
+    controller.start()
+    try:
+        yield handler, controller.server.sockets[0].getsockname()[1]
+    finally:
+        controller.stop()
