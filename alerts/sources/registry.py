@@ -57,6 +57,8 @@ def add_source(session: Session, ward_code: str, kind: str, url: str) -> Source:
         raise SourceError(f"unknown source kind {kind!r}") from None
     if source_kind == SourceKind.OFFICER:
         raise SourceError("officer posts need no source: use `alerts post`")
+    if source_kind == SourceKind.POLICEUK:
+        raise SourceError("the policeuk source kind is not available yet (planned with the scheduler)")
     url = url.strip()
     if source_kind in FETCHED_KINDS:
         parts = urlsplit(url)
