@@ -1,0 +1,16 @@
+"""The `alerts` command line: one module per command group, each a thin call into a service."""
+
+from __future__ import annotations
+
+from alerts.cli.app import cli
+from alerts.cli import collect, deliver, demo, digest, post, setup, sources, subscribers, wards
+
+for module in (setup, wards, sources, collect, post, digest, deliver, subscribers, demo):
+    module.register(cli)
+
+
+def main() -> None:
+    cli(prog_name="alerts")
+
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,66 @@
+"""`alerts digest preview|send`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from alerts.cli.app import Runtime, fail, pass_runtime, print_json
+from alerts.digests.publish import preview_digest, queue_digests
+from alerts.messages import PREFERENCES_MARK, UNSUBSCRIBE_MARK
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(digest)
+
+
+@click.group()
+def digest() -> None:
+    """Ward digests: what is new since each ward's last one."""
+
+
+@digest.command()
+@click.option("--ward", "ward_code", required=True, metavar="CODE")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE.html",
+              help="Write the HTML a resident would see (default: print the text part).")
+@pass_runtime
+def preview(runtime: Runtime, ward_code: str, out: Path | None) -> None:
+    """Show the ward's next digest without sending or recording anything."""
+    with runtime.sessions()() as session:
+        rendered = preview_digest(session, ward_code, runtime.settings)
+    if rendered is None:
+        click.echo(f"ward {ward_code} has nothing new since its last digest: none would be sent")
+        return
+    base = runtime.settings.web.base_url.rstrip("/")
+    def links(body: str) -> str:
+        return body.replace(UNSUBSCRIBE_MARK, f"{base}/unsubscribe").replace(
+            PREFERENCES_MARK, f"{base}/preferences"
+        )
+    if out is None:
+        click.echo(f"Subject: {rendered.subject}\n")
+        click.echo(links(rendered.text))
+        return
+    out.write_text(links(rendered.html), encoding="utf-8")
+    click.echo(f"wrote the preview of {rendered.subject!r} to {out}")
+
+
+@digest.command()
+@click.option("--ward", "ward_code", metavar="CODE", help="One ward.")
+@click.option("--all", "all_wards", is_flag=True, help="Every ward.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
+@pass_runtime
+def send(runtime: Runtime, ward_code: str | None, all_wards: bool, as_json: bool) -> None:
+    """Queue digests now, whatever the schedule; `alerts deliver` sends them."""
+    if bool(ward_code) == all_wards:
+        fail("give exactly one of --ward CODE or --all")
+    outcomes = queue_digests(runtime.sessions(), runtime.settings, ward_code=ward_code)
+    if as_json:
+        print_json([{**o.__dict__, "queued": o.queued} for o in outcomes])
+        return
+    for o in outcomes:
+        if o.queued:
+            click.echo(f"ward {o.ward_code}: digest {o.message_id} with {o.items} item(s) "
+                       f"queued for {o.deliveries} subscriber(s)")
+        else:
+            click.echo(f"ward {o.ward_code}: no digest ({o.reason})")

@@ -1,0 +1,79 @@
+"""`alerts post`: an officer's own post, advice or contact session for a ward."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import click
+
+from alerts.cli.app import Runtime, fail, pass_runtime
+from alerts.db import transaction
+from alerts.items import ItemKind, store_items
+from alerts.sources.officer import officer_item
+from alerts.sources.registry import officer_source
+from subscriptions.base import utcnow
+from subscriptions.wards import get_ward
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(post)
+
+
+def parse_time(option: str, value: str | None, zone: ZoneInfo) -> datetime | None:
+    """ISO 8601; a time without a zone is read in the scheduler's time zone."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        fail(f"{option} {value!r} is not an ISO 8601 time such as 2026-12-05T10:00")
+    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+
+
+@click.command()
+@click.option("--ward", "ward_code", required=True, metavar="CODE")
+@click.option("--title", required=True, metavar="T")
+@click.option("--body", metavar="T", help="The text (plain text or simple HTML).")
+@click.option("--body-file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              metavar="F", help="Read the text from a file.")
+@click.option("--kind", type=click.Choice(["post", "advice", "session"]), default="post",
+              show_default=True)
+@click.option("--starts", metavar="ISO", help="A session's start, e.g. 2026-12-05T10:00.")
+@click.option("--ends", metavar="ISO", help="A session's end.")
+@click.option("--location", metavar="TEXT", help="Where a session is held.")
+@click.option("--urgent", is_flag=True, help="Send at once to every confirmed subscriber.")
+@pass_runtime
+def post(
+    runtime: Runtime,
+    ward_code: str,
+    title: str,
+    body: str | None,
+    body_file: Path | None,
+    kind: str,
+    starts: str | None,
+    ends: str | None,
+    location: str | None,
+    urgent: bool,
+) -> None:
+    """Publish a post, advice or contact session to a ward's next digest."""
+    if urgent:
+        fail("--urgent is not available yet: urgent alerts come with the scheduler")
+    if (body is None) == (body_file is None):
+        fail("give the text with exactly one of --body or --body-file")
+    text = body_file.read_text(encoding="utf-8") if body_file is not None else body or ""
+    zone = ZoneInfo(runtime.settings.scheduler.timezone)
+    item = officer_item(
+        title=title,
+        body=text,
+        kind=ItemKind(kind),
+        starts=parse_time("--starts", starts, zone),
+        ends=parse_time("--ends", ends, zone),
+        location=location,
+        now=utcnow(),
+    )
+    with transaction(runtime.sessions()) as session:
+        ward = get_ward(session, ward_code)
+        store_items(session, officer_source(session, ward), [item])
+    click.echo(f"posted {kind} {title!r} to ward {ward.code}; it goes in the next digest")

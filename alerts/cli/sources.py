@@ -1,0 +1,69 @@
+"""`alerts sources add|list|remove`."""
+
+from __future__ import annotations
+
+import click
+
+from alerts.cli.app import Runtime, pass_runtime, print_json
+from alerts.db import transaction
+from alerts.sources.registry import add_source, list_sources, remove_source
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(sources)
+
+
+@click.group()
+def sources() -> None:
+    """Feeds and calendars that a ward's items are collected from."""
+
+
+@sources.command("add")
+@click.option("--ward", "ward_code", required=True, metavar="CODE")
+@click.option("--kind", required=True, type=click.Choice(["rss", "atom", "ics", "policeuk"]))
+@click.argument("url")
+@pass_runtime
+def add(runtime: Runtime, ward_code: str, kind: str, url: str) -> None:
+    """Add a source of KIND at URL to a ward."""
+    with transaction(runtime.sessions()) as session:
+        source = add_source(session, ward_code, kind, url)
+        click.echo(f"added {source.describe()} to ward {source.ward.code}")
+
+
+@sources.command("list")
+@click.option("--ward", "ward_code", metavar="CODE")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_runtime
+def list_(runtime: Runtime, ward_code: str | None, as_json: bool) -> None:
+    """List sources, with when each was last collected and its last error."""
+    with runtime.sessions()() as session:
+        rows = [
+            {
+                "id": s.id,
+                "ward": s.ward.code,
+                "kind": s.kind,
+                "url": s.url,
+                "last_fetched_at": s.last_fetched_at.isoformat() if s.last_fetched_at else None,
+                "last_ok_at": s.last_ok_at.isoformat() if s.last_ok_at else None,
+                "last_error": s.last_error,
+            }
+            for s in list_sources(session, ward_code)
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        state = f"error: {row['last_error']}" if row["last_error"] else (
+            f"ok {row['last_ok_at']}" if row["last_ok_at"] else "never collected"
+        )
+        click.echo(f"{row['id']:>4}  {row['ward']:<10} {row['kind']:<8} {row['url']}  [{state}]")
+
+
+@sources.command("remove")
+@click.argument("source_id", type=int, metavar="ID")
+@pass_runtime
+def remove(runtime: Runtime, source_id: int) -> None:
+    """Remove a source and the items collected from it."""
+    with transaction(runtime.sessions()) as session:
+        source = remove_source(session, source_id)
+        click.echo(f"removed {source.describe()}")

@@ -1,0 +1,101 @@
+"""`alerts subscribers add|import|export|remove`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from alerts.cli.app import Runtime, fail, pass_runtime, warn
+from alerts.db import transaction
+from subscriptions.base import utcnow
+from subscriptions.consent import Consent, ConsentMethod
+from subscriptions.csv_io import CsvError, decode, import_rows, read_subscribers, write_records
+from subscriptions.subscribers import (
+    Frequency,
+    iter_subscriptions,
+    parse_frequency,
+    subscribe,
+    unsubscribe_everywhere,
+)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(subscribers)
+
+
+@click.group()
+def subscribers() -> None:
+    """Residents and the wards they subscribe to."""
+
+
+@subscribers.command("add")
+@click.argument("email")
+@click.option("--ward", "ward_code", required=True, metavar="CODE")
+@click.option("--frequency", type=click.Choice([f.value for f in Frequency]),
+              default=Frequency.WEEKLY.value, show_default=True)
+@click.option("--name", default="", help="How emails greet the resident.")
+@click.option("--confirmed", is_flag=True,
+              help="The resident already gave consent elsewhere (recorded as such).")
+@pass_runtime
+def add(runtime: Runtime, email: str, ward_code: str, frequency: str, name: str,
+        confirmed: bool) -> None:
+    """Subscribe EMAIL to a ward."""
+    consent = Consent(at=utcnow(), method=ConsentMethod.OFFICER_CLI, source="alerts subscribers add",
+                      prior_consent_declared=confirmed)
+    with transaction(runtime.sessions()) as session:
+        subscription = subscribe(session, email, ward_code, consent,
+                                 frequency=parse_frequency(frequency), name=name,
+                                 confirmed=confirmed)
+        click.echo(f"subscribed to ward {ward_code} ({subscription.frequency}, "
+                   f"{subscription.status})")
+
+
+@subscribers.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--confirmed", is_flag=True,
+              help="Every resident in the file already gave consent (recorded as such).")
+@pass_runtime
+def import_(runtime: Runtime, file: Path, confirmed: bool) -> None:
+    """Subscribe residents from a CSV (email,ward required; name,frequency,scheme optional).
+
+    Bad rows are reported with their line numbers and skipped; the good rows land
+    together, or not at all if the database refuses them.
+    """
+    try:
+        rows, errors = read_subscribers(decode(file.read_bytes()))
+    except CsvError as exc:
+        fail(f"{file}: {exc}")
+    consent = Consent(at=utcnow(), method=ConsentMethod.CSV_IMPORT, source=file.name,
+                      prior_consent_declared=confirmed)
+    with transaction(runtime.sessions()) as session:
+        with click.progressbar(rows, label="importing", file=click.get_text_stream("stderr"),
+                               hidden=len(rows) < 1000) as bar:
+            imported, unknown = import_rows(session, bar, consent, confirmed=confirmed)
+    errors += unknown
+    for error in sorted(errors, key=lambda e: e.line):
+        warn(f"{file}: {error}; row skipped")
+    state = "confirmed" if confirmed else "pending confirmation"
+    click.echo(f"imported {imported} subscription(s) from {file} ({state}); "
+               f"skipped {len(errors)} bad row(s)")
+    if errors:
+        raise SystemExit(1)
+
+
+@subscribers.command("export")
+@click.option("--ward", "ward_code", metavar="CODE")
+@pass_runtime
+def export(runtime: Runtime, ward_code: str | None) -> None:
+    """Write every subscription as CSV to stdout, with status and consent."""
+    with runtime.sessions()() as session:
+        write_records(iter_subscriptions(session, ward_code), click.get_text_stream("stdout"))
+
+
+@subscribers.command("remove")
+@click.argument("email")
+@pass_runtime
+def remove(runtime: Runtime, email: str) -> None:
+    """Unsubscribe EMAIL from every ward (the record of consent is kept)."""
+    with transaction(runtime.sessions()) as session:
+        changed = unsubscribe_everywhere(session, email)
+    click.echo(f"unsubscribed from {changed} ward(s)")

@@ -1,0 +1,101 @@
+"""`alerts wards add|import|list|set`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from apscheduler.triggers.cron import CronTrigger
+
+from alerts.cli.app import Runtime, fail, pass_runtime, print_json, warn
+from alerts.db import transaction
+from subscriptions.wards import (
+    WardError,
+    add_ward,
+    get_ward,
+    import_wards,
+    list_wards,
+    parse_wards_csv,
+)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(wards)
+
+
+@click.group()
+def wards() -> None:
+    """Wards: the areas residents subscribe to."""
+
+
+@wards.command("add")
+@click.argument("code")
+@click.argument("name")
+@click.option("--team-email", required=True, metavar="ADDR", help="The ward team's inbox.")
+@pass_runtime
+def add(runtime: Runtime, code: str, name: str, team_email: str) -> None:
+    """Add a ward with its CODE and NAME."""
+    with transaction(runtime.sessions()) as session:
+        ward = add_ward(session, code, name, team_email)
+        click.echo(f"added ward {ward.code} ({ward.name})")
+
+
+@wards.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_runtime
+def import_(runtime: Runtime, file: Path) -> None:
+    """Add wards from a CSV with the columns code,name,team_email."""
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        fail(f"{file}: not UTF-8 text (byte {exc.start}); save it as 'CSV UTF-8'")
+    try:
+        rows, errors = parse_wards_csv(text)
+    except WardError as exc:
+        fail(f"{file}: {exc}")
+    with transaction(runtime.sessions()) as session:
+        added, taken = import_wards(session, rows)
+    for error in [*errors, *taken]:
+        warn(f"{file}: {error}; row skipped")
+    click.echo(f"added {added} ward(s) from {file}; skipped {len(errors) + len(taken)} row(s)")
+    if errors or taken:
+        raise SystemExit(1)
+
+
+@wards.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_runtime
+def list_(runtime: Runtime, as_json: bool) -> None:
+    """List the wards."""
+    with runtime.sessions()() as session:
+        rows = [
+            {"code": w.code, "name": w.name, "team_email": w.team_email,
+             "digest_cron": w.digest_cron or runtime.settings.scheduler.digest_cron}
+            for w in list_wards(session)
+        ]
+    if as_json:
+        print_json(rows)
+        return
+    for row in rows:
+        click.echo(f"{row['code']:<12} {row['name']:<32} {row['team_email']:<36} "
+                   f"{row['digest_cron']}")
+
+
+@wards.command("set")
+@click.argument("code")
+@click.option("--digest-cron", metavar="CRON",
+              help='When the ward\'s digest goes out, as a crontab line ("" for the default).')
+@pass_runtime
+def set_(runtime: Runtime, code: str, digest_cron: str | None) -> None:
+    """Change a ward's settings."""
+    if digest_cron:
+        try:
+            CronTrigger.from_crontab(digest_cron, timezone=runtime.settings.scheduler.timezone)
+        except ValueError as exc:
+            fail(f"--digest-cron {digest_cron!r} is not a crontab line: {exc}")
+    with transaction(runtime.sessions()) as session:
+        ward = get_ward(session, code)
+        if digest_cron is not None:
+            ward.digest_cron = digest_cron or None
+        click.echo(f"ward {ward.code}: digest_cron "
+                   f"{ward.digest_cron or runtime.settings.scheduler.digest_cron}")

@@ -1,0 +1,150 @@
+"""The SMTP transport: a small pool of reused aiosmtplib connections to one relay.
+
+Connections open lazily, up to `mail.concurrency` of them, stay open between messages and
+say QUIT when the transport closes. Each answer from the relay becomes a transient or a
+permanent failure (4xx or 5xx); a connection that drops or times out is discarded and the
+message is retried later. A relay that cannot be reached or refuses the session (greeting,
+STARTTLS, login) is a `ServerUnavailable`: the fault is ours or the relay's, never the
+recipient's, so the rows are retried and the run stops instead of failing every row.
+
+Recipient addresses never reach the log or a failure reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from types import TracebackType
+from typing import Self
+
+from aiosmtplib import (
+    SMTP,
+    SMTPException,
+    SMTPRecipientsRefused,
+    SMTPResponseException,
+)
+
+from alerts.config import MailSettings
+from alerts.delivery.transport import (
+    DeliveryFailure,
+    PermanentFailure,
+    ServerUnavailable,
+    TransientFailure,
+    redact,
+)
+
+log = logging.getLogger(__name__)
+
+
+class SmtpTransport:
+    def __init__(self, settings: MailSettings) -> None:
+        self.settings = settings
+        self.where = f"{settings.smtp_host}:{settings.smtp_port}"
+        self._idle: list[SMTP] = []
+        self._slots = asyncio.Semaphore(max(settings.concurrency, 1))
+        self._unavailable: str | None = None
+        self.opened = 0
+
+    async def __aenter__(self) -> Self:
+        self._unavailable = None
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Say QUIT on every idle connection; one that is already gone is just closed."""
+        idle, self._idle = self._idle, []
+        for client in idle:
+            try:
+                await client.quit()
+            except (SMTPException, OSError):
+                client.close()
+
+    async def send(self, envelope_from: str, recipient: str, data: bytes) -> None:
+        async with self._slots:
+            if self._unavailable is not None:
+                raise ServerUnavailable(self._unavailable)
+            client = self._take_idle()
+            if client is None:
+                client = await self._connect()
+            try:
+                await client.sendmail(
+                    envelope_from,
+                    [recipient],
+                    data,
+                    mail_options=None if recipient.isascii() else ["SMTPUTF8"],
+                )
+            except SMTPRecipientsRefused as exc:
+                self._idle.append(client)
+                refusal = exc.recipients[0]
+                raise _answer(refusal.code, refusal.message, recipient) from None
+            except SMTPResponseException as exc:
+                # 421 means the relay is closing this connection; aiosmtplib has sent RSET
+                # for anything else, so the connection is fit to carry the next message.
+                if exc.code == 421 or not client.is_connected:
+                    client.close()
+                else:
+                    self._idle.append(client)
+                raise _answer(exc.code, exc.message, recipient) from None
+            except ValueError:
+                # aiosmtplib refuses addresses it cannot put on the wire, before any command.
+                self._idle.append(client)
+                raise PermanentFailure("the address cannot be sent over SMTP") from None
+            except (SMTPException, OSError) as exc:
+                client.close()
+                detail = redact(str(exc) or type(exc).__name__, recipient)
+                log.warning("SMTP connection to %s dropped: %s", self.where, detail)
+                raise TransientFailure(
+                    f"the SMTP server at {self.where} went away: {detail}"
+                ) from None
+            self._idle.append(client)
+
+    def _take_idle(self) -> SMTP | None:
+        while self._idle:
+            client = self._idle.pop()
+            if client.is_connected:
+                return client
+            client.close()
+        return None
+
+    async def _connect(self) -> SMTP:
+        mail = self.settings
+        client = SMTP(
+            hostname=mail.smtp_host,
+            port=mail.smtp_port,
+            timeout=mail.smtp_timeout,
+            start_tls=mail.smtp_starttls,
+            username=mail.smtp_username or None,
+            password=mail.smtp_password if mail.smtp_username else None,
+        )
+        try:
+            await client.connect()
+        except SMTPResponseException as exc:
+            client.close()
+            reason = f"the SMTP server at {self.where} refused the session: {exc.code} {exc.message}"
+            self._unavailable = reason
+            log.error("%s", reason)
+            raise ServerUnavailable(reason, exc.code) from None
+        except (SMTPException, OSError) as exc:
+            client.close()
+            reason = f"the SMTP server at {self.where} went away: {exc or type(exc).__name__}"
+            self._unavailable = reason
+            log.error("%s", reason)
+            raise ServerUnavailable(reason) from None
+        self.opened += 1
+        log.debug("opened SMTP connection %d to %s", self.opened, self.where)
+        return client
+
+
+def _answer(code: int, message: str, recipient: str) -> DeliveryFailure:
+    text = redact(" ".join(message.split()), recipient)
+    reason = f"{code} {text}".strip()
+    if 400 <= code < 500:
+        return TransientFailure(reason, code)
+    return PermanentFailure(reason, code)

@@ -1,0 +1,251 @@
+"""`alerts demo`: a self-contained tour of collect → digest → deliver in one folder.
+
+The runner writes its own config and sample files, serves the feeds and the calendar over
+a loopback HTTP server so that the real fetch path runs, then drives the same services as
+the CLI. Nothing leaves the machine: mail goes to DIR/outbox, a maildir.
+"""
+
+from __future__ import annotations
+
+import functools
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email.utils import format_datetime
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from string import Template
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.config import Settings, load_settings
+from alerts.db import make_engine, migrate, session_factory, transaction
+from alerts.delivery.sender import DeliveryReport, deliver_due
+from alerts.digests.publish import DigestOutcome, queue_digests
+from alerts.items import ItemKind, store_items
+from alerts.messages import PREFERENCES_MARK, UNSUBSCRIBE_MARK, Message
+from alerts.sources.collect import CollectReport, collect
+from alerts.sources.officer import officer_item
+from alerts.sources.registry import add_source, officer_source
+from subscriptions.base import utcnow
+from subscriptions.consent import Consent, ConsentMethod
+from subscriptions.csv_io import RowError, decode, import_rows, read_subscribers
+from subscriptions.subscribers import subscribe, unsubscribe_everywhere
+from subscriptions.wards import get_ward, import_wards, parse_wards_csv
+
+DATA = Path(__file__).with_name("data")
+MARKER = "# written by `alerts demo`"
+FEEDS = {
+    "riverside-news.rss": [("RIV", "rss")],
+    "hillcrest-news.atom": [("HIL", "atom")],
+    "advice.rss": [("RIV", "rss"), ("HIL", "rss"), ("MKT", "rss")],
+    "sessions.ics": [("RIV", "ics")],
+}
+
+
+class DemoError(Exception):
+    """The demo cannot run in the folder given; the message says why."""
+
+
+@dataclass
+class DemoReport:
+    folder: Path
+    config: Path
+    outbox: Path
+    collected: list[CollectReport] = field(default_factory=list)
+    digests: list[DigestOutcome] = field(default_factory=list)
+    second_round: list[DigestOutcome] = field(default_factory=list)
+    delivery: DeliveryReport | None = None
+    skipped_rows: list[RowError] = field(default_factory=list)
+    previews: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def prepare_folder(folder: Path) -> None:
+    """Use an empty or missing folder, or one an earlier demo wrote (reset it)."""
+    config = folder / "alerts.toml"
+    if folder.exists() and any(folder.iterdir()):
+        if not (config.exists() and config.read_text(encoding="utf-8").startswith(MARKER)):
+            raise DemoError(
+                f"{folder} is not empty and was not written by `alerts demo`; "
+                "choose another --dir"
+            )
+        for name in ("alerts.db", "alerts.db-wal", "alerts.db-shm"):
+            (folder / name).unlink(missing_ok=True)
+        for name in ("outbox", "feeds", "previews"):
+            shutil.rmtree(folder / name, ignore_errors=True)
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+def write_config(folder: Path) -> Path:
+    config = folder / "alerts.toml"
+    config.write_text(
+        f"""{MARKER}; see config.example.toml for every key.
+demo = true
+
+[database]
+url = "sqlite:///{(folder / 'alerts.db').as_posix()}"
+
+[mail]
+transport = "maildir"
+maildir = "{(folder / 'outbox').as_posix()}"
+from_address = "alerts@alerts.example.org"
+from_name = "Neighbourhood Alerts (demo)"
+reply_domain = "reply.alerts.example.org"
+
+[web]
+base_url = "https://alerts.example.org"
+secret_key = "{secrets.token_urlsafe(32)}"
+
+[force]
+name = "Vale Police"
+""",
+        encoding="utf-8",
+    )
+    return config
+
+
+def write_feeds(feeds: Path, base: str, now: datetime, zone: ZoneInfo) -> None:
+    """Sample feeds and a calendar, dated around `now` so that the demo never goes stale."""
+    local = now.astimezone(zone)
+    first = (local + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
+    ics = "%Y%m%dT%H%M%S"
+    values = {
+        "base": base,
+        "day_minus_1": format_datetime(now - timedelta(days=1)),
+        "day_minus_2": format_datetime(now - timedelta(days=2)),
+        "day_minus_4": format_datetime(now - timedelta(days=4)),
+        "iso_day_minus_1": (now - timedelta(days=1)).isoformat(),
+        "iso_day_minus_3": (now - timedelta(days=3)).isoformat(),
+        "ics_now": now.strftime("%Y%m%dT%H%M%SZ"),
+        "ics_first_session": first.strftime(ics),
+        "ics_first_session_end": (first + timedelta(hours=2)).strftime(ics),
+        "ics_skipped_session": (first + timedelta(weeks=2)).strftime(ics),
+        "ics_cancelled": (first + timedelta(days=1, hours=9)).strftime(ics),
+        "ics_cancelled_end": (first + timedelta(days=1, hours=10)).strftime(ics),
+    }
+    for name in FEEDS:
+        text = Template((DATA / name).read_text(encoding="utf-8")).substitute(values)
+        (feeds / name).write_text(text, encoding="utf-8")
+
+
+@contextmanager
+def serve_folder(folder: Path) -> Iterator[str]:
+    """Serve `folder` on a free loopback port; yield its base URL."""
+
+    class QuietHandler(SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder))
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def run_demo(folder: Path, say: Callable[[str], None] = print) -> DemoReport:
+    started = time.perf_counter()
+    folder = folder.resolve()
+    prepare_folder(folder)
+    config = write_config(folder)
+    settings: Settings = load_settings(config, environ={})
+    report = DemoReport(folder, config, Path(settings.mail.maildir))
+    engine = make_engine(settings.database.url)
+    try:
+        migrate(engine)
+        factory = session_factory(engine)
+        now = utcnow()
+        zone = ZoneInfo(settings.scheduler.timezone)
+        feeds = folder / "feeds"
+        feeds.mkdir()
+        with serve_folder(feeds) as base:
+            write_feeds(feeds, base, now, zone)
+            _load_people(factory, folder, base, now, report)
+            say(f"Serving sample feeds at {base}/ and collecting them ...")
+            report.collected.append(collect(factory, settings))
+            report.digests = queue_digests(factory, settings, now=now)
+            report.previews = _write_previews(factory, settings, folder)
+            report.delivery = deliver_due(factory, settings)
+            # A second round: the feeds answer "not modified" and nothing new is queued.
+            report.collected.append(collect(factory, settings))
+            report.second_round = queue_digests(factory, settings)
+            deliver_due(factory, settings)
+    finally:
+        engine.dispose()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _load_people(
+    factory: sessionmaker[Session], folder: Path, base: str, now: datetime, report: DemoReport
+) -> None:
+    with transaction(factory) as session:
+        rows, _ = parse_wards_csv((DATA / "wards.csv").read_text(encoding="utf-8"))
+        import_wards(session, rows)
+        for name, targets in FEEDS.items():
+            for ward, kind in targets:
+                add_source(session, ward, kind, f"{base}/{name}")
+        consent = Consent(at=now, method=ConsentMethod.DEMO, source="demo subscribers.csv",
+                          prior_consent_declared=True)
+        good, bad = read_subscribers(decode((DATA / "subscribers.csv").read_bytes()))
+        _, unknown = import_rows(session, good, consent, confirmed=True)
+        report.skipped_rows = sorted([*bad, *unknown], key=lambda e: e.line)
+        pending = Consent(at=now, method=ConsentMethod.DEMO, source="demo")
+        subscribe(session, "not.confirmed.yet@home.example", "RIV", pending, name="Jo Pending")
+        subscribe(session, "moved.away@home.example", "RIV", consent, name="Sam Moved",
+                  confirmed=True)
+        unsubscribe_everywhere(session, "moved.away@home.example")
+        market = get_ward(session, "MKT")
+        start = (now + timedelta(days=5)).astimezone(ZoneInfo("Europe/London")).replace(
+            hour=11, minute=0, second=0, microsecond=0
+        )
+        item = officer_item(
+            title="Police stall at the Saturday market",
+            body="Come and find us by the clock tower. We will be handing out purse bells "
+            "and talking about keeping phones safe in crowds.",
+            kind=ItemKind.SESSION,
+            starts=start,
+            ends=start + timedelta(hours=3),
+            location="Clock tower, Market Square",
+            now=now,
+        )
+        store_items(session, officer_source(session, market), [item])
+        note = officer_item(
+            title="New officer for Market Square",
+            body="<p>PC Rowan Ellis has joined the team. Say hello at the market stall!</p>",
+            kind=ItemKind.POST,
+            starts=None,
+            ends=None,
+            location=None,
+            now=now,
+        )
+        store_items(session, officer_source(session, market), [note])
+
+
+def _write_previews(factory: sessionmaker[Session], settings: Settings, folder: Path) -> list[Path]:
+    """Each ward's latest digest as a resident would see it, for a browser."""
+    previews = folder / "previews"
+    previews.mkdir(exist_ok=True)
+    written = []
+    with factory() as session:
+        for message in session.scalars(select(Message).order_by(Message.id)):
+            path = previews / f"{message.ward.code}.html"
+            html = message.html.replace(UNSUBSCRIBE_MARK, settings.web.base_url + "/unsubscribe")
+            path.write_text(html.replace(PREFERENCES_MARK, settings.web.base_url + "/preferences"),
+                            encoding="utf-8")
+            written.append(path)
+    return written

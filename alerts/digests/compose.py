@@ -1,0 +1,98 @@
+"""What a ward's digest holds: pure rules over plain values, no database, no I/O.
+
+A digest carries the ward's items that no earlier digest carried: team posts and advice
+(newest first, archive items older than `max_age` left out) and contact sessions that have
+not started yet (soonest first). A ward with none of these gets no digest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from alerts.items import ItemKind
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    id: int
+    kind: ItemKind
+    title: str
+    body_html: str
+    link: str | None
+    published_at: datetime | None
+    starts_at: datetime | None
+    ends_at: datetime | None
+    location: str | None
+
+
+@dataclass(frozen=True)
+class DigestContent:
+    ward_code: str
+    ward_name: str
+    posts: list[DigestItem]
+    advice: list[DigestItem]
+    sessions: list[DigestItem]
+
+    @property
+    def items(self) -> list[DigestItem]:
+        return [*self.posts, *self.advice, *self.sessions]
+
+    @property
+    def item_ids(self) -> list[int]:
+        return [item.id for item in self.items]
+
+
+def safe_link(link: str | None) -> str | None:
+    """Only web links reach a resident; anything else (javascript:, data:) is dropped."""
+    if link and urlsplit(link).scheme in ("http", "https"):
+        return link
+    return None
+
+
+def _newest_first(item: DigestItem) -> tuple[float, int]:
+    stamp = item.published_at.timestamp() if item.published_at else 0.0
+    return (-stamp, -item.id)
+
+
+def compose_digest(
+    ward_code: str,
+    ward_name: str,
+    candidates: Sequence[DigestItem],
+    *,
+    now: datetime,
+    max_age: timedelta,
+) -> DigestContent | None:
+    """Choose and order the items of a ward's next digest; None when there is nothing new."""
+    oldest = now - max_age
+    posts: list[DigestItem] = []
+    advice: list[DigestItem] = []
+    sessions: list[DigestItem] = []
+    for candidate in candidates:
+        item = replace(candidate, link=safe_link(candidate.link))
+        if item.kind == ItemKind.SESSION:
+            if item.starts_at is not None and item.starts_at > now:
+                sessions.append(item)
+        elif item.kind in (ItemKind.POST, ItemKind.ADVICE):
+            if item.published_at is not None and item.published_at < oldest:
+                continue
+            (advice if item.kind == ItemKind.ADVICE else posts).append(item)
+    if not (posts or advice or sessions):
+        return None
+    posts.sort(key=_newest_first)
+    advice.sort(key=_newest_first)
+    sessions.sort(key=lambda s: (s.starts_at or now, s.id))
+    return DigestContent(ward_code, ward_name, posts, advice, sessions)
+
+
+def digest_subject(content: DigestContent) -> str:
+    parts = []
+    news = len(content.posts) + len(content.advice)
+    if news:
+        parts.append(f"{news} update{'s' if news != 1 else ''}")
+    if content.sessions:
+        count = len(content.sessions)
+        parts.append(f"{count} contact session{'s' if count != 1 else ''}")
+    return f"{content.ward_name} neighbourhood news: {' and '.join(parts)}"

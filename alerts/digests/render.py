@@ -1,0 +1,101 @@
+"""Rendering: one template context → the HTML part (CSS inlined) and the text part.
+
+Messages are rendered once per ward. Each resident's own signed links are left as markers
+(`alerts.messages.UNSUBSCRIBE_MARK`, `PREFERENCES_MARK`) that delivery swaps in.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import css_inline
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup
+
+from alerts.config import Settings
+from alerts.digests.compose import DigestContent, DigestItem, digest_subject
+from alerts.digests.invites import sessions_calendar
+from alerts.messages import PREFERENCES_MARK, UNSUBSCRIBE_MARK
+from alerts.sources.sanitise import html_to_text, sanitise_html
+
+TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+
+@dataclass(frozen=True)
+class Rendered:
+    subject: str
+    html: str
+    text: str
+    calendar: bytes | None
+
+
+def environment(templates: Path = TEMPLATES) -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(templates),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["safe_html"] = lambda html: Markup(sanitise_html(html))
+    env.filters["as_text"] = html_to_text
+    return env
+
+
+def when(item: DigestItem, zone: ZoneInfo) -> str:
+    """'Saturday 5 December 2026, 10:00 to 11:30' in the ward's time zone."""
+    if item.starts_at is None:
+        return ""
+    start = item.starts_at.astimezone(zone)
+    text = f"{start:%A} {start.day} {start:%B %Y}, {start:%H:%M}"
+    if item.ends_at is not None:
+        end = item.ends_at.astimezone(zone)
+        if end.date() == start.date():
+            text += f" to {end:%H:%M}"
+        else:
+            text += f" to {end:%A} {end.day} {end:%B}, {end:%H:%M}"
+    return text
+
+
+def footer_context(settings: Settings) -> dict[str, Any]:
+    """What every message says about reporting crime, and the resident's own links."""
+    return {
+        "force": settings.force,
+        "unsubscribe_url": UNSUBSCRIBE_MARK,
+        "preferences_url": PREFERENCES_MARK,
+    }
+
+
+def render_pair(env: Environment, name: str, context: dict[str, Any]) -> tuple[str, str]:
+    html = env.get_template(f"email/{name}.html").render(context)
+    text = env.get_template(f"email/{name}.txt").render(context)
+    return css_inline.inline(html), text
+
+
+def render_digest(
+    content: DigestContent, settings: Settings, *, now: datetime, env: Environment | None = None
+) -> Rendered:
+    zone = ZoneInfo(settings.scheduler.timezone)
+    subject = digest_subject(content)
+    context = {
+        **footer_context(settings),
+        "subject": subject,
+        "ward_name": content.ward_name,
+        "ward_code": content.ward_code,
+        "posts": content.posts,
+        "advice": content.advice,
+        "sessions": [(session, when(session, zone)) for session in content.sessions],
+        "date": f"{now.astimezone(zone):%A} {now.astimezone(zone).day} "
+        f"{now.astimezone(zone):%B %Y}",
+    }
+    html, text = render_pair(env or environment(), "digest", context)
+    domain = settings.mail.from_address.rpartition("@")[2] or "localhost"
+    calendar = sessions_calendar(
+        content.sessions, ward_name=content.ward_name, uid_domain=domain, now=now
+    )
+    return Rendered(subject, html, text, calendar)
