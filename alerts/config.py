@@ -39,7 +39,7 @@ class MailSettings:
     smtp_password: str = ""
     smtp_timeout: float = 30.0
     concurrency: int = 20
-    rate_per_second: float = 0
+    rate_per_second: float = 0.0
     max_attempts: int = 8
     retry_base_seconds: float = 60.0
     lease_seconds: int = 300

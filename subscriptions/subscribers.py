@@ -181,7 +181,7 @@ def iter_subscriptions(session: Session, ward_code: str | None = None) -> Iterat
     )
     if ward_code is not None:
         query = query.where(Ward.id == get_ward(session, ward_code).id)
-    for subscription, subscriber, ward in session.execute(query).tuples():
+    for subscription, subscriber, ward in session.execute(query):
         yield SubscriptionRecord(
             email=subscriber.email,
             ward=ward.code,

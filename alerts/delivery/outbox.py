@@ -143,6 +143,6 @@ def mark_for_retry(
 def outbox_counts(session: Session) -> dict[str, int]:
     rows = session.execute(
         select(Delivery.status, func.count()).group_by(Delivery.status)
-    ).tuples()
+    )
     return {status: count for status, count in rows}
 

@@ -93,8 +93,9 @@ class SmtpTransport:
                     self._idle.append(client)
                 raise _answer(exc.code, exc.message, recipient) from None
             except ValueError:
-                # aiosmtplib refuses addresses it cannot put on the wire, before any command.
-                self._idle.append(client)
+                # An address aiosmtplib cannot put on the wire; the envelope may be half
+                # open on the server, so this connection is not reused.
+                client.close()
                 raise PermanentFailure("the address cannot be sent over SMTP") from None
             except (SMTPException, OSError) as exc:
                 client.close()
@@ -103,6 +104,9 @@ class SmtpTransport:
                 raise TransientFailure(
                     f"the SMTP server at {self.where} went away: {detail}"
                 ) from None
+            except BaseException:
+                client.close()
+                raise
             self._idle.append(client)
 
     def _take_idle(self) -> SMTP | None:
@@ -145,6 +149,7 @@ class SmtpTransport:
 def _answer(code: int, message: str, recipient: str) -> DeliveryFailure:
     text = redact(" ".join(message.split()), recipient)
     reason = f"{code} {text}".strip()
-    if 400 <= code < 500:
-        return TransientFailure(reason, code)
-    return PermanentFailure(reason, code)
+    if 500 <= code < 600:
+        return PermanentFailure(reason, code)
+    # 4xx, and anything odd: keeping the row queued loses nothing.
+    return TransientFailure(reason, code)

@@ -1,0 +1,51 @@
+"""Fan-out: one message for a ward becomes one outbox row per confirmed subscriber.
+
+A single INSERT ... SELECT runs inside the database, so memory stays flat however large
+the ward, and it skips (message, subscriber) pairs already queued, so queueing a message
+twice sends it once.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, literal, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from alerts.delivery.outbox import Delivery, DeliveryStatus
+from alerts.messages import Message
+from subscriptions.base import utcnow
+from subscriptions.subscribers import Status, Subscription
+
+
+def fan_out(session: Session, message: Message, *, now: datetime | None = None) -> int:
+    """Queue `message` for every confirmed subscriber of its ward; return rows added.
+
+    Pending and unsubscribed subscriptions get nothing. The caller commits.
+    """
+    at = now or utcnow()
+    subscribers = select(
+        literal(message.id, Delivery.message_id.type),
+        Subscription.subscriber_id,
+        literal(DeliveryStatus.QUEUED.value, Delivery.status.type),
+        literal(0, Delivery.attempts.type),
+        literal(at, Delivery.next_attempt_at.type),
+        literal(at, Delivery.created_at.type),
+    ).where(Subscription.ward_id == message.ward_id, Subscription.status == Status.CONFIRMED)
+    columns = ["message_id", "subscriber_id", "status", "attempts", "next_attempt_at",
+               "created_at"]
+    dialect = session.get_bind().dialect.name
+    insert: postgresql.Insert | sqlite.Insert
+    if dialect == "postgresql":
+        insert = postgresql.insert(Delivery)
+    elif dialect == "sqlite":
+        insert = sqlite.insert(Delivery)
+    else:
+        raise NotImplementedError(f"fan-out supports SQLite and PostgreSQL, not {dialect}")
+    statement = insert.from_select(columns, subscribers).on_conflict_do_nothing(
+        index_elements=["message_id", "subscriber_id"]
+    )
+    result = cast(CursorResult[Any], session.execute(statement))
+    return result.rowcount

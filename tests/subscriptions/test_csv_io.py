@@ -1,0 +1,47 @@
+from subscriptions.csv_io import CsvError, decode, read_subscribers
+from subscriptions.subscribers import Frequency
+
+import pytest
+
+
+def test_good_rows_are_kept_and_each_bad_row_is_named_by_line() -> None:
+    text = (
+        "email,ward,name,frequency\n"
+        "ann@home.example,RIV,Ann,daily\n"
+        "not-an-address,RIV,,\n"
+        "bob@home.example,,Bob,\n"
+        "cat@home.example,RIV,Cat,hourly\n"
+        "dan@home.example,HIL,,\n"
+    )
+    rows, errors = read_subscribers(text)
+    assert [(r.email, r.ward, r.frequency) for r in rows] == [
+        ("ann@home.example", "RIV", Frequency.DAILY),
+        ("dan@home.example", "HIL", Frequency.WEEKLY),
+    ]
+    assert [e.line for e in errors] == [3, 4, 5]
+    assert "email" in errors[0].reason
+    assert "ward is empty" in errors[1].reason
+    assert "hourly" in errors[2].reason
+
+
+def test_duplicates_are_merged_and_addresses_compared_without_case() -> None:
+    rows, errors = read_subscribers(
+        "email,ward\nAnn@Home.Example,RIV\nann@home.example,RIV\nann@home.example,HIL\n"
+    )
+    assert errors == []
+    assert sorted((r.email, r.ward) for r in rows) == [
+        ("ann@home.example", "HIL"), ("ann@home.example", "RIV")]
+
+
+def test_excel_files_with_a_byte_order_mark_and_semicolons_are_read() -> None:
+    text = decode("\ufeffEmail;Ward;Name\r\nann@home.example;RIV;Ann Smith\r\n".encode())
+    rows, errors = read_subscribers(text)
+    assert errors == []
+    assert rows[0].name == "Ann Smith"
+
+
+def test_a_file_without_the_required_columns_is_refused() -> None:
+    with pytest.raises(CsvError, match="ward"):
+        read_subscribers("email,name\nann@home.example,Ann\n")
+    with pytest.raises(CsvError, match="UTF-8"):
+        decode(b"email,ward\n\xff\xfe@x,RIV\n")

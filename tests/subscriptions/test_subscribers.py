@@ -1,0 +1,41 @@
+from sqlalchemy.orm import Session
+
+from subscriptions.base import utcnow
+from subscriptions.consent import CURRENT_WORDING, Consent, ConsentMethod
+from subscriptions.subscribers import Frequency, Status, iter_subscriptions, subscribe, \
+    unsubscribe_everywhere
+from tests.factories import make_ward
+
+
+def consent(prior: bool = False) -> Consent:
+    return Consent(at=utcnow(), method=ConsentMethod.CSV_IMPORT, source="members.csv",
+                   prior_consent_declared=prior)
+
+
+def test_a_new_subscription_waits_for_confirmation_unless_consent_is_declared(
+        session: Session) -> None:
+    ward = make_ward(session)
+    pending = subscribe(session, "ann@home.example", ward.code, consent())
+    confirmed = subscribe(session, "bob@home.example", ward.code, consent(True), confirmed=True)
+    assert pending.status == Status.PENDING and pending.confirmed_at is None
+    assert confirmed.status == Status.CONFIRMED and confirmed.consent_prior_declared
+
+
+def test_consent_records_when_how_where_and_which_wording(session: Session) -> None:
+    ward = make_ward(session)
+    subscribe(session, "Ann@Home.Example", ward.code, consent(), frequency=Frequency.DAILY)
+    [record] = list(iter_subscriptions(session))
+    assert record.email == "ann@home.example"
+    assert record.consent_method == "import"
+    assert record.consent_source == "members.csv"
+    assert record.consent_wording == CURRENT_WORDING
+    assert record.frequency == "daily"
+
+
+def test_removing_a_subscriber_unsubscribes_every_ward_and_keeps_the_record(
+        session: Session) -> None:
+    one, two = make_ward(session), make_ward(session)
+    subscribe(session, "ann@home.example", one.code, consent(True), confirmed=True)
+    subscribe(session, "ann@home.example", two.code, consent(True), confirmed=True)
+    assert unsubscribe_everywhere(session, "ANN@home.example") == 2
+    assert {r.status for r in iter_subscriptions(session)} == {"unsubscribed"}
