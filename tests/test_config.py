@@ -70,7 +70,7 @@ def test_a_bad_config_is_refused_naming_the_key(tmp_path: Path, text: str, expec
 def test_the_default_secret_key_is_refused_outside_the_demo(tmp_path: Path) -> None:
     settings = load_settings(environ={"ALERTS_CONFIG": str(EXAMPLE)})
     assert settings.web.secret_key == DEFAULT_SECRET_KEY
-    with pytest.raises(ConfigError, match="web.secret_key"):
+    with pytest.raises(ConfigError, match=r"web\.secret_key"):
         settings.require_secret_key()
     demo = tmp_path / "demo.toml"
     demo.write_text("demo = true\n")

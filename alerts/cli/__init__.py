@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from alerts.cli.app import cli
 from alerts.cli import collect, deliver, demo, digest, post, setup, sources, subscribers, wards
+from alerts.cli.app import cli
 
 for module in (setup, wards, sources, collect, post, digest, deliver, subscribers, demo):
     module.register(cli)

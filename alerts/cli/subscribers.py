@@ -41,8 +41,8 @@ def subscribers() -> None:
 def add(runtime: Runtime, email: str, ward_code: str, frequency: str, name: str,
         confirmed: bool) -> None:
     """Subscribe EMAIL to a ward."""
-    consent = Consent(at=utcnow(), method=ConsentMethod.OFFICER_CLI, source="alerts subscribers add",
-                      prior_consent_declared=confirmed)
+    consent = Consent(at=utcnow(), method=ConsentMethod.OFFICER_CLI,
+                      source="alerts subscribers add", prior_consent_declared=confirmed)
     with transaction(runtime.sessions()) as session:
         subscription = subscribe(session, email, ward_code, consent,
                                  frequency=parse_frequency(frequency), name=name,
@@ -68,10 +68,10 @@ def import_(runtime: Runtime, file: Path, confirmed: bool) -> None:
         fail(f"{file}: {exc}")
     consent = Consent(at=utcnow(), method=ConsentMethod.CSV_IMPORT, source=file.name,
                       prior_consent_declared=confirmed)
-    with transaction(runtime.sessions()) as session:
-        with click.progressbar(rows, label="importing", file=click.get_text_stream("stderr"),
-                               hidden=len(rows) < 1000) as bar:
-            imported, unknown = import_rows(session, bar, consent, confirmed=confirmed)
+    progress = click.progressbar(rows, label="importing", file=click.get_text_stream("stderr"),
+                                 hidden=len(rows) < 1000)
+    with transaction(runtime.sessions()) as session, progress as bar:
+        imported, unknown = import_rows(session, bar, consent, confirmed=confirmed)
     errors += unknown
     for error in sorted(errors, key=lambda e: e.line):
         warn(f"{file}: {error}; row skipped")

@@ -131,7 +131,8 @@ class SmtpTransport:
             await client.connect()
         except SMTPResponseException as exc:
             client.close()
-            reason = f"the SMTP server at {self.where} refused the session: {exc.code} {exc.message}"
+            reason = (f"the SMTP server at {self.where} refused the session: "
+                      f"{exc.code} {exc.message}")
             self._unavailable = reason
             log.error("%s", reason)
             raise ServerUnavailable(reason, exc.code) from None

@@ -58,7 +58,9 @@ def add_source(session: Session, ward_code: str, kind: str, url: str) -> Source:
     if source_kind == SourceKind.OFFICER:
         raise SourceError("officer posts need no source: use `alerts post`")
     if source_kind == SourceKind.POLICEUK:
-        raise SourceError("the policeuk source kind is not available yet (planned with the scheduler)")
+        raise SourceError(
+            "the policeuk source kind is not available yet (it comes with the scheduler)"
+        )
     url = url.strip()
     if source_kind in FETCHED_KINDS:
         parts = urlsplit(url)

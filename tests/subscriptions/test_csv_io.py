@@ -1,7 +1,7 @@
+import pytest
+
 from subscriptions.csv_io import CsvError, decode, read_subscribers
 from subscriptions.subscribers import Frequency
-
-import pytest
 
 
 def test_good_rows_are_kept_and_each_bad_row_is_named_by_line() -> None:

@@ -2,8 +2,13 @@ from sqlalchemy.orm import Session
 
 from subscriptions.base import utcnow
 from subscriptions.consent import CURRENT_WORDING, Consent, ConsentMethod
-from subscriptions.subscribers import Frequency, Status, iter_subscriptions, subscribe, \
-    unsubscribe_everywhere
+from subscriptions.subscribers import (
+    Frequency,
+    Status,
+    iter_subscriptions,
+    subscribe,
+    unsubscribe_everywhere,
+)
 from tests.factories import make_ward
 
 

@@ -1,0 +1,294 @@
+"""The sender: claim due outbox rows, build each email, hand it to a transport, record the outcome.
+
+One pass (`deliver_due`) claims rows in batches until none is due. Each claimed row is checked
+again at send time: a subscription that is no longer confirmed cancels the row, so an address
+that left after fan-out is never sent to. Sends run concurrently (at most `mail.concurrency`
+in flight, paced to `mail.rate_per_second` when set); outcomes are written and committed once
+per batch. A 4xx or a dropped connection queues the row again with backoff, a 5xx fails it.
+When the transport cannot reach its server at all, the pass stops after the current batch so
+an outage does not walk the whole queue; the rest stays queued for the next pass.
+
+Nothing here writes a recipient address to a log or to `last_error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import and_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.config import Settings
+from alerts.delivery.maildir import MaildirTransport
+from alerts.delivery.mime import Outgoing, build_email
+from alerts.delivery.outbox import (
+    Delivery,
+    claim_due,
+    mark_cancelled,
+    mark_failed,
+    mark_for_retry,
+    mark_sent,
+)
+from alerts.delivery.smtp import SmtpTransport
+from alerts.delivery.transport import (
+    PermanentFailure,
+    ServerUnavailable,
+    TransientFailure,
+    Transport,
+    redact,
+)
+from alerts.messages import Message
+from subscriptions.base import utcnow
+from subscriptions.subscribers import Status, Subscriber, Subscription
+from subscriptions.wards import Ward
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class _Result(StrEnum):
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    outgoing: Outgoing
+    attempts: int
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    delivery_id: int
+    attempts: int
+    result: _Result
+    reason: str = ""
+    unavailable: bool = False
+
+
+class _Pacer:
+    """Spaces sends at least 1/rate seconds apart; a rate of 0 means no cap."""
+
+    def __init__(self, rate_per_second: float) -> None:
+        self.interval = 1.0 / rate_per_second if rate_per_second > 0 else 0.0
+        self._next = 0.0
+
+    async def wait(self) -> None:
+        if not self.interval:
+            return
+        now = asyncio.get_running_loop().time()
+        # Reserving the slot before sleeping needs no lock: the loop runs one task at a time.
+        slot = max(now, self._next)
+        self._next = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+def make_transport(settings: Settings) -> Transport:
+    """The transport `mail.transport` names."""
+    if settings.mail.transport == "smtp":
+        return SmtpTransport(settings.mail)
+    if settings.mail.transport == "maildir":
+        return MaildirTransport(settings.mail.maildir)
+    raise ValueError(f"mail.transport must be \"maildir\" or \"smtp\", not "
+                     f"{settings.mail.transport!r}")
+
+
+def deliver_due(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    transport: Transport | None = None,
+    now: Callable[[], datetime] | None = None,
+    batch_size: int = 200,
+    on_progress: Callable[[int], None] | None = None,
+) -> DeliveryReport:
+    """Send everything due now and return the counts; call from code with no running loop."""
+    return asyncio.run(
+        deliver_due_async(factory, settings, transport=transport, now=now,
+                          batch_size=batch_size, on_progress=on_progress)
+    )
+
+
+async def deliver_due_async(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    transport: Transport | None = None,
+    now: Callable[[], datetime] | None = None,
+    batch_size: int = 200,
+    on_progress: Callable[[int], None] | None = None,
+) -> DeliveryReport:
+    """One pass over the outbox: claim in batches until nothing is due.
+
+    The transport (given, or made from `mail.transport`) is entered for the pass and left
+    at its end. Rows waiting for a later retry stay queued.
+    """
+    clock = now or utcnow
+    mail = settings.mail
+    report = DeliveryReport()
+    carrier = transport if transport is not None else make_transport(settings)
+    slots = asyncio.Semaphore(max(mail.concurrency, 1))
+    pacer = _Pacer(mail.rate_per_second)
+
+    async def attempt(claimed: _Claimed) -> _Outcome:
+        outgoing = claimed.outgoing
+        ident, attempts = outgoing.delivery_id, claimed.attempts
+        async with slots:
+            try:
+                envelope_from, data = build_email(outgoing, settings, now=clock())
+            except ValueError as exc:
+                return _Outcome(ident, attempts, _Result.FAILED, str(exc))
+            await pacer.wait()
+            try:
+                await carrier.send(envelope_from, outgoing.recipient_email, data)
+            except TransientFailure as exc:
+                return _Outcome(ident, attempts, _Result.RETRY, exc.reason,
+                                unavailable=isinstance(exc, ServerUnavailable))
+            except PermanentFailure as exc:
+                return _Outcome(ident, attempts, _Result.FAILED, exc.reason)
+            except Exception as exc:
+                # A fault of ours must not abandon the batch: the rows already sent in it
+                # still have to be marked, or they would go out again when the lease ends.
+                detail = redact(f"{type(exc).__name__}: {exc}", outgoing.recipient_email)
+                log.error("delivery %d: unexpected error: %s", ident, detail)
+                return _Outcome(ident, attempts, _Result.RETRY, f"unexpected error: {detail}")
+        return _Outcome(ident, attempts, _Result.SENT)
+
+    async with carrier:
+        while True:
+            with factory() as session:
+                ids = claim_due(session, limit=batch_size, lease_seconds=mail.lease_seconds,
+                                now=clock())
+                if not ids:
+                    break
+                ready, cancelled = _load(session, ids)
+                for ident, reason in cancelled:
+                    mark_cancelled(session, ident, reason)
+                    report.cancelled += 1
+                # Commit before sending so no transaction stays open while the network works.
+                session.commit()
+
+            outcomes = await asyncio.gather(*(attempt(claimed) for claimed in ready))
+
+            with factory() as session:
+                addresses = {c.outgoing.delivery_id: c.outgoing.recipient_email for c in ready}
+                for outcome in outcomes:
+                    _record(session, outcome, addresses[outcome.delivery_id], settings,
+                            clock(), report)
+                session.commit()
+            log.info("delivered a batch of %d: %s", len(ids), report)
+            if on_progress is not None:
+                on_progress(len(ids))
+            if any(outcome.unavailable for outcome in outcomes):
+                log.warning("stopping this pass: the mail server cannot be reached; "
+                            "the remaining rows stay queued")
+                break
+    return report
+
+
+def _record(
+    session: Session,
+    outcome: _Outcome,
+    address: str,
+    settings: Settings,
+    now: datetime,
+    report: DeliveryReport,
+) -> None:
+    # Transports redact already; this is the last line of defence for `last_error`.
+    reason = redact(outcome.reason, address)
+    if outcome.result is _Result.SENT:
+        mark_sent(session, outcome.delivery_id, now)
+        report.sent += 1
+    elif outcome.result is _Result.FAILED:
+        mark_failed(session, outcome.delivery_id, reason)
+        report.failed += 1
+    elif mark_for_retry(
+        session,
+        outcome.delivery_id,
+        reason,
+        attempts=outcome.attempts,
+        max_attempts=settings.mail.max_attempts,
+        base_seconds=settings.mail.retry_base_seconds,
+        now=now,
+    ):
+        report.retried += 1
+    else:
+        report.failed += 1
+
+
+def _load(session: Session, ids: Sequence[int]) -> tuple[list[_Claimed], list[tuple[int, str]]]:
+    """Read what each claimed row needs; split it into rows to send and rows to cancel."""
+    rows = session.execute(
+        select(
+            Delivery.id,
+            Delivery.attempts,
+            Delivery.message_id,
+            Ward.code,
+            Ward.name,
+            Subscriber.email,
+            Subscriber.name,
+            Subscription.id,
+            Subscription.status,
+        )
+        .join(Message, Message.id == Delivery.message_id)
+        .join(Ward, Ward.id == Message.ward_id)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .outerjoin(
+            Subscription,
+            and_(
+                Subscription.subscriber_id == Delivery.subscriber_id,
+                Subscription.ward_id == Message.ward_id,
+            ),
+        )
+        .where(Delivery.id.in_(ids))
+        .order_by(Delivery.id)
+    ).tuples().all()
+    # A batch usually carries one or two messages: read each body once, not once a row.
+    message_ids = {row[2] for row in rows}
+    messages = {
+        message.id: message
+        for message in session.scalars(select(Message).where(Message.id.in_(message_ids)))
+    }
+    ready: list[_Claimed] = []
+    cancelled: list[tuple[int, str]] = []
+    for (ident, attempts, message_id, ward_code, ward_name, email, name, subscription_id,
+         status) in rows:
+        if subscription_id is None or status != Status.CONFIRMED:
+            state = status or "gone"
+            cancelled.append((ident, f"not sent: the subscription is {state} "
+                                     "(not confirmed or unsubscribed)"))
+            continue
+        message = messages[message_id]
+        ready.append(_Claimed(
+            Outgoing(
+                delivery_id=ident,
+                message_id=message_id,
+                kind=message.kind,
+                subject=message.subject,
+                html=message.html,
+                text=message.text,
+                calendar=message.calendar,
+                ward_code=ward_code,
+                ward_name=ward_name,
+                recipient_email=email,
+                recipient_name=name,
+                subscription_id=subscription_id,
+                created_at=message.created_at,
+            ),
+            attempts,
+        ))
+    return ready, cancelled

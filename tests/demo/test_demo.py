@@ -1,0 +1,68 @@
+"""`alerts demo`: the README's first command, end to end, on embedded defaults."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from email import message_from_bytes, policy
+from pathlib import Path
+
+from alerts.demo.runner import run_demo
+from subscriptions.links import Purpose, verify_reference
+
+HEADERS = ("Message-ID", "Date", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post",
+           "Auto-Submitted", "Reply-To", "Return-Path", "From", "To", "Subject")
+
+
+def secret_of(config: Path) -> str:
+    for line in config.read_text().splitlines():
+        if line.startswith("secret_key"):
+            return line.split('"')[1]
+    raise AssertionError("no secret_key in the demo config")
+
+
+def test_the_demo_leaves_complete_digests_in_a_maildir(tmp_path: Path) -> None:
+    report = run_demo(tmp_path / "demo", say=lambda _: None)
+    outbox = report.outbox
+    assert {p.name for p in outbox.iterdir()} >= {"new", "cur", "tmp"}
+    files = sorted((outbox / "new").iterdir())
+    assert len(files) >= 3
+    secret = secret_of(report.config)
+    wards = set()
+    for file in files:
+        message = message_from_bytes(file.read_bytes(), policy=policy.default)
+        assert message.get_content_type() == "multipart/alternative"
+        for header in HEADERS:
+            assert message[header], f"{file.name} lacks {header}"
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert message["Auto-Submitted"] == "auto-generated"
+        assert "<https://" in message["List-Unsubscribe"]
+        assert "<mailto:unsubscribe+" in message["List-Unsubscribe"]
+        reply = message["Reply-To"].addresses[0].username
+        assert reply.startswith("reply+")
+        assert verify_reference(secret, Purpose.REPLY, reply.removeprefix("reply+")) is not None
+        bounce = str(message["Return-Path"]).strip("<>").split("@")[0]
+        assert verify_reference(secret, Purpose.BOUNCE, bounce.removeprefix("bounces+"))
+        types = [part.get_content_type() for part in message.walk()]
+        assert "text/plain" in types and "text/html" in types
+        wards.add(message["List-Id"])
+    assert len(wards) == 3
+    recipients = {message_from_bytes(f.read_bytes(), policy=policy.default)["To"] for f in files}
+    assert not any("not.confirmed.yet" in r or "moved.away" in r for r in recipients)
+    assert report.second_round and not any(o.queued for o in report.second_round)
+
+
+def test_the_demo_can_run_again_in_its_own_folder_but_not_in_a_stranger(tmp_path: Path) -> None:
+    folder = tmp_path / "demo"
+    first = run_demo(folder, say=lambda _: None)
+    again = run_demo(folder, say=lambda _: None)
+    assert len(list((again.outbox / "new").iterdir())) == len(
+        list((first.outbox / "new").iterdir()))
+    stranger = tmp_path / "photos"
+    stranger.mkdir()
+    (stranger / "holiday.jpg").write_bytes(b"...")
+    result = subprocess.run([sys.executable, "-m", "alerts.cli", "demo", "--dir", str(stranger)],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert "not written by `alerts demo`" in result.stderr
+    assert (stranger / "holiday.jpg").exists()
