@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -114,21 +115,32 @@ class SinkHandler:
         return "250 Message accepted"
 
 
-class _CountingController(Controller):
+class _SinkController(Controller):
+    utf8 = True
+
     def factory(self) -> SMTP:
         handler = self.handler
         assert isinstance(handler, SinkHandler)
         handler.connections += 1
-        return SMTP(handler, enable_SMTPUTF8=True)
+        return SMTP(handler, enable_SMTPUTF8=self.utf8)
+
+    # aiosmtpd 1.4.6 checks that its server started by connecting to `self.port`, which for
+    # port 0 is no port at all; aim the check at the port actually bound.
+    def _trigger_server(self) -> None:
+        assert isinstance(self.server, asyncio.Server)
+        self.port = self.server.sockets[0].getsockname()[1]
+        super()._trigger_server()
 
 
 @contextmanager
-def smtp_sink() -> Iterator[tuple[SinkHandler, int]]:
+def smtp_sink(*, utf8: bool = True) -> Iterator[tuple[SinkHandler, int]]:
     """An aiosmtpd server on a free loopback port; yields (handler, port)."""
     handler = SinkHandler()
-    controller = _CountingController(handler, hostname="127.0.0.1", port=0)
+    controller = _SinkController(handler, hostname="127.0.0.1", port=0)
+    controller.utf8 = utf8
     controller.start()
+    handler.connections = 0  # the start-up check above is not one of the sender's
     try:
-        yield handler, controller.server.sockets[0].getsockname()[1]
+        yield handler, controller.port
     finally:
         controller.stop()

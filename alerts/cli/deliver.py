@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 from sqlalchemy import func, select
 
@@ -29,7 +31,7 @@ def deliver(runtime: Runtime, as_json: bool) -> None:
                 Delivery.status == DeliveryStatus.QUEUED, Delivery.next_attempt_at <= utcnow()
             )
         ) or 0
-    with click.progressbar(length=due, label="sending", file=click.get_text_stream("stderr"),
+    with click.progressbar(length=due, label="sending", file=sys.stderr,
                            hidden=not progress_enabled() or due == 0) as bar:
         report = deliver_due(factory, settings, on_progress=bar.update)
     if as_json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -68,7 +69,7 @@ def import_(runtime: Runtime, file: Path, confirmed: bool) -> None:
         fail(f"{file}: {exc}")
     consent = Consent(at=utcnow(), method=ConsentMethod.CSV_IMPORT, source=file.name,
                       prior_consent_declared=confirmed)
-    progress = click.progressbar(rows, label="importing", file=click.get_text_stream("stderr"),
+    progress = click.progressbar(rows, label="importing", file=sys.stderr,
                                  hidden=len(rows) < 1000)
     with transaction(runtime.sessions()) as session, progress as bar:
         imported, unknown = import_rows(session, bar, consent, confirmed=confirmed)
@@ -88,7 +89,7 @@ def import_(runtime: Runtime, file: Path, confirmed: bool) -> None:
 def export(runtime: Runtime, ward_code: str | None) -> None:
     """Write every subscription as CSV to stdout, with status and consent."""
     with runtime.sessions()() as session:
-        write_records(iter_subscriptions(session, ward_code), click.get_text_stream("stdout"))
+        write_records(iter_subscriptions(session, ward_code), sys.stdout)
 
 
 @subscribers.command("remove")

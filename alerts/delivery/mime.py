@@ -12,8 +12,9 @@ import html
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, formataddr
 
 from alerts.config import Settings
 from alerts.messages import PREFERENCES_MARK, UNSUBSCRIBE_MARK, MessageKind
@@ -46,6 +47,7 @@ class Links:
     """One recipient's signed links and addresses."""
 
     unsubscribe_token: str
+    reply_token: str
     unsubscribe_url: str
     preferences_url: str
     reply_to: str
@@ -62,6 +64,7 @@ def links_for(outgoing: Outgoing, settings: Settings) -> Links:
     bounce = sign_reference(secret, Purpose.BOUNCE, outgoing.delivery_id)
     return Links(
         unsubscribe_token=unsubscribe,
+        reply_token=reply,
         unsubscribe_url=f"{base}/unsubscribe/{unsubscribe}",
         preferences_url=f"{base}/preferences/{preferences}",
         reply_to=f"reply+{reply}@{domain}",
@@ -85,6 +88,14 @@ def _check_header(name: str, value: str) -> str:
     return value
 
 
+def _to(name: str, address: str) -> str | Address:
+    if address.isascii():
+        return formataddr((name, address))
+    # Address(addr_spec=...) rejects a non-ASCII local part; given in pieces it is kept.
+    username, _, domain = address.rpartition("@")
+    return Address(display_name=name, username=username, domain=domain)
+
+
 def build_email(outgoing: Outgoing, settings: Settings, *, now: datetime) -> tuple[str, bytes]:
     """Return (envelope sender, message bytes with CRLF line ends) for one delivery.
 
@@ -100,11 +111,12 @@ def build_email(outgoing: Outgoing, settings: Settings, *, now: datetime) -> tup
     headers = {
         "From": formataddr((_check_header("From", mail.from_name),
                             _check_header("From", mail.from_address))),
-        "To": formataddr((_check_header("To", outgoing.recipient_name),
-                          _check_header("To", outgoing.recipient_email))),
+        "To": _to(_check_header("To", outgoing.recipient_name),
+                  _check_header("To", outgoing.recipient_email)),
         "Subject": _check_header("Subject", outgoing.subject),
         "Date": format_datetime(now),
-        "Message-ID": make_msgid(idstring=f"d{outgoing.delivery_id}", domain=from_domain),
+        # Stable per delivery, so a resend after a crash is recognisably the same email.
+        "Message-ID": f"<alerts.{outgoing.message_id}.{links.reply_token}@{from_domain}>",
         "List-Id": _check_header(
             "List-Id",
             f"{outgoing.ward_name} <{outgoing.ward_code.lower()}.{mail.reply_domain}>",
@@ -122,7 +134,9 @@ def build_email(outgoing: Outgoing, settings: Settings, *, now: datetime) -> tup
     if outgoing.kind == MessageKind.DIGEST:
         headers["Precedence"] = "bulk"
 
-    message = EmailMessage(policy=policy.SMTP)
+    # An address outside ASCII can only travel as SMTPUTF8, with UTF-8 headers.
+    international = not outgoing.recipient_email.isascii()
+    message = EmailMessage(policy=policy.SMTPUTF8 if international else policy.SMTP)
     for name, value in headers.items():
         message[name] = value
     # Quoted-printable keeps the body 7-bit, so no relay has to support 8BITMIME.

@@ -150,16 +150,17 @@ async def deliver_due_async(
         async with slots:
             try:
                 envelope_from, data = build_email(outgoing, settings, now=clock())
-            except ValueError as exc:
-                return _Outcome(ident, attempts, _Result.FAILED, str(exc))
-            await pacer.wait()
-            try:
+                await pacer.wait()
                 await carrier.send(envelope_from, outgoing.recipient_email, data)
             except TransientFailure as exc:
                 return _Outcome(ident, attempts, _Result.RETRY, exc.reason,
                                 unavailable=isinstance(exc, ServerUnavailable))
             except PermanentFailure as exc:
                 return _Outcome(ident, attempts, _Result.FAILED, exc.reason)
+            except ValueError as exc:
+                # build_email refuses what no retry can mend, e.g. a line break in a header.
+                detail = redact(str(exc), outgoing.recipient_email)
+                return _Outcome(ident, attempts, _Result.FAILED, detail)
             except Exception as exc:
                 # A fault of ours must not abandon the batch: the rows already sent in it
                 # still have to be marked, or they would go out again when the lease ends.
@@ -190,7 +191,7 @@ async def deliver_due_async(
                     _record(session, outcome, addresses[outcome.delivery_id], settings,
                             clock(), report)
                 session.commit()
-            log.info("delivered a batch of %d: %s", len(ids), report)
+            log.info("batch of %d done; this pass so far: %s", len(ids), report)
             if on_progress is not None:
                 on_progress(len(ids))
             if any(outcome.unavailable for outcome in outcomes):
@@ -256,7 +257,7 @@ def _load(session: Session, ids: Sequence[int]) -> tuple[list[_Claimed], list[tu
         )
         .where(Delivery.id.in_(ids))
         .order_by(Delivery.id)
-    ).tuples().all()
+    ).all()
     # A batch usually carries one or two messages: read each body once, not once a row.
     message_ids = {row[2] for row in rows}
     messages = {

@@ -20,6 +20,7 @@ from typing import Self
 from aiosmtplib import (
     SMTP,
     SMTPException,
+    SMTPNotSupported,
     SMTPRecipientsRefused,
     SMTPResponseException,
 )
@@ -81,17 +82,19 @@ class SmtpTransport:
                     mail_options=None if recipient.isascii() else ["SMTPUTF8"],
                 )
             except SMTPRecipientsRefused as exc:
-                self._idle.append(client)
                 refusal = exc.recipients[0]
+                self._release(client, refusal.code)
                 raise _answer(refusal.code, refusal.message, recipient) from None
             except SMTPResponseException as exc:
-                # 421 means the relay is closing this connection; aiosmtplib has sent RSET
-                # for anything else, so the connection is fit to carry the next message.
-                if exc.code == 421 or not client.is_connected:
-                    client.close()
-                else:
-                    self._idle.append(client)
+                self._release(client, exc.code)
                 raise _answer(exc.code, exc.message, recipient) from None
+            except SMTPNotSupported:
+                # Raised before MAIL FROM, so the connection is clean.
+                self._idle.append(client)
+                raise PermanentFailure(
+                    f"the SMTP server at {self.where} does not offer SMTPUTF8, "
+                    "which this address needs"
+                ) from None
             except ValueError:
                 # An address aiosmtplib cannot put on the wire; the envelope may be half
                 # open on the server, so this connection is not reused.
@@ -107,6 +110,14 @@ class SmtpTransport:
             except BaseException:
                 client.close()
                 raise
+            self._idle.append(client)
+
+    def _release(self, client: SMTP, code: int) -> None:
+        # 421 means the relay is closing this connection; after any other answer
+        # aiosmtplib has sent RSET, so the connection can carry the next message.
+        if code == 421 or not client.is_connected:
+            client.close()
+        else:
             self._idle.append(client)
 
     def _take_idle(self) -> SMTP | None:

@@ -42,4 +42,5 @@ def sessions_calendar(
         if session.link:
             event.add("url", session.link)
         calendar.add_component(event)
-    return calendar.to_ical()
+    data: bytes = calendar.to_ical()
+    return data

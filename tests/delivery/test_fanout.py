@@ -56,8 +56,8 @@ def test_queueing_a_message_twice_queues_each_subscriber_once(session: Session) 
     assert fan_out(session, message) == 4
     session.commit()
     assert fan_out(session, message) == 0
-    count = session.scalars(select(Delivery).where(Delivery.message_id == message.id)).all()
-    assert len(count) == 4
+    rows = session.scalars(select(Delivery).where(Delivery.message_id == message.id)).all()
+    assert len(rows) == 4
 
 
 def test_a_subscriber_confirmed_later_is_added_by_queueing_again(session: Session) -> None:

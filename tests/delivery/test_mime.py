@@ -168,6 +168,13 @@ def test_message_ids_differ_between_deliveries(settings: Settings) -> None:
     assert len(ids) == 5
 
 
+def test_a_resend_of_the_same_delivery_keeps_its_message_id(settings: Settings) -> None:
+    later = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
+    first = parse(build_email(outgoing(), settings, now=NOW)[1])["Message-ID"]
+    again = parse(build_email(outgoing(), settings, now=later)[1])["Message-ID"]
+    assert first == again
+
+
 def test_alerts_are_not_marked_bulk(settings: Settings) -> None:
     message = parse(build_email(outgoing(kind="alert"), settings, now=NOW)[1])
     assert message["Precedence"] is None
@@ -198,3 +205,10 @@ def test_a_line_break_in_a_header_value_is_refused(
 ) -> None:
     with pytest.raises(ValueError, match=f"the {header} header"):
         build_email(outgoing(**changes), settings, now=NOW)
+
+
+def test_an_address_outside_ascii_is_written_as_utf8_for_smtputf8(settings: Settings) -> None:
+    _, data = build_email(outgoing(recipient_email="zoë@exämple.org", recipient_name="Zoë"),
+                          settings, now=NOW)
+    assert "To: Zoë <zoë@exämple.org>\r\n".encode() in data
+    assert b"Content-Type: multipart/alternative" in data

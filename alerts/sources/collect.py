@@ -1,0 +1,188 @@
+"""The collect service: fetch every feed and calendar, parse it, store its items.
+
+Each source is fetched outside any database transaction and stored in its own transaction;
+a source that fails gets its one-line error recorded and the run goes on with the next, so
+one broken source never stops the others and nothing already stored is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.config import Settings
+from alerts.db import transaction
+from alerts.items import CollectedItem, store_items
+from alerts.sources.fetch import fetch, make_client
+from alerts.sources.ics import parse_calendar
+from alerts.sources.registry import FETCHED_KINDS, Source, SourceError, SourceKind
+from alerts.sources.rss import parse_feed
+from subscriptions.base import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SourceResult:
+    """What collecting one source did; `error` is a one-line reason naming the source."""
+
+    source_id: int
+    description: str
+    added: int
+    updated: int
+    withdrawn: int
+    not_modified: bool
+    error: str | None
+
+
+@dataclass(frozen=True)
+class CollectReport:
+    results: list[SourceResult]
+
+    @property
+    def added(self) -> int:
+        return sum(result.added for result in self.results)
+
+    @property
+    def errors(self) -> list[str]:
+        return [result.error for result in self.results if result.error is not None]
+
+
+@dataclass(frozen=True)
+class _Target:
+    """What a fetch needs to know of a source, read before the network is touched."""
+
+    id: int
+    kind: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+    description: str
+
+
+def collect(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    *,
+    source_id: int | None = None,
+    client: httpx.Client | None = None,
+    now: datetime | None = None,
+) -> CollectReport:
+    """Collect every fetched source (rss, atom, ics), or only `source_id`, once."""
+    now = now or utcnow()
+    targets = _targets(factory, source_id)
+    own_client = client is None
+    http = make_client(settings) if client is None else client
+    try:
+        return CollectReport([_collect_one(factory, settings, http, target, now)
+                              for target in targets])
+    finally:
+        if own_client:
+            http.close()
+
+
+def _targets(factory: sessionmaker[Session], source_id: int | None) -> list[_Target]:
+    with factory() as session:
+        if source_id is not None:
+            source = session.get(Source, source_id)
+            if source is None:
+                raise SourceError(f"no source with id {source_id} (see `alerts sources list`)")
+            if source.kind not in FETCHED_KINDS:
+                raise SourceError(f"{source.describe()} is not fetched, so there is nothing "
+                                  "to collect")
+            sources = [source]
+        else:
+            sources = list(session.scalars(
+                select(Source).where(Source.kind.in_(FETCHED_KINDS)).order_by(Source.id)
+            ))
+        return [
+            _Target(s.id, s.kind, s.url, s.etag, s.last_modified, s.describe()) for s in sources
+        ]
+
+
+def _collect_one(
+    factory: sessionmaker[Session],
+    settings: Settings,
+    client: httpx.Client,
+    target: _Target,
+    now: datetime,
+) -> SourceResult:
+    is_calendar = target.kind == SourceKind.ICS
+    items: list[CollectedItem] = []
+    try:
+        # A calendar is always fetched whole: its occurrences move forward with time, so a 304
+        # would leave the coming weeks unexpanded while the file itself never changes.
+        fetched = fetch(
+            client,
+            target.url,
+            etag=None if is_calendar else target.etag,
+            last_modified=None if is_calendar else target.last_modified,
+        )
+        if fetched.modified:
+            if is_calendar:
+                items = parse_calendar(
+                    fetched.content,
+                    now=now,
+                    weeks=settings.sources.calendar_weeks,
+                    timezone=settings.scheduler.timezone,
+                )
+            else:
+                items = parse_feed(fetched.content, url=target.url)
+    except (SourceError, httpx.HTTPError) as exc:
+        return _failed(factory, target, now, _one_line(exc))
+    except Exception as exc:  # a parser tripping over odd input must not stop the others
+        log.exception("collecting %s failed unexpectedly", target.description)
+        return _failed(factory, target, now, f"unexpected {type(exc).__name__}: {_one_line(exc)}")
+
+    try:
+        with transaction(factory) as session:
+            source = session.get(Source, target.id)
+            if source is None:  # removed while it was being fetched
+                return SourceResult(target.id, target.description, 0, 0, 0, False,
+                                    f"{target.description}: removed during the run")
+            added = updated = withdrawn = 0
+            if fetched.modified:
+                stored = store_items(
+                    session, source, items, withdraw_missing_after=now if is_calendar else None
+                )
+                added, updated, withdrawn = stored.added, stored.updated, stored.withdrawn
+            source.etag = fetched.etag
+            source.last_modified = fetched.last_modified
+            source.last_fetched_at = now
+            source.last_ok_at = now
+            source.last_error = None
+    except SQLAlchemyError as exc:
+        log.exception("storing the items of %s failed", target.description)
+        return _failed(factory, target, now, f"could not store its items: {_one_line(exc)}")
+    return SourceResult(
+        source_id=target.id,
+        description=target.description,
+        added=added,
+        updated=updated,
+        withdrawn=withdrawn,
+        not_modified=not fetched.modified,
+        error=None,
+    )
+
+
+def _failed(
+    factory: sessionmaker[Session], target: _Target, now: datetime, reason: str
+) -> SourceResult:
+    error = f"{target.description}: {reason}"
+    with transaction(factory) as session:
+        source = session.get(Source, target.id)
+        if source is not None:
+            source.last_error = error
+            source.last_fetched_at = now
+    return SourceResult(target.id, target.description, 0, 0, 0, False, error)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 500 else text[:499] + "…"

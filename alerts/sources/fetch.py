@@ -1,0 +1,125 @@
+"""Fetching a feed or calendar over HTTP: conditional GET, a size cap, one-line errors.
+
+The only module of the collectors that touches the network; parsers get the bytes it returns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+
+from alerts.config import Settings
+from alerts.sources.registry import SourceError
+
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, text/calendar, application/xml;q=0.9, "
+    "text/xml;q=0.9, */*;q=0.5"
+)
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    """What a GET brought back; `modified` is False on 304 (then `content` is empty)."""
+
+    modified: bool
+    content: bytes
+    etag: str | None
+    last_modified: str | None
+    content_type: str | None
+
+
+def make_client(settings: Settings) -> httpx.Client:
+    """An HTTP client with the configured timeout and User-Agent; the caller closes it."""
+    return httpx.Client(
+        timeout=httpx.Timeout(settings.sources.fetch_timeout),
+        headers={"User-Agent": settings.sources.user_agent, "Accept": ACCEPT},
+        follow_redirects=True,
+    )
+
+
+def fetch(
+    client: httpx.Client,
+    url: str,
+    *,
+    etag: str | None,
+    last_modified: str | None,
+    max_bytes: int = 5_000_000,
+) -> FetchResult:
+    """GET `url`, sending the validators of the last fetch; raise SourceError on any failure."""
+    headers: dict[str, str] = {}
+    if etag:
+        headers["If-None-Match"] = etag
+    if last_modified:
+        headers["If-Modified-Since"] = last_modified
+    try:
+        with client.stream("GET", url, headers=headers, follow_redirects=True) as response:
+            if response.status_code == 304:
+                return FetchResult(
+                    modified=False,
+                    content=b"",
+                    etag=response.headers.get("ETag") or etag,
+                    last_modified=response.headers.get("Last-Modified") or last_modified,
+                    content_type=None,
+                )
+            if not response.is_success:
+                reason = f" {response.reason_phrase}" if response.reason_phrase else ""
+                raise SourceError(f"the server answered HTTP {response.status_code}{reason}")
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise SourceError(_too_large(max_bytes))
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_bytes():
+                size += len(chunk)
+                if size > max_bytes:
+                    raise SourceError(_too_large(max_bytes))
+                chunks.append(chunk)
+            return FetchResult(
+                modified=True,
+                content=b"".join(chunks),
+                etag=response.headers.get("ETag"),
+                last_modified=response.headers.get("Last-Modified"),
+                content_type=response.headers.get("Content-Type"),
+            )
+    except httpx.TimeoutException as exc:
+        raise SourceError(f"timed out after {_seconds(client, exc)} s") from None
+    except httpx.ConnectError as exc:
+        raise SourceError(f"could not connect to {_host(url)}: {_reason(exc)}") from None
+    except httpx.TooManyRedirects:
+        raise SourceError("too many redirects") from None
+    except httpx.InvalidURL as exc:
+        raise SourceError(f"{url!r} is not a valid URL: {_reason(exc)}") from None
+    except httpx.HTTPError as exc:
+        raise SourceError(f"could not fetch {url}: {_reason(exc)}") from None
+
+
+def _too_large(max_bytes: int) -> str:
+    return f"the response is larger than {max_bytes:,} bytes"
+
+
+def _host(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.netloc or url
+
+
+def _reason(exc: Exception) -> str:
+    """The exception's message on one line, without the "[Errno 111]" noise."""
+    text = " ".join(str(exc).split())
+    if text.startswith("[Errno") and "] " in text:
+        text = text.split("] ", 1)[1]
+    return text or type(exc).__name__
+
+
+def _seconds(client: httpx.Client, exc: httpx.TimeoutException) -> str:
+    timeout = client.timeout
+    if isinstance(exc, httpx.ConnectTimeout):
+        value = timeout.connect
+    elif isinstance(exc, httpx.WriteTimeout):
+        value = timeout.write
+    elif isinstance(exc, httpx.PoolTimeout):
+        value = timeout.pool
+    else:
+        value = timeout.read
+    return "?" if value is None else f"{value:g}"
