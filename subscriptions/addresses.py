@@ -26,5 +26,6 @@ def normalise_address(raw: str) -> str:
     try:
         checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise AddressError(f"{text!r} is not a valid address: {exc}") from None
+        reason = str(exc).rstrip(".")
+        raise AddressError(f"{text!r} is not a valid address ({reason})") from None
     return checked.normalized.lower()

@@ -29,7 +29,7 @@ def demo(folder: Path) -> None:
         state = f"error: {result.error}" if result.error else f"{result.added} new item(s)"
         click.echo(f"  collected {result.description}: {state}")
     for row in report.skipped_rows:
-        click.echo(f"  subscribers.csv {row}: skipped, as a real import would")
+        click.echo(f"  subscribers.csv {row}; skipped, as a real import would")
     click.echo("Digests:")
     for outcome in report.digests:
         if outcome.queued:

@@ -5,6 +5,7 @@ The only module of the collectors that touches the network; parsers get the byte
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -46,8 +47,14 @@ def fetch(
     etag: str | None,
     last_modified: str | None,
     max_bytes: int = 5_000_000,
+    max_seconds: float = 120.0,
 ) -> FetchResult:
-    """GET `url`, sending the validators of the last fetch; raise SourceError on any failure."""
+    """GET `url`, sending the validators of the last fetch; raise SourceError on any failure.
+
+    The client's timeout bounds each read; `max_seconds` bounds the whole download, so a
+    server that drips a byte at a time cannot hold a collection round for long.
+    """
+    deadline = time.monotonic() + max_seconds
     headers: dict[str, str] = {}
     if etag:
         headers["If-None-Match"] = etag
@@ -75,6 +82,8 @@ def fetch(
                 size += len(chunk)
                 if size > max_bytes:
                     raise SourceError(_too_large(max_bytes))
+                if time.monotonic() > deadline:
+                    raise SourceError(f"the download took longer than {max_seconds:g} s")
                 chunks.append(chunk)
             return FetchResult(
                 modified=True,

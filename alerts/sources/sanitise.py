@@ -14,7 +14,8 @@ from html.parser import HTMLParser
 import nh3
 
 ALLOWED_TAGS = frozenset(
-    {"p", "br", "a", "strong", "b", "em", "i", "ul", "ol", "li", "blockquote", "h3", "h4", "code"}
+    {"p", "div", "br", "a", "strong", "b", "em", "i", "ul", "ol", "li", "blockquote", "h3", "h4",
+     "code"}
 )
 ALLOWED_ATTRIBUTES = {"a": {"href", "title"}}
 URL_SCHEMES = frozenset({"http", "https", "mailto", "tel"})

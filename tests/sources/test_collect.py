@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.config import Settings
 from alerts.items import Item, ItemKind
 from alerts.sources.collect import collect
+from alerts.sources.fetch import fetch
 from alerts.sources.registry import Source, SourceError, add_source, officer_source
 from tests.factories import make_ward
 from tests.servers import FeedServer
@@ -431,3 +433,50 @@ def test_officer_sources_are_not_fetched(
     assert reload(factory, own).last_fetched_at is None
     with pytest.raises(SourceError, match="nothing to collect"):
         collect(factory, settings, source_id=own.id)
+
+
+def test_a_redirected_feed_is_followed(
+    factory: sessionmaker[Session], session: Session, feeds: FeedServer, settings: Settings
+) -> None:
+    feeds.put("/riverside.xml", RSS)
+    moved = feeds.put("/old-feed", "", status=301, content_type="text/plain",
+                      headers={"Location": "/riverside.xml"})
+    source = new_source(session, "rss", moved)
+
+    (result,) = collect(factory, settings).results
+
+    assert result.error is None
+    assert len(items_of(factory, source)) == 2
+
+
+def test_a_server_that_never_answers_times_out_with_a_clear_error(
+    factory: sessionmaker[Session], session: Session, settings: Settings
+) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()  # accepts connections (in the backlog) but never answers
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/feed.xml"
+        source = new_source(session, "rss", url)
+        with httpx.Client(timeout=0.3) as client:
+            (result,) = collect(factory, settings, client=client).results
+
+    assert result.error == f"{source.describe()}: timed out after 0.3 s"
+
+
+def test_a_response_larger_than_the_cap_is_refused(feeds: FeedServer) -> None:
+    url = feeds.put("/huge.xml", b"x" * 2048)
+    with httpx.Client() as client:
+        assert fetch(client, url, etag=None, last_modified=None, max_bytes=2048).content
+        with pytest.raises(SourceError, match="larger than 1,024 bytes"):
+            fetch(client, url, etag=None, last_modified=None, max_bytes=1024)
+
+
+def test_a_streamed_response_is_cut_off_once_it_passes_the_cap() -> None:
+    def endless(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=(b"y" * 512 for _ in range(100)))  # no length
+
+    with (
+        httpx.Client(transport=httpx.MockTransport(endless)) as client,
+        pytest.raises(SourceError, match="larger than 4,096 bytes"),
+    ):
+        fetch(client, "http://feeds.example/", etag=None, last_modified=None, max_bytes=4096)
