@@ -62,6 +62,25 @@ def when(item: DigestItem, zone: ZoneInfo) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class SessionSeries:
+    """Sessions that differ only in time (a weekly surgery), shown once with every date."""
+
+    session: DigestItem
+    times: list[str]
+
+
+def group_sessions(sessions: list[DigestItem], zone: ZoneInfo) -> list[SessionSeries]:
+    """Group by title, place and details, keeping the order of each group's first date."""
+    series: dict[tuple[str, str | None, str, str | None], SessionSeries] = {}
+    for session in sessions:
+        key = (session.title, session.location, session.body_html, session.link)
+        if key not in series:
+            series[key] = SessionSeries(session, [])
+        series[key].times.append(when(session, zone))
+    return list(series.values())
+
+
 def footer_context(settings: Settings) -> dict[str, Any]:
     """What every message says about reporting crime, and the resident's own links."""
     return {
@@ -89,7 +108,7 @@ def render_digest(
         "ward_code": content.ward_code,
         "posts": content.posts,
         "advice": content.advice,
-        "sessions": [(session, when(session, zone)) for session in content.sessions],
+        "sessions": group_sessions(content.sessions, zone),
         "date": f"{now.astimezone(zone):%A} {now.astimezone(zone).day} "
         f"{now.astimezone(zone):%B %Y}",
     }
