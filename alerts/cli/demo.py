@@ -43,8 +43,8 @@ def demo(folder: Path) -> None:
                    f"({delivery.failed} failed).")
     unchanged = sum(1 for r in second.results if r.not_modified)
     queued_again = sum(1 for o in report.second_round if o.queued)
-    click.echo(f"Second round: {unchanged} of {len(second.results)} source(s) not modified, "
-               f"{queued_again} new digest(s): nothing is sent twice.")
+    click.echo(f"Second round: {unchanged} feed(s) answered 'not modified' (calendars are "
+               f"always read whole), {queued_again} new digest(s): nothing is sent twice.")
     click.echo(f"Done in {report.seconds:.1f} s. Look at:")
     click.echo(f"  {report.outbox}/new/    one .eml per resident (open with any mail client)")
     for path in report.previews:

@@ -182,3 +182,51 @@ def test_subscribers_and_digests_end_to_end_through_the_cli(
     assert len(list((tmp_path / "outbox" / "new").iterdir())) == 1
     nothing = json.loads(run(alerts, config, "digest", "send", "--ward", "RIV", "--json").stdout)
     assert nothing[0]["queued"] is False
+
+
+def test_importing_wards_lands_good_rows_and_names_taken_codes(
+    alerts: CliRunner, config: Path, tmp_path: Path
+) -> None:
+    run(alerts, config, "wards", "add", "RIV", "Riverside", "--team-email", "riv@police.example")
+    file = tmp_path / "wards.csv"
+    file.write_text("code,name,team_email\nHIL,Hillcrest,hil@police.example\n"
+                    "RIV,Riverside again,riv@police.example\nMKT,Market,not-an-address\n")
+    result = run(alerts, config, "wards", "import", str(file))
+    assert result.exit_code == 1
+    assert "added 1 ward(s)" in result.stdout
+    assert f"{file}: line 3: ward code 'RIV' is already taken; row skipped" in result.stderr
+    assert f"{file}: line 4: ward MKT: team email" in result.stderr
+    codes = [w["code"] for w in json.loads(run(alerts, config, "wards", "list", "--json").stdout)]
+    assert codes == ["HIL", "RIV"]
+
+
+def test_sources_are_added_listed_and_removed(alerts: CliRunner, config: Path) -> None:
+    run(alerts, config, "wards", "add", "RIV", "Riverside", "--team-email", "riv@police.example")
+    added = run(alerts, config, "sources", "add", "--ward", "RIV", "--kind", "atom",
+                "https://police.example/riv.atom")
+    assert added.exit_code == 0
+    twice = run(alerts, config, "sources", "add", "--ward", "RIV", "--kind", "atom",
+                "https://police.example/riv.atom")
+    assert "already has source" in one_line_error(twice)
+    assert "http(s) URL" in one_line_error(run(alerts, config, "sources", "add", "--ward", "RIV",
+                                               "--kind", "rss", "ftp://police.example/x"))
+    assert "no ward with code 'NOPE'" in one_line_error(
+        run(alerts, config, "sources", "add", "--ward", "NOPE", "--kind", "rss",
+            "https://police.example/x.rss"))
+    [source] = json.loads(run(alerts, config, "sources", "list", "--json").stdout)
+    assert (source["ward"], source["kind"]) == ("RIV", "atom")
+    assert run(alerts, config, "sources", "remove", str(source["id"])).exit_code == 0
+    assert json.loads(run(alerts, config, "sources", "list", "--json").stdout) == []
+    assert "no source with id" in one_line_error(
+        run(alerts, config, "sources", "remove", str(source["id"])))
+
+
+def test_posting_checks_its_input(alerts: CliRunner, config: Path) -> None:
+    run(alerts, config, "wards", "add", "RIV", "Riverside", "--team-email", "riv@police.example")
+    assert "exactly one of --body or --body-file" in one_line_error(
+        run(alerts, config, "post", "--ward", "RIV", "--title", "Hello"))
+    assert "ISO 8601" in one_line_error(
+        run(alerts, config, "post", "--ward", "RIV", "--title", "Cafe", "--body", "x",
+            "--kind", "session", "--starts", "next tuesday"))
+    assert "no ward with code" in one_line_error(
+        run(alerts, config, "post", "--ward", "XYZ", "--title", "Hi", "--body", "x"))
