@@ -62,6 +62,7 @@ class StoreResult:
     added: int
     updated: int
     withdrawn: int
+    new_item_ids: tuple[int, ...] = ()
 
 
 def store_items(
@@ -83,26 +84,27 @@ def store_items(
     }
     added = updated = withdrawn = 0
     seen: set[str] = set()
+    new_items: list[Item] = []
     for entry in collected:
         if entry.guid in seen:
             continue
         seen.add(entry.guid)
         item = existing.get(entry.guid)
         if item is None:
-            session.add(
-                Item(
-                    source_id=source.id,
-                    guid=entry.guid,
-                    kind=entry.kind,
-                    title=entry.title,
-                    body_html=entry.body_html,
-                    link=entry.link,
-                    published_at=entry.published_at,
-                    starts_at=entry.starts_at,
-                    ends_at=entry.ends_at,
-                    location=entry.location,
-                )
+            item = Item(
+                source_id=source.id,
+                guid=entry.guid,
+                kind=entry.kind,
+                title=entry.title,
+                body_html=entry.body_html,
+                link=entry.link,
+                published_at=entry.published_at,
+                starts_at=entry.starts_at,
+                ends_at=entry.ends_at,
+                location=entry.location,
             )
+            session.add(item)
+            new_items.append(item)
             added += 1
             continue
         changed = False
@@ -126,4 +128,4 @@ def store_items(
                 item.withdrawn_at = now
                 withdrawn += 1
     session.flush()
-    return StoreResult(added, updated, withdrawn)
+    return StoreResult(added, updated, withdrawn, tuple(item.id for item in new_items))

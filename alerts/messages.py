@@ -14,6 +14,7 @@ from subscriptions.wards import Ward
 
 class MessageKind(StrEnum):
     DIGEST = "digest"
+    POST = "post"
     ALERT = "alert"
 
 

@@ -6,6 +6,7 @@ Alembic's autogenerate and the test fixtures read `metadata` from here.
 from __future__ import annotations
 
 from alerts.delivery.outbox import Delivery
+from alerts.digests.ledger import SubscriptionProgress
 from alerts.items import Item
 from alerts.messages import Message, MessageItem
 from alerts.sources.registry import Source
@@ -23,6 +24,7 @@ __all__ = [
     "Source",
     "Subscriber",
     "Subscription",
+    "SubscriptionProgress",
     "Ward",
     "metadata",
 ]

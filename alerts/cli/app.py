@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import ConfigError, Settings, load_settings
 from alerts.db import DatabaseError, make_engine, require_current_schema, session_factory
+from alerts.events import EventBus
 from alerts.sources.registry import SourceError
 from subscriptions.addresses import AddressError
 from subscriptions.subscribers import SubscriberError
@@ -46,7 +47,7 @@ class Runtime:
     config_file: str | None
     _settings: Settings | None = None
     _engine: Engine | None = None
-    _factories: dict[bool, sessionmaker[Session]] = field(default_factory=dict)
+    _bus: EventBus | None = None
 
     @property
     def settings(self) -> Settings:
@@ -64,6 +65,15 @@ class Runtime:
         """Sessions on a database that `alerts init` has brought up to date."""
         require_current_schema(self.engine)
         return session_factory(self.engine)
+
+    def bus(self) -> EventBus:
+        """The event bus of this process, with the pipeline's handlers wired in."""
+        if self._bus is None:
+            from alerts.pipeline import wire
+
+            self._bus = EventBus()
+            wire(self._bus, self.sessions(), self.settings)
+        return self._bus
 
     def close(self) -> None:
         if self._engine is not None:

@@ -22,7 +22,8 @@ def collect(runtime: Runtime, source_id: int | None, as_json: bool) -> None:
     A source that fails is reported and the others are still collected; the exit
     status is 1 when any source failed.
     """
-    report = collect_sources(runtime.sessions(), runtime.settings, source_id=source_id)
+    report = collect_sources(runtime.sessions(), runtime.settings, source_id=source_id,
+                             bus=runtime.bus())
     if as_json:
         print_json([result.__dict__ for result in report.results])
     else:

@@ -54,13 +54,15 @@ def send(runtime: Runtime, ward_code: str | None, all_wards: bool, as_json: bool
     """Queue digests now, whatever the schedule; `alerts deliver` sends them."""
     if bool(ward_code) == all_wards:
         fail("give exactly one of --ward CODE or --all")
-    outcomes = queue_digests(runtime.sessions(), runtime.settings, ward_code=ward_code)
+    outcomes = queue_digests(runtime.sessions(), runtime.settings, ward_code=ward_code,
+                             bus=runtime.bus())
     if as_json:
         print_json([{**o.__dict__, "queued": o.queued} for o in outcomes])
         return
     for o in outcomes:
         if o.queued:
-            click.echo(f"ward {o.ward_code}: digest {o.message_id} with {o.items} item(s) "
+            ids = ", ".join(str(i) for i in o.message_ids)
+            click.echo(f"ward {o.ward_code}: digest {ids} with {o.items} item(s) "
                        f"queued for {o.deliveries} subscriber(s)")
         else:
             click.echo(f"ward {o.ward_code}: no digest ({o.reason})")

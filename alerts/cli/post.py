@@ -1,4 +1,4 @@
-"""`alerts post`: an officer's own post, advice or contact session for a ward."""
+"""`alerts post`: an officer's own post, advice, contact session or urgent alert for a ward."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import click
 
 from alerts.cli.app import Runtime, fail, pass_runtime
 from alerts.db import transaction
+from alerts.events import ItemPublished, UrgentAlertPosted
 from alerts.items import ItemKind, store_items
 from alerts.sources.officer import officer_item
 from alerts.sources.registry import officer_source
+from alerts.urgent import post_urgent
 from subscriptions.base import utcnow
 from subscriptions.wards import get_ward
 
@@ -43,7 +45,8 @@ def parse_time(option: str, value: str | None, zone: ZoneInfo) -> datetime | Non
 @click.option("--starts", metavar="ISO", help="A session's start, e.g. 2026-12-05T10:00.")
 @click.option("--ends", metavar="ISO", help="A session's end.")
 @click.option("--location", metavar="TEXT", help="Where a session is held.")
-@click.option("--urgent", is_flag=True, help="Send at once to every confirmed subscriber.")
+@click.option("--urgent", is_flag=True,
+              help="Send at once to every confirmed subscriber, whatever their frequency.")
 @pass_runtime
 def post(
     runtime: Runtime,
@@ -57,12 +60,27 @@ def post(
     location: str | None,
     urgent: bool,
 ) -> None:
-    """Publish a post, advice or contact session to a ward's next digest."""
-    if urgent:
-        fail("--urgent is not available yet: urgent alerts come with the scheduler")
+    """Publish a post, advice or contact session to a ward, or an urgent alert.
+
+    Posts reach immediate subscribers at once and everyone else in their next digest.
+    An urgent alert is queued ahead of everything else: a running `alerts run` sends it
+    within seconds, otherwise `alerts deliver` does.
+    """
     if (body is None) == (body_file is None):
         fail("give the text with exactly one of --body or --body-file")
     text = body_file.read_text(encoding="utf-8") if body_file is not None else body or ""
+    if urgent:
+        if kind != "post" or starts or ends or location:
+            fail("an urgent alert takes only --title and --body (no --kind, times or place)")
+        with transaction(runtime.sessions()) as session:
+            outcome = post_urgent(session, runtime.settings, ward_code=ward_code, title=title,
+                                  body=text, now=utcnow())
+        runtime.bus().publish(
+            UrgentAlertPosted(outcome.ward_code, outcome.message_id, outcome.deliveries)
+        )
+        click.echo(f"urgent alert {outcome.message_id} queued for {outcome.deliveries} "
+                   f"subscriber(s) of ward {outcome.ward_code}")
+        return
     zone = ZoneInfo(runtime.settings.scheduler.timezone)
     item = officer_item(
         title=title,
@@ -75,5 +93,7 @@ def post(
     )
     with transaction(runtime.sessions()) as session:
         ward = get_ward(session, ward_code)
-        store_items(session, officer_source(session, ward), [item])
-    click.echo(f"posted {kind} {title!r} to ward {ward.code}; it goes in the next digest")
+        stored = store_items(session, officer_source(session, ward), [item])
+    runtime.bus().publish(ItemPublished(ward.code, stored.new_item_ids))
+    click.echo(f"posted {kind} {title!r} to ward {ward.code}; immediate subscribers hear now, "
+               "the rest in their next digest")

@@ -15,7 +15,7 @@ def register(cli: click.Group) -> None:
 
 @click.group()
 def sources() -> None:
-    """Feeds and calendars that a ward's items are collected from."""
+    """Feeds, calendars and data.police.uk neighbourhoods that a ward's items come from."""
 
 
 @sources.command("add")
@@ -24,7 +24,11 @@ def sources() -> None:
 @click.argument("url")
 @pass_runtime
 def add(runtime: Runtime, ward_code: str, kind: str, url: str) -> None:
-    """Add a source of KIND at URL to a ward."""
+    """Add a source of KIND at URL to a ward.
+
+    URL is the feed's or calendar's http(s) address; for policeuk it is the data.police.uk
+    FORCE/NEIGHBOURHOOD ids, such as leicestershire/NC04.
+    """
     with transaction(runtime.sessions()) as session:
         source = add_source(session, ward_code, kind, url)
         click.echo(f"added {source.describe()} to ward {source.ward.code}")

@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, literal, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.messages import Message
@@ -20,12 +21,26 @@ from subscriptions.base import utcnow
 from subscriptions.subscribers import Status, Subscription
 
 
-def fan_out(session: Session, message: Message, *, now: datetime | None = None) -> int:
+def fan_out(
+    session: Session,
+    message: Message,
+    *,
+    now: datetime | None = None,
+    audience: ColumnElement[bool] | None = None,
+    priority: int = 0,
+) -> int:
     """Queue `message` for every confirmed subscriber of its ward; return rows added.
 
-    Pending and unsubscribed subscriptions get nothing. The caller commits.
+    `audience` narrows the subscriptions further (a frequency, a point in the ledger);
+    rows with a higher `priority` are claimed first. Pending and unsubscribed
+    subscriptions get nothing. The caller commits.
     """
     at = now or utcnow()
+    condition = (Subscription.ward_id == message.ward_id) & (
+        Subscription.status == Status.CONFIRMED
+    )
+    if audience is not None:
+        condition = condition & audience
     subscribers = select(
         literal(message.id, Delivery.message_id.type),
         Subscription.subscriber_id,
@@ -33,9 +48,10 @@ def fan_out(session: Session, message: Message, *, now: datetime | None = None) 
         literal(0, Delivery.attempts.type),
         literal(at, Delivery.next_attempt_at.type),
         literal(at, Delivery.created_at.type),
-    ).where(Subscription.ward_id == message.ward_id, Subscription.status == Status.CONFIRMED)
+        literal(priority, Delivery.priority.type),
+    ).where(condition)
     columns = ["message_id", "subscriber_id", "status", "attempts", "next_attempt_at",
-               "created_at"]
+               "created_at", "priority"]
     dialect = session.get_bind().dialect.name
     insert: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":

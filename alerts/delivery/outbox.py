@@ -49,6 +49,8 @@ class Delivery(Base):
         ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
     )
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.QUEUED)
+    # Urgent alerts go ahead of digests already queued.
+    priority: Mapped[int] = mapped_column(default=0, server_default="0")
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     lease_until: Mapped[datetime | None] = mapped_column(default=None)
@@ -64,7 +66,10 @@ def claim_due(session: Session, *, limit: int, lease_seconds: int, now: datetime
         and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
     )
     candidates = (
-        select(Delivery.id).where(due).order_by(Delivery.next_attempt_at, Delivery.id).limit(limit)
+        select(Delivery.id)
+        .where(due)
+        .order_by(Delivery.priority.desc(), Delivery.next_attempt_at, Delivery.id)
+        .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)

@@ -1,57 +1,66 @@
-"""Queueing digests: pick a ward's new items, render once, store the message, fan out.
+"""Queueing what residents are due: digests for daily and weekly subscribers, and one short
+message per new item for immediate subscribers.
 
-This is the service behind `alerts digest send` and `alerts digest preview`; the rules
-of what goes in live in `compose`, the look in `render`, the rows in `delivery.fanout`.
+Subscribers of a ward who stand at the same point in the ledger get the same content, so
+each group's message is rendered once and fanned out in one statement; then the group's
+point moves on. The rules of what goes in live in `compose`, the look in `render`, the
+rows in `delivery.fanout`, the points in `ledger`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
 from alerts.delivery.fanout import fan_out
+from alerts.digests import ledger
 from alerts.digests.compose import DigestContent, DigestItem, compose_digest
-from alerts.digests.render import Rendered, render_digest
+from alerts.digests.render import Rendered, render_digest, render_post
+from alerts.digests.schedule import DIGEST_FREQUENCIES
+from alerts.events import DigestQueued, EventBus
 from alerts.items import Item, ItemKind
 from alerts.messages import Message, MessageItem, MessageKind
 from alerts.sources.registry import Source
 from subscriptions.base import utcnow
-from subscriptions.subscribers import Status, Subscription
+from subscriptions.subscribers import Frequency
 from subscriptions.wards import Ward, get_ward, list_wards
+
+DIGESTED_KINDS = (ItemKind.POST, ItemKind.ADVICE, ItemKind.SESSION)
 
 
 @dataclass(frozen=True)
 class DigestOutcome:
     ward_code: str
-    message_id: int | None
+    message_ids: tuple[int, ...]
     items: int
     deliveries: int
     reason: str
 
     @property
     def queued(self) -> bool:
-        return self.message_id is not None
+        return bool(self.message_ids)
+
+    @property
+    def message_id(self) -> int | None:
+        return self.message_ids[0] if self.message_ids else None
 
 
-def undigested_items(session: Session, ward: Ward) -> list[DigestItem]:
-    """The ward's live items that no digest of the ward has carried yet."""
-    carried = (
-        select(MessageItem.item_id)
-        .join(Message, Message.id == MessageItem.message_id)
-        .where(Message.ward_id == ward.id, Message.kind == MessageKind.DIGEST)
-    )
+def items_between(session: Session, ward: Ward, after: int, upto: int) -> list[DigestItem]:
+    """The ward's live items stored after ledger point `after`, up to `upto`."""
     rows = session.scalars(
         select(Item)
         .join(Source, Source.id == Item.source_id)
         .where(
             Source.ward_id == ward.id,
+            Item.id > after,
+            Item.id <= upto,
             Item.withdrawn_at.is_(None),
-            Item.kind.in_([ItemKind.POST, ItemKind.ADVICE, ItemKind.SESSION]),
-            Item.id.not_in(carried),
+            Item.kind.in_([kind.value for kind in DIGESTED_KINDS]),
         )
         .order_by(Item.id)
     )
@@ -71,13 +80,12 @@ def undigested_items(session: Session, ward: Ward) -> list[DigestItem]:
     ]
 
 
-def next_digest(session: Session, ward: Ward, settings: Settings, now: datetime) -> (
-    DigestContent | None
-):
+def _compose(session: Session, ward: Ward, settings: Settings, after: int, upto: int,
+             now: datetime) -> DigestContent | None:
     return compose_digest(
         ward.code,
         ward.name,
-        undigested_items(session, ward),
+        items_between(session, ward, after, upto),
         now=now,
         max_age=timedelta(days=settings.sources.max_item_age_days),
     )
@@ -86,33 +94,24 @@ def next_digest(session: Session, ward: Ward, settings: Settings, now: datetime)
 def preview_digest(
     session: Session, ward_code: str, settings: Settings, now: datetime | None = None
 ) -> Rendered | None:
-    """What the ward's next digest would look like, changing nothing."""
+    """The next digest most of the ward's subscribers would get, changing nothing.
+
+    With no subscribers yet, it shows every live item (what a first digest could hold).
+    """
     moment = now or utcnow()
-    content = next_digest(session, get_ward(session, ward_code), settings, moment)
+    ward = get_ward(session, ward_code)
+    points = ledger.read_watermarks(session, ward.id, DIGEST_FREQUENCIES)
+    after = max(points, key=lambda mark: (points[mark], -mark)) if points else 0
+    content = _compose(session, ward, settings, after, ledger.newest_item_id(session, ward.id),
+                       moment)
     return None if content is None else render_digest(content, settings, now=moment)
 
 
-def confirmed_count(session: Session, ward: Ward) -> int:
-    return session.scalar(
-        select(func.count())
-        .select_from(Subscription)
-        .where(Subscription.ward_id == ward.id, Subscription.status == Status.CONFIRMED)
-    ) or 0
-
-
-def queue_digest(session: Session, ward: Ward, settings: Settings, now: datetime) -> DigestOutcome:
-    """Render the ward's digest once, record what it carries and queue one row per resident."""
-    content = next_digest(session, ward, settings, now)
-    if content is None:
-        return DigestOutcome(ward.code, None, 0, 0, "nothing new since the last digest")
-    if confirmed_count(session, ward) == 0:
-        return DigestOutcome(
-            ward.code, None, len(content.items), 0, "no confirmed subscribers yet; items kept"
-        )
-    rendered = render_digest(content, settings, now=now)
+def _store(session: Session, ward: Ward, kind: MessageKind, rendered: Rendered,
+           item_ids: Sequence[int], now: datetime) -> Message:
     message = Message(
         ward_id=ward.id,
-        kind=MessageKind.DIGEST,
+        kind=kind,
         subject=rendered.subject,
         html=rendered.html,
         text=rendered.text,
@@ -121,9 +120,39 @@ def queue_digest(session: Session, ward: Ward, settings: Settings, now: datetime
     )
     session.add(message)
     session.flush()
-    session.add_all(MessageItem(message_id=message.id, item_id=i) for i in content.item_ids)
-    deliveries = fan_out(session, message)
-    return DigestOutcome(ward.code, message.id, len(content.items), deliveries, "queued")
+    session.add_all(MessageItem(message_id=message.id, item_id=i) for i in item_ids)
+    session.flush()
+    return message
+
+
+def queue_ward_digests(session: Session, ward: Ward, settings: Settings, now: datetime,
+                       frequencies: tuple[Frequency, ...]) -> DigestOutcome:
+    """Queue the ward's digest for its subscribers at these frequencies, group by group."""
+    frequencies = tuple(f for f in frequencies if f in DIGEST_FREQUENCIES)
+    ledger.open_entries(session, ward.id, frequencies)
+    points = ledger.watermarks(session, ward.id, frequencies)
+    if not points:
+        return DigestOutcome(ward.code, (), 0, 0, "no confirmed subscribers")
+    upto = ledger.newest_item_id(session, ward.id)
+    message_ids: list[int] = []
+    items: set[int] = set()
+    deliveries = 0
+    for mark in sorted(points):
+        if mark >= upto:
+            continue
+        content = _compose(session, ward, settings, mark, upto, now)
+        if content is not None:
+            message = _store(session, ward, MessageKind.DIGEST,
+                             render_digest(content, settings, now=now), content.item_ids, now)
+            deliveries += fan_out(session, message, now=now,
+                                  audience=ledger.at_watermark(ward.id, frequencies, mark))
+            message_ids.append(message.id)
+            items.update(content.item_ids)
+        # Items left out (archive posts, sessions already started) are passed over too.
+        ledger.advance(session, ward.id, frequencies, mark, upto, now)
+    if not message_ids:
+        return DigestOutcome(ward.code, (), 0, 0, "nothing new since the last digest")
+    return DigestOutcome(ward.code, tuple(message_ids), len(items), deliveries, "queued")
 
 
 def queue_digests(
@@ -131,7 +160,9 @@ def queue_digests(
     settings: Settings,
     *,
     ward_code: str | None = None,
+    frequencies: tuple[Frequency, ...] = DIGEST_FREQUENCIES,
     now: datetime | None = None,
+    bus: EventBus | None = None,
 ) -> list[DigestOutcome]:
     """Queue the digest of one ward, or of every ward; each ward in its own transaction."""
     moment = now or utcnow()
@@ -142,5 +173,48 @@ def queue_digests(
     outcomes = []
     for code in codes:
         with factory() as session, session.begin():
-            outcomes.append(queue_digest(session, get_ward(session, code), settings, moment))
+            outcome = queue_ward_digests(session, get_ward(session, code), settings, moment,
+                                         frequencies)
+        outcomes.append(outcome)
+        if bus is not None and outcome.queued:
+            bus.publish(DigestQueued(code, outcome.message_ids, outcome.deliveries))
     return outcomes
+
+
+def post_message(session: Session, ward: Ward, item: DigestItem, settings: Settings,
+                 now: datetime) -> Message:
+    """The one short message an item gets for immediate subscribers, made once."""
+    existing = session.scalar(
+        select(Message)
+        .join(MessageItem, MessageItem.message_id == Message.id)
+        .where(Message.kind == MessageKind.POST, MessageItem.item_id == item.id)
+    )
+    if existing is not None:
+        return existing
+    return _store(session, ward, MessageKind.POST, render_post(ward.name, item, settings,
+                                                                 now=now), [item.id], now)
+
+
+def queue_immediate(session: Session, ward: Ward, settings: Settings,
+                    now: datetime) -> DigestOutcome:
+    """Send each new item on its own to the ward's immediate subscribers."""
+    frequencies = (Frequency.IMMEDIATE,)
+    ledger.open_entries(session, ward.id, frequencies)
+    points = ledger.watermarks(session, ward.id, frequencies)
+    upto = ledger.newest_item_id(session, ward.id)
+    message_ids: list[int] = []
+    deliveries = 0
+    for mark in sorted(points):
+        if mark >= upto:
+            continue
+        content = _compose(session, ward, settings, mark, upto, now)
+        chosen = sorted(content.items, key=lambda i: i.id) if content else []
+        for item in chosen:
+            message = post_message(session, ward, item, settings, now)
+            deliveries += fan_out(session, message, now=now,
+                                  audience=ledger.at_watermark(ward.id, frequencies, mark))
+            message_ids.append(message.id)
+        ledger.advance(session, ward.id, frequencies, mark, upto, now)
+    reason = "queued" if message_ids else "nothing new"
+    return DigestOutcome(ward.code, tuple(dict.fromkeys(message_ids)), len(set(message_ids)),
+                         deliveries, reason)

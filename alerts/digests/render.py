@@ -19,6 +19,7 @@ from markupsafe import Markup
 from alerts.config import Settings
 from alerts.digests.compose import DigestContent, DigestItem, digest_subject
 from alerts.digests.invites import sessions_calendar
+from alerts.items import ItemKind
 from alerts.messages import PREFERENCES_MARK, UNSUBSCRIBE_MARK
 from alerts.sources.sanitise import html_to_text, sanitise_html
 
@@ -109,8 +110,7 @@ def render_digest(
         "posts": content.posts,
         "advice": content.advice,
         "sessions": group_sessions(content.sessions, zone),
-        "date": f"{now.astimezone(zone):%A} {now.astimezone(zone).day} "
-        f"{now.astimezone(zone):%B %Y}",
+        "date": _local_date(now, zone),
     }
     html, text = render_pair(env or environment(), "digest", context)
     domain = settings.mail.from_address.rpartition("@")[2] or "localhost"
@@ -118,3 +118,52 @@ def render_digest(
         content.sessions, ward_name=content.ward_name, uid_domain=domain, now=now
     )
     return Rendered(subject, html, text, calendar)
+
+
+def _local_date(now: datetime, zone: ZoneInfo) -> str:
+    local = now.astimezone(zone)
+    return f"{local:%A} {local.day} {local:%B %Y}"
+
+
+def render_post(
+    ward_name: str, item: DigestItem, settings: Settings, *, now: datetime,
+    env: Environment | None = None,
+) -> Rendered:
+    """One item on its own, for residents who chose to hear of each post at once."""
+    zone = ZoneInfo(settings.scheduler.timezone)
+    subject = f"{ward_name}: {item.title}"
+    context = {
+        **footer_context(settings),
+        "subject": subject,
+        "ward_name": ward_name,
+        "item": item,
+        "when": when(item, zone),
+        "date": _local_date(now, zone),
+    }
+    html, text = render_pair(env or environment(), "post", context)
+    calendar = None
+    if item.kind == ItemKind.SESSION:
+        domain = settings.mail.from_address.rpartition("@")[2] or "localhost"
+        calendar = sessions_calendar([item], ward_name=ward_name, uid_domain=domain, now=now)
+    return Rendered(subject, html, text, calendar)
+
+
+def render_alert(
+    ward_name: str, title: str, body_html: str, settings: Settings, *, now: datetime,
+    env: Environment | None = None,
+) -> Rendered:
+    """An urgent alert: short, plain, and still saying how to report a crime."""
+    zone = ZoneInfo(settings.scheduler.timezone)
+    local = now.astimezone(zone)
+    subject = f"Urgent police alert for {ward_name}: {title}"
+    context = {
+        **footer_context(settings),
+        "subject": subject,
+        "ward_name": ward_name,
+        "title": title,
+        "body_html": body_html,
+        "sent_at": f"{_local_date(now, zone)}, {local:%H:%M}",
+        "date": _local_date(now, zone),
+    }
+    html, text = render_pair(env or environment(), "alert", context)
+    return Rendered(subject, html, text, None)

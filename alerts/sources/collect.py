@@ -1,4 +1,4 @@
-"""The collect service: fetch every feed and calendar, parse it, store its items.
+"""The collect service: fetch every feed, calendar and police neighbourhood, store its items.
 
 Each source is fetched outside any database transaction and stored in its own transaction;
 a source that fails gets its one-line error recorded and the run goes on with the next, so
@@ -18,14 +18,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
 from alerts.db import transaction
+from alerts.events import EventBus, ItemPublished
 from alerts.items import CollectedItem, store_items
 from alerts.sources.fetch import fetch, make_client
 from alerts.sources.ics import parse_calendar
+from alerts.sources.policeuk import collect_policeuk
 from alerts.sources.registry import FETCHED_KINDS, Source, SourceError, SourceKind
 from alerts.sources.rss import parse_feed
 from subscriptions.base import utcnow
 
 log = logging.getLogger(__name__)
+
+# Kinds whose items are a schedule: a coming session that vanishes from one was cancelled.
+SCHEDULE_KINDS = (SourceKind.ICS, SourceKind.POLICEUK)
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class SourceResult:
     withdrawn: int
     not_modified: bool
     error: str | None
+    new_item_ids: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,7 @@ class _Target:
     etag: str | None
     last_modified: str | None
     description: str
+    ward_code: str
 
 
 def collect(
@@ -73,15 +80,24 @@ def collect(
     source_id: int | None = None,
     client: httpx.Client | None = None,
     now: datetime | None = None,
+    bus: EventBus | None = None,
 ) -> CollectReport:
-    """Collect every fetched source (rss, atom, ics), or only `source_id`, once."""
+    """Collect every fetched source (rss, atom, ics, policeuk), or only `source_id`, once.
+
+    With a `bus`, each source that stored new items publishes `ItemPublished`.
+    """
     now = now or utcnow()
     targets = _targets(factory, source_id)
     own_client = client is None
     http = make_client(settings) if client is None else client
+    results: list[SourceResult] = []
     try:
-        return CollectReport([_collect_one(factory, settings, http, target, now)
-                              for target in targets])
+        for target in targets:
+            result = _collect_one(factory, settings, http, target, now)
+            results.append(result)
+            if bus is not None and result.new_item_ids:
+                bus.publish(ItemPublished(target.ward_code, result.new_item_ids))
+        return CollectReport(results)
     finally:
         if own_client:
             http.close()
@@ -102,7 +118,8 @@ def _targets(factory: sessionmaker[Session], source_id: int | None) -> list[_Tar
                 select(Source).where(Source.kind.in_(FETCHED_KINDS)).order_by(Source.id)
             ))
         return [
-            _Target(s.id, s.kind, s.url, s.etag, s.last_modified, s.describe()) for s in sources
+            _Target(s.id, s.kind, s.url, s.etag, s.last_modified, s.describe(), s.ward.code)
+            for s in sources
         ]
 
 
@@ -113,27 +130,8 @@ def _collect_one(
     target: _Target,
     now: datetime,
 ) -> SourceResult:
-    is_calendar = target.kind == SourceKind.ICS
-    items: list[CollectedItem] = []
     try:
-        # A calendar is always fetched whole: its occurrences move forward with time, so a 304
-        # would leave the coming weeks unexpanded while the file itself never changes.
-        fetched = fetch(
-            client,
-            target.url,
-            etag=None if is_calendar else target.etag,
-            last_modified=None if is_calendar else target.last_modified,
-        )
-        if fetched.modified:
-            if is_calendar:
-                items = parse_calendar(
-                    fetched.content,
-                    now=now,
-                    weeks=settings.sources.calendar_weeks,
-                    timezone=settings.scheduler.timezone,
-                )
-            else:
-                items = parse_feed(fetched.content, url=target.url)
+        read = _read(settings, client, target, now)
     except (SourceError, httpx.HTTPError) as exc:
         return _failed(factory, target, now, _one_line(exc))
     except Exception as exc:  # a parser tripping over odd input must not stop the others
@@ -147,13 +145,18 @@ def _collect_one(
                 return SourceResult(target.id, target.description, 0, 0, 0, False,
                                     f"{target.description}: removed during the run")
             added = updated = withdrawn = 0
-            if fetched.modified:
+            new_ids: tuple[int, ...] = ()
+            if read.items is not None:
                 stored = store_items(
-                    session, source, items, withdraw_missing_after=now if is_calendar else None
+                    session,
+                    source,
+                    read.items,
+                    withdraw_missing_after=now if target.kind in SCHEDULE_KINDS else None,
                 )
                 added, updated, withdrawn = stored.added, stored.updated, stored.withdrawn
-            source.etag = fetched.etag
-            source.last_modified = fetched.last_modified
+                new_ids = stored.new_item_ids
+            source.etag = read.etag
+            source.last_modified = read.last_modified
             source.last_fetched_at = now
             source.last_ok_at = now
             source.last_error = None
@@ -166,9 +169,53 @@ def _collect_one(
         added=added,
         updated=updated,
         withdrawn=withdrawn,
-        not_modified=not fetched.modified,
+        not_modified=read.items is None,
         error=None,
+        new_item_ids=new_ids,
     )
+
+
+@dataclass(frozen=True)
+class _Read:
+    """What a source gave this run; `items` is None when it answered 304 Not Modified."""
+
+    items: list[CollectedItem] | None
+    etag: str | None
+    last_modified: str | None
+
+
+def _read(settings: Settings, client: httpx.Client, target: _Target, now: datetime) -> _Read:
+    """Fetch and parse one source, touching no database; SourceError on any failure."""
+    if target.kind == SourceKind.POLICEUK:
+        items = collect_policeuk(
+            client,
+            settings.sources.policeuk_base_url,
+            target.url,
+            now=now,
+            timezone=settings.scheduler.timezone,
+        )
+        return _Read(items, None, None)
+    is_calendar = target.kind == SourceKind.ICS
+    # A calendar is always fetched whole: its occurrences move forward with time, so a 304
+    # would leave the coming weeks unexpanded while the file itself never changes.
+    fetched = fetch(
+        client,
+        target.url,
+        etag=None if is_calendar else target.etag,
+        last_modified=None if is_calendar else target.last_modified,
+    )
+    if not fetched.modified:
+        return _Read(None, fetched.etag, fetched.last_modified)
+    if is_calendar:
+        items = parse_calendar(
+            fetched.content,
+            now=now,
+            weeks=settings.sources.calendar_weeks,
+            timezone=settings.scheduler.timezone,
+        )
+    else:
+        items = parse_feed(fetched.content, url=target.url)
+    return _Read(items, fetched.etag, fetched.last_modified)
 
 
 def _failed(

@@ -20,6 +20,14 @@ ACCEPT = (
 )
 
 
+class HTTPStatusError(SourceError):
+    """The server answered with an error status; `status` lets a caller say what it means."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass(frozen=True)
 class FetchResult:
     """What a GET brought back; `modified` is False on 304 (then `content` is empty)."""
@@ -72,7 +80,10 @@ def fetch(
                 )
             if not response.is_success:
                 reason = f" {response.reason_phrase}" if response.reason_phrase else ""
-                raise SourceError(f"the server answered HTTP {response.status_code}{reason}")
+                raise HTTPStatusError(
+                    response.status_code,
+                    f"the server answered HTTP {response.status_code}{reason}",
+                )
             declared = response.headers.get("Content-Length", "")
             if declared.isdigit() and int(declared) > max_bytes:
                 raise SourceError(_too_large(max_bytes))

@@ -31,8 +31,6 @@ def officer_item(
     `body` may be plain text or simple HTML; either way it is stored as sanitised HTML.
     Times must be aware datetimes.
     """
-    if kind == ItemKind.ALERT:
-        raise SourceError("urgent alerts cannot be posted here; post a post, advice or session")
     if "\r" in title or "\n" in title:
         raise SourceError("the title must be a single line")
     title = " ".join(title.split())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from enum import StrEnum
 from urllib.parse import urlsplit
@@ -21,7 +22,10 @@ class SourceKind(StrEnum):
     OFFICER = "officer"
 
 
-FETCHED_KINDS = (SourceKind.RSS, SourceKind.ATOM, SourceKind.ICS)
+FETCHED_KINDS = (SourceKind.RSS, SourceKind.ATOM, SourceKind.ICS, SourceKind.POLICEUK)
+
+# A data.police.uk force id and neighbourhood id, as they appear in the API's paths.
+_FORCE_NEIGHBOURHOOD = re.compile(r"[A-Za-z0-9_-]+/[A-Za-z0-9_-]+")
 
 
 class SourceError(Exception):
@@ -57,12 +61,10 @@ def add_source(session: Session, ward_code: str, kind: str, url: str) -> Source:
         raise SourceError(f"unknown source kind {kind!r}") from None
     if source_kind == SourceKind.OFFICER:
         raise SourceError("officer posts need no source: use `alerts post`")
-    if source_kind == SourceKind.POLICEUK:
-        raise SourceError(
-            "the policeuk source kind is not available yet (it comes with the scheduler)"
-        )
     url = url.strip()
-    if source_kind in FETCHED_KINDS:
+    if source_kind == SourceKind.POLICEUK:
+        split_force_neighbourhood(url)
+    else:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise SourceError(f"{url!r} is not an http(s) URL")
@@ -75,6 +77,17 @@ def add_source(session: Session, ward_code: str, kind: str, url: str) -> Source:
     session.add(source)
     session.flush()
     return source
+
+
+def split_force_neighbourhood(value: str) -> tuple[str, str]:
+    """The (force, neighbourhood) ids of a policeuk source, written FORCE/NEIGHBOURHOOD."""
+    if not _FORCE_NEIGHBOURHOOD.fullmatch(value):
+        raise SourceError(
+            f"{value!r} is not a data.police.uk neighbourhood: policeuk sources are written "
+            "FORCE/NEIGHBOURHOOD, such as leicestershire/NC04"
+        )
+    force, neighbourhood = value.split("/")
+    return force, neighbourhood
 
 
 def officer_source(session: Session, ward: Ward) -> Source:

@@ -87,7 +87,7 @@ def test_advice_is_accepted() -> None:
         (session(starts=None, ends=None), "needs a start"),
         (session(ends=NOW + timedelta(days=2)), "end after it starts"),
         (session(starts=NOW - timedelta(minutes=5), ends=NOW + timedelta(hours=1)), "past"),
-        (post(kind=ItemKind.ALERT), "urgent alerts"),
+        (post(kind=ItemKind.ALERT, location="High Street"), "only a session"),
         (post(starts=NOW + timedelta(days=1)), "only a session"),
         (session(starts=datetime(2026, 6, 1, 10, 0), ends=None), "no time zone"),
     ],

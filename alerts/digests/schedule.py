@@ -1,0 +1,57 @@
+"""When digests are due: each ward's cron (APScheduler's CronTrigger), read in the
+scheduler's time zone, and the daily trigger derived from it.
+
+Weekly subscribers hear on the ward's cron (by default Fridays at 16:00); daily
+subscribers hear every day at the cron's time of day. The triggers are APScheduler's own,
+so British Summer Time and crontab syntax are the library's job, not ours.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from apscheduler.triggers.cron import CronTrigger
+
+from subscriptions.subscribers import Frequency
+
+DIGEST_FREQUENCIES = (Frequency.DAILY, Frequency.WEEKLY)
+
+
+class ScheduleError(ValueError):
+    """A cron line cannot be used; the message says why."""
+
+
+@dataclass(frozen=True)
+class DigestSchedule:
+    ward_code: str
+    cron: str
+    triggers: dict[Frequency, CronTrigger]
+
+
+def parse_cron(cron: str, timezone: str) -> CronTrigger:
+    try:
+        return CronTrigger.from_crontab(cron, timezone=timezone)
+    except ValueError as exc:
+        raise ScheduleError(f"{cron!r} is not a crontab line (minute hour day month "
+                            f"weekday): {exc}") from None
+
+
+def daily_cron(cron: str) -> str:
+    """The same minute and hour as `cron`, every day: when daily subscribers hear."""
+    fields = cron.split()
+    if len(fields) != 5:
+        raise ScheduleError(f"{cron!r} is not a crontab line (minute hour day month weekday)")
+    return f"{fields[0]} {fields[1]} * * *"
+
+
+def digest_schedule(ward_code: str, ward_cron: str | None, default_cron: str,
+                    timezone: str) -> DigestSchedule:
+    cron = ward_cron or default_cron
+    return DigestSchedule(
+        ward_code,
+        cron,
+        {
+            Frequency.WEEKLY: parse_cron(cron, timezone),
+            Frequency.DAILY: parse_cron(daily_cron(cron), timezone),
+        },
+    )
