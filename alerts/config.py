@@ -43,6 +43,7 @@ class MailSettings:
     max_attempts: int = 8
     retry_base_seconds: float = 60.0
     lease_seconds: int = 300
+    batch_size: int = 200
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,8 @@ class SchedulerSettings:
     timezone: str = "Europe/London"
     digest_cron: str = "0 16 * * fri"
     collect_minutes: int = 15
+    outbox_poll_seconds: float = 1.0
+    reconcile_seconds: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,15 @@ def _validate(settings: Settings) -> None:
         )
     if settings.mail.concurrency < 1:
         raise ConfigError("mail.concurrency must be at least 1")
+    if settings.mail.batch_size < 1:
+        raise ConfigError("mail.batch_size must be at least 1")
+    scheduler = settings.scheduler
+    if scheduler.collect_minutes < 1:
+        raise ConfigError("scheduler.collect_minutes must be at least 1")
+    if scheduler.outbox_poll_seconds <= 0:
+        raise ConfigError("scheduler.outbox_poll_seconds must be more than 0")
+    if scheduler.reconcile_seconds <= 0:
+        raise ConfigError("scheduler.reconcile_seconds must be more than 0")
     if not settings.web.base_url.startswith(("http://", "https://")):
         raise ConfigError(f"web.base_url must start with http:// or https://, not "
                           f"{settings.web.base_url!r}")

@@ -33,7 +33,7 @@ def deliver(runtime: Runtime, as_json: bool) -> None:
         ) or 0
     with click.progressbar(length=due, label="sending", file=sys.stderr,
                            hidden=not progress_enabled() or due == 0) as bar:
-        report = deliver_due(factory, settings, on_progress=bar.update)
+        report = deliver_due(factory, settings, on_progress=bar.update, bus=runtime.bus())
     if as_json:
         print_json(report.__dict__)
         return

@@ -37,6 +37,9 @@ def demo(folder: Path) -> None:
                        f"{outcome.deliveries} confirmed subscriber(s)")
         else:
             click.echo(f"  ward {outcome.ward_code}: none ({outcome.reason})")
+    if report.urgent is not None:
+        click.echo(f"Urgent alert for ward {report.urgent.ward_code}: queued ahead of the "
+                   f"digests for all {report.urgent.deliveries} of its confirmed subscribers.")
     delivery = report.delivery
     if delivery is not None:
         click.echo(f"Delivered {delivery.sent} email(s) to the maildir {report.outbox} "
@@ -48,6 +51,7 @@ def demo(folder: Path) -> None:
     click.echo(f"Done in {report.seconds:.1f} s. Look at:")
     click.echo(f"  {report.outbox}/new/    one .eml per resident (open with any mail client)")
     for path in report.previews:
-        click.echo(f"  {path}    the {path.stem} digest in a browser")
+        what = "urgent alert" if path.stem.endswith("-alert") else "digest"
+        click.echo(f"  {path}    the {path.stem.removesuffix('-alert')} {what} in a browser")
     click.echo(f"  alerts --config {report.config} wards list    (and sources list, "
                "subscribers export, digest preview --ward RIV)")

@@ -42,6 +42,7 @@ from alerts.delivery.transport import (
     Transport,
     redact,
 )
+from alerts.events import DeliveryFailed, EventBus
 from alerts.messages import Message
 from subscriptions.base import utcnow
 from subscriptions.subscribers import Status, Subscriber, Subscription
@@ -115,11 +116,12 @@ def deliver_due(
     now: Callable[[], datetime] | None = None,
     batch_size: int = 200,
     on_progress: Callable[[int], None] | None = None,
+    bus: EventBus | None = None,
 ) -> DeliveryReport:
     """Send everything due now and return the counts; call from code with no running loop."""
     return asyncio.run(
         deliver_due_async(factory, settings, transport=transport, now=now,
-                          batch_size=batch_size, on_progress=on_progress)
+                          batch_size=batch_size, on_progress=on_progress, bus=bus)
     )
 
 
@@ -131,6 +133,7 @@ async def deliver_due_async(
     now: Callable[[], datetime] | None = None,
     batch_size: int = 200,
     on_progress: Callable[[int], None] | None = None,
+    bus: EventBus | None = None,
 ) -> DeliveryReport:
     """One pass over the outbox: claim in batches until nothing is due.
 
@@ -187,10 +190,16 @@ async def deliver_due_async(
 
             with factory() as session:
                 addresses = {c.outgoing.delivery_id: c.outgoing.recipient_email for c in ready}
-                for outcome in outcomes:
-                    _record(session, outcome, addresses[outcome.delivery_id], settings,
-                            clock(), report)
+                failures = [
+                    failure
+                    for outcome in outcomes
+                    if (failure := _record(session, outcome, addresses[outcome.delivery_id],
+                                           settings, clock(), report)) is not None
+                ]
                 session.commit()
+            if bus is not None:
+                for failure in failures:
+                    bus.publish(failure)
             log.info("batch of %d done; this pass so far: %s", len(ids), report)
             if on_progress is not None:
                 on_progress(len(ids))
@@ -208,16 +217,19 @@ def _record(
     settings: Settings,
     now: datetime,
     report: DeliveryReport,
-) -> None:
+) -> DeliveryFailed | None:
+    """Write the outcome to the row; return the event to publish when it did not go."""
     # Transports redact already; this is the last line of defence for `last_error`.
     reason = redact(outcome.reason, address)
     if outcome.result is _Result.SENT:
         mark_sent(session, outcome.delivery_id, now)
         report.sent += 1
-    elif outcome.result is _Result.FAILED:
+        return None
+    if outcome.result is _Result.FAILED:
         mark_failed(session, outcome.delivery_id, reason)
         report.failed += 1
-    elif mark_for_retry(
+        return DeliveryFailed(outcome.delivery_id, reason, permanent=True)
+    if mark_for_retry(
         session,
         outcome.delivery_id,
         reason,
@@ -227,8 +239,9 @@ def _record(
         now=now,
     ):
         report.retried += 1
-    else:
-        report.failed += 1
+        return DeliveryFailed(outcome.delivery_id, reason, permanent=False)
+    report.failed += 1
+    return DeliveryFailed(outcome.delivery_id, reason, permanent=True)
 
 
 def _load(session: Session, ids: Sequence[int]) -> tuple[list[_Claimed], list[tuple[int, str]]]:

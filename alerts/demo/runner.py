@@ -31,10 +31,11 @@ from alerts.db import make_engine, migrate, session_factory, transaction
 from alerts.delivery.sender import DeliveryReport, deliver_due
 from alerts.digests.publish import DigestOutcome, queue_digests
 from alerts.items import ItemKind, store_items
-from alerts.messages import PREFERENCES_MARK, UNSUBSCRIBE_MARK, Message
+from alerts.messages import PREFERENCES_MARK, UNSUBSCRIBE_MARK, Message, MessageKind
 from alerts.sources.collect import CollectReport, collect
 from alerts.sources.officer import officer_item
 from alerts.sources.registry import add_source, officer_source
+from alerts.urgent import UrgentOutcome, post_urgent
 from subscriptions.base import utcnow
 from subscriptions.consent import Consent, ConsentMethod
 from subscriptions.csv_io import RowError, decode, import_rows, read_subscribers
@@ -64,6 +65,7 @@ class DemoReport:
     digests: list[DigestOutcome] = field(default_factory=list)
     second_round: list[DigestOutcome] = field(default_factory=list)
     delivery: DeliveryReport | None = None
+    urgent: UrgentOutcome | None = None
     skipped_rows: list[RowError] = field(default_factory=list)
     previews: list[Path] = field(default_factory=list)
     seconds: float = 0.0
@@ -179,6 +181,15 @@ def run_demo(folder: Path, say: Callable[[str], None] = print) -> DemoReport:
             say(f"Serving sample feeds at {base}/ and collecting them ...")
             report.collected.append(collect(factory, settings))
             report.digests = queue_digests(factory, settings, now=now)
+            with transaction(factory) as session:
+                report.urgent = post_urgent(
+                    session, settings, ward_code="HIL",
+                    title="Road closed on Beacon Rise this evening",
+                    body="Beacon Rise is closed between Orchard Road and the church while "
+                    "officers deal with a serious collision. Please use another route and "
+                    "keep away from the cordon.",
+                    now=now,
+                )
             report.previews = _write_previews(factory, settings, folder)
             report.delivery = deliver_due(factory, settings)
             # A second round: the feeds answer "not modified" and nothing new is queued.
@@ -244,7 +255,8 @@ def _write_previews(factory: sessionmaker[Session], settings: Settings, folder: 
     written = []
     with factory() as session:
         for message in session.scalars(select(Message).order_by(Message.id)):
-            path = previews / f"{message.ward.code}.html"
+            suffix = "" if message.kind == MessageKind.DIGEST else f"-{message.kind}"
+            path = previews / f"{message.ward.code}{suffix}.html"
             html = message.html.replace(UNSUBSCRIBE_MARK, settings.web.base_url + "/unsubscribe")
             path.write_text(html.replace(PREFERENCES_MARK, settings.web.base_url + "/preferences"),
                             encoding="utf-8")

@@ -242,6 +242,9 @@ def _priority(entry: object, number: int, zone: tzinfo) -> CollectedItem | None:
     if not issue_text:
         return None  # nothing a resident could read
     parts = [issue_html]
+    if issued is not None:
+        local = issued.astimezone(zone)
+        parts.append(f"<p>Set as a priority on {local.day} {local:%B %Y}.</p>")
     action_html = as_safe_html(action)
     if action_html:
         parts += ["<p><strong>What we are doing:</strong></p>", action_html]
@@ -251,7 +254,9 @@ def _priority(entry: object, number: int, zone: tzinfo) -> CollectedItem | None:
         kind=ItemKind.ADVICE,
         title=PRIORITY_PREFIX + _cut(issue_text, MAX_PRIORITY_TITLE),
         body_html=_with_attribution("\n".join(parts)),
-        published_at=max((stamp for stamp in (issued, acted) if stamp is not None), default=None),
+        # The API lists only priorities in force, however long ago they were set: the
+        # digest's age limit for feed archives must not hide them, so no publication date.
+        published_at=None,
     )
 
 

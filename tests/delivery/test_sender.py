@@ -374,3 +374,22 @@ def test_progress_is_reported_after_each_batch(
                          on_progress=progress.append)
 
     assert progress == [2, 2, 1] and report.sent == 5
+
+
+def test_each_failure_is_published_as_an_event_without_the_address(
+    factory: sessionmaker[Session], smtp: tuple[SinkHandler, Settings]
+) -> None:
+    from alerts.events import DeliveryFailed, EventBus
+
+    handler, settings = smtp
+    emails = queue(factory, 3)
+    handler.reject[emails[0]] = "550 5.1.1 No such mailbox"
+    handler.reject[emails[1]] = "451 4.3.0 Try again later"
+    bus = EventBus()
+    seen: list[DeliveryFailed] = []
+    bus.subscribe(DeliveryFailed, seen.append)
+
+    deliver_due(factory, settings, bus=bus)
+
+    assert sorted(event.permanent for event in seen) == [False, True]
+    assert not any(email in event.reason for event in seen for email in emails)
