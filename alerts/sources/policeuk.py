@@ -234,7 +234,8 @@ def _priority(entry: object, number: int, zone: tzinfo) -> CollectedItem | None:
         action = _string(fields, "action", where)
         action_date = _string(fields, "action-date", where)
         issued = _local_time(issue_date, "issue-date", zone, where) if issue_date else None
-        acted = _local_time(action_date, "action-date", zone, where) if action_date else None
+        if action_date:  # checked so that a malformed date is reported, though not shown
+            _local_time(action_date, "action-date", zone, where)
     except _Malformed as exc:
         raise SourceError(_not_the_list("priorities", str(exc))) from None
     issue_html = as_safe_html(issue)
