@@ -91,7 +91,7 @@ def claim_due(session: Session, *, limit: int, lease_seconds: int, now: datetime
 def mark_sent(session: Session, delivery_id: int, now: datetime) -> None:
     session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id)
+        .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.SENDING)
         .values(status=DeliveryStatus.SENT, sent_at=now, lease_until=None, last_error=None)
     )
 
@@ -99,7 +99,7 @@ def mark_sent(session: Session, delivery_id: int, now: datetime) -> None:
 def mark_cancelled(session: Session, delivery_id: int, reason: str) -> None:
     session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id)
+        .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.SENDING)
         .values(status=DeliveryStatus.CANCELLED, lease_until=None, last_error=reason)
     )
 
@@ -107,7 +107,7 @@ def mark_cancelled(session: Session, delivery_id: int, reason: str) -> None:
 def mark_failed(session: Session, delivery_id: int, reason: str) -> None:
     session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id)
+        .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.SENDING)
         .values(status=DeliveryStatus.FAILED, lease_until=None, last_error=reason)
     )
 
@@ -134,7 +134,7 @@ def mark_for_retry(
         return False
     session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id)
+        .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.SENDING)
         .values(
             status=DeliveryStatus.QUEUED,
             lease_until=None,

@@ -23,7 +23,7 @@ from enum import StrEnum
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.config import MailSettings, Settings
 from alerts.delivery.maildir import MaildirTransport
 from alerts.delivery.mime import Outgoing, build_email
 from alerts.delivery.outbox import (
@@ -96,6 +96,15 @@ class _Pacer:
         self._next = slot + self.interval
         if slot > now:
             await asyncio.sleep(slot - now)
+
+
+def safe_batch_size(wanted: int, mail: MailSettings) -> int:
+    """A batch small enough to be sent within its lease even if every send times out.
+
+    A batch that outlived its lease could be claimed and sent again by another sender.
+    """
+    rounds_in_lease = max(1, int(mail.lease_seconds // (2 * mail.smtp_timeout)))
+    return max(1, min(wanted, mail.concurrency * rounds_in_lease))
 
 
 def make_transport(settings: Settings) -> Transport:
@@ -172,10 +181,12 @@ async def deliver_due_async(
                 return _Outcome(ident, attempts, _Result.RETRY, f"unexpected error: {detail}")
         return _Outcome(ident, attempts, _Result.SENT)
 
+    batch = safe_batch_size(batch_size, mail)
+
     async with carrier:
         while True:
             with factory() as session:
-                ids = claim_due(session, limit=batch_size, lease_seconds=mail.lease_seconds,
+                ids = claim_due(session, limit=batch, lease_seconds=mail.lease_seconds,
                                 now=clock())
                 if not ids:
                     break

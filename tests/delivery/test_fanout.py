@@ -90,3 +90,32 @@ def test_a_ward_with_nobody_confirmed_queues_nothing(session: Session) -> None:
     message = new_message(session, ward)
     assert fan_out(session, message) == 0
     assert queued_subscribers(session, message) == set()
+
+
+def test_an_outcome_is_not_written_over_a_row_that_another_sender_finished(
+    factory: sessionmaker[Session],
+) -> None:
+    from datetime import timedelta
+
+    from alerts.delivery.outbox import claim_due, mark_for_retry, mark_sent
+    from subscriptions.base import utcnow
+
+    with factory() as session:
+        ward = make_ward(session)
+        make_subscriber(session, ward)
+        message = Message(ward_id=ward.id, kind="digest", subject="s", html="h", text="t")
+        session.add(message)
+        session.flush()
+        fan_out(session, message)
+        session.commit()
+        now = utcnow()
+        [first] = claim_due(session, limit=1, lease_seconds=1, now=now)
+        # The first sender stalls past its lease; a second claims and sends the row.
+        [again] = claim_due(session, limit=1, lease_seconds=60, now=now + timedelta(seconds=5))
+        assert again == first
+        mark_sent(session, again, now + timedelta(seconds=6))
+        mark_for_retry(session, first, "late answer", attempts=1, max_attempts=5,
+                       base_seconds=60, now=now + timedelta(seconds=7))
+        session.commit()
+        row = session.get(Delivery, first)
+        assert row is not None and row.status == "sent"

@@ -393,3 +393,13 @@ def test_each_failure_is_published_as_an_event_without_the_address(
 
     assert sorted(event.permanent for event in seen) == [False, True]
     assert not any(email in event.reason for event in seen for email in emails)
+
+
+def test_a_batch_is_never_larger_than_can_be_sent_within_its_lease(settings: Settings) -> None:
+    from alerts.delivery.sender import safe_batch_size
+
+    mail = with_mail(settings, concurrency=20, lease_seconds=300, smtp_timeout=30.0).mail
+    assert safe_batch_size(200, mail) == 100  # 5 rounds of 20, each at most 60 s
+    slow = with_mail(settings, concurrency=4, lease_seconds=60, smtp_timeout=60.0).mail
+    assert safe_batch_size(200, slow) == 4
+    assert safe_batch_size(10, mail) == 10
