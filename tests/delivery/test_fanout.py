@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.delivery.fanout import fan_out
 from alerts.delivery.outbox import Delivery, DeliveryStatus
