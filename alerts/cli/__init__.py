@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
-from alerts.cli import collect, deliver, demo, digest, post, setup, sources, subscribers, wards
+from alerts.cli import (
+    collect,
+    deliver,
+    demo,
+    digest,
+    post,
+    run,
+    setup,
+    sources,
+    subscribers,
+    wards,
+)
 from alerts.cli.app import cli
 
-for module in (setup, wards, sources, collect, post, digest, deliver, subscribers, demo):
+for module in (setup, wards, sources, collect, post, digest, deliver, subscribers, demo, run):
     module.register(cli)
 
 

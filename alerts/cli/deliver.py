@@ -33,7 +33,8 @@ def deliver(runtime: Runtime, as_json: bool) -> None:
         ) or 0
     with click.progressbar(length=due, label="sending", file=sys.stderr,
                            hidden=not progress_enabled() or due == 0) as bar:
-        report = deliver_due(factory, settings, on_progress=bar.update, bus=runtime.bus())
+        report = deliver_due(factory, settings, on_progress=bar.update, bus=runtime.bus(),
+                             batch_size=settings.mail.batch_size)
     if as_json:
         print_json(report.__dict__)
         return

@@ -24,6 +24,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql import ColumnElement
 
 from subscriptions.base import Base, utcnow
 
@@ -59,12 +60,22 @@ class Delivery(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-def claim_due(session: Session, *, limit: int, lease_seconds: int, now: datetime) -> list[int]:
-    """Lease up to `limit` due rows to the caller and return their ids (commits)."""
-    due = or_(
+def due_condition(now: datetime) -> ColumnElement[bool]:
+    """Rows a claim would take: queued and due, or held by a sender whose lease ran out."""
+    return or_(
         and_(Delivery.status == DeliveryStatus.QUEUED, Delivery.next_attempt_at <= now),
         and_(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now),
     )
+
+
+def any_due(session: Session, now: datetime) -> bool:
+    """The cheap question an idle sender asks before claiming."""
+    return session.scalar(select(Delivery.id).where(due_condition(now)).limit(1)) is not None
+
+
+def claim_due(session: Session, *, limit: int, lease_seconds: int, now: datetime) -> list[int]:
+    """Lease up to `limit` due rows to the caller and return their ids (commits)."""
+    due = due_condition(now)
     candidates = (
         select(Delivery.id)
         .where(due)

@@ -126,11 +126,13 @@ def deliver_due(
     batch_size: int = 200,
     on_progress: Callable[[int], None] | None = None,
     bus: EventBus | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> DeliveryReport:
     """Send everything due now and return the counts; call from code with no running loop."""
     return asyncio.run(
         deliver_due_async(factory, settings, transport=transport, now=now,
-                          batch_size=batch_size, on_progress=on_progress, bus=bus)
+                          batch_size=batch_size, on_progress=on_progress, bus=bus,
+                          should_stop=should_stop)
     )
 
 
@@ -143,6 +145,7 @@ async def deliver_due_async(
     batch_size: int = 200,
     on_progress: Callable[[int], None] | None = None,
     bus: EventBus | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> DeliveryReport:
     """One pass over the outbox: claim in batches until nothing is due.
 
@@ -214,6 +217,8 @@ async def deliver_due_async(
             log.info("batch of %d done; this pass so far: %s", len(ids), report)
             if on_progress is not None:
                 on_progress(len(ids))
+            if should_stop is not None and should_stop():
+                break  # between batches: everything claimed so far is sent and recorded
             if any(outcome.unavailable for outcome in outcomes):
                 log.warning("stopping this pass: the mail server cannot be reached; "
                             "the remaining rows stay queued")

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from alembic import context
 from sqlalchemy import Engine, create_engine
 
 from alerts.schema import metadata
+from alerts.service.scheduler import JOB_TABLE
 
 config = context.config
+
+# Tables that live in the database but belong to a library, not to these migrations.
+FOREIGN_TABLES = frozenset({JOB_TABLE})
+
+
+def include_object(obj: Any, name: str | None, type_: str, reflected: bool,
+                   compare_to: Any) -> bool:
+    """Leave APScheduler's job table alone: autogenerate would otherwise drop it."""
+    return not (type_ == "table" and name in FOREIGN_TABLES)
 
 
 def _engine() -> Engine:
@@ -28,6 +40,7 @@ def run_migrations_online() -> None:
             target_metadata=metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            include_object=include_object,
         )
         with context.begin_transaction():
             context.run_migrations()

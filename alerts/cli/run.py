@@ -1,0 +1,68 @@
+"""`alerts run`, `alerts worker` and `alerts web`: thin commands over `alerts.service`.
+
+The service (and the web stack under it) is imported when one of these commands runs, so
+the other commands, such as `alerts post --urgent`, start without loading it.
+"""
+
+from __future__ import annotations
+
+import click
+
+from alerts.cli.app import Runtime, fail, pass_runtime
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(run)
+    cli.add_command(worker)
+    cli.add_command(web)
+
+
+@click.command()
+@pass_runtime
+def run(runtime: Runtime) -> None:
+    """Run the scheduler, the delivery loop and the web app until SIGINT or SIGTERM."""
+    from alerts.service.main import run_service
+    from alerts.service.webserver import ServiceError
+
+    settings = runtime.settings
+    settings.require_secret_key()
+    factory = runtime.sessions()
+    try:
+        status = run_service(settings, runtime.engine, factory, runtime.bus())
+    except ServiceError as exc:
+        fail(str(exc))
+    raise SystemExit(status)
+
+
+@click.command()
+@pass_runtime
+def worker(runtime: Runtime) -> None:
+    """Send what the outbox holds, continuously, until SIGINT or SIGTERM (no scheduler)."""
+    from alerts.service.main import run_worker
+
+    settings = runtime.settings
+    settings.require_secret_key()
+    factory = runtime.sessions()
+    raise SystemExit(run_worker(settings, runtime.engine, factory, runtime.bus()))
+
+
+@click.command()
+@click.option("--host", metavar="H", help="Listen here (default: web.host).")
+@click.option("--port", type=click.IntRange(0, 65535), metavar="P",
+              help="Listen on this port (default: web.port).")
+@pass_runtime
+def web(runtime: Runtime, host: str | None, port: int | None) -> None:
+    """Serve the web app alone until SIGINT or SIGTERM."""
+    from alerts.service.main import run_web
+    from alerts.service.webserver import ServiceError
+
+    settings = runtime.settings
+    settings.require_secret_key()
+    factory = runtime.sessions()
+    try:
+        status = run_web(settings, runtime.engine, factory,
+                         host=host or settings.web.host,
+                         port=settings.web.port if port is None else port)
+    except ServiceError as exc:
+        fail(str(exc))
+    raise SystemExit(status)

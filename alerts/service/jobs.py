@@ -1,0 +1,83 @@
+"""The functions the job store refers to: collect a source, announce a due digest, reconcile.
+
+Each is a plain (not async) module-level function of plain arguments: the job store pickles
+a reference and the arguments, and the scheduler runs plain functions in a worker thread,
+off the event loop, because they do blocking network and database work. Each finds the
+running service through `context.current()` and does nothing once the service is stopping.
+A job logs its own failure and returns, so one bad source or ward never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from alerts.events import DigestDue
+from alerts.service import context, plan
+from alerts.service.context import ServiceContext
+from alerts.sources.collect import collect
+from alerts.sources.registry import SourceError
+from subscriptions.base import utcnow
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def _service(job: str) -> Iterator[ServiceContext | None]:
+    current = context.current()
+    if current is None:
+        log.warning("job %s skipped: the service is not running in this process", job)
+        yield None
+        return
+    with current.jobs.working() as admitted:
+        yield current if admitted else None
+
+
+def collect_source(source_id: int) -> None:
+    """Fetch one source; new items reach the pipeline as `ItemPublished` on the bus."""
+    with _service(f"collect:{source_id}") as service:
+        if service is None:
+            return
+        try:
+            report = collect(service.factory, service.settings, source_id=source_id,
+                             bus=service.bus)
+        except SourceError as exc:
+            # Removed (or no longer fetched) since the last reconcile, which drops the job.
+            log.info("collect:%d skipped: %s", source_id, exc)
+            return
+        except Exception:
+            log.exception("collect:%d failed", source_id)
+            return
+        for result in report.results:
+            if result.error:
+                log.warning("collect:%d: %s", source_id, result.error)
+            elif result.added or result.updated or result.withdrawn:
+                log.info("collect:%d: %d new, %d updated, %d withdrawn", source_id,
+                         result.added, result.updated, result.withdrawn)
+
+
+def digest_due(ward_code: str, frequency: str) -> None:
+    """Announce that a ward's digest for one frequency is due; the pipeline queues it."""
+    with _service(f"digest:{ward_code}:{frequency}") as service:
+        if service is None:
+            return
+        failures = service.bus.publish(DigestDue(ward_code, (frequency,), utcnow()))
+        if failures:
+            log.error("digest:%s:%s: %d handler(s) failed (see above)", ward_code, frequency,
+                      failures)
+
+
+def reconcile() -> None:
+    """Bring the scheduled jobs in line with the wards, sources and crons stored now."""
+    with _service(plan.RECONCILE_ID) as service:
+        if service is None:
+            return
+        try:
+            report = plan.reconcile(service.scheduler, service.factory, service.settings)
+        except Exception:
+            log.exception("reconciling the scheduled jobs failed; trying again later")
+            return
+        if report:
+            log.info("jobs reconciled: added %s, rescheduled %s, removed %s",
+                     report.added or "none", report.changed or "none", report.removed or "none")

@@ -1,0 +1,256 @@
+"""Starting and stopping `alerts run`, `alerts worker` and `alerts web`.
+
+`alerts run` drives, in one event loop: APScheduler (collect, digest and reconcile jobs in
+worker threads), the delivery loop, and the web app under uvicorn. `alerts worker` runs the
+delivery loop alone; `alerts web` the web app alone.
+
+Stopping: the first SIGINT or SIGTERM stops taking new work (no new job starts, no new
+batch is claimed), lets the delivery batch in flight finish and be recorded, waits for the
+running jobs, shuts the scheduler down, stops uvicorn and disposes the engine: exit 0. A
+second signal stops at once: the batch in flight is cancelled and running jobs are
+abandoned. Rows that a forced stop leaves in `sending` are not lost: their lease
+(`mail.lease_seconds`) runs out and the next claim takes them again. A message that was
+handed to the relay but not yet recorded as sent may then go out twice; that is the price
+of not waiting, and the reason the first signal waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.config import Settings
+from alerts.events import DigestQueued, EventBus, ItemPublished, UrgentAlertPosted
+from alerts.service import context, plan
+from alerts.service.context import JobTracker, ServiceContext
+from alerts.service.delivery import DeliveryLoop
+from alerts.service.scheduler import make_scheduler, scheduler_status, stored_status
+from alerts.service.webserver import EmbeddedServer, address, listen, make_server
+from alerts.web.app import create_app
+
+log = logging.getLogger("alerts.service")
+
+# Collect and digest jobs run in this many threads at most; more would mostly queue on
+# the database (SQLite takes one writer at a time) and on the feeds' servers.
+JOB_THREADS = 8
+
+# How long a forced stop waits for the delivery task to unwind after cancelling it.
+FORCED_GRACE = 2.0
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Their INFO lines repeat for every job run, request and fetch; ours say what matters.
+    for noisy in ("apscheduler", "uvicorn", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class Stopper:
+    """SIGINT and SIGTERM: the first asks for a clean stop, the second for a quick one."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.requested = asyncio.Event()
+        self.forced = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+
+    def __enter__(self) -> Stopper:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._loop.add_signal_handler(sig, self._on_signal, sig)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._loop.remove_signal_handler(sig)
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        if not self.requested.is_set():
+            log.info("%s: %s received: stopping after the work in hand (again to stop at "
+                     "once)", self.name, sig.name)
+            self.requested.set()
+        elif not self.forced.is_set():
+            log.warning("%s: %s received again: stopping at once", self.name, sig.name)
+            self.forced.set()
+
+
+async def _unless_forced(work: Awaitable[Any], forced: asyncio.Event) -> bool:
+    """Await `work`; True if it finished, False if `forced` was set first."""
+    task = asyncio.ensure_future(work)
+    forcing = asyncio.ensure_future(forced.wait())
+    try:
+        await asyncio.wait({task, forcing}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        forcing.cancel()
+    return task.done()
+
+
+async def _stop_delivery(task: asyncio.Task[None], delivery: DeliveryLoop,
+                         stopper: Stopper) -> None:
+    delivery.stop()
+    if not await _unless_forced(task, stopper.forced):
+        log.warning("cancelling the delivery batch in flight; its rows are sent again when "
+                    "their lease ends")
+        task.cancel()
+        await asyncio.wait({task}, timeout=FORCED_GRACE)
+    if task.done() and not task.cancelled() and task.exception() is not None:
+        log.error("the delivery loop had failed", exc_info=task.exception())
+
+
+async def _stop_web(task: asyncio.Task[None], server: EmbeddedServer, stopper: Stopper) -> None:
+    server.should_exit = True
+    if not await _unless_forced(task, stopper.forced):
+        server.force_exit = True
+        await asyncio.wait({task}, timeout=FORCED_GRACE)
+
+
+async def _first_of(stopper: Stopper, *tasks: asyncio.Task[None]) -> bool:
+    """Wait for a stop request (True) or for a part to end on its own, which it should not
+    (False, logged)."""
+    requested = asyncio.ensure_future(stopper.requested.wait())
+    done, _ = await asyncio.wait({requested, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+    if requested in done:
+        return True
+    requested.cancel()
+    for task in done:
+        error = None if task.cancelled() else task.exception()
+        log.error("%s ended unexpectedly: %s", task.get_name(), error or "no error given",
+                  exc_info=error)
+    return False
+
+
+def _wake_on_events(bus: EventBus, wake: Callable[[], None]) -> None:
+    # Subscribed after the pipeline's handlers, so the rows they queue exist when the
+    # delivery loop looks.
+    for event_type in (UrgentAlertPosted, DigestQueued, ItemPublished):
+        bus.subscribe(event_type, lambda _event: wake())
+
+
+def _abandon(jobs: JobTracker) -> None:
+    """After a forced stop, do not wait for job threads (a slow fetch) at interpreter exit."""
+    if jobs.running:
+        log.warning("alerts run: abandoning %d running job(s); their work is redone on "
+                    "the next run", jobs.running)
+        logging.shutdown()
+        sys.stdout.flush()
+        os._exit(1)
+
+
+async def _service(settings: Settings, engine: Engine, factory: sessionmaker[Session],
+                   bus: EventBus) -> int:
+    loop = asyncio.get_running_loop()
+    loop.set_default_executor(ThreadPoolExecutor(JOB_THREADS, thread_name_prefix="alerts-job"))
+    with Stopper("alerts run") as stopper:
+        sock = listen(settings.web.host, settings.web.port)
+        jobs = JobTracker()
+        scheduler = make_scheduler(engine, settings)
+        delivery = DeliveryLoop(factory, settings, bus=bus)
+        _wake_on_events(bus, delivery.wake)
+        context.install(ServiceContext(settings, factory, bus, scheduler, jobs))
+        try:
+            # Paused until the jobs are reconciled, so nothing runs on a stale plan; jobs
+            # whose schedule is unchanged keep their stored next run, so a digest missed
+            # while the service was down runs once now.
+            scheduler.start(paused=True)
+            report = plan.reconcile(scheduler, factory, settings)
+            scheduler.resume()
+        except BaseException:
+            sock.close()
+            if scheduler.running:
+                scheduler.shutdown(wait=False)
+            context.clear()
+            raise
+
+        app = create_app(factory, scheduler=lambda: scheduler_status(scheduler),
+                         scheduler_required=True)
+        server = make_server(app)
+        web = asyncio.create_task(server.serve(sockets=[sock]), name="the web server")
+        sending = asyncio.create_task(delivery.run(), name="the delivery loop")
+        log.info("alerts run: pid %d, %d scheduled job(s) (%d new), delivering via %s, "
+                 "web on %s", os.getpid(), len(scheduler.get_jobs()), len(report.added),
+                 _mail_route(settings), address(sock))
+
+        clean = await _first_of(stopper, web, sending)
+
+        jobs.stop_accepting()
+        scheduler.pause()
+        await _stop_delivery(sending, delivery, stopper)
+        jobs_done = await jobs.wait_idle(stopper.forced)
+        scheduler.shutdown(wait=False)
+        await _stop_web(web, server, stopper)
+        context.clear()
+        engine.dispose()
+        if not jobs_done:
+            _abandon(jobs)
+        log.info("alerts run: stopped%s", "" if clean else " after a failure")
+        return 0 if clean else 1
+
+
+def _mail_route(settings: Settings) -> str:
+    mail = settings.mail
+    if mail.transport == "smtp":
+        return f"smtp {mail.smtp_host}:{mail.smtp_port}"
+    return f"{mail.transport} {mail.maildir}"
+
+
+async def _worker(settings: Settings, engine: Engine, factory: sessionmaker[Session],
+                  bus: EventBus) -> int:
+    with Stopper("alerts worker") as stopper:
+        delivery = DeliveryLoop(factory, settings, bus=bus)
+        sending = asyncio.create_task(delivery.run(), name="the delivery loop")
+        log.info("alerts worker: pid %d, delivering via %s, polling every %gs", os.getpid(),
+                 _mail_route(settings), settings.scheduler.outbox_poll_seconds)
+        clean = await _first_of(stopper, sending)
+        await _stop_delivery(sending, delivery, stopper)
+        engine.dispose()
+        log.info("alerts worker: stopped%s", "" if clean else " after a failure")
+        return 0 if clean else 1
+
+
+async def _web(settings: Settings, engine: Engine, factory: sessionmaker[Session],
+               host: str, port: int) -> int:
+    with Stopper("alerts web") as stopper:
+        sock = listen(host, port)
+        zone = settings.scheduler.timezone
+        app = create_app(factory, scheduler=lambda: stored_status(engine, zone))
+        server = make_server(app)
+        web = asyncio.create_task(server.serve(sockets=[sock]), name="the web server")
+        log.info("alerts web: pid %d, listening on %s", os.getpid(), address(sock))
+        clean = await _first_of(stopper, web)
+        await _stop_web(web, server, stopper)
+        engine.dispose()
+        log.info("alerts web: stopped")
+        return 0 if clean else 1
+
+
+def run_service(settings: Settings, engine: Engine, factory: sessionmaker[Session],
+                bus: EventBus) -> int:
+    """`alerts run` until SIGINT or SIGTERM; the exit status."""
+    configure_logging()
+    return asyncio.run(_service(settings, engine, factory, bus))
+
+
+def run_worker(settings: Settings, engine: Engine, factory: sessionmaker[Session],
+               bus: EventBus) -> int:
+    """`alerts worker` until SIGINT or SIGTERM; the exit status."""
+    configure_logging()
+    return asyncio.run(_worker(settings, engine, factory, bus))
+
+
+def run_web(settings: Settings, engine: Engine, factory: sessionmaker[Session], *,
+            host: str, port: int) -> int:
+    """`alerts web` until SIGINT or SIGTERM; the exit status."""
+    configure_logging()
+    return asyncio.run(_web(settings, engine, factory, host, port))
