@@ -40,6 +40,7 @@ from alerts.sources.officer import officer_item
 from alerts.sources.registry import officer_source
 from alerts.web.app import create_app
 from subscriptions.base import utcnow
+from subscriptions.subscribers import Frequency
 from subscriptions.wards import get_ward
 from tests.factories import make_subscriber, make_ward
 from tests.processes import AlertsProcess, free_port, healthz, slow_down, start_alerts, wait_for
@@ -306,6 +307,34 @@ def test_wards_sources_and_crons_changed_while_running_get_their_jobs(
     assert_at(times["digest:RIV:weekly"], weekday=0, hour=8, minute=45)
     assert_at(times["digest:RIV:daily"], weekday=None, hour=8, minute=45)
     assert_at(times["digest:NEW:weekly"], weekday=4, hour=16, minute=0)
+
+
+def test_an_urgent_alert_posted_from_another_shell_reaches_its_ward_within_ten_seconds(
+    service: Service,
+) -> None:
+    emails = riverside(service.factory, 10)
+    with service.factory() as session, session.begin():
+        hillcrest = make_ward(session, "HIL", "Hillcrest")
+        for n in range(3):
+            make_subscriber(session, hillcrest, f"hill{n}@home.example",
+                            frequency=Frequency.IMMEDIATE)
+        make_subscriber(session, get_ward(session, "RIV"), "daily@home.example",
+                        frequency=Frequency.DAILY)
+    emails.append("daily@home.example")
+    process, _ = service.start_and_wait()
+    try:
+        started = time.monotonic()
+        service.cli("post", "--ward", "RIV", "--urgent", "--title", "Gas leak on Mill Lane",
+                    "--body", "Keep windows closed; the road is shut.")
+        wait_for(lambda: len(service.sink.received) >= len(emails), what="the urgent alert",
+                 timeout=10, process=process)
+        elapsed = time.monotonic() - started
+        time.sleep(0.5)  # anything sent to the wrong ward would arrive in this time too
+    finally:
+        assert process.stop() == 0, process.output()
+    assert elapsed < 10
+    assert service.recipients() == Counter(emails), "every confirmed RIV resident, once"
+    assert all("Gas leak" in r.message["Subject"] for r in service.sink.received)
 
 
 def test_worker_delivers_queued_and_urgent_mail_and_stops_on_sigterm(service: Service) -> None:
