@@ -63,5 +63,7 @@ def fan_out(
     statement = insert.from_select(columns, subscribers).on_conflict_do_nothing(
         index_elements=["message_id", "subscriber_id"]
     )
-    result = cast(CursorResult[Any], session.execute(statement))
+    # SQLAlchemy keeps an INSERT's rowcount only when asked (psycopg reports it, -1 otherwise).
+    result = cast(CursorResult[Any],
+                  session.execute(statement.execution_options(preserve_rowcount=True)))
     return result.rowcount

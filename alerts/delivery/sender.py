@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import MailSettings, Settings
 from alerts.delivery.maildir import MaildirTransport
-from alerts.delivery.mime import Outgoing, build_email
+from alerts.delivery.mime import Outgoing, PreparedMessage, personalise_email, prepare_message
 from alerts.delivery.outbox import (
     Delivery,
     claim_due,
@@ -164,7 +164,11 @@ async def deliver_due_async(
         ident, attempts = outgoing.delivery_id, claimed.attempts
         async with slots:
             try:
-                envelope_from, data = build_email(outgoing, settings, now=clock())
+                prepared = encoded.get(outgoing.message_id)
+                if prepared is None:
+                    prepared = encoded[outgoing.message_id] = prepare_message(outgoing, settings)
+                envelope_from, data = personalise_email(prepared, outgoing, settings,
+                                                        now=clock())
                 await pacer.wait()
                 await carrier.send(envelope_from, outgoing.recipient_email, data)
             except TransientFailure as exc:
@@ -173,7 +177,7 @@ async def deliver_due_async(
             except PermanentFailure as exc:
                 return _Outcome(ident, attempts, _Result.FAILED, exc.reason)
             except ValueError as exc:
-                # build_email refuses what no retry can mend, e.g. a line break in a header.
+                # building refuses what no retry can mend, e.g. a line break in a header.
                 detail = redact(str(exc), outgoing.recipient_email)
                 return _Outcome(ident, attempts, _Result.FAILED, detail)
             except Exception as exc:
@@ -185,6 +189,8 @@ async def deliver_due_async(
         return _Outcome(ident, attempts, _Result.SENT)
 
     batch = safe_batch_size(batch_size, mail)
+    # Each message is encoded once per pass; each copy only swaps in its own links.
+    encoded: dict[int, PreparedMessage] = {}
 
     async with carrier:
         while True:

@@ -212,3 +212,31 @@ def test_an_address_outside_ascii_is_written_as_utf8_for_smtputf8(settings: Sett
                           settings, now=NOW)
     assert "To: Zoë <zoë@exämple.org>\r\n".encode() in data
     assert b"Content-Type: multipart/alternative" in data
+
+
+def test_the_prepared_fast_path_matches_the_email_package_copy(settings: Settings) -> None:
+    from alerts.delivery.mime import build_email_slowly, personalise_email, prepare_message
+
+    original = outgoing(
+        subject="Café surgery — all welcome", recipient_name="Zoë Ó Briain", calendar=CALENDAR,
+        text=f"Line one = café\n\n{'x' * 200}\nLeave: {UNSUBSCRIBE_MARK}\n",
+        html=f"<p>{'é' * 300}</p><a href='{UNSUBSCRIBE_MARK}'>Leave</a>\n",
+    )
+    prepared = prepare_message(original, settings)
+    for n in range(3):
+        one = dataclasses.replace(original, delivery_id=100 + n, subscription_id=200 + n,
+                                  recipient_email=f"r{n}@home.example")
+        fast_from, fast = personalise_email(prepared, one, settings, now=NOW)
+        slow_from, slow = build_email_slowly(one, settings, now=NOW)
+        assert fast_from == slow_from
+        a, b = parse(fast), parse(slow)
+        names = {k.lower() for k in a}
+        assert names == {k.lower() for k in b}
+        for name in names:
+            # Folding may differ; what a mail client reads must not.
+            same = " ".join(str(a[name]).split()) == " ".join(str(b[name]).split())
+            assert same or name == "content-type", name
+        assert body(a, "plain") == body(b, "plain")
+        assert body(a, "html") == body(b, "html")
+        assert max(len(line) for line in fast.split(b"\r\n")) <= 78 * 2
+        assert fast.isascii()
