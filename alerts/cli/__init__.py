@@ -11,12 +11,14 @@ from alerts.cli import (
     run,
     setup,
     sources,
+    status,
     subscribers,
     wards,
 )
 from alerts.cli.app import cli
 
-for module in (setup, wards, sources, collect, post, digest, deliver, subscribers, demo, run):
+for module in (setup, wards, sources, collect, post, digest, deliver, status, subscribers, demo,
+               run):
     module.register(cli)
 
 

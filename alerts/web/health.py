@@ -8,10 +8,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TypedDict
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.delivery.outbox import Delivery, DeliveryStatus, due_condition
+from alerts.delivery.outbox import DeliveryStatus
+from alerts.delivery.status import outbox_report
 from alerts.service.scheduler import SchedulerStatus
 
 
@@ -34,21 +35,13 @@ NOT_RUNNING: SchedulerStatus = {"running": False, "jobs": []}
 
 
 def outbox_status(session: Session, now: datetime) -> OutboxStatus:
-    rows = session.execute(select(Delivery.status, func.count()).group_by(Delivery.status))
-    counts: dict[str, int] = {status: count for status, count in rows}
-    due_count = session.scalar(
-        select(func.count()).select_from(Delivery).where(due_condition(now))
-    ) or 0
-    oldest = session.scalar(
-        select(func.min(Delivery.created_at)).where(Delivery.status == DeliveryStatus.QUEUED)
-    )
+    report = outbox_report(session, now)
     return {
-        "queued": counts.get(DeliveryStatus.QUEUED, 0),
-        "sending": counts.get(DeliveryStatus.SENDING, 0),
-        "failed": counts.get(DeliveryStatus.FAILED, 0),
-        "due": due_count,
-        "oldest_queued_seconds": None if oldest is None else round(
-            max((now - oldest).total_seconds(), 0.0), 3),
+        "queued": report.by_status[DeliveryStatus.QUEUED],
+        "sending": report.by_status[DeliveryStatus.SENDING],
+        "failed": report.by_status[DeliveryStatus.FAILED],
+        "due": report.due,
+        "oldest_queued_seconds": report.oldest_queued_seconds,
     }
 
 
