@@ -12,6 +12,7 @@ from alerts.messages import Message, MessageItem
 from alerts.sources.registry import Source
 from subscriptions.base import Base
 from subscriptions.subscribers import Subscriber, Subscription
+from subscriptions.suppression import Suppression
 from subscriptions.wards import Ward
 
 metadata = Base.metadata
@@ -25,6 +26,7 @@ __all__ = [
     "Subscriber",
     "Subscription",
     "SubscriptionProgress",
+    "Suppression",
     "Ward",
     "metadata",
 ]

@@ -13,12 +13,13 @@ from alerts.cli import (
     sources,
     status,
     subscribers,
+    suppression,
     wards,
 )
 from alerts.cli.app import cli
 
-for module in (setup, wards, sources, collect, post, digest, deliver, status, subscribers, demo,
-               run):
+for module in (setup, wards, sources, collect, post, digest, deliver, status, subscribers,
+               suppression, demo, run):
     module.register(cli)
 
 

@@ -18,7 +18,8 @@ from sqlalchemy.sql import ColumnElement
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.messages import Message
 from subscriptions.base import utcnow
-from subscriptions.subscribers import Status, Subscription
+from subscriptions.subscribers import Status, Subscriber, Subscription
+from subscriptions.suppression import subscriber_not_suppressed
 
 
 def fan_out(
@@ -33,11 +34,16 @@ def fan_out(
 
     `audience` narrows the subscriptions further (a frequency, a point in the ledger);
     rows with a higher `priority` are claimed first. Pending and unsubscribed
-    subscriptions get nothing. The caller commits.
+    subscriptions get nothing, nor does an address on the suppression list. The caller
+    commits.
     """
     at = now or utcnow()
-    condition = (Subscription.ward_id == message.ward_id) & (
-        Subscription.status == Status.CONFIRMED
+    condition = (
+        (Subscription.ward_id == message.ward_id)
+        & (Subscription.status == Status.CONFIRMED)
+        & Subscription.subscriber_id.in_(
+            select(Subscriber.id).where(subscriber_not_suppressed())
+        )
     )
     if audience is not None:
         condition = condition & audience

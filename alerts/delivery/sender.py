@@ -34,6 +34,7 @@ from alerts.delivery.outbox import (
     mark_for_retry,
     mark_sent,
 )
+from alerts.delivery.rejections import is_hard_bounce
 from alerts.delivery.smtp import SmtpTransport
 from alerts.delivery.transport import (
     PermanentFailure,
@@ -46,6 +47,7 @@ from alerts.events import DeliveryFailed, EventBus
 from alerts.messages import Message
 from subscriptions.base import utcnow
 from subscriptions.subscribers import Status, Subscriber, Subscription
+from subscriptions.suppression import Suppression, SuppressionReason, suppress
 from subscriptions.wards import Ward
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class DeliveryReport:
     retried: int = 0
     failed: int = 0
     cancelled: int = 0
+    suppressed: int = 0
 
 
 class _Result(StrEnum):
@@ -78,6 +81,7 @@ class _Outcome:
     result: _Result
     reason: str = ""
     unavailable: bool = False
+    hard_bounce: bool = False
 
 
 class _Pacer:
@@ -175,7 +179,8 @@ async def deliver_due_async(
                 return _Outcome(ident, attempts, _Result.RETRY, exc.reason,
                                 unavailable=isinstance(exc, ServerUnavailable))
             except PermanentFailure as exc:
-                return _Outcome(ident, attempts, _Result.FAILED, exc.reason)
+                return _Outcome(ident, attempts, _Result.FAILED, exc.reason,
+                                hard_bounce=is_hard_bounce(exc.code, exc.reason))
             except ValueError as exc:
                 # building refuses what no retry can mend, e.g. a line break in a header.
                 detail = redact(str(exc), outgoing.recipient_email)
@@ -250,6 +255,9 @@ def _record(
     if outcome.result is _Result.FAILED:
         mark_failed(session, outcome.delivery_id, reason)
         report.failed += 1
+        if outcome.hard_bounce:
+            suppress(session, address, SuppressionReason.HARD_BOUNCE, reason, now=now)
+            report.suppressed += 1
         return DeliveryFailed(outcome.delivery_id, reason, permanent=True)
     if mark_for_retry(
         session,
@@ -279,6 +287,7 @@ def _load(session: Session, ids: Sequence[int]) -> tuple[list[_Claimed], list[tu
             Subscriber.name,
             Subscription.id,
             Subscription.status,
+            Suppression.reason,
         )
         .join(Message, Message.id == Delivery.message_id)
         .join(Ward, Ward.id == Message.ward_id)
@@ -290,6 +299,7 @@ def _load(session: Session, ids: Sequence[int]) -> tuple[list[_Claimed], list[tu
                 Subscription.ward_id == Message.ward_id,
             ),
         )
+        .outerjoin(Suppression, Suppression.email == Subscriber.email)
         .where(Delivery.id.in_(ids))
         .order_by(Delivery.id)
     ).all()
@@ -302,7 +312,10 @@ def _load(session: Session, ids: Sequence[int]) -> tuple[list[_Claimed], list[tu
     ready: list[_Claimed] = []
     cancelled: list[tuple[int, str]] = []
     for (ident, attempts, message_id, ward_code, ward_name, email, name, subscription_id,
-         status) in rows:
+         status, suppressed) in rows:
+        if suppressed is not None:
+            cancelled.append((ident, f"not sent: the address is suppressed ({suppressed})"))
+            continue
         if subscription_id is None or status != Status.CONFIRMED:
             state = status or "gone"
             cancelled.append((ident, f"not sent: the subscription is {state} "

@@ -195,7 +195,7 @@ def test_a_5xx_answer_fails_the_row(
 
     report = deliver_due(factory, settings)
 
-    assert report == DeliveryReport(sent=1, failed=1)
+    assert report == DeliveryReport(sent=1, failed=1, suppressed=1)
     row = rows(factory)[unknown]
     assert (row.status, row.last_error) == (DeliveryStatus.FAILED, "550 5.1.1 No such mailbox here")
     assert rows(factory)[known].status == DeliveryStatus.SENT

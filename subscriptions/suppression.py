@@ -1,0 +1,85 @@
+"""The suppression list: addresses that are never sent to (hard bounce, complaint, erasure,
+an operator's decision), checked when messages are fanned out and again when sent.
+
+Each entry is keyed by a SHA-256 hash of the normalised address, so that an entry can
+outlive the address itself: after erasure only the hash is kept, and a later import of the
+same address is still recognised and refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql import ColumnElement
+
+from subscriptions.addresses import normalise_address
+from subscriptions.base import Base, utcnow
+from subscriptions.subscribers import Subscriber
+
+
+class SuppressionReason(StrEnum):
+    HARD_BOUNCE = "hard_bounce"
+    COMPLAINT = "complaint"
+    ERASURE = "erasure"
+    MANUAL = "manual"
+
+
+class Suppression(Base):
+    __tablename__ = "suppressions"
+
+    address_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # Kept so an operator can read the list; erasure clears it and keeps the hash.
+    email: Mapped[str | None] = mapped_column(String(320), default=None, index=True)
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+def address_hash(email: str) -> str:
+    return hashlib.sha256(normalise_address(email).encode("utf-8")).hexdigest()
+
+
+def suppress(session: Session, email: str, reason: SuppressionReason, detail: str = "", *,
+             keep_address: bool = True, now: datetime | None = None) -> Suppression:
+    """Add the address (or refresh its entry); the first reason recorded is kept."""
+    key = address_hash(email)
+    entry = session.get(Suppression, key)
+    if entry is None:
+        entry = Suppression(address_hash=key, reason=reason, detail=detail[:300],
+                            created_at=now or utcnow())
+        session.add(entry)
+    entry.email = normalise_address(email) if keep_address else None
+    session.flush()
+    return entry
+
+
+def unsuppress(session: Session, email: str) -> bool:
+    entry = session.get(Suppression, address_hash(email))
+    if entry is None:
+        return False
+    session.delete(entry)
+    session.flush()
+    return True
+
+
+def is_suppressed(session: Session, email: str) -> bool:
+    return session.get(Suppression, address_hash(email)) is not None
+
+
+def subscriber_not_suppressed() -> ColumnElement[bool]:
+    """For queries over subscribers: true where their address is not on the list.
+
+    Entries that still hold the address are matched on it; the hash is what survives
+    erasure and is checked whenever an address enters the system.
+    """
+    return Subscriber.email.not_in(
+        select(Suppression.email).where(Suppression.email.is_not(None))
+    )
+
+
+def list_suppressions(session: Session) -> list[Suppression]:
+    return list(session.scalars(select(Suppression).order_by(Suppression.created_at)))
