@@ -503,3 +503,42 @@ def test_the_migrations_leave_the_scheduler_table_alone(engine: Engine) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
     command.check(config)  # autogenerate finds nothing to drop or change
+
+
+def test_two_services_share_one_database_and_one_scheduler_leader(
+    service: Service, tmp_path: Path
+) -> None:
+    emails = riverside(service.factory, 2)
+    first, report = service.start_and_wait()
+    second_port = free_port()
+    second_config = tmp_path / "second.toml"
+    url = service.engine.url.render_as_string(hide_password=False)
+    write_config(second_config, url, service.smtp_port, second_port)
+    second = start_alerts(second_config, "run", log=tmp_path / "second.log")
+    second_url = f"http://127.0.0.1:{second_port}"
+    try:
+        following = wait_for(lambda: healthz(second_url), what="the second /healthz",
+                             process=second)
+        assert report["scheduler"]["role"] == "leader"
+        assert following["scheduler"]["role"] == "follower"
+        assert following["status"] == "ok"
+        assert following["scheduler"]["running"] is False
+
+        service.cli("post", "--ward", "RIV", "--urgent", "--title", "Power cut",
+                    "--body", "Street lights are off on Mill Lane.")
+        wait_for(lambda: len(service.sink.received) >= 2, what="the alert", process=second)
+        assert first.stop() == 0, first.output()
+
+        def leading() -> dict[str, Any] | None:
+            now = healthz(second_url)
+            return now if now and now["scheduler"].get("role") == "leader" else None
+
+        took_over = wait_for(leading, what="the follower to take over", timeout=15,
+                             process=second)
+        assert {job["id"] for job in took_over["scheduler"]["jobs"]} >= {
+            "digest:RIV:daily", "digest:RIV:weekly", "reconcile"}
+    finally:
+        assert second.stop() == 0, second.output()
+    assert service.recipients() == Counter(emails), "each copy sent once by one of the two"
+    assert "took over the scheduler" in second.output()
+    assert len(service.job_ids()) == len(set(service.job_ids()))

@@ -38,8 +38,8 @@ def list_(runtime: Runtime, as_json: bool) -> None:
         print_json(rows)
         return
     for row in rows:
-        who = row["email"] or f"(erased) {row['address_hash'][:16]}…"
-        click.echo(f"{who:<40} {row['reason']:<12} {row['since'][:19]}  {row['detail']}")
+        who = row["email"] or f"(erased) {str(row['address_hash'])[:16]}…"
+        click.echo(f"{who:<40} {row['reason']!s:<12} {str(row['since'])[:19]}  {row['detail']}")
 
 
 @suppression.command("add")

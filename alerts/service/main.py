@@ -33,7 +33,13 @@ from alerts.events import DigestQueued, EventBus, ItemPublished, UrgentAlertPost
 from alerts.service import context, plan
 from alerts.service.context import JobTracker, ServiceContext
 from alerts.service.delivery import DeliveryLoop
-from alerts.service.scheduler import make_scheduler, scheduler_status, stored_status
+from alerts.service.leader import Leadership, leadership_for
+from alerts.service.scheduler import (
+    SchedulerStatus,
+    make_scheduler,
+    scheduler_status,
+    stored_status,
+)
 from alerts.service.webserver import EmbeddedServer, address, listen, make_server
 from alerts.web.app import create_app
 
@@ -42,6 +48,9 @@ log = logging.getLogger("alerts.service")
 # Collect and digest jobs run in this many threads at most; more would mostly queue on
 # the database (SQLite takes one writer at a time) and on the feeds' servers.
 JOB_THREADS = 8
+
+# How often a follower tries to take over the scheduler, and a leader checks its lock.
+LEADERSHIP_SECONDS = 5.0
 
 # How long a forced stop waits for the delivery task to unwind after cancelling it.
 FORCED_GRACE = 2.0
@@ -131,6 +140,23 @@ async def _first_of(stopper: Stopper, *tasks: asyncio.Task[None]) -> bool:
     return False
 
 
+async def _watch_leadership(leadership: Leadership, scheduler: Any, lead: Callable[[], str],
+                            settings: Settings, stopper: Stopper) -> None:
+    """A follower tries for the lock and takes over the scheduler when it gets it; a
+    leader that lost its lock (its database connection died) stops rather than risk two
+    schedulers, so that a supervisor restarts it as a follower."""
+    interval = min(settings.scheduler.reconcile_seconds, LEADERSHIP_SECONDS)
+    while not stopper.requested.is_set():
+        await asyncio.sleep(interval)
+        if scheduler.running:
+            if not await asyncio.to_thread(leadership.still_held):
+                log.error("alerts run: lost the scheduler lock; stopping")
+                raise RuntimeError("the scheduler lock was lost")
+        elif await asyncio.to_thread(leadership.try_acquire):
+            # On the loop's thread: the scheduler binds to the running loop as it starts.
+            log.info("alerts run: took over the scheduler: %s", lead())
+
+
 def _wake_on_events(bus: EventBus, wake: Callable[[], None]) -> None:
     # Subscribed after the pipeline's handlers, so the rows they queue exist when the
     # delivery loop looks.
@@ -159,36 +185,57 @@ async def _service(settings: Settings, engine: Engine, factory: sessionmaker[Ses
         delivery = DeliveryLoop(factory, settings, bus=bus)
         _wake_on_events(bus, delivery.wake)
         context.install(ServiceContext(settings, factory, bus, scheduler, jobs))
-        try:
+        leadership = leadership_for(engine)
+
+        def lead() -> str:
             # Paused until the jobs are reconciled, so nothing runs on a stale plan; jobs
             # whose schedule is unchanged keep their stored next run, so a digest missed
             # while the service was down runs once now.
             scheduler.start(paused=True)
             report = plan.reconcile(scheduler, factory, settings)
             scheduler.resume()
+            return f"{len(scheduler.get_jobs())} scheduled job(s) ({len(report.added)} new)"
+
+        try:
+            if leadership.try_acquire():
+                role = lead()
+            else:
+                role = ("following: another `alerts run` drives the scheduler; this one "
+                        "takes over when it stops")
         except BaseException:
             sock.close()
             if scheduler.running:
                 scheduler.shutdown(wait=False)
+            leadership.release()
             context.clear()
             raise
 
-        app = create_app(factory, scheduler=lambda: scheduler_status(scheduler),
-                         scheduler_required=True)
+        def status() -> SchedulerStatus:
+            report = scheduler_status(scheduler)
+            report["role"] = "leader" if scheduler.running else "follower"
+            return report
+
+        app = create_app(factory, scheduler=status, scheduler_required=True)
         server = make_server(app)
         web = asyncio.create_task(server.serve(sockets=[sock]), name="the web server")
         sending = asyncio.create_task(delivery.run(), name="the delivery loop")
-        log.info("alerts run: pid %d, %d scheduled job(s) (%d new), delivering via %s, "
-                 "web on %s", os.getpid(), len(scheduler.get_jobs()), len(report.added),
+        watching = asyncio.create_task(
+            _watch_leadership(leadership, scheduler, lead, settings, stopper),
+            name="the leadership watch")
+        log.info("alerts run: pid %d, %s, delivering via %s, web on %s", os.getpid(), role,
                  _mail_route(settings), address(sock))
 
-        clean = await _first_of(stopper, web, sending)
+        clean = await _first_of(stopper, web, sending, watching)
 
+        watching.cancel()
         jobs.stop_accepting()
-        scheduler.pause()
+        if scheduler.running:
+            scheduler.pause()
         await _stop_delivery(sending, delivery, stopper)
         jobs_done = await jobs.wait_idle(stopper.forced)
-        scheduler.shutdown(wait=False)
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
+        leadership.release()
         await _stop_web(web, server, stopper)
         context.clear()
         engine.dispose()

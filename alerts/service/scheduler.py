@@ -5,7 +5,7 @@ jobs are reported (live from the scheduler, or read from the job table by anothe
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -30,6 +30,7 @@ class JobStatus(TypedDict):
 class SchedulerStatus(TypedDict):
     running: bool
     jobs: list[JobStatus]
+    role: NotRequired[str]
 
 
 def make_scheduler(engine: Engine, settings: Settings) -> Any:
