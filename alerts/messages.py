@@ -23,6 +23,8 @@ class MessageKind(StrEnum):
 UNSUBSCRIBE_MARK = "__ALERTS_UNSUBSCRIBE_URL__"
 PREFERENCES_MARK = "__ALERTS_PREFERENCES_URL__"
 
+MAX_SUBJECT = 300
+
 
 class Message(Base):
     __tablename__ = "messages"
@@ -30,7 +32,7 @@ class Message(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     ward_id: Mapped[int] = mapped_column(ForeignKey("wards.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
-    subject: Mapped[str] = mapped_column(String(300))
+    subject: Mapped[str] = mapped_column(String(MAX_SUBJECT))
     html: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
     calendar: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)

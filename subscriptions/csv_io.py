@@ -21,6 +21,7 @@ from subscriptions.subscribers import (
     Frequency,
     SubscriberError,
     SubscriptionRecord,
+    check_name_and_scheme,
     parse_frequency,
     subscribe,
 )
@@ -111,12 +112,11 @@ def read_subscribers(
         try:
             frequency = parse_frequency(cell("frequency")) if cell("frequency") else \
                 default_frequency
+            name, scheme = check_name_and_scheme(cell("name"), cell("scheme"))
         except SubscriberError as exc:
             errors.append(RowError(line, str(exc)))
             continue
-        rows[(email, ward)] = SubscriberRow(
-            line, email, ward, cell("name"), frequency, cell("scheme") or None
-        )
+        rows[(email, ward)] = SubscriberRow(line, email, ward, name, frequency, scheme)
     return list(rows.values()), errors
 
 

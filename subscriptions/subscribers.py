@@ -28,6 +28,11 @@ class Status(StrEnum):
     UNSUBSCRIBED = "unsubscribed"
 
 
+MAX_NAME = 200
+MAX_SCHEME = 200
+MAX_CONSENT_SOURCE = 300
+
+
 class SubscriberError(ValueError):
     """A subscriber or subscription cannot be changed as asked; the message says why."""
 
@@ -37,7 +42,7 @@ class Subscriber(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
-    name: Mapped[str] = mapped_column(String(200), default="")
+    name: Mapped[str] = mapped_column(String(MAX_NAME), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     subscriptions: Mapped[list[Subscription]] = relationship(
@@ -56,10 +61,10 @@ class Subscription(Base):
     ward_id: Mapped[int] = mapped_column(ForeignKey("wards.id", ondelete="CASCADE"), index=True)
     frequency: Mapped[str] = mapped_column(String(16), default=Frequency.WEEKLY)
     status: Mapped[str] = mapped_column(String(16), default=Status.PENDING)
-    scheme: Mapped[str | None] = mapped_column(String(200), default=None)
+    scheme: Mapped[str | None] = mapped_column(String(MAX_SCHEME), default=None)
     consent_at: Mapped[datetime]
     consent_method: Mapped[str] = mapped_column(String(16))
-    consent_source: Mapped[str] = mapped_column(String(300), default="")
+    consent_source: Mapped[str] = mapped_column(String(MAX_CONSENT_SOURCE), default="")
     consent_wording: Mapped[str] = mapped_column(String(32))
     consent_prior_declared: Mapped[bool] = mapped_column(default=False)
     confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -76,6 +81,16 @@ def parse_frequency(value: str) -> Frequency:
     except ValueError:
         allowed = ", ".join(f.value for f in Frequency)
         raise SubscriberError(f"frequency {value!r} is not one of {allowed}") from None
+
+
+def check_name_and_scheme(name: str, scheme: str | None) -> tuple[str, str | None]:
+    """A resident's name and scheme, trimmed; SubscriberError if either is too long to keep."""
+    name, scheme = name.strip(), (scheme or "").strip() or None
+    if len(name) > MAX_NAME:
+        raise SubscriberError(f"name is longer than {MAX_NAME} characters")
+    if scheme is not None and len(scheme) > MAX_SCHEME:
+        raise SubscriberError(f"scheme is longer than {MAX_SCHEME} characters")
+    return name, scheme
 
 
 def find_subscriber(session: Session, email: str) -> Subscriber | None:
@@ -96,14 +111,18 @@ def subscribe(
     """Create or renew a subscription; an existing one keeps its history but takes the new
     frequency, and is confirmed only when `confirmed` says prior consent was given."""
     address = normalise_address(email)
+    name, scheme = check_name_and_scheme(name, scheme)
+    # Where consent was recorded (a file's name, a command): its end says the most.
+    source = consent.source if len(consent.source) <= MAX_CONSENT_SOURCE \
+        else "…" + consent.source[-(MAX_CONSENT_SOURCE - 1):]
     ward = get_ward(session, ward_code)
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
     if subscriber is None:
-        subscriber = Subscriber(email=address, name=name.strip())
+        subscriber = Subscriber(email=address, name=name)
         session.add(subscriber)
         session.flush()
-    elif name.strip() and not subscriber.name:
-        subscriber.name = name.strip()
+    elif name and not subscriber.name:
+        subscriber.name = name
     subscription = session.scalar(
         select(Subscription).where(
             Subscription.subscriber_id == subscriber.id, Subscription.ward_id == ward.id
@@ -116,7 +135,7 @@ def subscribe(
             status=Status.PENDING,
             consent_at=consent.at,
             consent_method=consent.method,
-            consent_source=consent.source,
+            consent_source=source,
             consent_wording=consent.wording_version,
             consent_prior_declared=consent.prior_consent_declared,
         )
@@ -126,7 +145,7 @@ def subscribe(
         subscription.unsubscribed_at = None
         subscription.consent_at = consent.at
         subscription.consent_method = consent.method
-        subscription.consent_source = consent.source
+        subscription.consent_source = source
         subscription.consent_wording = consent.wording_version
         subscription.consent_prior_declared = consent.prior_consent_declared
     subscription.frequency = frequency

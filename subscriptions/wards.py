@@ -15,6 +15,8 @@ from subscriptions.addresses import AddressError, normalise_address
 from subscriptions.base import Base, utcnow
 
 WARD_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+MAX_NAME = 200
+MAX_CRON = 100
 
 
 class WardError(ValueError):
@@ -26,9 +28,9 @@ class Ward(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(32), unique=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(MAX_NAME))
     team_email: Mapped[str] = mapped_column(String(320))
-    digest_cron: Mapped[str | None] = mapped_column(String(100), default=None)
+    digest_cron: Mapped[str | None] = mapped_column(String(MAX_CRON), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -53,6 +55,8 @@ def check_ward(code: str, name: str, team_email: str) -> tuple[str, str, str]:
     name = " ".join(name.split())
     if not name:
         raise WardError(f"ward {code}: the name is empty")
+    if len(name) > MAX_NAME:
+        raise WardError(f"ward {code}: the name is longer than {MAX_NAME} characters")
     try:
         team = normalise_address(team_email)
     except AddressError as exc:

@@ -12,6 +12,7 @@ from alerts.delivery.outbox import Delivery, claim_due
 from alerts.delivery.sender import deliver_due
 from alerts.digests.publish import queue_digests
 from alerts.items import CollectedItem, ItemKind, store_items
+from alerts.messages import Message
 from alerts.sources.registry import officer_source
 from alerts.urgent import post_urgent
 from subscriptions.base import utcnow
@@ -73,3 +74,19 @@ def test_alerts_are_claimed_ahead_of_queued_digests_and_never_repeated_in_them(
     assert not any(o.queued for o in later), "the alert is not news for the next digest"
     with factory() as session:
         assert len(session.scalars(select(Delivery)).all()) == 2
+
+
+def test_the_longest_title_for_the_longest_ward_name_still_queues_with_a_shortened_subject(
+    factory: sessionmaker[Session], settings: Settings
+) -> None:
+    with factory.begin() as session:
+        ward = make_ward(session, "RIV", "R" * 200)
+        make_subscriber(session, ward, "ann@home.example", frequency=Frequency.IMMEDIATE)
+        outcome = post_urgent(session, settings, ward_code="RIV", title="T" * 500,
+                              body="Avoid the area.", now=utcnow())
+    assert outcome.deliveries == 1
+    with factory() as session:
+        message = session.get(Message, outcome.message_id)
+        assert message is not None
+        assert len(message.subject) == 300 and message.subject.endswith("T…")
+        assert message.subject.startswith("Urgent police alert for RRR")

@@ -10,6 +10,7 @@ from apscheduler.triggers.cron import CronTrigger
 from alerts.cli.app import Runtime, fail, pass_runtime, print_json, warn
 from alerts.db import transaction
 from subscriptions.wards import (
+    MAX_CRON,
     WardError,
     add_ward,
     get_ward,
@@ -89,6 +90,8 @@ def list_(runtime: Runtime, as_json: bool) -> None:
 def set_(runtime: Runtime, code: str, digest_cron: str | None) -> None:
     """Change a ward's settings."""
     if digest_cron:
+        if len(digest_cron) > MAX_CRON:
+            fail(f"--digest-cron is longer than {MAX_CRON} characters")
         try:
             CronTrigger.from_crontab(digest_cron, timezone=runtime.settings.scheduler.timezone)
         except ValueError as exc:

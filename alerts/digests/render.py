@@ -20,7 +20,7 @@ from alerts.config import Settings
 from alerts.digests.compose import DigestContent, DigestItem, digest_subject
 from alerts.digests.invites import sessions_calendar
 from alerts.items import ItemKind
-from alerts.messages import PREFERENCES_MARK, UNSUBSCRIBE_MARK
+from alerts.messages import MAX_SUBJECT, PREFERENCES_MARK, UNSUBSCRIBE_MARK
 from alerts.sources.sanitise import html_to_text, sanitise_html
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -32,6 +32,12 @@ class Rendered:
     html: str
     text: str
     calendar: bytes | None
+
+
+def fit_subject(subject: str) -> str:
+    """A subject cut to what a message stores: a ward name and a long title can outgrow it
+    (PostgreSQL refuses the longer value; SQLite would keep it)."""
+    return subject if len(subject) <= MAX_SUBJECT else subject[: MAX_SUBJECT - 1].rstrip() + "…"
 
 
 def environment(templates: Path = TEMPLATES) -> Environment:
@@ -101,7 +107,7 @@ def render_digest(
     content: DigestContent, settings: Settings, *, now: datetime, env: Environment | None = None
 ) -> Rendered:
     zone = ZoneInfo(settings.scheduler.timezone)
-    subject = digest_subject(content)
+    subject = fit_subject(digest_subject(content))
     context = {
         **footer_context(settings),
         "subject": subject,
@@ -131,7 +137,7 @@ def render_post(
 ) -> Rendered:
     """One item on its own, for residents who chose to hear of each post at once."""
     zone = ZoneInfo(settings.scheduler.timezone)
-    subject = f"{ward_name}: {item.title}"
+    subject = fit_subject(f"{ward_name}: {item.title}")
     context = {
         **footer_context(settings),
         "subject": subject,
@@ -155,7 +161,7 @@ def render_alert(
     """An urgent alert: short, plain, and still saying how to report a crime."""
     zone = ZoneInfo(settings.scheduler.timezone)
     local = now.astimezone(zone)
-    subject = f"Urgent police alert for {ward_name}: {title}"
+    subject = fit_subject(f"Urgent police alert for {ward_name}: {title}")
     context = {
         **footer_context(settings),
         "subject": subject,

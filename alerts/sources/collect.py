@@ -23,7 +23,14 @@ from alerts.items import CollectedItem, store_items
 from alerts.sources.fetch import fetch, make_client
 from alerts.sources.ics import parse_calendar
 from alerts.sources.policeuk import collect_policeuk
-from alerts.sources.registry import FETCHED_KINDS, Source, SourceError, SourceKind
+from alerts.sources.registry import (
+    FETCHED_KINDS,
+    MAX_ETAG,
+    MAX_LAST_MODIFIED,
+    Source,
+    SourceError,
+    SourceKind,
+)
 from alerts.sources.rss import parse_feed
 from subscriptions.base import utcnow
 
@@ -155,8 +162,8 @@ def _collect_one(
                 )
                 added, updated, withdrawn = stored.added, stored.updated, stored.withdrawn
                 new_ids = stored.new_item_ids
-            source.etag = read.etag
-            source.last_modified = read.last_modified
+            source.etag = _validator(read.etag, MAX_ETAG)
+            source.last_modified = _validator(read.last_modified, MAX_LAST_MODIFIED)
             source.last_fetched_at = now
             source.last_ok_at = now
             source.last_error = None
@@ -228,6 +235,12 @@ def _failed(
             source.last_error = error
             source.last_fetched_at = now
     return SourceResult(target.id, target.description, 0, 0, 0, False, error)
+
+
+def _validator(value: str | None, limit: int) -> str | None:
+    """A cache validator too long to store is dropped, not cut: a cut one would never match,
+    and the next fetch is then simply unconditional."""
+    return value if value is not None and len(value) <= limit else None
 
 
 def _one_line(exc: BaseException) -> str:

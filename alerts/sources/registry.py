@@ -28,6 +28,11 @@ FETCHED_KINDS = (SourceKind.RSS, SourceKind.ATOM, SourceKind.ICS, SourceKind.POL
 _FORCE_NEIGHBOURHOOD = re.compile(r"[A-Za-z0-9_-]+/[A-Za-z0-9_-]+")
 
 
+MAX_URL = 2000
+MAX_ETAG = 500
+MAX_LAST_MODIFIED = 100
+
+
 class SourceError(Exception):
     """A source could not be added or collected; the message names it and says why."""
 
@@ -39,9 +44,9 @@ class Source(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     ward_id: Mapped[int] = mapped_column(ForeignKey("wards.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
-    url: Mapped[str] = mapped_column(String(2000))
-    etag: Mapped[str | None] = mapped_column(String(500), default=None)
-    last_modified: Mapped[str | None] = mapped_column(String(100), default=None)
+    url: Mapped[str] = mapped_column(String(MAX_URL))
+    etag: Mapped[str | None] = mapped_column(String(MAX_ETAG), default=None)
+    last_modified: Mapped[str | None] = mapped_column(String(MAX_LAST_MODIFIED), default=None)
     last_fetched_at: Mapped[datetime | None] = mapped_column(default=None)
     last_ok_at: Mapped[datetime | None] = mapped_column(default=None)
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
@@ -62,6 +67,8 @@ def add_source(session: Session, ward_code: str, kind: str, url: str) -> Source:
     if source_kind == SourceKind.OFFICER:
         raise SourceError("officer posts need no source: use `alerts post`")
     url = url.strip()
+    if len(url) > MAX_URL:
+        raise SourceError(f"the URL is longer than {MAX_URL} characters")
     if source_kind == SourceKind.POLICEUK:
         split_force_neighbourhood(url)
     else:

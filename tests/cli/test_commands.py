@@ -14,15 +14,17 @@ import pytest
 from click.testing import CliRunner, Result
 
 from alerts.cli import cli
+from alerts.config import Settings
 from subscriptions.base import utcnow
 from tests.servers import FeedServer
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
+def config(tmp_path: Path, settings: Settings) -> Path:
+    """A config file on this test's database (SQLite or PostgreSQL), not yet initialised."""
     path = tmp_path / "alerts.toml"
     path.write_text(
-        f'[database]\nurl = "sqlite:///{tmp_path / "alerts.db"}"\n'
+        f'[database]\nurl = "{settings.database.url}"\n'
         f'[mail]\nmaildir = "{tmp_path / "outbox"}"\n'
         '[web]\nsecret_key = "cli-tests-secret"\nbase_url = "https://alerts.example.org"\n'
     )
@@ -210,6 +212,9 @@ def test_sources_are_added_listed_and_removed(alerts: CliRunner, config: Path) -
     assert "already has source" in one_line_error(twice)
     assert "http(s) URL" in one_line_error(run(alerts, config, "sources", "add", "--ward", "RIV",
                                                "--kind", "rss", "ftp://police.example/x"))
+    assert "longer than 2000 characters" in one_line_error(
+        run(alerts, config, "sources", "add", "--ward", "RIV", "--kind", "rss",
+            "https://police.example/" + "x" * 2000))
     assert "no ward with code 'NOPE'" in one_line_error(
         run(alerts, config, "sources", "add", "--ward", "NOPE", "--kind", "rss",
             "https://police.example/x.rss"))
@@ -219,6 +224,18 @@ def test_sources_are_added_listed_and_removed(alerts: CliRunner, config: Path) -
     assert json.loads(run(alerts, config, "sources", "list", "--json").stdout) == []
     assert "no source with id" in one_line_error(
         run(alerts, config, "sources", "remove", str(source["id"])))
+
+
+def test_a_digest_cron_is_checked_before_it_is_stored(alerts: CliRunner, config: Path) -> None:
+    run(alerts, config, "wards", "add", "RIV", "Riverside", "--team-email", "riv@police.example")
+    every_minute = ",".join(str(minute) for minute in range(60)) + " 16 * * fri"
+    assert "longer than 100 characters" in one_line_error(
+        run(alerts, config, "wards", "set", "RIV", "--digest-cron", every_minute))
+    assert "not a crontab line" in one_line_error(
+        run(alerts, config, "wards", "set", "RIV", "--digest-cron", "every friday"))
+    assert run(alerts, config, "wards", "set", "RIV", "--digest-cron", "0 9 * * mon").exit_code == 0
+    [ward] = json.loads(run(alerts, config, "wards", "list", "--json").stdout)
+    assert ward["digest_cron"] == "0 9 * * mon"
 
 
 def test_posting_checks_its_input(alerts: CliRunner, config: Path) -> None:

@@ -185,6 +185,21 @@ def test_an_etag_makes_the_next_fetch_conditional_and_a_304_parses_nothing(
     assert len(items_of(factory, source)) == 2
 
 
+def test_validators_too_long_to_store_are_dropped_and_the_items_still_land(
+    factory: sessionmaker[Session], session: Session, feeds: FeedServer, settings: Settings
+) -> None:
+    url = feeds.put("/riverside.xml", RSS, headers={
+        "ETag": '"' + "e" * 600 + '"',
+        "Last-Modified": "Wed, 04 Mar 2026 18:00:00 GMT (" + "x" * 80 + ")",
+    })
+    source = new_source(session, "rss", url)
+
+    (result,) = collect(factory, settings).results
+
+    assert (result.added, result.error) == (2, None)
+    assert (reload(factory, source).etag, reload(factory, source).last_modified) == (None, None)
+
+
 def test_last_modified_is_sent_back_as_if_modified_since(
     factory: sessionmaker[Session], session: Session, feeds: FeedServer, settings: Settings
 ) -> None:

@@ -1,7 +1,11 @@
 import pytest
+from sqlalchemy.orm import Session
 
-from subscriptions.csv_io import CsvError, decode, read_subscribers
-from subscriptions.subscribers import Frequency
+from subscriptions.base import utcnow
+from subscriptions.consent import Consent, ConsentMethod
+from subscriptions.csv_io import CsvError, decode, import_rows, read_subscribers
+from subscriptions.subscribers import Frequency, iter_subscriptions
+from tests.factories import make_ward
 
 
 def test_good_rows_are_kept_and_each_bad_row_is_named_by_line() -> None:
@@ -45,3 +49,22 @@ def test_a_file_without_the_required_columns_is_refused() -> None:
         read_subscribers("email,name\nann@home.example,Ann\n")
     with pytest.raises(CsvError, match="UTF-8"):
         decode(b"email,ward\n\xff\xfe@x,RIV\n")
+
+
+def test_a_name_or_scheme_too_long_to_store_is_a_bad_row_and_the_rest_land(
+    session: Session,
+) -> None:
+    make_ward(session, "RIV")
+    rows, errors = read_subscribers(
+        "email,ward,name,scheme\n"
+        f"ann@home.example,RIV,{'A' * 201},\n"
+        f"bob@home.example,RIV,Bob,{'S' * 201}\n"
+        f"cat@home.example,RIV,{'C' * 200},{'S' * 200}\n"
+    )
+    assert [(e.line, e.reason) for e in errors] == [
+        (2, "name is longer than 200 characters"), (3, "scheme is longer than 200 characters")]
+    consent = Consent(at=utcnow(), method=ConsentMethod.CSV_IMPORT, source="x" * 400 + ".csv")
+    assert import_rows(session, rows, consent, confirmed=True) == (1, [])
+    [record] = iter_subscriptions(session)
+    assert (len(record.name), len(record.scheme)) == (200, 200)
+    assert len(record.consent_source) == 300 and record.consent_source.endswith("x.csv")

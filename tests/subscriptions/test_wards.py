@@ -14,11 +14,17 @@ def test_a_ward_code_that_is_already_taken_is_refused(session: Session) -> None:
     ("has space", "X", "x@police.example", "ward code"),
     ("RIV", "   ", "x@police.example", "name is empty"),
     ("RIV", "Riverside", "not-an-address", "team email"),
+    ("RIV", "R" * 201, "x@police.example", "longer than 200 characters"),
 ])
 def test_bad_ward_fields_are_named(session: Session, code: str, name: str, email: str,
                                    reason: str) -> None:
     with pytest.raises(WardError, match=reason):
         add_ward(session, code, name, email)
+
+
+def test_a_name_as_long_as_the_column_allows_is_kept(session: Session) -> None:
+    add_ward(session, "RIV", "R" * 200, "riv@police.example")
+    assert [len(w.name) for w in list_wards(session)] == [200]
 
 
 def test_importing_wards_keeps_good_rows_and_names_bad_ones(session: Session) -> None:
