@@ -143,8 +143,8 @@ def import_rows(
     *,
     confirmed: bool,
 ) -> tuple[int, list[RowError]]:
-    """Subscribe each good row in the caller's transaction; a row naming an unknown ward is
-    reported, not stored."""
+    """Subscribe each good row in the caller's transaction; a row naming an unknown ward or
+    a suppressed address is reported, not stored."""
     imported = 0
     errors: list[RowError] = []
     known_wards: dict[str, bool] = {}
@@ -154,7 +154,11 @@ def import_rows(
         if not known_wards[row.ward]:
             errors.append(RowError(row.line, f"no ward with code {row.ward!r}"))
             continue
-        subscribe(session, row.email, row.ward, consent, frequency=row.frequency,
-                  name=row.name, scheme=row.scheme, confirmed=confirmed)
+        try:
+            subscribe(session, row.email, row.ward, consent, frequency=row.frequency,
+                      name=row.name, scheme=row.scheme, confirmed=confirmed)
+        except SubscriberError as exc:
+            errors.append(RowError(row.line, str(exc)))
+            continue
         imported += 1
     return imported, errors

@@ -9,10 +9,12 @@ from enum import StrEnum
 
 from sqlalchemy import ForeignKey, String, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.sql import ColumnElement
 
 from subscriptions.addresses import normalise_address
 from subscriptions.base import Base, utcnow
 from subscriptions.consent import Consent
+from subscriptions.suppression import Suppression, address_hash
 from subscriptions.wards import Ward, get_ward
 
 
@@ -93,6 +95,17 @@ def check_name_and_scheme(name: str, scheme: str | None) -> tuple[str, str | Non
     return name, scheme
 
 
+def subscriber_not_suppressed() -> ColumnElement[bool]:
+    """For queries over subscribers: true where their address is not on the suppression list.
+
+    Entries that still hold the address are matched on it; the hash, which survives
+    erasure, is checked whenever an address enters the system (see `subscribe`).
+    """
+    return Subscriber.email.not_in(
+        select(Suppression.email).where(Suppression.email.is_not(None))
+    )
+
+
 def find_subscriber(session: Session, email: str) -> Subscriber | None:
     return session.scalar(select(Subscriber).where(Subscriber.email == normalise_address(email)))
 
@@ -111,6 +124,12 @@ def subscribe(
     """Create or renew a subscription; an existing one keeps its history but takes the new
     frequency, and is confirmed only when `confirmed` says prior consent was given."""
     address = normalise_address(email)
+    refused = session.get(Suppression, address_hash(address))
+    if refused is not None:
+        raise SubscriberError(
+            f"the address is on the suppression list ({refused.reason}); it can be "
+            "subscribed again only after `alerts suppression remove`"
+        )
     name, scheme = check_name_and_scheme(name, scheme)
     # Where consent was recorded (a file's name, a command): its end says the most.
     source = consent.source if len(consent.source) <= MAX_CONSENT_SOURCE \

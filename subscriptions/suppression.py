@@ -14,11 +14,9 @@ from enum import StrEnum
 
 from sqlalchemy import String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
-from sqlalchemy.sql import ColumnElement
 
 from subscriptions.addresses import normalise_address
 from subscriptions.base import Base, utcnow
-from subscriptions.subscribers import Subscriber
 
 
 class SuppressionReason(StrEnum):
@@ -68,17 +66,6 @@ def unsuppress(session: Session, email: str) -> bool:
 
 def is_suppressed(session: Session, email: str) -> bool:
     return session.get(Suppression, address_hash(email)) is not None
-
-
-def subscriber_not_suppressed() -> ColumnElement[bool]:
-    """For queries over subscribers: true where their address is not on the list.
-
-    Entries that still hold the address are matched on it; the hash is what survives
-    erasure and is checked whenever an address enters the system.
-    """
-    return Subscriber.email.not_in(
-        select(Suppression.email).where(Suppression.email.is_not(None))
-    )
 
 
 def list_suppressions(session: Session) -> list[Suppression]:

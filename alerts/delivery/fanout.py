@@ -18,8 +18,7 @@ from sqlalchemy.sql import ColumnElement
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.messages import Message
 from subscriptions.base import utcnow
-from subscriptions.subscribers import Status, Subscriber, Subscription
-from subscriptions.suppression import subscriber_not_suppressed
+from subscriptions.subscribers import Status, Subscriber, Subscription, subscriber_not_suppressed
 
 
 def fan_out(

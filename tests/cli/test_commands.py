@@ -247,3 +247,15 @@ def test_posting_checks_its_input(alerts: CliRunner, config: Path) -> None:
             "--kind", "session", "--starts", "next tuesday"))
     assert "no ward with code" in one_line_error(
         run(alerts, config, "post", "--ward", "XYZ", "--title", "Hi", "--body", "x"))
+
+
+def test_an_import_does_not_re_add_a_suppressed_address(alerts: CliRunner, config: Path,
+                                                        tmp_path: Path) -> None:
+    run(alerts, config, "wards", "add", "RIV", "Riverside", "--team-email", "riv@police.example")
+    assert run(alerts, config, "suppression", "add", "gone@home.example").exit_code == 0
+    file = tmp_path / "members.csv"
+    file.write_text("email,ward\nann@home.example,RIV\nGONE@home.example,RIV\n")
+    result = run(alerts, config, "subscribers", "import", str(file), "--confirmed")
+    assert result.exit_code == 1
+    assert "imported 1 subscription(s)" in result.stdout
+    assert f"{file}: line 3: the address is on the suppression list (manual)" in result.stderr

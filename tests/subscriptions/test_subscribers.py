@@ -44,3 +44,19 @@ def test_removing_a_subscriber_unsubscribes_every_ward_and_keeps_the_record(
     subscribe(session, "ann@home.example", two.code, consent(True), confirmed=True)
     assert unsubscribe_everywhere(session, "ANN@home.example") == 2
     assert {r.status for r in iter_subscriptions(session)} == {"unsubscribed"}
+
+
+def test_a_suppressed_address_cannot_be_subscribed_again_silently(session: Session) -> None:
+    import pytest
+
+    from subscriptions.subscribers import SubscriberError
+    from subscriptions.suppression import SuppressionReason, suppress, unsuppress
+
+    ward = make_ward(session)
+    suppress(session, "bounced@home.example", SuppressionReason.HARD_BOUNCE, "550 5.1.1",
+             keep_address=False)
+    with pytest.raises(SubscriberError, match="suppression list"):
+        subscribe(session, "Bounced@Home.example", ward.code, consent(True), confirmed=True)
+    unsuppress(session, "bounced@home.example")
+    assert subscribe(session, "bounced@home.example", ward.code, consent(True),
+                     confirmed=True).status == Status.CONFIRMED
