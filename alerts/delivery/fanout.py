@@ -18,7 +18,7 @@ from sqlalchemy.sql import ColumnElement
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.messages import Message
 from subscriptions.base import utcnow
-from subscriptions.subscribers import Status, Subscriber, Subscription, subscriber_not_suppressed
+from subscriptions.subscribers import Status, Subscription, subscriber_not_suppressed
 
 
 def fan_out(
@@ -40,9 +40,7 @@ def fan_out(
     condition = (
         (Subscription.ward_id == message.ward_id)
         & (Subscription.status == Status.CONFIRMED)
-        & Subscription.subscriber_id.in_(
-            select(Subscriber.id).where(subscriber_not_suppressed())
-        )
+        & subscriber_not_suppressed()
     )
     if audience is not None:
         condition = condition & audience

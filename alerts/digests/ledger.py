@@ -109,10 +109,12 @@ def at_watermark(ward_id: int, frequencies: tuple[Frequency, ...], mark: int) ->
     ColumnElement[bool]
 ):
     """The subscriptions of a group: for fan-out and for moving the group on."""
-    return _in_ward(ward_id, frequencies) & Subscription.id.in_(
-        select(SubscriptionProgress.subscription_id).where(
-            SubscriptionProgress.last_item_id == mark
-        )
+    # A correlated EXISTS on the primary key, not an IN list: see subscriber_not_suppressed.
+    return _in_ward(ward_id, frequencies) & (
+        select(SubscriptionProgress.subscription_id)
+        .where(SubscriptionProgress.subscription_id == Subscription.id,
+               SubscriptionProgress.last_item_id == mark)
+        .exists()
     )
 
 
