@@ -27,6 +27,8 @@ class Frequency(StrEnum):
 class Status(StrEnum):
     PENDING = "pending"
     CONFIRMED = "confirmed"
+    # Confirmed, but the resident asked for a break: nothing is sent until they resume.
+    PAUSED = "paused"
     UNSUBSCRIBED = "unsubscribed"
 
 
@@ -46,6 +48,8 @@ class Subscriber(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(MAX_NAME), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the last confirmation email was queued: at most one an hour (see web_consent).
+    confirmation_sent_at: Mapped[datetime | None] = mapped_column(default=None)
 
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan"
@@ -112,6 +116,13 @@ def subscriber_not_suppressed() -> ColumnElement[bool]:
     )
 
 
+def stored_source(consent: Consent) -> str:
+    """Where consent was recorded (a file's name, a command), cut to fit: its end says most."""
+    if len(consent.source) <= MAX_CONSENT_SOURCE:
+        return consent.source
+    return "…" + consent.source[-(MAX_CONSENT_SOURCE - 1):]
+
+
 def find_subscriber(session: Session, email: str) -> Subscriber | None:
     return session.scalar(select(Subscriber).where(Subscriber.email == normalise_address(email)))
 
@@ -137,9 +148,7 @@ def subscribe(
             "subscribed again only after `alerts suppression remove`"
         )
     name, scheme = check_name_and_scheme(name, scheme)
-    # Where consent was recorded (a file's name, a command): its end says the most.
-    source = consent.source if len(consent.source) <= MAX_CONSENT_SOURCE \
-        else "…" + consent.source[-(MAX_CONSENT_SOURCE - 1):]
+    source = stored_source(consent)
     ward = get_ward(session, ward_code)
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
     if subscriber is None:

@@ -68,3 +68,46 @@ def test_a_name_or_scheme_too_long_to_store_is_a_bad_row_and_the_rest_land(
     [record] = iter_subscriptions(session)
     assert (len(record.name), len(record.scheme)) == (200, 200)
     assert len(record.consent_source) == 300 and record.consent_source.endswith("x.csv")
+
+
+def test_importing_adds_new_people_and_renews_known_ones_by_the_same_rules(
+    session: Session,
+) -> None:
+    from subscriptions.base import utcnow
+    from subscriptions.consent import Consent, ConsentMethod
+    from subscriptions.csv_io import import_rows
+    from subscriptions.subscribers import (
+        Status,
+        iter_subscriptions,
+        subscribe,
+        unsubscribe_everywhere,
+    )
+    from tests.factories import make_ward
+
+    riv = make_ward(session, "RIV")
+    make_ward(session, "HIL")
+    earlier = Consent(at=utcnow(), method=ConsentMethod.WEB_FORM, source="/subscribe")
+    subscribe(session, "left@home.example", riv.code, earlier, confirmed=True)
+    unsubscribe_everywhere(session, "left@home.example")
+    subscribe(session, "known@home.example", riv.code, earlier, confirmed=True)
+    rows, errors = read_subscribers(
+        "email,ward,name,frequency\n"
+        "new@home.example,RIV,New Person,daily\n"
+        "known@home.example,HIL,,\n"
+        "left@home.example,RIV,,weekly\n"
+        "nowhere@home.example,XXX,,\n"
+    )
+    assert errors == []
+    consent = Consent(at=utcnow(), method=ConsentMethod.CSV_IMPORT, source="watch.csv")
+    imported, problems = import_rows(session, rows, consent, confirmed=False)
+    assert imported == 3
+    assert [str(p) for p in problems] == ["line 5: no ward with code 'XXX'"]
+    found = {(r.email, r.ward): r for r in iter_subscriptions(session)}
+    assert found[("new@home.example", "RIV")].status == Status.PENDING
+    assert found[("new@home.example", "RIV")].name == "New Person"
+    assert found[("new@home.example", "RIV")].frequency == "daily"
+    assert found[("new@home.example", "RIV")].consent_method == "import"
+    assert found[("known@home.example", "HIL")].status == Status.PENDING
+    assert found[("known@home.example", "RIV")].status == Status.CONFIRMED, "untouched"
+    assert found[("left@home.example", "RIV")].status == Status.PENDING, "asked again"
+    assert found[("left@home.example", "RIV")].consent_source == "watch.csv"
