@@ -16,6 +16,7 @@ class MessageKind(StrEnum):
     DIGEST = "digest"
     POST = "post"
     ALERT = "alert"
+    CONFIRM = "confirm"  # the double opt-in email: the one message a pending address gets
 
 
 # Rendered bodies hold these markers where each recipient's own signed links go;

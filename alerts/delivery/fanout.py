@@ -18,7 +18,13 @@ from sqlalchemy.sql import ColumnElement
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.messages import Message
 from subscriptions.base import utcnow
-from subscriptions.subscribers import Status, Subscription, subscriber_not_suppressed
+from subscriptions.subscribers import (
+    Status,
+    Subscriber,
+    Subscription,
+    subscriber_not_suppressed,
+)
+from subscriptions.suppression import Suppression
 
 
 def fan_out(
@@ -70,3 +76,34 @@ def fan_out(
     result = cast(CursorResult[Any],
                   session.execute(statement.execution_options(preserve_rowcount=True)))
     return result.rowcount
+
+
+def queue_for_subscriber(
+    session: Session,
+    message: Message,
+    subscriber_id: int,
+    *,
+    priority: int = 0,
+    now: datetime | None = None,
+) -> int:
+    """Queue `message` for one subscriber, whatever the state of their subscription; return
+    rows added (0 if already queued or the address is suppressed).
+
+    For the confirmation email, the one message a pending subscription may get; the
+    sender still refuses anything else to an unconfirmed address.
+    """
+    at = now or utcnow()
+    if session.scalar(
+        select(Suppression.address_hash)
+        .join(Subscriber, Subscriber.email == Suppression.email)
+        .where(Subscriber.id == subscriber_id)
+    ) is not None:
+        return 0
+    if session.scalar(select(Delivery.id).where(Delivery.message_id == message.id,
+                                                Delivery.subscriber_id == subscriber_id)):
+        return 0
+    session.add(Delivery(message_id=message.id, subscriber_id=subscriber_id,
+                         status=DeliveryStatus.QUEUED, attempts=0, next_attempt_at=at,
+                         created_at=at, priority=priority))
+    session.flush()
+    return 1

@@ -44,7 +44,7 @@ from alerts.delivery.transport import (
     redact,
 )
 from alerts.events import DeliveryFailed, EventBus
-from alerts.messages import Message
+from alerts.messages import Message, MessageKind
 from subscriptions.base import utcnow
 from subscriptions.subscribers import Status, Subscriber, Subscription
 from subscriptions.suppression import Suppression, SuppressionReason, suppress
@@ -316,12 +316,15 @@ def _load(session: Session, ids: Sequence[int]) -> tuple[list[_Claimed], list[tu
         if suppressed is not None:
             cancelled.append((ident, f"not sent: the address is suppressed ({suppressed})"))
             continue
-        if subscription_id is None or status != Status.CONFIRMED:
+        message = messages[message_id]
+        # The confirmation email exists to reach a pending address; nothing else may.
+        allowed = {Status.CONFIRMED, Status.PENDING} if message.kind == MessageKind.CONFIRM \
+            else {Status.CONFIRMED}
+        if subscription_id is None or status not in allowed:
             state = status or "gone"
             cancelled.append((ident, f"not sent: the subscription is {state} "
                                      "(not confirmed or unsubscribed)"))
             continue
-        message = messages[message_id]
         ready.append(_Claimed(
             Outgoing(
                 delivery_id=ident,

@@ -173,3 +173,22 @@ def render_alert(
     }
     html, text = render_pair(env or environment(), "alert", context)
     return Rendered(subject, html, text, None)
+
+
+def render_confirmation(
+    ward_names: list[str], confirm_url: str, valid_hours: int, settings: Settings, *,
+    now: datetime, env: Environment | None = None,
+) -> Rendered:
+    """The double opt-in email: one link that confirms the wards asked for."""
+    zone = ZoneInfo(settings.scheduler.timezone)
+    subject = fit_subject("Please confirm your neighbourhood alerts")
+    context = {
+        **footer_context(settings),
+        "subject": subject,
+        "ward_names": ward_names,
+        "confirm_url": confirm_url,
+        "valid_hours": valid_hours,
+        "date": _local_date(now, zone),
+    }
+    html, text = render_pair(env or environment(), "confirm", context)
+    return Rendered(subject, html, text, None)

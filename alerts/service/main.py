@@ -215,7 +215,8 @@ async def _service(settings: Settings, engine: Engine, factory: sessionmaker[Ses
             report["role"] = "leader" if scheduler.running else "follower"
             return report
 
-        app = create_app(factory, scheduler=status, scheduler_required=True)
+        app = create_app(factory, settings=settings, scheduler=status,
+                         scheduler_required=True)
         server = make_server(app)
         web = asyncio.create_task(server.serve(sockets=[sock]), name="the web server")
         sending = asyncio.create_task(delivery.run(), name="the delivery loop")
@@ -271,7 +272,8 @@ async def _web(settings: Settings, engine: Engine, factory: sessionmaker[Session
     with Stopper("alerts web") as stopper:
         sock = listen(host, port)
         zone = settings.scheduler.timezone
-        app = create_app(factory, scheduler=lambda: stored_status(engine, zone))
+        app = create_app(factory, settings=settings,
+                         scheduler=lambda: stored_status(engine, zone))
         server = make_server(app)
         web = asyncio.create_task(server.serve(sockets=[sock]), name="the web server")
         log.info("alerts web: pid %d, listening on %s", os.getpid(), address(sock))

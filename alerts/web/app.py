@@ -1,6 +1,7 @@
 """The FastAPI application: `create_app` wires the routes to a session factory.
 
-For now it serves `/healthz`; the resident, officer and coordinator pages join here.
+It serves `/healthz` and, given the settings, the residents' pages; the officer and
+coordinator pages join here.
 """
 
 from __future__ import annotations
@@ -11,19 +12,23 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.config import Settings
 from alerts.service.scheduler import SchedulerStatus
 from alerts.web.health import check_health
+from alerts.web.residents import residents_router
 from subscriptions.base import utcnow
 
 
 def create_app(
     factory: sessionmaker[Session],
     *,
+    settings: Settings | None = None,
     scheduler: Callable[[], SchedulerStatus] | None = None,
     scheduler_required: bool = False,
 ) -> FastAPI:
-    """The web app on this database. `scheduler` reports the scheduler's jobs; with
-    `scheduler_required`, a scheduler that is not running makes the service "degraded"."""
+    """The web app on this database; the residents' pages need `settings`. `scheduler`
+    reports the scheduler's jobs; with `scheduler_required`, a scheduler that is not running
+    makes the service "degraded"."""
     app = FastAPI(title="Neighbourhood alerts", docs_url=None, redoc_url=None,
                   openapi_url=None)
 
@@ -35,4 +40,6 @@ def create_app(
                               now=utcnow())
         return JSONResponse(dict(report), status_code=200 if report["database"] == "ok" else 503)
 
+    if settings is not None:
+        app.include_router(residents_router(factory, settings))
     return app

@@ -1,0 +1,200 @@
+"""The residents' pages: subscribe, confirm, preferences and unsubscribe (with RFC 8058
+one-click). Plain HTML forms from `templates/web/`, no JavaScript needed.
+
+Handlers parse the request, call `alerts.confirmations` or `subscriptions.web_consent`, and
+render. They are plain `def`s: FastAPI runs them in worker threads, so database work never
+blocks the event loop. No address is written to a log.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from jinja2 import Environment
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.config import Settings
+from alerts.confirmations import CONFIRM_MAX_AGE_HOURS, confirm, sign_up
+from alerts.db import transaction
+from alerts.digests.render import environment
+from alerts.web.csrf import Csrf
+from subscriptions.addresses import AddressError, normalise_address
+from subscriptions.base import utcnow
+from subscriptions.consent import CURRENT_WORDING, WORDING, Consent, ConsentMethod
+from subscriptions.links import Purpose, verify_reference
+from subscriptions.subscribers import Frequency
+from subscriptions.wards import list_wards
+from subscriptions.web_consent import (
+    describe_leaving,
+    load_preferences,
+    unsubscribe_subscription,
+    update_preferences,
+)
+
+FREQUENCIES = [
+    (Frequency.IMMEDIATE, "As it happens", "an email for each post"),
+    (Frequency.DAILY, "Daily", "one email a day at most"),
+    (Frequency.WEEKLY, "Weekly", "one email a week"),
+]
+ONE_CLICK = "One-Click"
+# Tokens live in these pages' URLs: keep them out of Referer headers, caches and frames.
+HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; "
+                                "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+}
+
+FormText = Annotated[str, Form()]
+FormList = Annotated[list[str], Form()]
+
+
+def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIRouter:
+    router = APIRouter()
+    env: Environment = environment()
+    csrf = Csrf(settings.web.secret_key)
+
+    def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200,
+             with_form: bool = False) -> HTMLResponse:
+        fresh = None
+        if with_form:
+            context["csrf"], fresh = csrf.token(request)
+        body = env.get_template(f"web/{name}.html").render(
+            force=settings.force, frequencies=FREQUENCIES, **context)
+        response = HTMLResponse(body, status_code=status, headers=HEADERS)
+        csrf.set_cookie(response, fresh, request)
+        return response
+
+    def invalid_link(request: Request, what: str) -> HTMLResponse:
+        return page(request, "invalid", {"what": what}, status=400)
+
+    def expired_form(request: Request) -> HTMLResponse:
+        return page(request, "expired_form", {}, status=400)
+
+    def subscribe_form(request: Request, *, q: str, email: str, chosen: list[str],
+                       frequency: str, errors: dict[str, str], status: int = 200,
+                       ) -> HTMLResponse:
+        with factory() as session:
+            wards = [(w.code, w.name) for w in list_wards(session)]
+        needle = q.strip().casefold()
+        shown = [w for w in wards if needle in w[1].casefold() or w[0] in chosen]
+        return page(request, "subscribe", {
+            "q": q, "wards": sorted(shown, key=lambda w: w[1]), "any_wards": bool(wards),
+            "email": email, "chosen": chosen, "frequency": frequency, "errors": errors,
+            "wording": WORDING[CURRENT_WORDING],
+        }, status=status, with_form=True)
+
+    @router.get("/subscribe", response_class=HTMLResponse)
+    def subscribe_page(request: Request, q: str = "") -> HTMLResponse:
+        return subscribe_form(request, q=q[:100], email="", chosen=[],
+                              frequency=Frequency.WEEKLY, errors={})
+
+    @router.post("/subscribe", response_class=HTMLResponse)
+    def subscribe_post(request: Request, email: FormText = "", wards: FormList = [],  # noqa: B006
+                       frequency: FormText = "", csrf_token: FormText = "",
+                       q: FormText = "") -> HTMLResponse:
+        if not csrf.valid(request, csrf_token):
+            return expired_form(request)
+        errors: dict[str, str] = {}
+        try:
+            normalise_address(email)
+        except AddressError:
+            errors["email"] = ("Enter an email address in the right format, "
+                               "like name@example.com")
+        if not wards:
+            errors["wards"] = "Choose at least one ward"
+        if frequency not in {f.value for f in Frequency}:
+            errors["frequency"] = "Choose how often you want to hear from us"
+        if errors:
+            return subscribe_form(request, q=q, email=email, chosen=wards,
+                                  frequency=frequency, errors=errors, status=400)
+        with transaction(factory) as session:
+            sign_up(session, settings, email=email, ward_codes=wards,
+                    frequency=Frequency(frequency), source=request.url.path, now=utcnow())
+        # The same page whatever happened, so the form tells no one who is subscribed.
+        return page(request, "subscribed", {"valid_hours": CONFIRM_MAX_AGE_HOURS})
+
+    @router.get("/confirm/{token}", response_class=HTMLResponse)
+    def confirm_page(request: Request, token: str) -> HTMLResponse:
+        with transaction(factory) as session:
+            done = confirm(session, settings, token, now=utcnow())
+        if done is None:
+            return invalid_link(request, "confirm")
+        return page(request, "confirmed", {})
+
+    def preferences_page(request: Request, subscription_id: int, token: str, *,
+                         saved: bool = False) -> HTMLResponse:
+        with factory() as session:
+            preferences = load_preferences(session, subscription_id)
+        if preferences is None:
+            return invalid_link(request, "preferences")
+        return page(request, "preferences", {"p": preferences, "token": token, "saved": saved},
+                    with_form=True)
+
+    @router.get("/preferences/{token}", response_class=HTMLResponse)
+    def preferences_get(request: Request, token: str) -> HTMLResponse:
+        ident = verify_reference(settings.web.secret_key, Purpose.PREFERENCES, token)
+        if ident is None:
+            return invalid_link(request, "preferences")
+        return preferences_page(request, ident, token)
+
+    @router.post("/preferences/{token}", response_class=HTMLResponse)
+    def preferences_post(request: Request, token: str, wards: FormList = [],  # noqa: B006
+                         frequency: FormText = "", paused: FormText = "",
+                         csrf_token: FormText = "") -> HTMLResponse:
+        ident = verify_reference(settings.web.secret_key, Purpose.PREFERENCES, token)
+        if ident is None:
+            return invalid_link(request, "preferences")
+        if not csrf.valid(request, csrf_token):
+            return expired_form(request)
+        if frequency not in {f.value for f in Frequency}:
+            return preferences_page(request, ident, token)
+        now = utcnow()
+        consent = Consent(at=now, method=ConsentMethod.WEB_FORM, source=request.url.path)
+        with transaction(factory) as session:
+            found = update_preferences(session, ident, ward_codes=set(wards),
+                                       frequency=Frequency(frequency), paused=paused == "yes",
+                                       consent=consent, now=now)
+        if not found:
+            return invalid_link(request, "preferences")
+        return preferences_page(request, ident, token, saved=True)
+
+    @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
+    def unsubscribe_get(request: Request, token: str) -> HTMLResponse:
+        ident = verify_reference(settings.web.secret_key, Purpose.UNSUBSCRIBE, token)
+        with factory() as session:
+            leaving = describe_leaving(session, ident) if ident is not None else None
+        if leaving is None:
+            return invalid_link(request, "unsubscribe")
+        return page(request, "unsubscribe", {"leaving": leaving, "token": token},
+                    with_form=True)
+
+    @router.post("/unsubscribe/{token}")
+    def unsubscribe_post(
+        request: Request, token: str,
+        one_click: Annotated[str, Form(alias="List-Unsubscribe")] = "",
+        everywhere: FormText = "", csrf_token: FormText = "",
+    ) -> Response:
+        ident = verify_reference(settings.web.secret_key, Purpose.UNSUBSCRIBE, token)
+        if ident is None:
+            return invalid_link(request, "unsubscribe")
+        # RFC 8058: a mailbox provider posts this with no cookie and no page in between;
+        # the signed token alone authorises it.
+        is_one_click = one_click == ONE_CLICK
+        if not is_one_click and not csrf.valid(request, csrf_token):
+            return expired_form(request)
+        with transaction(factory) as session:
+            leaving = describe_leaving(session, ident)
+            found = unsubscribe_subscription(session, ident, everywhere=everywhere == "yes",
+                                             now=utcnow())
+        if not found or leaving is None:
+            return invalid_link(request, "unsubscribe")
+        if is_one_click:
+            return PlainTextResponse("Unsubscribed.\n", headers={"Cache-Control": "no-store"})
+        return page(request, "unsubscribed", {"leaving": leaving,
+                                              "everywhere": everywhere == "yes"})
+
+    return router

@@ -1,0 +1,245 @@
+"""The consent rules behind the residents' pages: sign up (pending until confirmed), confirm,
+change preferences, pause, leave, and at most one confirmation email per address per hour.
+
+Plain functions over a session; the caller commits. Nothing here sends mail or knows about
+web requests: `alerts` queues the confirmation email that `request_subscription` asks for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy.orm import Session
+
+from subscriptions.addresses import normalise_address
+from subscriptions.consent import Consent
+from subscriptions.subscribers import (
+    Frequency,
+    Status,
+    Subscriber,
+    SubscriberError,
+    Subscription,
+    subscribe,
+)
+from subscriptions.wards import Ward, find_ward
+
+CONFIRMATION_INTERVAL = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class SignUp:
+    """What a sign-up changed. `confirm` is set when a confirmation email should go now:
+    the subscriber and the pending subscriptions its link confirms."""
+
+    confirm: tuple[int, tuple[int, ...]] | None
+
+
+def request_subscription(
+    session: Session,
+    email: str,
+    ward_codes: Iterable[str],
+    frequency: Frequency,
+    consent: Consent,
+    *,
+    now: datetime,
+) -> SignUp:
+    """Record a resident's request to hear about these wards.
+
+    Wards they already confirmed are left as they are: an unauthenticated form must not
+    change a confirmed subscription, or anyone could change anyone's. New or lapsed ones
+    become pending with this consent. A suppressed address changes nothing. Raises
+    AddressError for an unusable address; unknown ward codes are ignored.
+    """
+    address = normalise_address(email)
+    subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
+    settled = {Status.CONFIRMED, Status.PAUSED}
+    already = {
+        s.ward.code for s in (subscriber.subscriptions if subscriber else [])
+        if s.status in settled
+    }
+    pending: list[int] = []
+    for code in dict.fromkeys(ward_codes):
+        if code in already or find_ward(session, code) is None:
+            continue
+        try:
+            subscription = subscribe(session, address, code, consent, frequency=frequency)
+        except SubscriberError:
+            return SignUp(None)  # suppressed: said nowhere, so the answer stays the same
+        if subscription.status == Status.PENDING:
+            pending.append(subscription.id)
+    if not pending:
+        return SignUp(None)
+    subscriber_id = session.scalars(
+        select(Subscription.subscriber_id).where(Subscription.id == pending[0])
+    ).one()
+    if not claim_confirmation_slot(session, subscriber_id, now=now):
+        return SignUp(None)
+    return SignUp((subscriber_id, tuple(pending)))
+
+
+def claim_confirmation_slot(session: Session, subscriber_id: int, *, now: datetime) -> bool:
+    """Take this hour's one confirmation email for the subscriber; False if already taken.
+
+    One conditional UPDATE, so two requests at the same moment cannot both win.
+    """
+    statement = (
+        update(Subscriber)
+        .where(
+            Subscriber.id == subscriber_id,
+            or_(Subscriber.confirmation_sent_at.is_(None),
+                Subscriber.confirmation_sent_at <= now - CONFIRMATION_INTERVAL),
+        )
+        .values(confirmation_sent_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    result = cast(CursorResult[Any], session.execute(statement))
+    return result.rowcount == 1
+
+
+def confirm_subscriptions(session: Session, subscriber_id: int,
+                          subscription_ids: Collection[int], *, now: datetime) -> int:
+    """Confirm those of the named subscriptions that are still pending; return how many.
+
+    One that was unsubscribed since the email went out stays unsubscribed.
+    """
+    changed = 0
+    for subscription in session.scalars(
+        select(Subscription).where(Subscription.subscriber_id == subscriber_id,
+                                   Subscription.id.in_(list(subscription_ids)))
+    ):
+        if subscription.status == Status.PENDING:
+            subscription.status = Status.CONFIRMED
+            subscription.confirmed_at = now
+            changed += 1
+    session.flush()
+    return changed
+
+
+@dataclass(frozen=True)
+class WardChoice:
+    code: str
+    name: str
+    status: str | None  # this resident's subscription to it, None if none
+
+
+@dataclass(frozen=True)
+class Preferences:
+    subscriber_id: int
+    ward_name: str  # the ward of the subscription the link names
+    frequency: Frequency
+    paused: bool
+    wards: list[WardChoice]
+
+    @property
+    def chosen(self) -> set[str]:
+        live = {Status.PENDING, Status.CONFIRMED, Status.PAUSED}
+        return {w.code for w in self.wards if w.status in live}
+
+
+def _subscriber_of(session: Session, subscription_id: int) -> Subscription | None:
+    return session.get(Subscription, subscription_id)
+
+
+def load_preferences(session: Session, subscription_id: int) -> Preferences | None:
+    """What the preferences page shows for the resident whose subscription the link names."""
+    named = _subscriber_of(session, subscription_id)
+    if named is None:
+        return None
+    own = {s.ward_id: s for s in named.subscriber.subscriptions}
+    live = [s for s in own.values() if s.status != Status.UNSUBSCRIBED]
+    frequency = Frequency(named.frequency)
+    wards = [
+        WardChoice(ward.code, ward.name, own[ward.id].status if ward.id in own else None)
+        for ward in session.scalars(select(Ward).order_by(Ward.name))
+    ]
+    paused = bool(live) and all(s.status in (Status.PAUSED, Status.PENDING) for s in live) \
+        and any(s.status == Status.PAUSED for s in live)
+    return Preferences(named.subscriber_id, named.ward.name, frequency, paused, wards)
+
+
+def update_preferences(
+    session: Session,
+    subscription_id: int,
+    *,
+    ward_codes: Collection[str],
+    frequency: Frequency,
+    paused: bool,
+    consent: Consent,
+    now: datetime,
+) -> bool:
+    """Apply the preferences form to every subscription of the resident; False if the
+    subscription named is gone.
+
+    The link came by email to this address, so a ward added here is confirmed at once
+    (with this page as its consent); a ward left out is unsubscribed.
+    """
+    named = _subscriber_of(session, subscription_id)
+    if named is None:
+        return False
+    subscriber = named.subscriber
+    own = {s.ward.code: s for s in subscriber.subscriptions}
+    for code in ward_codes:
+        existing = own.get(code)
+        if existing is None or existing.status == Status.UNSUBSCRIBED:
+            if find_ward(session, code) is None:
+                continue
+            try:
+                own[code] = subscribe(session, subscriber.email, code, consent,
+                                      frequency=frequency, confirmed=True)
+            except SubscriberError:
+                continue  # suppressed since: it stays that way until an operator lifts it
+    for code, subscription in own.items():
+        if code not in ward_codes:
+            _leave(subscription, now)
+            continue
+        subscription.frequency = frequency
+        if paused and subscription.status == Status.CONFIRMED:
+            subscription.status = Status.PAUSED
+        elif not paused and subscription.status == Status.PAUSED:
+            subscription.status = Status.CONFIRMED
+    session.flush()
+    return True
+
+
+def _leave(subscription: Subscription, now: datetime) -> None:
+    if subscription.status != Status.UNSUBSCRIBED:
+        subscription.status = Status.UNSUBSCRIBED
+        subscription.unsubscribed_at = now
+
+
+@dataclass(frozen=True)
+class Leaving:
+    ward_name: str
+    other_wards: list[str]  # names of the resident's other live subscriptions
+
+
+def describe_leaving(session: Session, subscription_id: int) -> Leaving | None:
+    """What the unsubscribe page names: this ward, and any others the resident hears about."""
+    named = _subscriber_of(session, subscription_id)
+    if named is None:
+        return None
+    others = sorted(
+        s.ward.name for s in named.subscriber.subscriptions
+        if s.id != named.id and s.status != Status.UNSUBSCRIBED
+    )
+    return Leaving(named.ward.name, others)
+
+
+def unsubscribe_subscription(session: Session, subscription_id: int, *, everywhere: bool,
+                             now: datetime) -> bool:
+    """Unsubscribe the named subscription (or all of its resident's); False if it is gone.
+
+    Doing it again changes nothing, so a repeated one-click POST is harmless.
+    """
+    named = _subscriber_of(session, subscription_id)
+    if named is None:
+        return False
+    targets = named.subscriber.subscriptions if everywhere else [named]
+    for subscription in targets:
+        _leave(subscription, now)
+    session.flush()
+    return True
