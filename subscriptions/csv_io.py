@@ -7,6 +7,7 @@ need the database (does the ward exist?) and stores the good rows.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 from collections.abc import Iterable, Iterator
@@ -65,12 +66,28 @@ class RowError:
 
 
 def decode(data: bytes) -> str:
-    """UTF-8 with or without the byte-order mark that Excel writes."""
+    """The text of a CSV as the spreadsheets people use write it.
+
+    Excel's "CSV UTF-8" is UTF-8 with a byte-order mark; its "Unicode Text" is UTF-16 with
+    one; its plain "CSV (Comma delimited)" on a UK machine is Windows-1252. UTF-8 is tried
+    before Windows-1252 because any UTF-8 file with accents would also "decode" as 1252,
+    wrongly.
+    """
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise CsvError(f"not readable UTF-16 text (byte {exc.start})") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        utf8_error = exc
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
         raise CsvError(
-            f"not UTF-8 text (byte {exc.start}); in Excel choose 'CSV UTF-8' when saving"
+            f"not UTF-8 text (byte {utf8_error.start}) nor Windows-1252; in Excel choose "
+            "'CSV UTF-8' when saving"
         ) from None
 
 

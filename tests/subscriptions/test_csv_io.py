@@ -48,7 +48,7 @@ def test_a_file_without_the_required_columns_is_refused() -> None:
     with pytest.raises(CsvError, match="ward"):
         read_subscribers("email,name\nann@home.example,Ann\n")
     with pytest.raises(CsvError, match="UTF-8"):
-        decode(b"email,ward\n\xff\xfe@x,RIV\n")
+        decode(b"email,ward\n\x81\x8d@x,RIV\n\xe9")
 
 
 def test_a_name_or_scheme_too_long_to_store_is_a_bad_row_and_the_rest_land(
@@ -111,3 +111,16 @@ def test_importing_adds_new_people_and_renews_known_ones_by_the_same_rules(
     assert found[("known@home.example", "RIV")].status == Status.CONFIRMED, "untouched"
     assert found[("left@home.example", "RIV")].status == Status.PENDING, "asked again"
     assert found[("left@home.example", "RIV")].consent_source == "watch.csv"
+
+
+def test_the_files_excel_writes_are_all_read() -> None:
+    plain_csv = "email,ward,name\r\nzoe@home.example,RIV,Zoë Brontë\r\n"
+    for data in (
+        plain_csv.encode("cp1252"),  # "CSV (Comma delimited)" on a UK machine
+        b"\xef\xbb\xbf" + plain_csv.encode("utf-8"),  # "CSV UTF-8"
+        plain_csv.replace(",", "\t").encode("utf-16"),  # "Unicode Text"
+    ):
+        rows, errors = read_subscribers(decode(data))
+        assert errors == []
+        assert [(r.email, r.ward, r.name) for r in rows] == [
+            ("zoe@home.example", "RIV", "Zoë Brontë")]
