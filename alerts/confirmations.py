@@ -1,5 +1,6 @@
-"""Double opt-in: a web sign-up is recorded pending, and one confirmation email (at most one
-an hour per address) carries a signed link that expires; opening it confirms.
+"""Double opt-in: a web sign-up, or an import without declared prior consent, is recorded
+pending, and one confirmation email (at most one an hour per address) carries a signed link
+that expires; opening it confirms.
 
 The link's token is an itsdangerous timed signature over the subscriber and the pending
 subscriptions it confirms, keyed by `web.secret_key` with a salt of its own, so no other
@@ -8,26 +9,37 @@ token of the product can stand in for it.
 
 from __future__ import annotations
 
+import html
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from alerts.config import Settings
-from alerts.delivery.fanout import queue_for_subscriber
-from alerts.digests.render import render_confirmation
+from alerts.delivery.outbox import Delivery, DeliveryStatus
+from alerts.digests.render import Rendered, render_confirmation
 from alerts.messages import Message, MessageKind
 from subscriptions.consent import Consent, ConsentMethod
-from subscriptions.subscribers import Frequency, Subscription
+from subscriptions.subscribers import Frequency, Subscriber, Subscription
+from subscriptions.suppression import Suppression
 from subscriptions.wards import Ward
-from subscriptions.web_consent import confirm_subscriptions, request_subscription
+from subscriptions.web_consent import (
+    awaiting_confirmation,
+    claim_confirmation_slots,
+    confirm_subscriptions,
+    request_subscription,
+)
 
 CONFIRM_SALT = "alerts.confirm-subscription"
 CONFIRM_MAX_AGE_HOURS = 48
 # Ahead of digests, behind urgent alerts: a resident waits at the form for this one.
 CONFIRM_PRIORITY = 5
+# Where each resident's own link goes in a confirmation rendered for many.
+CONFIRM_URL_MARK = "__ALERTS_CONFIRM_URL__"
 
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:
@@ -71,21 +83,99 @@ def sign_up(session: Session, settings: Settings, *, email: str, ward_codes: lis
     if outcome.confirm is None:
         return False
     subscriber_id, subscription_ids = outcome.confirm
-    token = confirmation_token(settings, subscriber_id, subscription_ids)
-    url = f"{settings.web.base_url.rstrip('/')}/confirm/{token}"
-    wards = session.execute(
-        select(Ward.id, Ward.name).join(Subscription, Subscription.ward_id == Ward.id)
-        .where(Subscription.id.in_(subscription_ids)).order_by(Ward.name)
-    ).all()
-    rendered = render_confirmation([name for _, name in wards], url, CONFIRM_MAX_AGE_HOURS,
-                                   settings, now=now)
-    # A message belongs to a ward (for List-Id and the send-time check): the first asked for.
-    message = Message(ward_id=wards[0][0], kind=MessageKind.CONFIRM, subject=rendered.subject,
-                      html=rendered.html, text=rendered.text, calendar=None, created_at=now)
-    session.add(message)
-    session.flush()
-    return queue_for_subscriber(session, message, subscriber_id, priority=CONFIRM_PRIORITY,
-                                now=now) == 1
+    return queue_confirmations(session, settings, {subscriber_id: subscription_ids},
+                               now=now) == 1
+
+
+@dataclass(frozen=True)
+class ImportConfirmations:
+    queued: int
+    # Addresses already sent a confirmation in the last hour: their new wards wait for the
+    # next one they ask for, so an import cannot be used to mail-bomb anyone either.
+    held_back: int
+
+
+def confirm_imported(session: Session, settings: Settings, consent: Consent, *,
+                     now: datetime) -> ImportConfirmations:
+    """Queue one confirmation email for each address that the import with this consent
+    left pending (at most one an hour per address). The caller commits."""
+    waiting = awaiting_confirmation(session, consent)
+    claimed = claim_confirmation_slots(session, waiting, now=now)
+    queued = queue_confirmations(
+        session, settings, {s: ids for s, ids in waiting.items() if s in claimed}, now=now)
+    return ImportConfirmations(queued, len(waiting) - len(claimed))
+
+
+def _chunks(values: Sequence[int], size: int = 500) -> Iterator[Sequence[int]]:
+    for at in range(0, len(values), size):
+        yield values[at : at + size]
+
+
+def queue_confirmations(session: Session, settings: Settings,
+                        waiting: Mapping[int, Sequence[int]], *, now: datetime) -> int:
+    """Queue a confirmation email for each subscriber, its link confirming the pending
+    subscriptions named; return how many were queued. The throttle is the caller's; a
+    suppressed address gets nothing.
+
+    Each email is written for one resident (its link is theirs), but the emails for the
+    same wards are rendered once and differ only by the link swapped in: rendering costs
+    milliseconds, a swap microseconds, and an import may ask thousands at once.
+    """
+    subscriber_ids = sorted(waiting)
+    suppressed: set[int] = set()
+    for chunk in _chunks(subscriber_ids):
+        suppressed.update(session.scalars(
+            select(Subscriber.id).join(Suppression, Suppression.email == Subscriber.email)
+            .where(Subscriber.id.in_(chunk))))
+    wards: dict[int, tuple[int, str]] = {}
+    for chunk in _chunks(sorted({i for ids in waiting.values() for i in ids})):
+        wards.update((ident, (ward_id, name)) for ident, ward_id, name in session.execute(
+            select(Subscription.id, Ward.id, Ward.name)
+            .join(Ward, Ward.id == Subscription.ward_id).where(Subscription.id.in_(chunk))))
+    base = settings.web.base_url.rstrip("/")
+    rendered: dict[tuple[str, ...], Rendered] = {}
+    messages: list[dict[str, Any]] = []
+    recipients: list[int] = []
+    queued = 0
+    for subscriber_id in subscriber_ids:
+        ids = tuple(waiting[subscriber_id])
+        named = sorted({wards[i] for i in ids if i in wards}, key=lambda ward: ward[1])
+        if subscriber_id in suppressed or not named:
+            continue
+        names = tuple(name for _, name in named)
+        if names not in rendered:
+            rendered[names] = render_confirmation(list(names), CONFIRM_URL_MARK,
+                                                  CONFIRM_MAX_AGE_HOURS, settings, now=now)
+        template = rendered[names]
+        url = f"{base}/confirm/{confirmation_token(settings, subscriber_id, ids)}"
+        # A message belongs to a ward (for List-Id and the send-time check): the first named.
+        messages.append({
+            "ward_id": named[0][0], "kind": MessageKind.CONFIRM.value,
+            "subject": template.subject, "calendar": None, "created_at": now,
+            "html": template.html.replace(CONFIRM_URL_MARK, html.escape(url, quote=True)),
+            "text": template.text.replace(CONFIRM_URL_MARK, url),
+        })
+        recipients.append(subscriber_id)
+        # In batches, so memory stays flat however many an import asks.
+        if len(messages) == 1000:
+            queued += _insert_confirmations(session, messages, recipients, now=now)
+            messages, recipients = [], []
+    return queued + _insert_confirmations(session, messages, recipients, now=now)
+
+
+def _insert_confirmations(session: Session, messages: list[dict[str, Any]],
+                          recipients: list[int], *, now: datetime) -> int:
+    if not messages:
+        return 0
+    message_ids = session.scalars(
+        insert(Message).returning(Message.id, sort_by_parameter_order=True), messages).all()
+    session.execute(insert(Delivery), [
+        {"message_id": message_id, "subscriber_id": subscriber_id,
+         "status": DeliveryStatus.QUEUED.value, "attempts": 0, "next_attempt_at": now,
+         "created_at": now, "priority": CONFIRM_PRIORITY}
+        for message_id, subscriber_id in zip(message_ids, recipients, strict=True)
+    ])
+    return len(recipients)
 
 
 def confirm(session: Session, settings: Settings, token: str, *, now: datetime) -> bool | None:

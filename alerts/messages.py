@@ -17,6 +17,9 @@ class MessageKind(StrEnum):
     POST = "post"
     ALERT = "alert"
     CONFIRM = "confirm"  # the double opt-in email: the one message a pending address gets
+    # The "my data" link: goes to a resident whatever the state of their subscriptions,
+    # since leaving does not end their right to see or erase what is held.
+    DATA_REQUEST = "data_request"
 
 
 # Rendered bodies hold these markers where each recipient's own signed links go;

@@ -11,6 +11,7 @@ from alerts.items import Item
 from alerts.messages import Message, MessageItem
 from alerts.sources.registry import Source
 from subscriptions.base import Base
+from subscriptions.postcodes import Postcode
 from subscriptions.subscribers import Subscriber, Subscription
 from subscriptions.suppression import Suppression
 from subscriptions.wards import Ward
@@ -22,6 +23,7 @@ __all__ = [
     "Item",
     "Message",
     "MessageItem",
+    "Postcode",
     "Source",
     "Subscriber",
     "Subscription",

@@ -50,6 +50,8 @@ class Subscriber(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # When the last confirmation email was queued: at most one an hour (see web_consent).
     confirmation_sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    # When the last "my data" link was emailed: at most one an hour (see personal_data).
+    data_request_sent_at: Mapped[datetime | None] = mapped_column(default=None)
 
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan"

@@ -23,6 +23,7 @@ from subscriptions.subscribers import (
     Subscriber,
     SubscriberError,
     Subscription,
+    stored_source,
     subscribe,
 )
 from subscriptions.wards import Ward, find_ward
@@ -117,6 +118,48 @@ def confirm_subscriptions(session: Session, subscriber_id: int,
             changed += 1
     session.flush()
     return changed
+
+
+def awaiting_confirmation(session: Session, consent: Consent) -> dict[int, list[int]]:
+    """The subscriptions that this consent record left pending, by subscriber.
+
+    An import stamps every subscription it creates or revives with its own consent (one
+    moment, method and source), and leaves alone the consent of one already pending, so
+    these are exactly the subscriptions it made newly pending: a file imported again does
+    not ask the same people again.
+    """
+    waiting: dict[int, list[int]] = {}
+    for subscriber_id, subscription_id in session.execute(
+        select(Subscription.subscriber_id, Subscription.id)
+        .where(Subscription.status == Status.PENDING,
+               Subscription.consent_at == consent.at,
+               Subscription.consent_method == consent.method,
+               Subscription.consent_source == stored_source(consent))
+        .order_by(Subscription.subscriber_id, Subscription.id)
+    ):
+        waiting.setdefault(subscriber_id, []).append(subscription_id)
+    return waiting
+
+
+def claim_confirmation_slots(session: Session, subscriber_ids: Collection[int], *,
+                             now: datetime) -> set[int]:
+    """`claim_confirmation_slot` for many subscribers at once; return those that won one."""
+    claimed: set[int] = set()
+    ordered = sorted(subscriber_ids)
+    for at in range(0, len(ordered), 500):
+        statement = (
+            update(Subscriber)
+            .where(
+                Subscriber.id.in_(ordered[at : at + 500]),
+                or_(Subscriber.confirmation_sent_at.is_(None),
+                    Subscriber.confirmation_sent_at <= now - CONFIRMATION_INTERVAL),
+            )
+            .values(confirmation_sent_at=now)
+            .returning(Subscriber.id)
+            .execution_options(synchronize_session=False)
+        )
+        claimed.update(session.scalars(statement))
+    return claimed
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from alerts.cli.app import Runtime, fail, pass_runtime, warn
+from alerts.confirmations import confirm_imported
 from alerts.db import transaction
 from subscriptions.base import utcnow
 from subscriptions.consent import Consent, ConsentMethod
@@ -60,8 +61,10 @@ def add(runtime: Runtime, email: str, ward_code: str, frequency: str, name: str,
 def import_(runtime: Runtime, file: Path, confirmed: bool) -> None:
     """Subscribe residents from a CSV (email,ward required; name,frequency,scheme optional).
 
-    Bad rows are reported with their line numbers and skipped; the good rows land
-    together, or not at all if the database refuses them.
+    Without --confirmed, each address the file makes newly pending is sent one confirmation
+    email (at most one an hour per address) and nothing else until it is confirmed. Bad rows
+    are reported with their line numbers and skipped; the good rows land together, or not at
+    all if the database refuses them.
     """
     try:
         rows, errors = read_subscribers(decode(file.read_bytes()))
@@ -71,14 +74,22 @@ def import_(runtime: Runtime, file: Path, confirmed: bool) -> None:
                       prior_consent_declared=confirmed)
     progress = click.progressbar(rows, label="importing", file=sys.stderr,
                                  hidden=len(rows) < 1000)
+    asked = None
     with transaction(runtime.sessions()) as session, progress as bar:
         imported, unknown = import_rows(session, bar, consent, confirmed=confirmed)
+        if not confirmed:
+            asked = confirm_imported(session, runtime.settings, consent, now=utcnow())
     errors += unknown
     for error in sorted(errors, key=lambda e: e.line):
         warn(f"{file}: {error}; row skipped")
     state = "confirmed" if confirmed else "pending confirmation"
     click.echo(f"imported {imported} subscription(s) from {file} ({state}); "
                f"skipped {len(errors)} bad row(s)")
+    if asked is not None:
+        held = (f"; {asked.held_back} address(es) already sent one in the last hour"
+                if asked.held_back else "")
+        click.echo(f"queued {asked.queued} confirmation email(s){held}; nothing else is sent "
+                   "to an address until it is confirmed")
     if errors:
         raise SystemExit(1)
 

@@ -1,4 +1,4 @@
-"""`alerts wards add|import|list|set`."""
+"""`alerts wards add|import|import-postcodes|list|set`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from apscheduler.triggers.cron import CronTrigger
 
 from alerts.cli.app import Runtime, fail, pass_runtime, print_json, warn
 from alerts.db import transaction
+from subscriptions.csv_io import CsvError, decode
+from subscriptions.postcodes import PostcodeError, import_postcodes, parse_postcodes_csv
 from subscriptions.wards import (
     MAX_CRON,
     WardError,
@@ -60,6 +62,27 @@ def import_(runtime: Runtime, file: Path) -> None:
         warn(f"{file}: {error}; row skipped")
     click.echo(f"added {added} ward(s) from {file}; skipped {len(errors) + len(taken)} row(s)")
     if errors or taken:
+        raise SystemExit(1)
+
+
+@wards.command("import-postcodes")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_runtime
+def import_postcodes_(runtime: Runtime, file: Path) -> None:
+    """Load which ward each postcode lies in, from a CSV with the columns postcode,ward, so
+    that residents can find their ward by postcode. A postcode loaded before moves to the
+    ward the file gives now."""
+    try:
+        rows, errors = parse_postcodes_csv(decode(file.read_bytes()))
+    except (CsvError, PostcodeError) as exc:
+        fail(f"{file}: {exc}")
+    with transaction(runtime.sessions()) as session:
+        stored, unknown = import_postcodes(session, rows)
+    problems = sorted([*errors, *unknown], key=lambda error: error.line)
+    for problem in problems:
+        warn(f"{file}: {problem}; row skipped")
+    click.echo(f"loaded {stored} postcode(s) from {file}; skipped {len(problems)} bad row(s)")
+    if problems:
         raise SystemExit(1)
 
 

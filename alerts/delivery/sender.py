@@ -317,8 +317,10 @@ def _load(session: Session, ids: Sequence[int]) -> tuple[list[_Claimed], list[tu
             cancelled.append((ident, f"not sent: the address is suppressed ({suppressed})"))
             continue
         message = messages[message_id]
-        # The confirmation email exists to reach a pending address; nothing else may.
+        # The confirmation email exists to reach a pending address; nothing else may,
+        # except the "my data" link the resident asked for.
         allowed = {Status.CONFIRMED, Status.PENDING} if message.kind == MessageKind.CONFIRM \
+            else set(Status) if message.kind == MessageKind.DATA_REQUEST \
             else {Status.CONFIRMED}
         if subscription_id is None or status not in allowed:
             state = status or "gone"

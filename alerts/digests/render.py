@@ -192,3 +192,21 @@ def render_confirmation(
     }
     html, text = render_pair(env or environment(), "confirm", context)
     return Rendered(subject, html, text, None)
+
+
+def render_data_request(
+    data_url: str, valid_hours: int, settings: Settings, *, now: datetime,
+    env: Environment | None = None,
+) -> Rendered:
+    """The "my data" email: one link to a page that downloads or erases the resident's data."""
+    zone = ZoneInfo(settings.scheduler.timezone)
+    subject = fit_subject("Your neighbourhood alerts data")
+    context = {
+        **footer_context(settings),
+        "subject": subject,
+        "data_url": data_url,
+        "valid_hours": valid_hours,
+        "date": _local_date(now, zone),
+    }
+    html, text = render_pair(env or environment(), "my-data", context)
+    return Rendered(subject, html, text, None)

@@ -1,13 +1,15 @@
-"""The residents' pages: subscribe, confirm, preferences and unsubscribe (with RFC 8058
-one-click). Plain HTML forms from `templates/web/`, no JavaScript needed.
+"""The residents' pages: subscribe, confirm, preferences, unsubscribe (with RFC 8058
+one-click) and "my data" (download or erase, after an emailed link). Plain HTML forms from
+`templates/web/`, no JavaScript needed.
 
-Handlers parse the request, call `alerts.confirmations` or `subscriptions.web_consent`, and
-render. They are plain `def`s: FastAPI runs them in worker threads, so database work never
-blocks the event loop. No address is written to a log.
+Handlers parse the request, call `alerts.confirmations`, `alerts.my_data` or
+`subscriptions.web_consent`, and render. They are plain `def`s: FastAPI runs them in worker
+threads, so database work never blocks the event loop. No address is written to a log.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
@@ -19,11 +21,13 @@ from alerts.config import Settings
 from alerts.confirmations import CONFIRM_MAX_AGE_HOURS, confirm, sign_up
 from alerts.db import transaction
 from alerts.digests.render import environment
+from alerts.my_data import DATA_MAX_AGE_HOURS, erase_data, export_data, read_data_link, request_data
 from alerts.web.csrf import Csrf
 from subscriptions.addresses import AddressError, normalise_address
 from subscriptions.base import utcnow
 from subscriptions.consent import CURRENT_WORDING, WORDING, Consent, ConsentMethod
 from subscriptions.links import Purpose, verify_reference
+from subscriptions.postcodes import any_postcodes, wards_for_postcode
 from subscriptions.subscribers import Frequency
 from subscriptions.wards import list_wards
 from subscriptions.web_consent import (
@@ -79,10 +83,14 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
                        ) -> HTMLResponse:
         with factory() as session:
             wards = [(w.code, w.name) for w in list_wards(session)]
+            by_postcode = any_postcodes(session)
+            located = wards_for_postcode(session, q) if by_postcode and q.strip() else set()
         needle = q.strip().casefold()
-        shown = [w for w in wards if needle in w[1].casefold() or w[0] in chosen]
+        shown = [w for w in wards
+                 if needle in w[1].casefold() or w[0] in located or w[0] in chosen]
         return page(request, "subscribe", {
             "q": q, "wards": sorted(shown, key=lambda w: w[1]), "any_wards": bool(wards),
+            "by_postcode": by_postcode,
             "email": email, "chosen": chosen, "frequency": frequency, "errors": errors,
             "wording": WORDING[CURRENT_WORDING],
         }, status=status, with_form=True)
@@ -196,5 +204,63 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
             return PlainTextResponse("Unsubscribed.\n", headers={"Cache-Control": "no-store"})
         return page(request, "unsubscribed", {"leaving": leaving,
                                               "everywhere": everywhere == "yes"})
+
+    def my_data_form(request: Request, *, email: str, errors: dict[str, str],
+                     status: int = 200) -> HTMLResponse:
+        return page(request, "my_data", {"email": email, "errors": errors}, status=status,
+                    with_form=True)
+
+    @router.get("/my-data", response_class=HTMLResponse)
+    def my_data_get(request: Request) -> HTMLResponse:
+        return my_data_form(request, email="", errors={})
+
+    @router.post("/my-data", response_class=HTMLResponse)
+    def my_data_post(request: Request, email: FormText = "",
+                     csrf_token: FormText = "") -> HTMLResponse:
+        if not csrf.valid(request, csrf_token):
+            return expired_form(request)
+        try:
+            normalise_address(email)
+        except AddressError:
+            return my_data_form(request, email=email, status=400, errors={
+                "email": "Enter an email address in the right format, like name@example.com"})
+        with transaction(factory) as session:
+            request_data(session, settings, email, now=utcnow())
+        # The same page whatever happened, so the form tells no one whose data is held.
+        return page(request, "my_data_sent", {"valid_hours": DATA_MAX_AGE_HOURS})
+
+    @router.get("/my-data/{token}", response_class=HTMLResponse)
+    def my_data_manage(request: Request, token: str) -> HTMLResponse:
+        now = utcnow()
+        with factory() as session:
+            ident = read_data_link(session, settings, token)
+            data = export_data(session, ident, now=now) if ident is not None else None
+        if data is None:
+            return invalid_link(request, "my-data")
+        return page(request, "my_data_manage", {"data": data, "token": token}, with_form=True)
+
+    @router.get("/my-data/{token}/download")
+    def my_data_download(request: Request, token: str) -> Response:
+        now = utcnow()
+        with factory() as session:
+            ident = read_data_link(session, settings, token)
+            data = export_data(session, ident, now=now) if ident is not None else None
+        if data is None:
+            return invalid_link(request, "my-data")
+        body = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+        disposition = f'attachment; filename="my-data-{now:%Y-%m-%d}.json"'
+        return Response(body, media_type="application/json",
+                        headers={**HEADERS, "Content-Disposition": disposition})
+
+    @router.post("/my-data/{token}/erase", response_class=HTMLResponse)
+    def my_data_erase(request: Request, token: str, csrf_token: FormText = "") -> HTMLResponse:
+        if not csrf.valid(request, csrf_token):
+            return expired_form(request)
+        with transaction(factory) as session:
+            ident = read_data_link(session, settings, token)
+            erased = ident is not None and erase_data(session, ident, now=utcnow())
+        if not erased:
+            return invalid_link(request, "my-data")
+        return page(request, "my_data_erased", {})
 
     return router

@@ -11,6 +11,7 @@ downloaded: without /usr/bin/chromium the test is skipped.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -234,6 +235,27 @@ def test_subscribe_confirm_choose_and_leave_in_a_real_browser(
             expect(page.get_by_role("heading", level=1)).to_have_text("You are unsubscribed")
             pages.record("unsubscribed")
             assert status_of(factory, address) == [(Status.UNSUBSCRIBED, "weekly")]
+
+            # Having left, the resident can still see and erase what is held about them.
+            page.goto(f"{site.base_url}/my-data")
+            expect(page.get_by_role("heading", level=1)).to_have_text("See or erase your data")
+            pages.record("my-data-ask")
+            page.get_by_label("Your email address").fill(address)
+            page.get_by_role("button", name="Email me a link").click()
+            expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
+            pages.record("my-data-check-your-email")
+            deliver(factory, settings)
+            page.goto(link_in(emails_to(sink, address)[-1], base + r"/my-data/\S+"))
+            expect(page.get_by_role("heading", level=1)).to_have_text("Your data")
+            pages.record("my-data")
+            with page.expect_download() as download:
+                page.get_by_role("link", name="Download my data (JSON)").click()
+            held = json.loads(Path(download.value.path()).read_text())
+            assert held["subscriber"]["email"] == address
+            page.get_by_role("button", name="Erase everything").click()
+            expect(page.get_by_role("heading", level=1)).to_have_text("Your data is erased")
+            pages.record("my-data-erased")
+            assert status_of(factory, address) == []
 
             # Keyboard users can see where they are.
             page.goto(f"{site.base_url}/subscribe")
