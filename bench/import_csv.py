@@ -12,6 +12,7 @@ bad line was named.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
 import subprocess
@@ -66,10 +67,8 @@ def main() -> None:
         started = time.perf_counter()
         with members.open(encoding="utf-8-sig", newline="") as handle:
             for record in csv.DictReader(handle):
-                try:
+                with contextlib.suppress(EmailNotValidError):
                     validate_email(record["email"], check_deliverability=False)
-                except EmailNotValidError:
-                    pass
         floor = time.perf_counter() - started
 
         started = time.perf_counter()
