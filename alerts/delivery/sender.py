@@ -29,10 +29,10 @@ from alerts.delivery.mime import Outgoing, PreparedMessage, personalise_email, p
 from alerts.delivery.outbox import (
     Delivery,
     claim_due,
+    mark_all_sent,
     mark_cancelled,
     mark_failed,
     mark_for_retry,
-    mark_sent,
 )
 from alerts.delivery.rejections import is_hard_bounce
 from alerts.delivery.smtp import SmtpTransport
@@ -215,11 +215,14 @@ async def deliver_due_async(
 
             with factory() as session:
                 addresses = {c.outgoing.delivery_id: c.outgoing.recipient_email for c in ready}
+                delivered = [o.delivery_id for o in outcomes if o.result is _Result.SENT]
+                mark_all_sent(session, delivered, clock())
+                report.sent += len(delivered)
                 failures = [
-                    failure
+                    _record(session, outcome, addresses[outcome.delivery_id], settings,
+                            clock(), report)
                     for outcome in outcomes
-                    if (failure := _record(session, outcome, addresses[outcome.delivery_id],
-                                           settings, clock(), report)) is not None
+                    if outcome.result is not _Result.SENT
                 ]
                 session.commit()
             if bus is not None:
@@ -244,14 +247,10 @@ def _record(
     settings: Settings,
     now: datetime,
     report: DeliveryReport,
-) -> DeliveryFailed | None:
-    """Write the outcome to the row; return the event to publish when it did not go."""
+) -> DeliveryFailed:
+    """Write a failed outcome to its row; return the event to publish."""
     # Transports redact already; this is the last line of defence for `last_error`.
     reason = redact(outcome.reason, address)
-    if outcome.result is _Result.SENT:
-        mark_sent(session, outcome.delivery_id, now)
-        report.sent += 1
-        return None
     if outcome.result is _Result.FAILED:
         mark_failed(session, outcome.delivery_id, reason)
         report.failed += 1
