@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import binascii
 import html
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
@@ -102,15 +103,15 @@ class PreparedMessage:
     """A message encoded once for all its recipients.
 
     `skeleton` is the whole MIME message (the headers every copy shares, the structure,
-    the calendar part) with a placeholder where each text part's encoded body goes;
-    `text` and `html` still hold the link marks. Personalising a copy is then a few string
-    swaps and one quoted-printable encoding in C, not a walk through the email package.
+    the calendar part) with a placeholder where each text part's encoded body goes.
+    `text` and `html` are those bodies already quoted-printable encoded, cut at the link
+    marks (kept as str pieces), so that a copy only joins bytes and its own links.
     """
 
     message_id: int
     skeleton: bytes
-    text: str
-    html: str
+    text: tuple[bytes | str, ...]
+    html: tuple[bytes | str, ...]
 
 
 _TEXT_SLOT = b"ALERTSxTEXTxBODYxSLOT"
@@ -179,14 +180,67 @@ def prepare_message(outgoing: Outgoing, settings: Settings) -> PreparedMessage:
     for name, value in _shared_headers(outgoing, settings).items():
         message[name] = value
     _assemble(message, _TEXT_SLOT.decode(), _HTML_SLOT.decode(), outgoing.calendar)
-    return PreparedMessage(outgoing.message_id, message.as_bytes(), outgoing.text,
-                           outgoing.html)
+    return PreparedMessage(outgoing.message_id, message.as_bytes(),
+                           _encode_around_marks(outgoing.text),
+                           _encode_around_marks(outgoing.html))
+
+
+_MARKS = re.compile(f"({re.escape(UNSUBSCRIBE_MARK)}|{re.escape(PREFERENCES_MARK)})")
+_SOFT_BREAK = b"=\r\n"
+_MAX_LINE = 76  # RFC 2045: encoded lines, the soft-break "=" included
 
 
 def _quoted_printable(text: str) -> bytes:
     encoded = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True)
+    return encoded.replace(b"\n", b"\r\n")
+
+
+def _end_softly(encoded: bytes) -> bytes:
+    """End an encoded piece with a soft line break, so that what follows starts a line of
+    its own without a line break in the decoded text; the last line stays within 76."""
+    if encoded.endswith(b"\r\n"):
+        return encoded
+    head, _, last = encoded.rpartition(b"\r\n")
+    if len(last) + 1 > _MAX_LINE:
+        cut = _MAX_LINE - 1
+        # Never split an "=XX" escape.
+        if last[cut - 1 : cut] == b"=":
+            cut -= 1
+        elif last[cut - 2 : cut - 1] == b"=":
+            cut -= 2
+        last = last[:cut] + _SOFT_BREAK + last[cut:]
+    return (head + b"\r\n" if head or encoded.startswith(b"\r\n") else b"") + last + \
+        _SOFT_BREAK
+
+
+def _encode_around_marks(body: str) -> tuple[bytes | str, ...]:
+    """The body quoted-printable encoded once, with each link mark left as a str piece at
+    the start of a line of its own (soft breaks around it decode to nothing)."""
+    pieces: list[bytes | str] = []
+    for part in _MARKS.split(body.replace("\r\n", "\n")):
+        if not part:
+            continue
+        if _MARKS.fullmatch(part):
+            if pieces and isinstance(pieces[-1], bytes):
+                pieces[-1] = _end_softly(pieces[-1])
+            pieces.append(part)
+        else:
+            pieces.append(_quoted_printable(part))
+    return tuple(pieces)
+
+
+def _fill(pieces: tuple[bytes | str, ...], links: Links, *, as_html: bool) -> bytes:
+    out = bytearray()
+    for at, piece in enumerate(pieces):
+        if isinstance(piece, bytes):
+            out += piece
+            continue
+        link = links.unsubscribe_url if piece == UNSUBSCRIBE_MARK else links.preferences_url
+        encoded = _quoted_printable(html.escape(link, quote=True) if as_html else link)
+        follows_on = at + 1 < len(pieces)
+        out += _end_softly(encoded) if follows_on else encoded
     # The skeleton already ends the slot's line, as the email package ends every part.
-    return encoded.removesuffix(b"\n").replace(b"\n", b"\r\n")
+    return bytes(out).removesuffix(b"\r\n")
 
 
 def _header_lines(headers: dict[str, str | Address]) -> bytes:
@@ -212,9 +266,9 @@ def personalise_email(
         return build_email_slowly(outgoing, settings, now=now)
     links = links_for(outgoing, settings)
     own = _header_lines(_own_headers(outgoing, links, settings, now))
-    text = _quoted_printable(personalise(prepared.text, links, as_html=False))
-    html = _quoted_printable(personalise(prepared.html, links, as_html=True))
-    data = own + prepared.skeleton.replace(_TEXT_SLOT, text, 1).replace(_HTML_SLOT, html, 1)
+    text = _fill(prepared.text, links, as_html=False)
+    body = _fill(prepared.html, links, as_html=True)
+    data = own + prepared.skeleton.replace(_TEXT_SLOT, text, 1).replace(_HTML_SLOT, body, 1)
     return links.envelope_from, data
 
 

@@ -238,5 +238,30 @@ def test_the_prepared_fast_path_matches_the_email_package_copy(settings: Setting
             assert same or name == "content-type", name
         assert body(a, "plain") == body(b, "plain")
         assert body(a, "html") == body(b, "html")
-        assert max(len(line) for line in fast.split(b"\r\n")) <= 78 * 2
+        body_lines = fast.split(b"\r\n\r\n", 1)[1].split(b"\r\n")
+        assert max(len(line) for line in body_lines) <= 76, "RFC 2045 line length"
         assert fast.isascii()
+
+
+@pytest.mark.parametrize("layout", [
+    f"{UNSUBSCRIBE_MARK}",
+    f"{UNSUBSCRIBE_MARK} and {PREFERENCES_MARK}",
+    f"{'é' * 37}{UNSUBSCRIBE_MARK}{'x' * 90}",
+    f"{'a' * 74}é{UNSUBSCRIBE_MARK}",
+    f"{'a' * 73}={UNSUBSCRIBE_MARK}=",
+    f"line one \n\n{'word ' * 40}\n{PREFERENCES_MARK}\n{UNSUBSCRIBE_MARK}",
+    f"trailing space {UNSUBSCRIBE_MARK} \n\tand a tab\t{PREFERENCES_MARK}\n",
+])
+def test_copies_decode_to_exactly_the_text_the_email_package_would_send(
+    settings: Settings, layout: str
+) -> None:
+    from alerts.delivery.mime import build_email_slowly, personalise_email, prepare_message
+
+    original = outgoing(text=layout, html=layout.replace("\n", "<br>\n"))
+    fast = parse(personalise_email(prepare_message(original, settings), original, settings,
+                                   now=NOW)[1])
+    slow = parse(build_email_slowly(original, settings, now=NOW)[1])
+    assert body(fast, "plain") == body(slow, "plain")
+    assert body(fast, "html") == body(slow, "html")
+    raw = personalise_email(prepare_message(original, settings), original, settings, now=NOW)[1]
+    assert max(len(line) for line in raw.split(b"\r\n\r\n", 1)[1].split(b"\r\n")) <= 76
