@@ -14,6 +14,7 @@ from enum import StrEnum
 from sqlalchemy import (
     ForeignKey,
     Index,
+    Select,
     String,
     Text,
     UniqueConstraint,
@@ -42,6 +43,9 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("message_id", "subscriber_id"),
         Index("ix_deliveries_due", "status", "next_attempt_at"),
+        # The claim order: urgent first, then the longest waiting.
+        Index("ix_deliveries_claim", "status", "priority", "next_attempt_at"),
+        Index("ix_deliveries_lease", "status", "lease_until"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -75,18 +79,44 @@ def any_due(session: Session, now: datetime) -> bool:
 
 def claim_due(session: Session, *, limit: int, lease_seconds: int, now: datetime) -> list[int]:
     """Lease up to `limit` due rows to the caller and return their ids (commits)."""
-    due = due_condition(now)
-    candidates = (
+    # Two index-ordered look-ups rather than one over "queued or expired": an OR, or an
+    # order the index does not hold, makes the database sort every due row on each claim,
+    # which grows with the queue (about 50 ms a claim with 100,000 queued on SQLite).
+    expired = (
         select(Delivery.id)
-        .where(due)
-        .order_by(Delivery.priority.desc(), Delivery.next_attempt_at, Delivery.id)
+        .where(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now)
+        .order_by(Delivery.lease_until)
         .limit(limit)
     )
+    claimed = _lease(session, expired, now, lease_seconds)
+    queued_due = (Delivery.status == DeliveryStatus.QUEUED) & (Delivery.next_attempt_at <= now)
+    if len(claimed) < limit:  # urgent rows first: few, so sorting them costs nothing
+        urgent = (
+            select(Delivery.id)
+            .where(queued_due, Delivery.priority > 0)
+            .order_by(Delivery.priority.desc(), Delivery.next_attempt_at)
+            .limit(limit - len(claimed))
+        )
+        claimed += _lease(session, urgent, now, lease_seconds)
+    if len(claimed) < limit:  # then the rest, oldest first, in the claim index's order
+        ordinary = (
+            select(Delivery.id)
+            .where(queued_due, Delivery.priority == 0)
+            .order_by(Delivery.next_attempt_at)
+            .limit(limit - len(claimed))
+        )
+        claimed += _lease(session, ordinary, now, lease_seconds)
+    session.commit()
+    return sorted(claimed)
+
+
+def _lease(session: Session, candidates: Select[int], now: datetime,
+           lease_seconds: int) -> list[int]:
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
-    claimed = session.scalars(
+    return list(session.scalars(
         update(Delivery)
-        .where(Delivery.id.in_(candidates.scalar_subquery()), due)
+        .where(Delivery.id.in_(candidates.scalar_subquery()), due_condition(now))
         .values(
             status=DeliveryStatus.SENDING,
             lease_until=now + timedelta(seconds=lease_seconds),
@@ -94,9 +124,7 @@ def claim_due(session: Session, *, limit: int, lease_seconds: int, now: datetime
         )
         .returning(Delivery.id)
         .execution_options(synchronize_session=False)
-    ).all()
-    session.commit()
-    return sorted(claimed)
+    ).all())
 
 
 def mark_sent(session: Session, delivery_id: int, now: datetime) -> None:
