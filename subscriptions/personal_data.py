@@ -9,14 +9,14 @@ these: this package knows nothing of `alerts`.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import CursorResult, delete, or_, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from subscriptions.addresses import AddressError, normalise_address
 from subscriptions.consent import WORDING
-from subscriptions.subscribers import Subscriber, Subscription
+from subscriptions.subscribers import Subscriber, Subscription, claim_send_slots
 from subscriptions.suppression import Suppression, SuppressionReason, address_hash, suppress
 from subscriptions.wards import Ward
 
@@ -34,22 +34,9 @@ def find_subscriber_id(session: Session, email: str) -> int | None:
 
 
 def claim_data_request_slot(session: Session, subscriber_id: int, *, now: datetime) -> bool:
-    """Take this hour's one "my data" email for the subscriber; False if already taken.
-
-    One conditional UPDATE, so two requests at the same moment cannot both win.
-    """
-    statement = (
-        update(Subscriber)
-        .where(
-            Subscriber.id == subscriber_id,
-            or_(Subscriber.data_request_sent_at.is_(None),
-                Subscriber.data_request_sent_at <= now - DATA_REQUEST_INTERVAL),
-        )
-        .values(data_request_sent_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    result = cast(CursorResult[Any], session.execute(statement))
-    return result.rowcount == 1
+    """Take this hour's one "my data" email for the subscriber; False if already taken."""
+    return subscriber_id in claim_send_slots(session, [subscriber_id], "data_request_sent_at",
+                                             DATA_REQUEST_INTERVAL, now=now)
 
 
 def _when(value: datetime | None) -> str | None:

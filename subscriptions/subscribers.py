@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint, select
+from sqlalchemy import ForeignKey, String, UniqueConstraint, or_, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.sql import ColumnElement
 
@@ -116,6 +116,28 @@ def subscriber_not_suppressed() -> ColumnElement[bool]:
         .where(Subscriber.id == Subscription.subscriber_id)
         .exists()
     )
+
+
+def claim_send_slots(session: Session, subscriber_ids: Collection[int], stamp: str,
+                     interval: timedelta, *, now: datetime) -> set[int]:
+    """Stamp `now` into the column `stamp` of each subscriber whose last stamp is older than
+    `interval` (or missing); return those that won, the ones that may be emailed now.
+
+    A conditional UPDATE, so two requests at the same moment cannot both win.
+    """
+    column = getattr(Subscriber, stamp)
+    claimed: set[int] = set()
+    ordered = sorted(subscriber_ids)
+    for at in range(0, len(ordered), 500):
+        claimed.update(session.scalars(
+            update(Subscriber)
+            .where(Subscriber.id.in_(ordered[at : at + 500]),
+                   or_(column.is_(None), column <= now - interval))
+            .values({stamp: now})
+            .returning(Subscriber.id)
+            .execution_options(synchronize_session=False)
+        ))
+    return claimed
 
 
 def stored_source(consent: Consent) -> str:

@@ -10,9 +10,8 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
 
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from subscriptions.addresses import normalise_address
@@ -23,6 +22,7 @@ from subscriptions.subscribers import (
     Subscriber,
     SubscriberError,
     Subscription,
+    claim_send_slots,
     stored_source,
     subscribe,
 )
@@ -83,22 +83,8 @@ def request_subscription(
 
 
 def claim_confirmation_slot(session: Session, subscriber_id: int, *, now: datetime) -> bool:
-    """Take this hour's one confirmation email for the subscriber; False if already taken.
-
-    One conditional UPDATE, so two requests at the same moment cannot both win.
-    """
-    statement = (
-        update(Subscriber)
-        .where(
-            Subscriber.id == subscriber_id,
-            or_(Subscriber.confirmation_sent_at.is_(None),
-                Subscriber.confirmation_sent_at <= now - CONFIRMATION_INTERVAL),
-        )
-        .values(confirmation_sent_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    result = cast(CursorResult[Any], session.execute(statement))
-    return result.rowcount == 1
+    """Take this hour's one confirmation email for the subscriber; False if already taken."""
+    return subscriber_id in claim_confirmation_slots(session, [subscriber_id], now=now)
 
 
 def confirm_subscriptions(session: Session, subscriber_id: int,
@@ -144,22 +130,8 @@ def awaiting_confirmation(session: Session, consent: Consent) -> dict[int, list[
 def claim_confirmation_slots(session: Session, subscriber_ids: Collection[int], *,
                              now: datetime) -> set[int]:
     """`claim_confirmation_slot` for many subscribers at once; return those that won one."""
-    claimed: set[int] = set()
-    ordered = sorted(subscriber_ids)
-    for at in range(0, len(ordered), 500):
-        statement = (
-            update(Subscriber)
-            .where(
-                Subscriber.id.in_(ordered[at : at + 500]),
-                or_(Subscriber.confirmation_sent_at.is_(None),
-                    Subscriber.confirmation_sent_at <= now - CONFIRMATION_INTERVAL),
-            )
-            .values(confirmation_sent_at=now)
-            .returning(Subscriber.id)
-            .execution_options(synchronize_session=False)
-        )
-        claimed.update(session.scalars(statement))
-    return claimed
+    return claim_send_slots(session, subscriber_ids, "confirmation_sent_at",
+                            CONFIRMATION_INTERVAL, now=now)
 
 
 @dataclass(frozen=True)

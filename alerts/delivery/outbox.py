@@ -19,7 +19,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
-    func,
     or_,
     select,
     update,
@@ -127,10 +126,6 @@ def _lease(session: Session, candidates: Select[int], now: datetime,
     ).all())
 
 
-def mark_sent(session: Session, delivery_id: int, now: datetime) -> None:
-    mark_all_sent(session, [delivery_id], now)
-
-
 def mark_all_sent(session: Session, delivery_ids: list[int], now: datetime) -> None:
     """One statement for a batch's successes: most rows of a batch end this way."""
     if delivery_ids:
@@ -190,11 +185,3 @@ def mark_for_retry(
         )
     )
     return True
-
-
-def outbox_counts(session: Session) -> dict[str, int]:
-    rows = session.execute(
-        select(Delivery.status, func.count()).group_by(Delivery.status)
-    )
-    return {status: count for status, count in rows}
-

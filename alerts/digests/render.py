@@ -6,6 +6,7 @@ Messages are rendered once per ward. Each resident's own signed links are left a
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -40,7 +41,9 @@ def fit_subject(subject: str) -> str:
     return subject if len(subject) <= MAX_SUBJECT else subject[: MAX_SUBJECT - 1].rstrip() + "…"
 
 
+@functools.cache
 def environment(templates: Path = TEMPLATES) -> Environment:
+    """One environment a process, so each template is compiled once, not at every render."""
     env = Environment(
         loader=FileSystemLoader(templates),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),

@@ -97,7 +97,7 @@ def test_an_outcome_is_not_written_over_a_row_that_another_sender_finished(
 ) -> None:
     from datetime import timedelta
 
-    from alerts.delivery.outbox import claim_due, mark_for_retry, mark_sent
+    from alerts.delivery.outbox import claim_due, mark_all_sent, mark_for_retry
     from subscriptions.base import utcnow
 
     with factory() as session:
@@ -113,7 +113,7 @@ def test_an_outcome_is_not_written_over_a_row_that_another_sender_finished(
         # The first sender stalls past its lease; a second claims and sends the row.
         [again] = claim_due(session, limit=1, lease_seconds=60, now=now + timedelta(seconds=5))
         assert again == first
-        mark_sent(session, again, now + timedelta(seconds=6))
+        mark_all_sent(session, [again], now + timedelta(seconds=6))
         mark_for_retry(session, first, "late answer", attempts=1, max_attempts=5,
                        base_seconds=60, now=now + timedelta(seconds=7))
         session.commit()
