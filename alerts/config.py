@@ -76,6 +76,16 @@ class SourcesSettings:
 class InboundSettings:
     lmtp: str = ""
     imap_host: str = ""
+    imap_port: int = 993
+    imap_ssl: bool = True
+    imap_username: str = ""
+    imap_password: str = ""
+    imap_mailbox: str = "INBOX"
+    imap_done_mailbox: str = "Processed"
+    poll_seconds: int = 60
+    held_dir: str = "inbound-held"
+    soft_bounce_limit: int = 3
+    soft_bounce_days: int = 30
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,27 @@ class DeliveryFailed:
     permanent: bool
 
 
-Event = ItemPublished | UrgentAlertPosted | DigestDue | DigestQueued | DeliveryFailed
+@dataclass(frozen=True)
+class ReplyReceived:
+    """A resident's reply was stored for a ward team; `flagged` when it reads like a crime
+    report. Carries ids only: the text and the address stay in the database."""
+
+    reply_id: int
+    ward_code: str
+    flagged: bool
+
+
+@dataclass(frozen=True)
+class BounceReceived:
+    """A bounce came back for a subscriber (None when no subscriber could be matched)."""
+
+    subscriber_id: int | None
+    severity: str
+    suppressed: bool
+
+
+Event = (ItemPublished | UrgentAlertPosted | DigestDue | DigestQueued | DeliveryFailed
+         | ReplyReceived | BounceReceived)
 E = TypeVar("E")
 
 

@@ -20,6 +20,18 @@ class MessageKind(StrEnum):
     # The "my data" link: goes to a resident whatever the state of their subscriptions,
     # since leaving does not end their right to see or erase what is held.
     DATA_REQUEST = "data_request"
+    # Answers to mail a resident sent: the acknowledgement of a reply (once a thread, or at
+    # once when the reply reads like a crime report) and the "you have left" note that
+    # confirms an emailed unsubscribe. They go whatever the subscription's state.
+    REPLY_ACK = "reply_ack"
+    LEFT = "left"
+
+
+# Kinds written for one resident (not a ward): erased with them, sent whatever their state.
+PERSONAL_KINDS = (MessageKind.CONFIRM, MessageKind.DATA_REQUEST, MessageKind.REPLY_ACK,
+                  MessageKind.LEFT)
+# Kinds that answer mail a resident sent: RFC 3834 marks them auto-replied, not generated.
+ANSWER_KINDS = (MessageKind.REPLY_ACK, MessageKind.LEFT)
 
 
 # Rendered bodies hold these markers where each recipient's own signed links go;

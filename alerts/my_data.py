@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session, aliased
 
 from alerts.config import Settings
@@ -28,7 +28,9 @@ from alerts.delivery.fanout import queue_for_subscriber
 from alerts.delivery.outbox import Delivery
 from alerts.digests.ledger import SubscriptionProgress
 from alerts.digests.render import render_data_request
-from alerts.messages import Message, MessageKind
+from alerts.inbound.journal import InboundRecord
+from alerts.inbound.replies import Reply, ReplyThread, ThreadAnswer
+from alerts.messages import PERSONAL_KINDS, Message, MessageKind
 from subscriptions.personal_data import (
     claim_data_request_slot,
     erase_subscriber,
@@ -43,7 +45,6 @@ DATA_MAX_AGE_HOURS = 24
 # As urgent as a confirmation: the resident is waiting for it.
 DATA_PRIORITY = 5
 # Messages written for one resident alone; their bodies go with the resident.
-PERSONAL_KINDS = (MessageKind.CONFIRM.value, MessageKind.DATA_REQUEST.value)
 
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:
@@ -125,9 +126,20 @@ def export_data(session: Session, subscriber_id: int, *, now: datetime) -> dict[
         .where(Delivery.subscriber_id == subscriber_id)
         .order_by(Delivery.created_at, Delivery.id)
     ).all()
+    replies = session.execute(
+        select(Reply.received_at, Ward.code, Reply.subject, Reply.text, Reply.flagged)
+        .join(Ward, Ward.id == Reply.ward_id)
+        .where(Reply.subscriber_id == subscriber_id)
+        .order_by(Reply.received_at, Reply.id)
+    ).all()
     return {
         "exported_at": now.isoformat(),
         **held,
+        "replies": [
+            {"received_at": _when(received), "ward": ward, "subject": subject, "text": text,
+             "flagged_as_possible_crime_report": flagged}
+            for received, ward, subject, text, flagged in replies
+        ],
         "deliveries": [
             {"subject": subject, "kind": kind, "ward": ward, "queued_at": _when(queued),
              "sent_at": _when(sent), "status": status}
@@ -155,6 +167,21 @@ def erase_data(session: Session, subscriber_id: int, *, now: datetime) -> bool:
     session.execute(delete(SubscriptionProgress)
                     .where(SubscriptionProgress.subscription_id.in_(own))
                     .execution_options(synchronize_session=False))
+    # Their replies (text, quote, original email) and threads go; the journal keeps only
+    # what kind of mail came in, no longer linked to them.
+    session.execute(delete(Reply).where(Reply.subscriber_id == subscriber_id)
+                    .execution_options(synchronize_session=False))
+    own_threads = select(ReplyThread.id).where(ReplyThread.subscriber_id == subscriber_id)
+    session.execute(delete(ThreadAnswer).where(ThreadAnswer.thread_id.in_(own_threads))
+                    .execution_options(synchronize_session=False))
+    session.execute(delete(ReplyThread).where(ReplyThread.subscriber_id == subscriber_id)
+                    .execution_options(synchronize_session=False))
+    session.execute(update(InboundRecord).where(InboundRecord.subscriber_id == subscriber_id)
+                    .values(subscriber_id=None, delivery_id=None)
+                    .execution_options(synchronize_session=False))
+    own_deliveries = select(Delivery.id).where(Delivery.subscriber_id == subscriber_id)
+    session.execute(update(InboundRecord).where(InboundRecord.delivery_id.in_(own_deliveries))
+                    .values(delivery_id=None).execution_options(synchronize_session=False))
     session.execute(delete(Delivery).where(Delivery.subscriber_id == subscriber_id)
                     .execution_options(synchronize_session=False))
     if personal_ids:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from alerts.delivery.outbox import Delivery
 from alerts.digests.ledger import SubscriptionProgress
+from alerts.inbound.journal import InboundRecord
+from alerts.inbound.replies import Reply, ReplyThread, ThreadAnswer
 from alerts.items import Item
 from alerts.messages import Message, MessageItem
 from alerts.sources.registry import Source
@@ -20,15 +22,19 @@ metadata = Base.metadata
 
 __all__ = [
     "Delivery",
+    "InboundRecord",
     "Item",
     "Message",
     "MessageItem",
     "Postcode",
+    "Reply",
+    "ReplyThread",
     "Source",
     "Subscriber",
     "Subscription",
     "SubscriptionProgress",
     "Suppression",
+    "ThreadAnswer",
     "Ward",
     "metadata",
 ]

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings, load_settings
 from alerts.db import make_engine, migrate, session_factory
+from tests.imap import dovecot  # noqa: F401  (session fixture, found by name)
 from tests.postgres import Cluster, PostgresUnavailable, postgres_cluster
 from tests.servers import FeedServer, SinkHandler, feed_server, smtp_sink
 
@@ -113,6 +114,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         mail=dataclasses.replace(base.mail, maildir=str(tmp_path / "outbox")),
         web=dataclasses.replace(base.web, secret_key="test-secret-key-for-tests",
                                 base_url="https://alerts.example.org"),
+        inbound=dataclasses.replace(base.inbound, held_dir=str(tmp_path / "held")),
     )
 
 

@@ -36,3 +36,27 @@ def make_subscriber(
                       prior_consent_declared=confirmed)
     return subscribe(session, email, ward.code, consent, frequency=frequency, name=name,
                      confirmed=confirmed)
+
+
+def make_sent_message(session: Session, ward: Ward, subscriptions: list[Subscription], *,
+                      subject: str = "Riverside: your neighbourhood news",
+                      kind: str = "digest") -> dict[int, int]:
+    """A message already delivered to these subscriptions; returns subscriber id → delivery id."""
+    from sqlalchemy import select
+
+    from alerts.delivery.fanout import queue_for_subscriber
+    from alerts.delivery.outbox import Delivery, DeliveryStatus
+    from alerts.messages import Message
+
+    message = Message(ward_id=ward.id, kind=kind, subject=subject, html="<p>news</p>",
+                      text="news", calendar=None)
+    session.add(message)
+    session.flush()
+    for subscription in subscriptions:
+        queue_for_subscriber(session, message, subscription.subscriber_id)
+    deliveries = session.scalars(select(Delivery).where(Delivery.message_id == message.id)).all()
+    for delivery in deliveries:
+        delivery.status = DeliveryStatus.SENT
+        delivery.sent_at = utcnow()
+    session.flush()
+    return {delivery.subscriber_id: delivery.id for delivery in deliveries}

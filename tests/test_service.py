@@ -4,6 +4,7 @@ a real HTTP feed server and the real database; plus the job plan and /healthz in
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import inspect as introspect
 import signal
@@ -408,9 +409,20 @@ def test_the_plan_names_one_job_per_source_ward_and_frequency(settings: Settings
     assert collect.trigger.interval == timedelta(minutes=15) and collect.trigger.jitter == 60
 
 
+def test_a_configured_imap_mailbox_is_polled_by_the_scheduler_leader(
+        settings: Settings) -> None:
+    assert "inbound:poll" not in [job.id for job in plan_jobs([], [], settings).jobs]
+    polling = dataclasses.replace(settings, inbound=dataclasses.replace(
+        settings.inbound, imap_host="imap.example.org", poll_seconds=90))
+    [poll] = [job for job in plan_jobs([], [], polling).jobs if job.id == "inbound:poll"]
+    assert poll.trigger.interval == timedelta(seconds=90)
+
+
 def test_every_job_is_a_plain_function_so_it_runs_in_a_worker_thread(
     settings: Settings,
 ) -> None:
+    settings = dataclasses.replace(settings, inbound=dataclasses.replace(
+        settings.inbound, imap_host="imap.example.org"))
     plan = plan_jobs([("RIV", None)], [1], settings)
     for spec in plan.jobs:
         module, name = spec.func.split(":")

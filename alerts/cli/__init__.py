@@ -7,7 +7,9 @@ from alerts.cli import (
     deliver,
     demo,
     digest,
+    inbound,
     post,
+    replies,
     run,
     setup,
     sources,
@@ -19,7 +21,7 @@ from alerts.cli import (
 from alerts.cli.app import cli
 
 for module in (setup, wards, sources, collect, post, digest, deliver, status, subscribers,
-               suppression, demo, run):
+               suppression, inbound, replies, demo, run):
     module.register(cli)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from sqlalchemy import Engine
@@ -108,7 +108,7 @@ def warn(line: str) -> None:
     click.echo(line, err=True)
 
 
-def fail(reason: str) -> None:
+def fail(reason: str) -> NoReturn:
     """Stop with a one-line reason on stderr and exit status 1."""
     raise click.ClickException(reason)
 

@@ -44,13 +44,17 @@ from alerts.delivery.transport import (
     redact,
 )
 from alerts.events import DeliveryFailed, EventBus
-from alerts.messages import Message, MessageKind
+from alerts.messages import ANSWER_KINDS, Message, MessageKind
 from subscriptions.base import utcnow
 from subscriptions.subscribers import Status, Subscriber, Subscription
 from subscriptions.suppression import Suppression, SuppressionReason, suppress
 from subscriptions.wards import Ward
 
 log = logging.getLogger(__name__)
+
+
+# Messages a resident asked for go whatever the state of their subscription.
+ANYONE_KINDS = (MessageKind.DATA_REQUEST, *ANSWER_KINDS)
 
 
 @dataclass
@@ -317,9 +321,9 @@ def _load(session: Session, ids: Sequence[int]) -> tuple[list[_Claimed], list[tu
             continue
         message = messages[message_id]
         # The confirmation email exists to reach a pending address; nothing else may,
-        # except the "my data" link the resident asked for.
+        # except what the resident asked for: the "my data" link, answers to their mail.
         allowed = {Status.CONFIRMED, Status.PENDING} if message.kind == MessageKind.CONFIRM \
-            else set(Status) if message.kind == MessageKind.DATA_REQUEST \
+            else set(Status) if message.kind in ANYONE_KINDS \
             else {Status.CONFIRMED}
         if subscription_id is None or status not in allowed:
             state = status or "gone"

@@ -213,3 +213,38 @@ def render_data_request(
     }
     html, text = render_pair(env or environment(), "my-data", context)
     return Rendered(subject, html, text, None)
+
+
+def render_reply_ack(ward_name: str, answered: str, settings: Settings, *, emergency: bool,
+                     now: datetime, env: Environment | None = None) -> Rendered:
+    """The acknowledgement of a resident's reply; `emergency` puts the call-999 answer first."""
+    zone = ZoneInfo(settings.scheduler.timezone)
+    subject = fit_subject(
+        "Not the way to report a crime: call 999 in an emergency" if emergency
+        else f"We have passed your reply to the {ward_name} team")
+    context = {
+        **footer_context(settings),
+        "subject": subject,
+        "ward_name": ward_name,
+        "answered": answered,
+        "emergency": emergency,
+        "date": _local_date(now, zone),
+    }
+    html, text = render_pair(env or environment(), "reply-ack", context)
+    return Rendered(subject, html, text, None)
+
+
+def render_left(ward_name: str, settings: Settings, *, now: datetime,
+                env: Environment | None = None) -> Rendered:
+    """The one note that confirms an unsubscribe asked for by email."""
+    zone = ZoneInfo(settings.scheduler.timezone)
+    subject = fit_subject(f"You have left {ward_name} neighbourhood alerts")
+    context = {
+        **footer_context(settings),
+        "subject": subject,
+        "ward_name": ward_name,
+        "subscribe_url": f"{settings.web.base_url.rstrip('/')}/subscribe",
+        "date": _local_date(now, zone),
+    }
+    html, text = render_pair(env or environment(), "left", context)
+    return Rendered(subject, html, text, None)

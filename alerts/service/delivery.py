@@ -6,6 +6,9 @@ mail was queued), and then asks the cheap question "is anything due?" before sta
 pass, so an idle service reads the outbox and never writes to it. The poll is what finds
 mail queued by other processes, such as `alerts post --urgent` in another shell.
 
+Each pass also forwards residents' replies that are due to their ward teams (the replies
+table is that queue; see alerts/inbound/forward.py).
+
 Stopping: `stop()` lets the batch in hand finish (its sends complete and are recorded),
 then the pass ends; rows not yet claimed stay queued for the next start.
 """
@@ -23,6 +26,7 @@ from alerts.delivery.outbox import any_due
 from alerts.delivery.sender import deliver_due_async, make_transport
 from alerts.delivery.transport import Transport
 from alerts.events import EventBus
+from alerts.inbound.forward import forward_due_async
 from subscriptions.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -65,6 +69,7 @@ class DeliveryLoop:
         while not self._stopping:
             self._wake.clear()
             try:
+                await self._forward_replies()
                 if self._due():
                     sent = await self._one_pass()
                     pause = poll
@@ -76,6 +81,12 @@ class DeliveryLoop:
                 pause = min(pause * 2, MAX_ERROR_PAUSE)
                 continue
             await self._sleep(poll)
+
+    async def _forward_replies(self) -> None:
+        report = await forward_due_async(self.factory, self.settings, now=utcnow())
+        if report.forwarded or report.failed or report.retried:
+            log.info("replies to ward teams: forwarded %d, to retry %d, failed %d",
+                     report.forwarded, report.retried, report.failed)
 
     def _due(self) -> bool:
         with self.factory() as session:

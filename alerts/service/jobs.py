@@ -1,4 +1,5 @@
-"""The functions the job store refers to: collect a source, announce a due digest, reconcile.
+"""The functions the job store refers to: collect a source, announce a due digest, poll the
+inbound mailbox, reconcile.
 
 Each is a plain (not async) module-level function of plain arguments: the job store pickles
 a reference and the arguments, and the scheduler runs plain functions in a worker thread,
@@ -14,6 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from alerts.events import DigestDue
+from alerts.inbound.imap import ImapError
+from alerts.inbound.intake import Intake
+from alerts.inbound.intake import poll_inbox as intake_poll
 from alerts.service import context, plan
 from alerts.service.context import ServiceContext
 from alerts.sources.collect import collect
@@ -66,6 +70,25 @@ def digest_due(ward_code: str, frequency: str) -> None:
         if failures:
             log.error("digest:%s:%s: %d handler(s) failed (see above)", ward_code, frequency,
                       failures)
+
+
+def poll_inbox() -> None:
+    """Fetch and handle what waits in the IMAP mailbox; replies reach the bus."""
+    with _service(plan.POLL_INBOX_ID) as service:
+        if service is None:
+            return
+        intake = Intake(service.factory, service.settings, publish=service.bus.publish)
+        try:
+            report = intake_poll(intake, service.settings)
+        except ImapError as exc:
+            log.error("%s: %s", plan.POLL_INBOX_ID, exc)
+            return
+        except Exception:
+            log.exception("%s failed", plan.POLL_INBOX_ID)
+            return
+        if report.fetched:
+            log.info("%s: %d fetched, %d handled, %d left for the next poll",
+                     plan.POLL_INBOX_ID, report.fetched, report.handled, report.left)
 
 
 def reconcile() -> None:

@@ -29,7 +29,15 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
-from alerts.events import DigestQueued, EventBus, ItemPublished, UrgentAlertPosted
+from alerts.events import (
+    DigestQueued,
+    EventBus,
+    ItemPublished,
+    ReplyReceived,
+    UrgentAlertPosted,
+)
+from alerts.inbound.intake import Intake
+from alerts.inbound.lmtp import InboundHandler, ListenAddressError, parse_listen, start_lmtp
 from alerts.service import context, plan
 from alerts.service.context import JobTracker, ServiceContext
 from alerts.service.delivery import DeliveryLoop
@@ -40,7 +48,7 @@ from alerts.service.scheduler import (
     scheduler_status,
     stored_status,
 )
-from alerts.service.webserver import EmbeddedServer, address, listen, make_server
+from alerts.service.webserver import EmbeddedServer, ServiceError, address, listen, make_server
 from alerts.web.app import create_app
 
 log = logging.getLogger("alerts.service")
@@ -65,6 +73,9 @@ def configure_logging() -> None:
     # Their INFO lines repeat for every job run, request and fetch; ours say what matters.
     for noisy in ("apscheduler", "uvicorn", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # aiosmtpd's protocol log names every sender and recipient of inbound mail: addresses
+    # never go to logs, so only its errors are let through.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
 
 
 class Stopper:
@@ -160,8 +171,25 @@ async def _watch_leadership(leadership: Leadership, scheduler: Any, lead: Callab
 def _wake_on_events(bus: EventBus, wake: Callable[[], None]) -> None:
     # Subscribed after the pipeline's handlers, so the rows they queue exist when the
     # delivery loop looks.
-    for event_type in (UrgentAlertPosted, DigestQueued, ItemPublished):
+    for event_type in (UrgentAlertPosted, DigestQueued, ItemPublished, ReplyReceived):
         bus.subscribe(event_type, lambda _event: wake())
+
+
+async def _start_lmtp(settings: Settings, factory: sessionmaker[Session],
+                      bus: EventBus) -> asyncio.Server | None:
+    """The LMTP server `inbound.lmtp` asks for, if any; replies it takes wake delivery."""
+    if not settings.inbound.lmtp:
+        return None
+    try:
+        host, port = parse_listen(settings.inbound.lmtp)
+    except ListenAddressError as error:
+        raise ServiceError(f"inbound.lmtp: {error}") from None
+    handler = InboundHandler(Intake(factory, settings, publish=bus.publish), settings)
+    try:
+        return await start_lmtp(handler, host, port)
+    except OSError as error:
+        raise ServiceError(f"inbound.lmtp: cannot listen on {host}:{port}: "
+                           f"{error.strerror or error}") from None
 
 
 def _abandon(jobs: JobTracker) -> None:
@@ -180,6 +208,11 @@ async def _service(settings: Settings, engine: Engine, factory: sessionmaker[Ses
     loop.set_default_executor(ThreadPoolExecutor(JOB_THREADS, thread_name_prefix="alerts-job"))
     with Stopper("alerts run") as stopper:
         sock = listen(settings.web.host, settings.web.port)
+        try:
+            lmtp = await _start_lmtp(settings, factory, bus)
+        except BaseException:
+            sock.close()
+            raise
         jobs = JobTracker()
         scheduler = make_scheduler(engine, settings)
         delivery = DeliveryLoop(factory, settings, bus=bus)
@@ -223,12 +256,15 @@ async def _service(settings: Settings, engine: Engine, factory: sessionmaker[Ses
         watching = asyncio.create_task(
             _watch_leadership(leadership, scheduler, lead, settings, stopper),
             name="the leadership watch")
-        log.info("alerts run: pid %d, %s, delivering via %s, web on %s", os.getpid(), role,
-                 _mail_route(settings), address(sock))
+        log.info("alerts run: pid %d, %s, delivering via %s, web on %s%s", os.getpid(), role,
+                 _mail_route(settings), address(sock),
+                 f", LMTP on {settings.inbound.lmtp}" if lmtp else "")
 
         clean = await _first_of(stopper, web, sending, watching)
 
         watching.cancel()
+        if lmtp is not None:
+            lmtp.close()  # the MTA keeps what it could not hand over; it tries again
         jobs.stop_accepting()
         if scheduler.running:
             scheduler.pause()

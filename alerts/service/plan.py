@@ -2,7 +2,8 @@
 
 The wanted jobs follow from the database and the settings: one `collect:{id}` per fetched
 source, one `digest:{CODE}:daily` and `digest:{CODE}:weekly` per ward (the ward's cron, else
-`scheduler.digest_cron`), and `reconcile`, which calls `reconcile()` below. A job whose
+`scheduler.digest_cron`), `inbound:poll` when an IMAP mailbox is configured (so only the
+leader polls it), and `reconcile`, which calls `reconcile()` below. A job whose
 schedule has not changed is left exactly as it is, so its next run time survives restarts:
 that is how a digest missed while the service was down still runs (once) when it is back.
 """
@@ -34,9 +35,11 @@ log = logging.getLogger(__name__)
 COLLECT = "alerts.service.jobs:collect_source"
 DIGEST = "alerts.service.jobs:digest_due"
 RECONCILE = "alerts.service.jobs:reconcile"
+POLL_INBOX = "alerts.service.jobs:poll_inbox"
 
 RECONCILE_ID = "reconcile"
-MANAGED_PREFIXES = ("collect:", "digest:")
+POLL_INBOX_ID = "inbound:poll"
+MANAGED_PREFIXES = ("collect:", "digest:", "inbound:")
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,16 @@ def plan_jobs(wards: Sequence[tuple[str, str | None]], source_ids: Sequence[int]
                 trigger=trigger,
                 signature=f"{trigger} {zone}",
             ))
+    if settings.inbound.imap_host:
+        poll = settings.inbound.poll_seconds
+        jobs.append(JobSpec(
+            id=POLL_INBOX_ID,
+            func=POLL_INBOX,
+            args=(),
+            trigger=IntervalTrigger(seconds=poll, timezone=zone),
+            signature=f"every {poll}s",
+            first_run_within=min(5.0, float(poll)),
+        ))
     jobs.append(JobSpec(
         id=RECONCILE_ID,
         func=RECONCILE,

@@ -1,0 +1,131 @@
+"""`alerts inbound process|serve|poll`: take in replies, bounces and auto-replies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from alerts.cli.app import Runtime, fail, pass_runtime, progress_enabled, warn
+from alerts.inbound.forward import forward_due, forward_due_async
+from alerts.inbound.imap import ImapError
+from alerts.inbound.intake import Intake, IntakeUnavailable, Outcome, poll_inbox
+from alerts.inbound.journal import Via
+from alerts.inbound.lmtp import InboundHandler, ListenAddressError, parse_listen, start_lmtp
+from subscriptions.base import utcnow
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(inbound)
+
+
+@click.group()
+def inbound() -> None:
+    """Replies, bounces and auto-replies coming back to the product's addresses."""
+
+
+def _intake(runtime: Runtime) -> Intake:
+    runtime.settings.require_secret_key()  # tokens are verified and answers signed with it
+    return Intake(runtime.sessions(), runtime.settings, publish=runtime.bus().publish)
+
+
+def _describe(name: str, outcome: Outcome) -> str:
+    kind = f"{outcome.kind}/{outcome.severity}" if outcome.severity else str(outcome.kind)
+    return f"{name}: {kind}: {outcome.action}"
+
+
+@inbound.command("process")
+@click.argument("files", nargs=-1, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True,
+              help="Print one JSON object a message (file, kind, severity, recipient, action).")
+@pass_runtime
+def process(runtime: Runtime, files: tuple[Path, ...], as_json: bool) -> None:
+    """Classify and route FILE.eml ... (standard input when no file is given)."""
+    intake = _intake(runtime)
+    sources: list[tuple[str, Path | None]] = [(str(f), f) for f in files] or [("-", None)]
+    failed = 0
+    with click.progressbar(sources, label="reading mail", file=sys.stderr,
+                           hidden=not progress_enabled() or len(sources) < 20) as bar:
+        for name, path in bar:
+            try:
+                raw = sys.stdin.buffer.read() if path is None else path.read_bytes()
+            except OSError as error:
+                warn(f"{name}: cannot be read ({error.strerror or error}); skipped")
+                failed += 1
+                continue
+            try:
+                outcome = intake.process(raw, via=Via.FILE)
+            except IntakeUnavailable as error:
+                warn(f"{name}: not handled: {error}; run the command again for this file")
+                failed += 1
+                continue
+            if as_json:
+                click.echo(json.dumps({
+                    "file": name, "kind": str(outcome.kind), "severity": outcome.severity,
+                    "recipient": outcome.recipient, "action": outcome.action,
+                    "reply_id": outcome.reply_id, "flagged": outcome.flagged,
+                }))
+            else:
+                click.echo(_describe(name, outcome))
+    report = forward_due(runtime.sessions(), runtime.settings, now=utcnow())
+    if report.forwarded or report.retried or report.failed:
+        warn(f"replies to ward teams: {report.forwarded} forwarded, {report.retried} to retry, "
+             f"{report.failed} failed")
+    if failed:
+        fail(f"{failed} of {len(sources)} message(s) not handled (see above)")
+
+
+@inbound.command("serve")
+@click.option("--lmtp", "listen", required=True, metavar="HOST:PORT",
+              help="Where to listen for LMTP (e.g. 127.0.0.1:8024).")
+@pass_runtime
+def serve(runtime: Runtime, listen: str) -> None:
+    """Receive mail from an MTA over LMTP until stopped (SIGINT/SIGTERM)."""
+    from alerts.service.main import Stopper, configure_logging
+
+    try:
+        host, port = parse_listen(listen)
+    except ListenAddressError as error:
+        fail(f"--lmtp: {error}")
+    intake = _intake(runtime)
+    factory, settings = runtime.sessions(), runtime.settings
+
+    async def forward(outcome: Outcome) -> None:
+        if outcome.reply_id is not None:
+            await forward_due_async(factory, settings, now=utcnow())
+
+    async def main() -> None:
+        with Stopper("alerts inbound serve") as stopper:
+            try:
+                server = await start_lmtp(InboundHandler(intake, settings, after=forward),
+                                          host, port)
+            except OSError as error:
+                fail(f"cannot listen on {host}:{port}: {error.strerror or error}")
+            warn(f"alerts inbound serve: LMTP on {host}:{port}")
+            async with server:
+                await stopper.requested.wait()
+            warn("alerts inbound serve: stopped")
+
+    configure_logging()
+    asyncio.run(main())
+
+
+@inbound.command("poll")
+@pass_runtime
+def poll(runtime: Runtime) -> None:
+    """Fetch and handle what waits in the configured IMAP mailbox, once."""
+    settings = runtime.settings
+    if not settings.inbound.imap_host:
+        fail("inbound.imap_host is not set: give the mailbox in the config "
+             "(inbound.imap_host, imap_username, imap_password) or ALERTS_INBOUND_IMAP_HOST")
+    intake = _intake(runtime)
+    try:
+        report = poll_inbox(intake, settings)
+    except ImapError as error:
+        fail(str(error))
+    forwarded = forward_due(runtime.sessions(), settings, now=utcnow())
+    click.echo(f"{report.fetched} fetched, {report.handled} handled, {report.left} left for "
+               f"the next poll; {forwarded.forwarded} reply(ies) forwarded to ward teams")

@@ -1,0 +1,83 @@
+"""`alerts replies list|show`: what residents wrote back, for officers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from alerts.cli.app import Runtime, fail, pass_runtime, print_json
+from alerts.inbound.replies import ReplySummary, list_replies, show_reply
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(replies)
+
+
+@click.group()
+def replies() -> None:
+    """Residents' replies to digests and alerts."""
+
+
+def _row(summary: ReplySummary) -> dict[str, Any]:
+    return {
+        "id": summary.id, "thread": summary.thread_id, "ward": summary.ward,
+        "received_at": summary.received_at.isoformat(), "resident": summary.resident,
+        "subject": summary.subject, "answers": summary.answers, "flagged": summary.flagged,
+        "signals": list(summary.signals), "forwarded": summary.forwarded,
+        "handled": summary.handled,
+    }
+
+
+@replies.command("list")
+@click.option("--ward", "ward_code", metavar="CODE", help="Only this ward's replies.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_runtime
+def list_(runtime: Runtime, ward_code: str | None, as_json: bool) -> None:
+    """List replies, newest first; "!" marks one that reads like a crime report."""
+    with runtime.sessions()() as session:
+        found = list_replies(session, ward_code=ward_code)
+    if as_json:
+        print_json([_row(summary) for summary in found])
+        return
+    if not found:
+        click.echo("no replies")
+    for s in found:
+        mark = "!" if s.flagged else " "
+        state = "handled" if s.handled else ("forwarded" if s.forwarded else "queued")
+        click.echo(f"{mark}{s.id:>6}  {s.received_at:%Y-%m-%d %H:%M}  {s.ward:<8} "
+                   f"{state:<9}  {s.resident[:28]:<28}  {s.subject[:60]}")
+
+
+@replies.command("show")
+@click.argument("reply_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_runtime
+def show(runtime: Runtime, reply_id: int, as_json: bool) -> None:
+    """Show one reply: its context, what the resident wrote, and the quote below it."""
+    with runtime.sessions()() as session:
+        view = show_reply(session, reply_id)
+    if view is None:
+        fail(f"no reply with id {reply_id} (see `alerts replies list`)")
+    row = {**_row(view.summary), "resident_email": view.resident_email, "text": view.text,
+           "quoted": view.quoted, "forward_error": view.forward_error}
+    if as_json:
+        print_json(row)
+        return
+    s = view.summary
+    click.echo(f"Reply {s.id} (thread {s.thread_id}), ward {s.ward}, "
+               f"{s.received_at:%Y-%m-%d %H:%M}")
+    click.echo(f"From:     {s.resident} <{view.resident_email}>")
+    click.echo(f"Subject:  {s.subject}")
+    click.echo(f"Answers:  {s.answers}")
+    if s.flagged:
+        click.echo(f"FLAGGED:  reads like a crime report ({', '.join(s.signals)})")
+    click.echo(f"State:    {'handled' if s.handled else 'open'}; "
+               f"{'forwarded to the team' if s.forwarded else 'not yet forwarded'}"
+               + (f" (last error: {view.forward_error})" if view.forward_error else ""))
+    click.echo("")
+    click.echo(view.text or "(nothing above the quote)")
+    if view.quoted:
+        click.echo("")
+        click.echo("--- quoted ---")
+        click.echo(view.quoted)

@@ -1,0 +1,63 @@
+"""What the product sends back to a resident who wrote: the acknowledgement of a reply and
+the note that confirms an emailed unsubscribe. Both go through the outbox like any other
+message (signed links, List-Unsubscribe, the how-to-report footer), one resident each.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from alerts.config import Settings
+from alerts.delivery.fanout import queue_for_subscriber
+from alerts.digests.render import Rendered, render_left, render_reply_ack
+from alerts.inbound.replies import ReplyThread, ThreadAnswer
+from alerts.messages import Message, MessageKind
+from subscriptions.wards import Ward
+
+# A reply that reads like an emergency is answered ahead of any queued digest.
+EMERGENCY_PRIORITY = 20
+ANSWER_PRIORITY = 5
+
+
+def _queue(session: Session, ward: Ward, kind: MessageKind, rendered: Rendered,
+           subscriber_id: int, *, priority: int, now: datetime) -> Message | None:
+    message = Message(ward_id=ward.id, kind=kind, subject=rendered.subject, html=rendered.html,
+                      text=rendered.text, calendar=None, created_at=now)
+    session.add(message)
+    session.flush()
+    if queue_for_subscriber(session, message, subscriber_id, priority=priority, now=now) == 0:
+        session.delete(message)  # a suppressed address: nothing to send, nothing to keep
+        session.flush()
+        return None
+    return message
+
+
+def acknowledge(session: Session, settings: Settings, thread: ReplyThread, *, answered: str,
+                emergency: bool, now: datetime) -> bool:
+    """Queue the acknowledgement; return whether one was queued.
+
+    Once a thread, except that a reply reading like a crime report or an emergency gets
+    the how-to-report answer at once, however many the thread has had.
+    """
+    if thread.acknowledged_at is not None and not emergency:
+        return False
+    ward = session.get_one(Ward, thread.ward_id)
+    rendered = render_reply_ack(ward.name, answered, settings, emergency=emergency, now=now)
+    message = _queue(session, ward, MessageKind.REPLY_ACK, rendered, thread.subscriber_id,
+                     priority=EMERGENCY_PRIORITY if emergency else ANSWER_PRIORITY, now=now)
+    if message is None:
+        return False
+    session.add(ThreadAnswer(message_id=message.id, thread_id=thread.id))
+    thread.acknowledged_at = thread.acknowledged_at or now
+    session.flush()
+    return True
+
+
+def confirm_left(session: Session, settings: Settings, ward: Ward, subscriber_id: int, *,
+                 now: datetime) -> bool:
+    """Queue the one "you have left" note; return whether it was queued."""
+    rendered = render_left(ward.name, settings, now=now)
+    return _queue(session, ward, MessageKind.LEFT, rendered, subscriber_id,
+                  priority=ANSWER_PRIORITY, now=now) is not None

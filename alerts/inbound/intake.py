@@ -1,0 +1,321 @@
+"""Intake: one raw email in, classified, acted on and journalled, whichever way it came.
+
+The three ways in (`alerts inbound process`, the LMTP server, the IMAP poll) all call
+`Intake.process`. The steps, in order: drop a message already handled (same bytes);
+parse it, or keep it in the dead-letter folder with the reason; read the signed tokens in
+the addresses it was sent to, and keep it for review, changing nothing, when one is forged;
+classify it; act (bounce → suppress or count, auto-reply → record, command → unsubscribe,
+reply → store, acknowledge, queue for the team); journal what was done.
+
+Nothing here logs an address, a subject or a body: the journal and the log say what kind
+of message it was and what was done, by id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.config import Settings
+from alerts.delivery.outbox import Delivery
+from alerts.events import BounceReceived, ReplyReceived
+from alerts.inbound.answers import acknowledge
+from alerts.inbound.bounces import apply_bounce
+from alerts.inbound.classify import Classification, Kind, classify, refuse_to_answer
+from alerts.inbound.commands import subscription_of, unsubscribe_by_email
+from alerts.inbound.imap import PollReport, RetryLater, poll_mailbox
+from alerts.inbound.journal import InboundRecord, Via, already_seen, content_hash
+from alerts.inbound.mail import InboundMail, MalformedMail, parse_mail
+from alerts.inbound.replies import Reply, fit, thread_for
+from alerts.inbound.signals import emergency_signals
+from alerts.inbound.text import ReplyText, body_text, split_reply
+from alerts.messages import Message
+from subscriptions.base import utcnow
+from subscriptions.links import Purpose, verify_reference
+from subscriptions.wards import Ward
+
+log = logging.getLogger(__name__)
+
+DEAD_LETTER = "dead-letter"
+REVIEW = "review"
+
+_PREFIXES = {"reply": Purpose.REPLY, "bounces": Purpose.BOUNCE,
+             "unsubscribe": Purpose.UNSUBSCRIBE}
+_TOKEN_ADDRESS = re.compile(r"^(reply|bounces|unsubscribe)\+([^@]+)$")
+
+
+class IntakeUnavailable(Exception):
+    """The database could not be used: the message was not handled; hand it over again later."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: Kind
+    action: str
+    severity: str | None = None
+    # For bounces, the failed address: printed for the operator by `--json`, never logged.
+    recipient: str | None = None
+    record_id: int | None = None
+    reply_id: int | None = None
+    flagged: bool = False
+    duplicate: bool = False
+
+
+@dataclass
+class Addressing:
+    """What the signed tokens in the recipient addresses name."""
+
+    reply_delivery: int | None = None
+    bounce_delivery: int | None = None
+    unsubscribe_subscription: int | None = None
+    forged: list[str] = field(default_factory=list)  # the prefixes whose token failed
+
+    @property
+    def delivery(self) -> int | None:
+        return self.bounce_delivery or self.reply_delivery
+
+
+def read_addressing(recipients: tuple[str, ...], *, reply_domain: str,
+                    secret: str) -> Addressing:
+    found = Addressing()
+    for recipient in recipients:
+        local, _, domain = recipient.rpartition("@")
+        if domain.lower() != reply_domain.lower():
+            continue
+        match = _TOKEN_ADDRESS.match(local.lower())
+        if match is None:
+            continue
+        prefix, token = match.groups()
+        ident = verify_reference(secret, _PREFIXES[prefix], token)
+        if ident is None:
+            found.forged.append(prefix)
+        elif prefix == "reply":
+            found.reply_delivery = ident
+        elif prefix == "bounces":
+            found.bounce_delivery = ident
+        else:
+            found.unsubscribe_subscription = ident
+    return found
+
+
+def hold(settings: Settings, folder: str, raw: bytes, reason: str, digest: str,
+         now: datetime) -> str:
+    """Keep a copy for a person to look at: NAME.eml and NAME.reason.txt; return the path."""
+    directory = Path(settings.inbound.held_dir) / folder
+    directory.mkdir(parents=True, exist_ok=True)
+    name = f"{now.astimezone(UTC).strftime('%Y%m%dT%H%M%S')}-{digest[:16]}"
+    for suffix, data in ((".reason.txt", (reason + "\n").encode()), (".eml", raw)):
+        partial = directory / f".{name}{suffix}.part"
+        partial.write_bytes(data)
+        os.replace(partial, directory / f"{name}{suffix}")
+    return str(directory / f"{name}.eml")
+
+
+class Intake:
+    def __init__(self, factory: sessionmaker[Session], settings: Settings, *,
+                 publish: Callable[[object], object] | None = None) -> None:
+        self.factory = factory
+        self.settings = settings
+        self.publish = publish or (lambda event: None)
+
+    def process(self, raw: bytes, *, via: Via, envelope_sender: str | None = None,
+                envelope_recipients: tuple[str, ...] = (),
+                now: datetime | None = None) -> Outcome:
+        """Handle one email; raise `IntakeUnavailable` if it must be handed over again."""
+        at = now or utcnow()
+        digest = content_hash(raw)
+        events: list[object] = []
+        try:
+            with self.factory() as session, session.begin():
+                seen = already_seen(session, digest)
+                if seen is not None:
+                    return Outcome(Kind(seen.kind), f"already handled as inbound #{seen.id}",
+                                   severity=seen.severity, record_id=seen.id, duplicate=True)
+                outcome = self._handle(session, raw, digest, via=via,
+                                       envelope_sender=envelope_sender,
+                                       envelope_recipients=envelope_recipients,
+                                       now=at, events=events)
+        except IntegrityError:
+            # The same bytes handled at this moment by another process (a redelivery race).
+            with self.factory() as session:
+                seen = already_seen(session, digest)
+            if seen is None:
+                raise IntakeUnavailable("the journal refused the message") from None
+            return Outcome(Kind(seen.kind), f"already handled as inbound #{seen.id}",
+                           record_id=seen.id, duplicate=True)
+        except SQLAlchemyError as error:
+            raise IntakeUnavailable(f"the database is unavailable ({type(error).__name__})") \
+                from None
+        log.info("inbound #%s via %s: %s: %s", outcome.record_id, via, outcome.kind,
+                 outcome.action)
+        for event in events:
+            self.publish(event)
+        return outcome
+
+    def _journal(self, session: Session, digest: str, via: Via, outcome: Outcome, *,
+                 classification: Classification | None, now: datetime,
+                 delivery: Delivery | None = None, subscriber_id: int | None = None,
+                 ward_id: int | None = None, held_as: str | None = None) -> InboundRecord:
+        record = InboundRecord(
+            content_hash=digest, received_at=now, via=via, kind=outcome.kind,
+            severity=outcome.severity,
+            status=(classification.status if classification else None),
+            action=fit(outcome.action, 200),
+            reason=fit(classification.reason if classification else outcome.action, 300),
+            delivery_id=delivery.id if delivery else None,
+            subscriber_id=subscriber_id if subscriber_id is not None
+            else (delivery.subscriber_id if delivery else None),
+            ward_id=ward_id, held_as=held_as)
+        session.add(record)
+        session.flush()
+        return record
+
+    def _held(self, session: Session, raw: bytes, digest: str, via: Via, folder: str,
+              reason: str, now: datetime, classification: Classification | None = None,
+              kind: Kind = Kind.REJECTED) -> Outcome:
+        path = hold(self.settings, folder, raw, reason, digest, now)
+        outcome = Outcome(kind, f"kept in {folder} for a person to look at: {reason}")
+        record = self._journal(session, digest, via, outcome, classification=classification,
+                               now=now, held_as=path)
+        return Outcome(outcome.kind, outcome.action, record_id=record.id)
+
+    def _handle(self, session: Session, raw: bytes, digest: str, *, via: Via,
+                envelope_sender: str | None, envelope_recipients: tuple[str, ...],
+                now: datetime, events: list[object]) -> Outcome:
+        settings = self.settings
+        try:
+            mail = parse_mail(raw, envelope_sender=envelope_sender,
+                              envelope_recipients=envelope_recipients)
+            text = split_reply(body_text(mail.message))
+            classification = classify(mail, new_text=text.new,
+                                      reply_domain=settings.mail.reply_domain)
+        except MalformedMail as error:
+            return self._held(session, raw, digest, via, DEAD_LETTER, error.reason, now)
+        except Exception as error:  # a message no step can read must not block the others
+            # The type only: an exception's text can quote the message.
+            log.error("an inbound message could not be read (%s)", type(error).__name__)
+            return self._held(session, raw, digest, via, DEAD_LETTER,
+                              f"could not be read ({type(error).__name__})", now)
+        addressing = read_addressing(mail.recipients, reply_domain=settings.mail.reply_domain,
+                                     secret=settings.web.secret_key)
+        if addressing.forged:
+            return self._held(
+                session, raw, digest, via, REVIEW,
+                f"the signature of the {'/'.join(addressing.forged)}+ address does not match "
+                "(forged or altered); nothing was changed", now, classification)
+        delivery = session.get(Delivery, addressing.delivery) if addressing.delivery else None
+
+        if classification.kind == Kind.BOUNCE:
+            result = apply_bounce(
+                session, settings.inbound, classification,
+                delivery_subscriber_id=delivery.subscriber_id if delivery else None, now=now)
+            outcome = Outcome(Kind.BOUNCE, result.action, severity=classification.severity,
+                              recipient=(classification.failed_recipients or (None,))[0])
+            subscriber = result.subscriber_ids[0] if result.subscriber_ids else None
+            record = self._journal(session, digest, via, outcome, classification=classification,
+                                   now=now, delivery=delivery, subscriber_id=subscriber)
+            events.append(BounceReceived(subscriber, str(classification.severity),
+                                         result.suppressed > 0))
+            return _with_record(outcome, record)
+
+        if classification.kind == Kind.AUTO_REPLY:
+            outcome = Outcome(Kind.AUTO_REPLY, "recorded; never answered")
+            record = self._journal(session, digest, via, outcome, classification=classification,
+                                   now=now, delivery=delivery)
+            return _with_record(outcome, record)
+
+        refusal = refuse_to_answer(mail, own_addresses=self._own_addresses(session),
+                                   reply_domain=settings.mail.reply_domain)
+        message = session.get(Message, delivery.message_id) if delivery else None
+
+        if classification.kind == Kind.COMMAND:
+            subscription_id = addressing.unsubscribe_subscription
+            if subscription_id is None and delivery is not None and message is not None:
+                subscription_id = subscription_of(session, delivery.subscriber_id,
+                                                  message.ward_id)
+            if subscription_id is None:
+                return self._held(session, raw, digest, via, REVIEW,
+                                  "an unsubscribe request that names no subscription", now,
+                                  classification, kind=Kind.COMMAND)
+            action = unsubscribe_by_email(session, settings, subscription_id,
+                                          may_answer=refusal is None, now=now)
+            outcome = Outcome(Kind.COMMAND, action)
+            record = self._journal(session, digest, via, outcome, classification=classification,
+                                   now=now, delivery=delivery,
+                                   ward_id=message.ward_id if message else None)
+            return _with_record(outcome, record)
+
+        if delivery is None or message is None:
+            reason = ("not sent to a reply address" if addressing.delivery is None
+                      else "the message it answers is no longer held")
+            return self._held(session, raw, digest, via, REVIEW, reason, now, classification,
+                              kind=Kind.REPLY)
+        return self._reply(session, mail, text, digest, via, classification, delivery,
+                           message, refusal, now, events)
+
+    def _reply(self, session: Session, mail: InboundMail, text: ReplyText, digest: str,
+               via: Via, classification: Classification, delivery: Delivery,
+               message: Message, refusal: str | None, now: datetime,
+               events: list[object]) -> Outcome:
+        settings = self.settings
+        signals = emergency_signals(text.new)
+        thread = thread_for(session, subscriber_id=delivery.subscriber_id, message=message,
+                            now=now)
+        thread.handled_at = None  # a new reply reopens a thread the team had closed
+        ward = session.get_one(Ward, message.ward_id)
+        answered = message.subject
+        if thread.message_id is not None and thread.message_id != message.id:
+            first = session.get(Message, thread.message_id)
+            answered = first.subject if first is not None else answered
+        acknowledged = False
+        if refusal is None:
+            acknowledged = acknowledge(session, settings, thread, answered=answered,
+                                       emergency=bool(signals), now=now)
+        action = "stored; queued for the ward team"
+        if signals:
+            action += "; flagged as a possible crime report"
+        action += "; acknowledged" if acknowledged else (
+            f"; not answered ({refusal})" if refusal else "; no acknowledgement (one a thread)")
+        outcome = Outcome(Kind.REPLY, action, flagged=bool(signals))
+        record = self._journal(session, digest, via, outcome, classification=classification,
+                               now=now, delivery=delivery, ward_id=ward.id)
+        reply = Reply(thread_id=thread.id, ward_id=ward.id, subscriber_id=delivery.subscriber_id,
+                      message_id=message.id, inbound_id=record.id, received_at=now,
+                      subject=fit(mail.subject, 300), text=text.new, quoted=text.quoted,
+                      signals=",".join(signals), flagged=bool(signals), original=mail.raw,
+                      forward_next_at=now)
+        session.add(reply)
+        session.flush()
+        events.append(ReplyReceived(reply.id, ward.code, reply.flagged))
+        return Outcome(Kind.REPLY, action, record_id=record.id, reply_id=reply.id,
+                       flagged=reply.flagged)
+
+    def _own_addresses(self, session: Session) -> frozenset[str]:
+        teams = session.scalars(select(Ward.team_email)).all()
+        return frozenset(a.lower() for a in (self.settings.mail.from_address, *teams))
+
+
+def _with_record(outcome: Outcome, record: InboundRecord) -> Outcome:
+    return dataclasses.replace(outcome, record_id=record.id)
+
+
+def poll_inbox(intake: Intake, settings: Settings) -> PollReport:
+    """One IMAP poll; a message the database could not take stays for the next poll."""
+
+    def handle(raw: bytes) -> None:
+        try:
+            intake.process(raw, via=Via.IMAP)
+        except IntakeUnavailable as error:
+            raise RetryLater(str(error)) from None
+
+    return poll_mailbox(settings.inbound, handle)

@@ -1,0 +1,170 @@
+"""Residents' replies: threads, the stored reply, and what officers read.
+
+A thread is one resident answering one message (a digest, post or alert). Answers the
+product sends in a thread (the acknowledgement) are linked to it (`ThreadAnswer`), so that a
+reply to an answer joins the thread it came from. A reply keeps the text the resident wrote apart
+from the quoted history, the signals that made it look like a crime report, and whether
+it has reached the ward team yet (the replies table is the team forward's queue).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from alerts.messages import Message
+from subscriptions.base import Base, utcnow
+from subscriptions.subscribers import Subscriber
+from subscriptions.wards import Ward, get_ward
+
+MAX_SUBJECT = 300
+
+
+class ReplyThread(Base):
+    __tablename__ = "reply_threads"
+    __table_args__ = (UniqueConstraint("subscriber_id", "message_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ward_id: Mapped[int] = mapped_column(ForeignKey("wards.id", ondelete="CASCADE"), index=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    # The message the resident first answered.
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
+    handled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class ThreadAnswer(Base):
+    """A message the product sent in a thread (an acknowledgement, later an officer's answer)."""
+
+    __tablename__ = "thread_answers"
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True)
+    thread_id: Mapped[int] = mapped_column(
+        ForeignKey("reply_threads.id", ondelete="CASCADE"), index=True)
+
+
+class Reply(Base):
+    __tablename__ = "replies"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    thread_id: Mapped[int] = mapped_column(
+        ForeignKey("reply_threads.id", ondelete="CASCADE"), index=True)
+    ward_id: Mapped[int] = mapped_column(ForeignKey("wards.id", ondelete="CASCADE"), index=True)
+    subscriber_id: Mapped[int] = mapped_column(
+        ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
+    # The message this email answered (the original, or an answer in the thread).
+    message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("messages.id", ondelete="SET NULL"), default=None)
+    inbound_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inbound_messages.id", ondelete="SET NULL"), default=None)
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    subject: Mapped[str] = mapped_column(String(MAX_SUBJECT), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    quoted: Mapped[str] = mapped_column(Text, default="")
+    # The crime-report signals found in the text, comma-separated ("" for none).
+    signals: Mapped[str] = mapped_column(String(300), default="")
+    flagged: Mapped[bool] = mapped_column(default=False)
+    # The email as received, attached when it is forwarded (photos, the full quote); erased
+    # with the resident like the rest of the reply.
+    original: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
+    forwarded_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    forward_attempts: Mapped[int] = mapped_column(default=0)
+    forward_next_at: Mapped[datetime] = mapped_column(default=utcnow)
+    forward_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+def thread_for(session: Session, *, subscriber_id: int, message: Message,
+               now: datetime) -> ReplyThread:
+    """The thread an email answering `message` belongs to, started if need be."""
+    answered_in = session.get(ThreadAnswer, message.id)
+    if answered_in is not None:
+        thread = session.get(ReplyThread, answered_in.thread_id)
+        if thread is not None:
+            return thread
+    thread = session.scalars(select(ReplyThread).where(
+        ReplyThread.subscriber_id == subscriber_id,
+        ReplyThread.message_id == message.id)).first()
+    if thread is None:
+        thread = ReplyThread(ward_id=message.ward_id, subscriber_id=subscriber_id,
+                             message_id=message.id, created_at=now)
+        session.add(thread)
+        session.flush()
+    return thread
+
+
+def fit(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+@dataclass(frozen=True)
+class ReplySummary:
+    id: int
+    thread_id: int
+    ward: str
+    received_at: datetime
+    subject: str
+    resident: str
+    flagged: bool
+    signals: tuple[str, ...]
+    forwarded: bool
+    handled: bool
+    answers: str  # subject of the message the thread began with
+
+
+@dataclass(frozen=True)
+class ReplyView:
+    summary: ReplySummary
+    resident_email: str
+    text: str
+    quoted: str
+    forward_error: str | None
+
+
+def _summaries(session: Session, ward_code: str | None, reply_id: int | None,
+               limit: int) -> list[tuple[ReplySummary, Reply, Subscriber]]:
+    query = (
+        select(Reply, ReplyThread, Ward.code, Subscriber, Message.subject)
+        .join(ReplyThread, ReplyThread.id == Reply.thread_id)
+        .join(Ward, Ward.id == Reply.ward_id)
+        .join(Subscriber, Subscriber.id == Reply.subscriber_id)
+        .outerjoin(Message, Message.id == ReplyThread.message_id)
+        .order_by(Reply.received_at.desc(), Reply.id.desc())
+        .limit(limit)
+    )
+    if ward_code is not None:
+        query = query.where(Ward.id == get_ward(session, ward_code).id)
+    if reply_id is not None:
+        query = query.where(Reply.id == reply_id)
+    found = []
+    for reply, thread, code, subscriber, answered in session.execute(query).all():
+        summary = ReplySummary(
+            id=reply.id, thread_id=thread.id, ward=code, received_at=reply.received_at,
+            subject=reply.subject, resident=subscriber.name or subscriber.email,
+            flagged=reply.flagged,
+            signals=tuple(s for s in reply.signals.split(",") if s),
+            forwarded=reply.forwarded_at is not None, handled=thread.handled_at is not None,
+            answers=answered or "(a message no longer held)")
+        found.append((summary, reply, subscriber))
+    return found
+
+
+def list_replies(session: Session, *, ward_code: str | None = None,
+                 limit: int = 200) -> list[ReplySummary]:
+    """Newest first; raises WardError for an unknown ward."""
+    return [summary for summary, _, _ in _summaries(session, ward_code, None, limit)]
+
+
+def show_reply(session: Session, reply_id: int) -> ReplyView | None:
+    found = _summaries(session, None, reply_id, 1)
+    if not found:
+        return None
+    summary, reply, subscriber = found[0]
+    return ReplyView(summary=summary, resident_email=subscriber.email, text=reply.text,
+                     quoted=reply.quoted, forward_error=reply.forward_error)

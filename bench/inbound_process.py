@@ -1,0 +1,190 @@
+"""Inbound mail at volume: 1,000 messages (replies, hard and soft bounces, out-of-office
+replies, forged tokens) fed through `alerts inbound process`, timed from the command's
+start to its exit, including forwarding every reply to the ward team (maildir transport).
+
+    python bench/inbound_process.py [--messages 1000]
+
+Baseline, measured in the same run: Python's email parser reading the same files with no
+database (the floor any intake pays). Prints messages a second for both and their ratio,
+checks that each message was classified as generated, and prints peak memory.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from email import policy
+from email.parser import BytesParser
+from pathlib import Path
+
+from sqlalchemy.orm import Session
+
+from alerts.db import make_engine, migrate, session_factory
+from alerts.delivery.fanout import queue_for_subscriber
+from alerts.delivery.outbox import Delivery, DeliveryStatus
+from alerts.messages import Message, MessageKind
+from subscriptions.base import utcnow
+from subscriptions.consent import Consent, ConsentMethod
+from subscriptions.links import Purpose, sign_reference
+from subscriptions.subscribers import subscribe
+from subscriptions.wards import add_ward
+
+SECRET = "bench-inbound-secret"
+DOMAIN = "reply.example.org"
+RESIDENTS = 500
+
+
+def seed(url: str) -> list[tuple[str, int]]:
+    """A ward, its residents and a sent digest; returns (address, delivery id) for each."""
+    engine = make_engine(url)
+    migrate(engine)
+    with session_factory(engine)() as session, session.begin():
+        ward = add_ward(session, "RIV", "Riverside", "team-riv@police.example")
+        consent = Consent(at=utcnow(), method=ConsentMethod.OFFICER_CLI, source="bench",
+                          prior_consent_declared=True)
+        message = Message(ward_id=ward.id, kind=MessageKind.DIGEST, subject="Riverside news",
+                          html="<p>news</p>", text="news", calendar=None)
+        session.add(message)
+        session.flush()
+        people = []
+        for n in range(RESIDENTS):
+            address = f"resident{n}@home.example"
+            subscription = subscribe(session, address, "RIV", consent, confirmed=True)
+            queue_for_subscriber(session, message, subscription.subscriber_id)
+            people.append((address, subscription.subscriber_id))
+        ids = _deliveries(session, message.id)
+        result = [(address, ids[subscriber]) for address, subscriber in people]
+    engine.dispose()
+    return result
+
+
+def _deliveries(session: Session, message_id: int) -> dict[int, int]:
+    rows = session.query(Delivery).filter(Delivery.message_id == message_id).all()
+    for row in rows:
+        row.status = DeliveryStatus.SENT
+    return {row.subscriber_id: row.id for row in rows}
+
+
+def reply(address: str, delivery: int, n: int) -> bytes:
+    token = sign_reference(SECRET, Purpose.REPLY, delivery)
+    return (f"From: Resident {n} <{address}>\r\nTo: reply+{token}@{DOMAIN}\r\n"
+            f"Subject: Re: Riverside news\r\nMessage-ID: <r{n}@home.example>\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n\r\n"
+            f"Thank you for the update number {n}. Will the team be at the fete?\r\n\r\n"
+            "On Fri, 20 Nov 2026 at 16:00, Riverside team wrote:\r\n"
+            "> Bike marking at the library on Saturday.\r\n> Call 101 to report.\r\n").encode()
+
+
+def bounce(address: str, delivery: int, n: int, *, hard: bool) -> bytes:
+    token = sign_reference(SECRET, Purpose.BOUNCE, delivery)
+    action, status = ("failed", "5.1.1") if hard else ("delayed", "4.2.2")
+    return (f"From: MAILER-DAEMON@mx{n}.home.example (Mail Delivery System)\r\n"
+            f"To: bounces+{token}@{DOMAIN}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+            f"Message-ID: <b{n}@mx.home.example>\r\nMIME-Version: 1.0\r\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+            "--B\r\nContent-Type: text/plain\r\n\r\nThe mail system could not deliver.\r\n"
+            "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+            f"Final-Recipient: rfc822; {address}\r\nAction: {action}\r\nStatus: {status}\r\n"
+            f"Diagnostic-Code: smtp; {status[0]}50 {status} mailbox problem\r\n--B--\r\n"
+            ).encode()
+
+
+def out_of_office(address: str, delivery: int, n: int) -> bytes:
+    token = sign_reference(SECRET, Purpose.REPLY, delivery)
+    return (f"From: {address}\r\nTo: reply+{token}@{DOMAIN}\r\n"
+            f"Subject: Automatic reply: Riverside news\r\nMessage-ID: <o{n}@home.example>\r\n"
+            "Auto-Submitted: auto-replied\r\nX-Autoreply: yes\r\n\r\n"
+            "I am away until Monday.\r\n").encode()
+
+
+def forged(address: str, delivery: int, n: int) -> bytes:
+    return (f"From: {address}\r\nTo: reply+{delivery}-{'a' * 20}@{DOMAIN}\r\n"
+            f"Subject: Re: news\r\nMessage-ID: <f{n}@home.example>\r\n\r\nSTOP\r\n").encode()
+
+
+MIX = (("reply", 0.60), ("bounce/hard", 0.15), ("bounce/soft", 0.10), ("auto_reply", 0.10),
+       ("rejected", 0.05))
+
+
+def one_message(kind: str, address: str, delivery: int, n: int) -> bytes:
+    if kind == "reply":
+        return reply(address, delivery, n)
+    if kind.startswith("bounce/"):
+        return bounce(address, delivery, n, hard=kind == "bounce/hard")
+    if kind == "auto_reply":
+        return out_of_office(address, delivery, n)
+    return forged(address, delivery, n)
+
+
+def write_messages(folder: Path, people: list[tuple[str, int]],
+                   count: int) -> list[tuple[Path, str]]:
+    rng = random.Random(7)
+    files = []
+    for n in range(count):
+        kind = rng.choices([k for k, _ in MIX], weights=[w for _, w in MIX])[0]
+        address, delivery = people[n % len(people)]
+        path = folder / f"{n:05d}.eml"
+        path.write_bytes(one_message(kind, address, delivery, n))
+        files.append((path, kind))
+    return files
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=1000)
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        url = f"sqlite:///{folder / 'alerts.db'}"
+        config = folder / "alerts.toml"
+        config.write_text(f'[database]\nurl = "{url}"\n[mail]\nmaildir = "{folder / "outbox"}"\n'
+                          f'reply_domain = "{DOMAIN}"\n[web]\nsecret_key = "{SECRET}"\n'
+                          f'[inbound]\nheld_dir = "{folder / "held"}"\n')
+        people = seed(url)
+        mail_dir = folder / "mail"
+        mail_dir.mkdir()
+        files = write_messages(mail_dir, people, options.messages)
+
+        started = time.perf_counter()
+        parser_ = BytesParser(policy=policy.default)
+        for path, _ in files:
+            parser_.parsebytes(path.read_bytes())
+        floor = time.perf_counter() - started
+
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-m", "alerts.cli", "--config", str(config), "inbound", "process",
+             "--json", *(str(path) for path, _ in files)],
+            capture_output=True, text=True, check=False)
+        took = time.perf_counter() - started
+        peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        if result.returncode != 0:
+            sys.exit(f"alerts inbound process failed ({result.returncode}):\n{result.stderr}")
+        outcomes = [json.loads(line) for line in result.stdout.splitlines()]
+        got: Counter[str] = Counter()
+        right = 0
+        for (_, expected), outcome in zip(files, outcomes, strict=True):
+            label = outcome["kind"] + (f"/{outcome['severity']}" if outcome["severity"] else "")
+            got[label] += 1
+            right += label == expected
+        forwards = len(list((folder / "outbox" / "new").glob("*")))
+        n = len(files)
+        print(f"messages: {n} ({dict(Counter(kind for _, kind in files))})")
+        print(f"classified as generated: {right}/{n}; outcomes {dict(got)}")
+        print(f"forwarded to the team (maildir): {forwards}")
+        print(f"email parser alone (baseline): {n / floor:,.0f} msg/s ({floor:.2f} s)")
+        print(f"alerts inbound process:        {n / took:,.0f} msg/s ({took:.2f} s, including "
+              "interpreter start and forwarding)")
+        print(f"ratio to the parser alone:     {floor / took:.3f}")
+        print(f"peak RSS of the command:       {peak_kb / 1024:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,298 @@
+"""Intake: what each kind of inbound mail changes, and what it must never change."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.config import Settings
+from alerts.delivery.outbox import Delivery
+from alerts.inbound.classify import Kind
+from alerts.inbound.intake import Intake
+from alerts.inbound.journal import InboundRecord, Via
+from alerts.inbound.replies import Reply, ReplyThread
+from alerts.messages import Message, MessageKind
+from alerts.my_data import erase_data, export_data
+from subscriptions.base import utcnow
+from subscriptions.links import Purpose, sign_reference
+from subscriptions.subscribers import Status, Subscription
+from subscriptions.suppression import is_suppressed
+from tests.factories import make_sent_message, make_subscriber, make_ward
+
+DOMAIN = "reply.example.org"
+
+
+@pytest.fixture
+def inbound_settings(settings: Settings, tmp_path: Path) -> Settings:
+    return dataclasses.replace(settings, inbound=dataclasses.replace(
+        settings.inbound, held_dir=str(tmp_path / "held"), soft_bounce_limit=3,
+        soft_bounce_days=30))
+
+
+@pytest.fixture
+def intake(factory: sessionmaker[Session], inbound_settings: Settings) -> Intake:
+    return Intake(factory, inbound_settings)
+
+
+@dataclasses.dataclass
+class Sent:
+    ann: int  # subscriber ids
+    bob: int
+    ann_delivery: int
+    bob_delivery: int
+    ann_subscription: int
+
+
+@pytest.fixture
+def sent(factory: sessionmaker[Session]) -> Sent:
+    with factory() as session, session.begin():
+        ward = make_ward(session, "RIV", "Riverside")
+        ann = make_subscriber(session, ward, "ann@home.example", name="Ann Example")
+        bob = make_subscriber(session, ward, "bob@home.example")
+        deliveries = make_sent_message(session, ward, [ann, bob])
+        return Sent(ann.subscriber_id, bob.subscriber_id, deliveries[ann.subscriber_id],
+                    deliveries[bob.subscriber_id], ann.id)
+
+
+def address(settings: Settings, prefix: str, purpose: Purpose, ident: int) -> str:
+    return f"{prefix}+{sign_reference(settings.web.secret_key, purpose, ident)}@{DOMAIN}"
+
+
+def email(to: str, text: str, *, sender: str = "ann@home.example", subject: str = "Re: news",
+          headers: dict[str, str] | None = None) -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = to
+    message["Subject"] = subject
+    for name, value in (headers or {}).items():
+        message[name] = value
+    message.set_content(text)
+    return message.as_bytes()
+
+
+def count(factory: sessionmaker[Session], model: type, *where: object) -> int:
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(model).where(*where)) or 0  # type: ignore[arg-type]
+
+
+def answers(factory: sessionmaker[Session], kind: MessageKind) -> int:
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(Delivery)
+                              .join(Message, Message.id == Delivery.message_id)
+                              .where(Message.kind == kind)) or 0
+
+
+def soft_bounce(recipient: str, to: str, n: int) -> bytes:
+    return (
+        f"From: MAILER-DAEMON@mx.home.example\r\nTo: {to}\r\n"
+        f"Subject: Delivery Status Notification (Delay) {n}\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="X"\r\n\r\n'
+        "--X\r\nContent-Type: text/plain\r\n\r\nMailbox full, will keep trying.\r\n"
+        "--X\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: delayed\r\nStatus: 4.2.2\r\n"
+        "--X--\r\n").encode()
+
+
+def test_reply_is_stored_with_its_ward_message_and_resident(
+        intake: Intake, inbound_settings: Settings, sent: Sent,
+        factory: sessionmaker[Session]) -> None:
+    to = address(inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
+    outcome = intake.process(email(to, "Is the bike marking still on?\n\n> old digest text"),
+                             via=Via.FILE)
+    assert outcome.kind == Kind.REPLY and outcome.reply_id is not None
+    with factory() as session:
+        reply = session.get_one(Reply, outcome.reply_id)
+        assert reply.subscriber_id == sent.ann
+        assert reply.text == "Is the bike marking still on?"
+        assert "old digest text" in reply.quoted
+        assert reply.forwarded_at is None  # queued for the team
+    assert answers(factory, MessageKind.REPLY_ACK) == 1
+
+
+def test_a_reply_to_the_acknowledgement_joins_the_thread_and_gets_no_second_one(
+        intake: Intake, inbound_settings: Settings, sent: Sent,
+        factory: sessionmaker[Session]) -> None:
+    to = address(inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
+    intake.process(email(to, "First reply."), via=Via.FILE)
+    with factory() as session:
+        ack = session.scalars(select(Delivery).join(Message, Message.id == Delivery.message_id)
+                              .where(Message.kind == MessageKind.REPLY_ACK)).one()
+    to_ack = address(inbound_settings, "reply", Purpose.REPLY, ack.id)
+    outcome = intake.process(email(to_ack, "Thanks for the note."), via=Via.FILE)
+    assert outcome.kind == Kind.REPLY
+    assert count(factory, ReplyThread) == 1
+    assert answers(factory, MessageKind.REPLY_ACK) == 1
+
+
+def test_a_reply_that_reads_like_a_crime_report_is_answered_at_once_and_flagged(
+        intake: Intake, inbound_settings: Settings, sent: Sent,
+        factory: sessionmaker[Session]) -> None:
+    to = address(inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
+    intake.process(email(to, "Thanks for the newsletter."), via=Via.FILE)
+    assert answers(factory, MessageKind.REPLY_ACK) == 1
+    outcome = intake.process(
+        email(to, "Someone has just broke in next door, it's happening now!"), via=Via.FILE)
+    assert outcome.flagged
+    # The thread was acknowledged already; the how-to-report answer goes anyway, first.
+    assert answers(factory, MessageKind.REPLY_ACK) == 2
+    with factory() as session:
+        urgent = session.scalars(select(Delivery).order_by(Delivery.priority.desc())).first()
+        assert urgent is not None
+        message = session.get_one(Message, urgent.message_id)
+        assert message.kind == MessageKind.REPLY_ACK and "999" in message.text
+        reply = session.get_one(Reply, outcome.reply_id)
+        assert reply.flagged and "happening now" in reply.signals
+
+
+def test_forged_reply_token_changes_nothing_and_is_kept_for_review(
+        intake: Intake, inbound_settings: Settings, sent: Sent, tmp_path: Path,
+        factory: sessionmaker[Session]) -> None:
+    genuine = sign_reference(inbound_settings.web.secret_key, Purpose.REPLY, sent.ann_delivery)
+    tag = genuine.split("-")[1]
+    forged = f"reply+{sent.bob_delivery}-{tag}@{DOMAIN}"  # Ann's tag on Bob's delivery
+    outcome = intake.process(email(forged, "STOP"), via=Via.FILE)
+    assert outcome.kind == Kind.REJECTED
+    assert "review" in outcome.action
+    assert count(factory, Reply) == 0 and answers(factory, MessageKind.REPLY_ACK) == 0
+    assert answers(factory, MessageKind.LEFT) == 0
+    with factory() as session:
+        statuses = set(session.scalars(select(Subscription.status)))
+    assert statuses == {Status.CONFIRMED}
+    held = list((tmp_path / "held" / "review").glob("*.eml"))
+    assert len(held) == 1 and b"STOP" in held[0].read_bytes()
+    assert "does not match" in held[0].with_suffix(".reason.txt").read_text()
+
+
+def test_forged_bounce_token_suppresses_no_one(
+        intake: Intake, sent: Sent, factory: sessionmaker[Session]) -> None:
+    forged = f"bounces+{sent.bob_delivery}-{'a' * 20}@{DOMAIN}"
+    data = soft_bounce("bob@home.example", forged, 1).replace(b"Action: delayed", b"Action: failed")
+    data = data.replace(b"Status: 4.2.2", b"Status: 5.1.1")
+    outcome = intake.process(data, via=Via.FILE)
+    assert outcome.kind == Kind.REJECTED
+    with factory() as session:
+        assert not is_suppressed(session, "bob@home.example")
+
+
+def test_unreadable_message_goes_to_the_dead_letter_folder_with_the_reason(
+        intake: Intake, tmp_path: Path, factory: sessionmaker[Session], sent: Sent) -> None:
+    outcome = intake.process(b"   \r\n", via=Via.FILE)
+    assert outcome.kind == Kind.REJECTED
+    held = list((tmp_path / "held" / "dead-letter").glob("*.eml"))
+    assert len(held) == 1
+    assert "empty" in held[0].with_suffix(".reason.txt").read_text()
+    assert count(factory, InboundRecord) == 1
+
+
+def test_the_same_message_handed_over_twice_is_handled_once(
+        intake: Intake, inbound_settings: Settings, sent: Sent,
+        factory: sessionmaker[Session]) -> None:
+    data = email(address(inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery), "Hello")
+    first = intake.process(data, via=Via.LMTP)
+    second = intake.process(data, via=Via.IMAP)
+    assert not first.duplicate and second.duplicate
+    assert count(factory, Reply) == 1 and count(factory, InboundRecord) == 1
+
+
+def test_unsubscribe_by_mailto_leaves_and_confirms_once(
+        intake: Intake, inbound_settings: Settings, sent: Sent,
+        factory: sessionmaker[Session]) -> None:
+    to = address(inbound_settings, "unsubscribe", Purpose.UNSUBSCRIBE, sent.ann_subscription)
+    first = intake.process(email(to, "", subject="unsubscribe"), via=Via.FILE)
+    again = intake.process(email(to, "please", subject="unsubscribe me"), via=Via.FILE)
+    assert first.kind == again.kind == Kind.COMMAND
+    assert "already unsubscribed" in again.action
+    with factory() as session:
+        assert session.get_one(Subscription, sent.ann_subscription).status == \
+            Status.UNSUBSCRIBED
+    assert answers(factory, MessageKind.LEFT) == 1
+
+
+def test_a_reply_that_only_says_stop_unsubscribes_from_that_ward(
+        intake: Intake, inbound_settings: Settings, sent: Sent,
+        factory: sessionmaker[Session]) -> None:
+    to = address(inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
+    outcome = intake.process(email(to, "STOP\n\nOn Fri, the team wrote:\n> news"), via=Via.FILE)
+    assert outcome.kind == Kind.COMMAND
+    with factory() as session:
+        assert session.get_one(Subscription, sent.ann_subscription).status == \
+            Status.UNSUBSCRIBED
+    assert count(factory, Reply) == 0
+
+
+def test_out_of_office_is_recorded_and_never_answered(
+        intake: Intake, inbound_settings: Settings, sent: Sent,
+        factory: sessionmaker[Session]) -> None:
+    to = address(inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
+    outcome = intake.process(email(to, "I am out of the office until Monday.",
+                                   subject="Automatic reply: news",
+                                   headers={"Auto-Submitted": "auto-replied"}), via=Via.FILE)
+    assert outcome.kind == Kind.AUTO_REPLY
+    assert count(factory, Reply) == 0 and answers(factory, MessageKind.REPLY_ACK) == 0
+
+
+def test_a_reply_from_a_mailing_list_is_stored_but_not_answered(
+        intake: Intake, inbound_settings: Settings, sent: Sent,
+        factory: sessionmaker[Session]) -> None:
+    to = address(inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
+    outcome = intake.process(email(to, "Forwarded to our street group.",
+                                   headers={"List-Id": "Mill Lane <mill.lists.example>"}),
+                             via=Via.FILE)
+    assert outcome.kind == Kind.REPLY
+    assert "not answered" in outcome.action
+    assert answers(factory, MessageKind.REPLY_ACK) == 0
+
+
+def test_hard_bounce_suppresses_the_delivery_subscriber(
+        intake: Intake, inbound_settings: Settings, sent: Sent,
+        factory: sessionmaker[Session]) -> None:
+    to = address(inbound_settings, "bounces", Purpose.BOUNCE, sent.bob_delivery)
+    data = soft_bounce("bob@home.example", to, 1).replace(b"Action: delayed", b"Action: failed")
+    outcome = intake.process(data.replace(b"Status: 4.2.2", b"Status: 5.1.1"), via=Via.FILE)
+    assert outcome.kind == Kind.BOUNCE and outcome.severity == "hard"
+    assert outcome.recipient == "bob@home.example"
+    with factory() as session:
+        assert is_suppressed(session, "bob@home.example")
+        assert not is_suppressed(session, "ann@home.example")
+
+
+def test_soft_bounces_suppress_only_when_the_limit_is_reached_within_the_window(
+        intake: Intake, inbound_settings: Settings, sent: Sent,
+        factory: sessionmaker[Session]) -> None:
+    to = address(inbound_settings, "bounces", Purpose.BOUNCE, sent.bob_delivery)
+    start = utcnow()
+    # One long ago (outside the 30-day window), then three within it.
+    intake.process(soft_bounce("bob@home.example", to, 0), via=Via.FILE,
+                   now=start - timedelta(days=40))
+    for n in (1, 2):
+        outcome = intake.process(soft_bounce("bob@home.example", to, n), via=Via.FILE,
+                                 now=start + timedelta(days=n))
+        assert outcome.severity == "soft"
+        with factory() as session:
+            assert not is_suppressed(session, "bob@home.example"), outcome.action
+    outcome = intake.process(soft_bounce("bob@home.example", to, 3), via=Via.FILE,
+                             now=start + timedelta(days=3))
+    assert "suppressed" in outcome.action
+    with factory() as session:
+        assert is_suppressed(session, "bob@home.example")
+
+
+def test_erasing_a_resident_erases_their_replies_and_export_lists_them(
+        intake: Intake, inbound_settings: Settings, sent: Sent,
+        factory: sessionmaker[Session]) -> None:
+    to = address(inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
+    intake.process(email(to, "My hedge blocks the street light."), via=Via.FILE)
+    with factory() as session, session.begin():
+        exported = export_data(session, sent.ann, now=utcnow())
+        assert exported is not None
+        assert [r["text"] for r in exported["replies"]] == ["My hedge blocks the street light."]
+        assert erase_data(session, sent.ann, now=utcnow())
+    assert count(factory, Reply) == 0 and count(factory, ReplyThread) == 0
+    with factory() as session:
+        assert session.scalars(select(InboundRecord.subscriber_id)).all() == [None]
