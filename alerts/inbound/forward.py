@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.config import Settings
 from alerts.delivery.outbox import retry_delay
 from alerts.delivery.sender import make_transport
-from alerts.delivery.transport import DeliveryFailure, PermanentFailure
+from alerts.delivery.transport import DeliveryFailure, PermanentFailure, Transport
 from alerts.inbound.replies import Reply, ReplyThread
 from alerts.messages import Message
 from subscriptions.subscribers import Subscriber
@@ -111,9 +111,8 @@ def _claim(session: Session, reply_id: int, due_at: datetime, lease_until: datet
     return bool(getattr(claimed, "rowcount", 0) == 1)
 
 
-async def forward_due_async(factory: sessionmaker[Session], settings: Settings, *,
-                            now: datetime) -> ForwardReport:
-    report = ForwardReport()
+def _claim_batch(factory: sessionmaker[Session], settings: Settings,
+                 now: datetime) -> list[int]:
     lease = timedelta(seconds=settings.mail.lease_seconds)
     with factory() as session:
         due = session.execute(
@@ -125,43 +124,60 @@ async def forward_due_async(factory: sessionmaker[Session], settings: Settings, 
         claimed = [ident for ident, due_at in due
                    if _claim(session, ident, due_at, now + lease)]
         session.commit()
+    return claimed
+
+
+async def forward_due_async(factory: sessionmaker[Session], settings: Settings, *,
+                            now: datetime) -> ForwardReport:
+    """Forward every reply due now, flagged ones first, in batches."""
+    report = ForwardReport()
+    claimed = _claim_batch(factory, settings, now)
     if not claimed:
         return report
     envelope_from = f"bounces@{settings.mail.reply_domain}"
     async with make_transport(settings) as transport:
-        for ident in claimed:
-            with factory() as session:
-                reply = session.get_one(Reply, ident)
-                thread = session.get_one(ReplyThread, reply.thread_id)
-                ward = session.get_one(Ward, reply.ward_id)
-                resident = session.get_one(Subscriber, reply.subscriber_id)
-                answered = session.get(Message, thread.message_id) \
-                    if thread.message_id is not None else None
-                forward = build_forward(reply, ward=ward, resident=resident, answered=answered,
-                                        original=reply.original, settings=settings, now=now)
-                reply.forward_attempts += 1
-                try:
-                    await transport.send(envelope_from, ward.team_email, forward.as_bytes())
-                except DeliveryFailure as failure:
-                    reply.forward_error = failure.reason
-                    if isinstance(failure, PermanentFailure) or \
-                            reply.forward_attempts >= settings.mail.max_attempts:
-                        report.failed += 1
-                        log.warning("reply %d could not be forwarded to the %s team: %s",
-                                    ident, ward.code, failure.reason)
-                        reply.forward_next_at = now
-                        reply.forward_attempts = max(reply.forward_attempts,
-                                                     settings.mail.max_attempts)
-                    else:
-                        report.retried += 1
-                        reply.forward_next_at = now + timedelta(seconds=retry_delay(
-                            reply.forward_attempts, settings.mail.retry_base_seconds))
-                else:
-                    reply.forwarded_at = now
-                    reply.forward_error = None
-                    report.forwarded += 1
-                session.commit()
+        while claimed:
+            for ident in claimed:
+                await _forward_one(factory, settings, transport, envelope_from, ident, now,
+                                   report)
+            claimed = _claim_batch(factory, settings, now)
     return report
+
+
+async def _forward_one(factory: sessionmaker[Session], settings: Settings,
+                       transport: Transport, envelope_from: str, ident: int, now: datetime,
+                       report: ForwardReport) -> None:
+    with factory() as session:
+        reply = session.get_one(Reply, ident)
+        thread = session.get_one(ReplyThread, reply.thread_id)
+        ward = session.get_one(Ward, reply.ward_id)
+        resident = session.get_one(Subscriber, reply.subscriber_id)
+        answered = session.get(Message, thread.message_id) \
+            if thread.message_id is not None else None
+        forward = build_forward(reply, ward=ward, resident=resident, answered=answered,
+                                original=reply.original, settings=settings, now=now)
+        reply.forward_attempts += 1
+        try:
+            await transport.send(envelope_from, ward.team_email, forward.as_bytes())
+        except DeliveryFailure as failure:
+            reply.forward_error = failure.reason
+            if isinstance(failure, PermanentFailure) or \
+                    reply.forward_attempts >= settings.mail.max_attempts:
+                report.failed += 1
+                log.warning("reply %d could not be forwarded to the %s team: %s",
+                            ident, ward.code, failure.reason)
+                reply.forward_next_at = now
+                reply.forward_attempts = max(reply.forward_attempts,
+                                             settings.mail.max_attempts)
+            else:
+                report.retried += 1
+                reply.forward_next_at = now + timedelta(seconds=retry_delay(
+                    reply.forward_attempts, settings.mail.retry_base_seconds))
+        else:
+            reply.forwarded_at = now
+            reply.forward_error = None
+            report.forwarded += 1
+        session.commit()
 
 
 def forward_due(factory: sessionmaker[Session], settings: Settings, *,
