@@ -31,6 +31,11 @@ from tests.servers import SinkHandler
     (550, "550 No such user here", True),
     (550, "550 Blocked by policy", False),
     (554, "554 Transaction failed", False),
+    # Servers that answer a missing mailbox with a policy-looking code.
+    (554, "554 5.7.1 <x>: Nonexistent user", True),
+    (554, "554 delivery error: This user doesn't have a yahoo.com account", True),
+    (550, "550 5.4.4 Unable to route: no mail hosts for domain", True),
+    (550, "550 5.7.1 <x>: Recipient address rejected: Access denied", False),
 ])
 def test_only_a_rejection_of_the_address_itself_is_a_hard_bounce(code: int, text: str,
                                                                    hard: bool) -> None:
