@@ -44,6 +44,15 @@ def demo(folder: Path) -> None:
     if delivery is not None:
         click.echo(f"Delivered {delivery.sent} email(s) to the maildir {report.outbox} "
                    f"({delivery.failed} failed).")
+    if report.inbound:
+        click.echo("Residents wrote back (handled as `alerts inbound process` would):")
+        for what, outcome in report.inbound:
+            kind = f"{outcome.kind}/{outcome.severity}" if outcome.severity else outcome.kind
+            click.echo(f"  {what}: {kind}: {outcome.action}")
+    if report.forwarded is not None and report.answers is not None:
+        click.echo(f"  {report.forwarded.forwarded} reply(ies) forwarded to the ward team's "
+                   f"address and {report.answers.sent} acknowledgement(s) sent, into the same "
+                   "maildir.")
     unchanged = sum(1 for r in second.results if r.not_modified)
     queued_again = sum(1 for o in report.second_round if o.queued)
     click.echo(f"Second round: {unchanged} feed(s) answered 'not modified' (calendars are "
@@ -54,4 +63,4 @@ def demo(folder: Path) -> None:
         what = "urgent alert" if path.stem.endswith("-alert") else "digest"
         click.echo(f"  {path}    the {path.stem.removesuffix('-alert')} {what} in a browser")
     click.echo(f"  alerts --config {report.config} wards list    (and sources list, "
-               "subscribers export, digest preview --ward RIV)")
+               "subscribers export, digest preview --ward RIV, replies list, suppression list)")

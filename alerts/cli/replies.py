@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 
@@ -42,10 +43,12 @@ def list_(runtime: Runtime, ward_code: str | None, as_json: bool) -> None:
         return
     if not found:
         click.echo("no replies")
+    zone = ZoneInfo(runtime.settings.scheduler.timezone)
     for s in found:
         mark = "!" if s.flagged else " "
         state = "handled" if s.handled else ("forwarded" if s.forwarded else "queued")
-        click.echo(f"{mark}{s.id:>6}  {s.received_at:%Y-%m-%d %H:%M}  {s.ward:<8} "
+        click.echo(f"{mark}{s.id:>6}  {s.received_at.astimezone(zone):%Y-%m-%d %H:%M}  "
+                   f"{s.ward:<8} "
                    f"{state:<9}  {s.resident[:28]:<28}  {s.subject[:60]}")
 
 
@@ -65,8 +68,9 @@ def show(runtime: Runtime, reply_id: int, as_json: bool) -> None:
         print_json(row)
         return
     s = view.summary
+    zone = ZoneInfo(runtime.settings.scheduler.timezone)
     click.echo(f"Reply {s.id} (thread {s.thread_id}), ward {s.ward}, "
-               f"{s.received_at:%Y-%m-%d %H:%M}")
+               f"{s.received_at.astimezone(zone):%Y-%m-%d %H:%M %Z}")
     click.echo(f"From:     {s.resident} <{view.resident_email}>")
     click.echo(f"Subject:  {s.subject}")
     click.echo(f"Answers:  {s.answers}")

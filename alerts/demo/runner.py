@@ -1,8 +1,11 @@
-"""`alerts demo`: a self-contained tour of collect → digest → deliver in one folder.
+"""`alerts demo`: a self-contained tour of collect → digest → deliver → replies in one folder.
 
 The runner writes its own config and sample files, serves the feeds and the calendar over
 a loopback HTTP server so that the real fetch path runs, then drives the same services as
-the CLI. Nothing leaves the machine: mail goes to DIR/outbox, a maildir.
+the CLI. Nothing leaves the machine: mail goes to DIR/outbox, a maildir. Residents then
+write back to the digests they got (a reply, one that reads like a crime report, an
+out-of-office) and one address bounces; the replies reach the ward team's address, in the
+same maildir, and the residents their acknowledgements.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 from email.utils import format_datetime
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -29,6 +35,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.config import Settings, load_settings
 from alerts.db import make_engine, migrate, session_factory, transaction
 from alerts.delivery.sender import DeliveryReport, deliver_due
+from alerts.inbound.forward import ForwardReport, forward_due
+from alerts.inbound.intake import Intake, Outcome
+from alerts.inbound.journal import Via
 from alerts.digests.publish import DigestOutcome, queue_digests
 from alerts.items import ItemKind, store_items
 from alerts.messages import PREFERENCES_MARK, UNSUBSCRIBE_MARK, Message, MessageKind
@@ -67,6 +76,9 @@ class DemoReport:
     delivery: DeliveryReport | None = None
     urgent: UrgentOutcome | None = None
     skipped_rows: list[RowError] = field(default_factory=list)
+    inbound: list[tuple[str, Outcome]] = field(default_factory=list)
+    forwarded: ForwardReport | None = None
+    answers: DeliveryReport | None = None
     previews: list[Path] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -192,10 +204,12 @@ def run_demo(folder: Path, say: Callable[[str], None] = print) -> DemoReport:
                 )
             report.previews = _write_previews(factory, settings, folder)
             report.delivery = deliver_due(factory, settings)
+            report.inbound = _residents_write_back(factory, settings, report.outbox)
+            report.forwarded = forward_due(factory, settings, now=utcnow())
             # A second round: the feeds answer "not modified" and nothing new is queued.
             report.collected.append(collect(factory, settings))
             report.second_round = queue_digests(factory, settings)
-            deliver_due(factory, settings)
+            report.answers = deliver_due(factory, settings)
     finally:
         engine.dispose()
     report.seconds = time.perf_counter() - started
@@ -262,3 +276,68 @@ def _write_previews(factory: sessionmaker[Session], settings: Settings, folder: 
                             encoding="utf-8")
             written.append(path)
     return written
+
+
+def _delivered_to(outbox: Path) -> dict[str, EmailMessage]:
+    """The first email each resident got, by address."""
+    found: dict[str, EmailMessage] = {}
+    for path in sorted((outbox / "new").iterdir()):
+        message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        assert isinstance(message, EmailMessage)
+        address = message["To"].addresses[0].addr_spec
+        found.setdefault(address, message)
+    return found
+
+
+def _answer(to: EmailMessage, sender: str, text: str, **headers: str) -> bytes:
+    message = EmailMessage()
+    message["From"] = sender
+    message["To"] = str(to["Reply-To"])
+    message["Subject"] = f"Re: {to['Subject']}"
+    message["In-Reply-To"] = str(to["Message-ID"])
+    for name, value in headers.items():
+        message[name.replace("_", "-")] = value
+    quoted = "\n".join(f"> {line}" for line in _plain(to).splitlines()[:6])
+    message.set_content(f"{text}\n\nOn {to['Date']}, {to['From']} wrote:\n{quoted}\n")
+    return message.as_bytes()
+
+
+def _plain(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    return part.get_content() if isinstance(part, EmailMessage) else ""
+
+
+def _bounce(to: EmailMessage) -> bytes:
+    address = to["To"].addresses[0].addr_spec
+    return (
+        "From: Mail Delivery System <MAILER-DAEMON@mx.home.example>\r\n"
+        f"To: {to['Return-Path']}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+        "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="demo"\r\n'
+        "\r\n--demo\r\nContent-Type: text/plain\r\n\r\n"
+        "The mail system could not deliver your message: the mailbox does not exist.\r\n"
+        "\r\n--demo\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.home.example\r\n\r\n"
+        f"Final-Recipient: rfc822; {address}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n--demo--\r\n"
+    ).encode()
+
+
+def _residents_write_back(factory: sessionmaker[Session], settings: Settings,
+                          outbox: Path) -> list[tuple[str, Outcome]]:
+    """What comes back after a round of digests, handled as `alerts inbound` would."""
+    got = _delivered_to(outbox)
+    mail = [
+        ("a reply", _answer(got["amira.hassan@home.example"], "Amira Hassan "
+         "<amira.hassan@home.example>", "Thank you for the news. Will anyone from the team "
+         "be at the school fair next month? The parents would love to meet you.")),
+        ("a reply that reads like a crime report", _answer(
+         got["tom.okafor@home.example"], "tom.okafor@home.example",
+         "There are two men trying car doors on Mill Lane right now.")),
+        ("an out-of-office", _answer(got["dev.patel@home.example"],
+         "dev.patel@home.example", "I am away until the 30th with no email.",
+         Auto_Submitted="auto-replied", X_Autoreply="yes")),
+        ("a bounce", _bounce(got["gwen.price@home.example"])),
+    ]
+    intake = Intake(factory, settings)
+    return [(what, intake.process(data, via=Via.FILE)) for what, data in mail]

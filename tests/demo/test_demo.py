@@ -25,7 +25,9 @@ def test_the_demo_leaves_complete_digests_in_a_maildir(tmp_path: Path) -> None:
     report = run_demo(tmp_path / "demo", say=lambda _: None)
     outbox = report.outbox
     assert {p.name for p in outbox.iterdir()} >= {"new", "cur", "tmp"}
-    files = sorted((outbox / "new").iterdir())
+    # Everything but the replies forwarded to the ward teams' addresses went to residents.
+    files = [path for path in sorted((outbox / "new").iterdir())
+             if b"@police.example" not in path.read_bytes().split(b"\nTo: ", 1)[1][:80]]
     assert len(files) >= 3
     secret = secret_of(report.config)
     wards = set()
@@ -35,7 +37,8 @@ def test_the_demo_leaves_complete_digests_in_a_maildir(tmp_path: Path) -> None:
         for header in HEADERS:
             assert message[header], f"{file.name} lacks {header}"
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-        assert message["Auto-Submitted"] == "auto-generated"
+        # Digests and alerts are generated; acknowledgements answer the resident's mail.
+        assert message["Auto-Submitted"] in ("auto-generated", "auto-replied")
         assert "<https://" in message["List-Unsubscribe"]
         assert "<mailto:unsubscribe+" in message["List-Unsubscribe"]
         reply = message["Reply-To"].addresses[0].username
@@ -66,3 +69,19 @@ def test_the_demo_can_run_again_in_its_own_folder_but_not_in_a_stranger(tmp_path
     assert result.returncode == 1
     assert "not written by `alerts demo`" in result.stderr
     assert (stranger / "holiday.jpg").exists()
+
+
+def test_the_demo_residents_write_back_and_their_team_hears(tmp_path: Path) -> None:
+    report = run_demo(tmp_path / "demo", say=lambda _: None)
+    kinds = [(outcome.kind, outcome.severity, outcome.flagged) for _, outcome in report.inbound]
+    assert kinds == [("reply", None, False), ("reply", None, True), ("auto_reply", None, False),
+                     ("bounce", "hard", False)]
+    messages = [message_from_bytes(path.read_bytes(), policy=policy.default)
+                for path in (report.outbox / "new").iterdir()]
+    forwards = [m for m in messages if m["X-Alerts-Reply-Id"]]
+    assert len(forwards) == 2
+    assert all(str(m["To"]).endswith(".snt@police.example") for m in forwards)
+    assert any("POSSIBLE CRIME REPORT" in str(m["Subject"]) for m in forwards)
+    acks = [m for m in messages if m["Auto-Submitted"] == "auto-replied"]
+    assert len(acks) == 2  # the out-of-office and the bounce got no answer
+    assert report.forwarded is not None and report.forwarded.forwarded == 2
