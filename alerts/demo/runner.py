@@ -35,10 +35,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.config import Settings, load_settings
 from alerts.db import make_engine, migrate, session_factory, transaction
 from alerts.delivery.sender import DeliveryReport, deliver_due
+from alerts.digests.publish import DigestOutcome, queue_digests
 from alerts.inbound.forward import ForwardReport, forward_due
 from alerts.inbound.intake import Intake, Outcome
 from alerts.inbound.journal import Via
-from alerts.digests.publish import DigestOutcome, queue_digests
 from alerts.items import ItemKind, store_items
 from alerts.messages import PREFERENCES_MARK, UNSUBSCRIBE_MARK, Message, MessageKind
 from alerts.sources.collect import CollectReport, collect
