@@ -46,9 +46,9 @@ def demo(folder: Path) -> None:
                    f"({delivery.failed} failed).")
     if report.inbound:
         click.echo("Residents wrote back (handled as `alerts inbound process` would):")
-        for what, outcome in report.inbound:
-            kind = f"{outcome.kind}/{outcome.severity}" if outcome.severity else outcome.kind
-            click.echo(f"  {what}: {kind}: {outcome.action}")
+        for what, handled in report.inbound:
+            kind = f"{handled.kind}/{handled.severity}" if handled.severity else handled.kind
+            click.echo(f"  {what}: {kind}: {handled.action}")
     if report.forwarded is not None and report.answers is not None:
         click.echo(f"  {report.forwarded.forwarded} reply(ies) forwarded to the ward team's "
                    f"address and {report.answers.sent} acknowledgement(s) sent, into the same "
