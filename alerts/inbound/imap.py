@@ -174,7 +174,21 @@ def _connect(settings: InboundSettings, timeout: float, place: _Place) -> IMAPCl
                         "inbound.imap_host and imap_port") from None
     # imaplib's protocol trace (DEBUG) would carry message bodies and addresses into the log.
     client._imap.debug = 0
+    if not settings.imap_ssl:
+        _upgrade(client, place)
     return client
+
+
+def _upgrade(client: IMAPClient, place: _Place) -> None:
+    """On a plain connection, switch to TLS when the server offers it (STARTTLS), so that
+    the password crosses the network in clear only to a server that cannot do better."""
+    try:
+        offered = b"STARTTLS" in client.capabilities()
+        if offered:
+            client.starttls(ssl.create_default_context())
+    except (ssl.SSLError, OSError, IMAPClientError) as error:
+        raise ImapError(f"STARTTLS with {place} failed ({place.said(error)}): check the "
+                        "server's certificate, or use imap_ssl = true on its TLS port") from None
 
 
 def _login(client: IMAPClient, settings: InboundSettings, place: _Place) -> None:
