@@ -15,6 +15,7 @@ from subscriptions.links import Purpose, sign_reference
 from subscriptions.suppression import is_suppressed
 from tests.factories import make_sent_message, make_subscriber, make_ward
 from tests.imap import Dovecot
+from tests.processes import free_port, healthz, start_alerts, wait_for
 
 SECRET = "imap-tests-secret"
 
@@ -72,3 +73,45 @@ def test_poll_without_a_mailbox_configured_says_which_key_to_set(
     result = CliRunner().invoke(cli, ["--config", str(config), "inbound", "poll"])
     assert result.exit_code == 1
     assert "inbound.imap_host is not set" in result.stderr
+
+
+def test_alerts_run_polls_the_mailbox_on_its_schedule(
+        dovecot: Dovecot, tmp_path: Path, settings: Settings,
+        factory: sessionmaker[Session]) -> None:
+    dovecot.reset()
+    with factory() as session, session.begin():
+        ward = make_ward(session, "RIV", "Riverside")
+        ann = make_subscriber(session, ward, "ann@home.example")
+        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
+    reply_to = f"reply+{sign_reference(SECRET, Purpose.REPLY, delivery)}@reply.example.org"
+    web_port = free_port()
+    config = tmp_path / "alerts.toml"
+    config.write_text(
+        f'[database]\nurl = "{settings.database.url}"\n'
+        f'[mail]\nmaildir = "{tmp_path / "outbox"}"\n'
+        f'[web]\nsecret_key = "{SECRET}"\nport = {web_port}\n'
+        '[scheduler]\noutbox_poll_seconds = 0.2\nreconcile_seconds = 0.5\n'
+        f'[inbound]\nimap_host = "{dovecot.host}"\nimap_port = {dovecot.port}\n'
+        f'imap_ssl = false\nimap_username = "{dovecot.username}"\n'
+        f'imap_password = "{dovecot.password}"\npoll_seconds = 1\n'
+        f'held_dir = "{tmp_path / "held"}"\n')
+    service = start_alerts(config, "run", log=tmp_path / "run.log")
+    try:
+        wait_for(lambda: healthz(f"http://127.0.0.1:{web_port}"), what="/healthz",
+                 process=service)
+        dovecot.append("INBOX", f"From: ann@home.example\r\nTo: {reply_to}\r\n"
+                       "Subject: Re: news\r\n\r\nSee you at the surgery on Tuesday.\r\n".encode())
+
+        def replies() -> int:
+            with factory() as session:
+                return session.scalar(select(func.count()).select_from(Reply)) or 0
+
+        wait_for(replies, what="the reply fetched by the scheduled poll", process=service,
+                 timeout=20)
+        wait_for(lambda: dovecot.count("Processed") == 1, what="the message moved",
+                 process=service)
+        assert service.stop() == 0
+    finally:
+        if service.process.poll() is None:
+            service.stop()
+    assert "ann@home.example" not in service.output()
