@@ -44,7 +44,6 @@ DATA_SALT = "alerts.my-data"
 DATA_MAX_AGE_HOURS = 24
 # As urgent as a confirmation: the resident is waiting for it.
 DATA_PRIORITY = 5
-# Messages written for one resident alone; their bodies go with the resident.
 
 
 def _serializer(settings: Settings) -> URLSafeTimedSerializer:

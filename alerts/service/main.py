@@ -237,6 +237,8 @@ async def _service(settings: Settings, engine: Engine, factory: sessionmaker[Ses
                         "takes over when it stops")
         except BaseException:
             sock.close()
+            if lmtp is not None:
+                lmtp.close()
             if scheduler.running:
                 scheduler.shutdown(wait=False)
             leadership.release()
