@@ -58,7 +58,8 @@ def demo(folder: Path) -> None:
     click.echo(f"Second round: {unchanged} feed(s) answered 'not modified' (calendars are "
                f"always read whole), {queued_again} new digest(s): nothing is sent twice.")
     click.echo(f"Done in {report.seconds:.1f} s. Look at:")
-    click.echo(f"  {report.outbox}/new/    one .eml per resident (open with any mail client)")
+    click.echo(f"  {report.outbox}/new/    one .eml per email sent: digests, alerts, "
+               "acknowledgements, replies forwarded to teams")
     for path in report.previews:
         what = "urgent alert" if path.stem.endswith("-alert") else "digest"
         click.echo(f"  {path}    the {path.stem.removesuffix('-alert')} {what} in a browser")

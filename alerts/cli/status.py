@@ -1,4 +1,4 @@
-"""`alerts status`: the outbox at a glance, for an operator watching a backlog."""
+"""`alerts status`: the outbox and inbound mail at a glance, for an operator."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import click
 
 from alerts.cli.app import Runtime, pass_runtime, print_json
 from alerts.delivery.status import outbox_report
+from alerts.inbound.status import inbound_report
 from subscriptions.base import utcnow
 
 
@@ -17,9 +18,12 @@ def register(cli: click.Group) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_runtime
 def status(runtime: Runtime, as_json: bool) -> None:
-    """Outbox depth by state, what is due, the oldest queued row, send rate, failures."""
+    """Outbox depth by state, what is due, the oldest queued row, send rate, failures;
+    inbound mail of the last day, what waits for a person, replies not yet forwarded."""
+    now = utcnow()
     with runtime.sessions()() as session:
-        report = outbox_report(session, utcnow())
+        report = outbox_report(session, now)
+        inbound = inbound_report(session, now, max_attempts=runtime.settings.mail.max_attempts)
     if as_json:
         print_json({
             "outbox": report.by_status,
@@ -29,6 +33,13 @@ def status(runtime: Runtime, as_json: bool) -> None:
             "sent_last_hour": report.sent_last_hour,
             "per_second_last_minute": round(report.per_second_last_minute, 2),
             "failures_by_reason": report.failures_by_reason,
+            "inbound": {
+                "last_day_by_kind": inbound.last_day_by_kind,
+                "held_last_week": inbound.held_last_week,
+                "replies_to_forward": inbound.replies_to_forward,
+                "replies_not_forwarded": inbound.replies_not_forwarded,
+                "open_threads": inbound.open_threads,
+            },
         })
         return
     depth = ", ".join(f"{count} {state}" for state, count in report.by_status.items())
@@ -42,3 +53,9 @@ def status(runtime: Runtime, as_json: bool) -> None:
         click.echo("failures by reason:")
         for reason, count in report.failures_by_reason.items():
             click.echo(f"  {count:>6}  {reason}")
+    kinds = ", ".join(f"{count} {kind}" for kind, count in inbound.last_day_by_kind.items())
+    click.echo(f"inbound, last 24 h: {kinds or 'none'}; held for a person (7 days): "
+               f"{inbound.held_last_week}")
+    click.echo(f"replies: {inbound.replies_to_forward} waiting to reach their team, "
+               f"{inbound.replies_not_forwarded} not forwarded (see `alerts replies list`), "
+               f"{inbound.open_threads} open thread(s)")

@@ -1,0 +1,43 @@
+"""Inbound mail as an operator sees it: what came in lately, what waits for a person, and
+replies that have not reached their ward team. Counts only, like the outbox report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from alerts.inbound.journal import InboundRecord
+from alerts.inbound.replies import Reply, ReplyThread
+
+
+@dataclass(frozen=True)
+class InboundReport:
+    last_day_by_kind: dict[str, int]
+    held_last_week: int  # kept in review/ or dead-letter/ for a person to look at
+    replies_to_forward: int
+    replies_not_forwarded: int  # the team's address refused them, or attempts ran out
+    open_threads: int
+
+
+def inbound_report(session: Session, now: datetime, *, max_attempts: int) -> InboundReport:
+    by_kind = {
+        kind: count for kind, count in session.execute(
+            select(InboundRecord.kind, func.count())
+            .where(InboundRecord.received_at >= now - timedelta(days=1))
+            .group_by(InboundRecord.kind))
+    }
+    held = session.scalar(select(func.count()).select_from(InboundRecord).where(
+        InboundRecord.held_as.is_not(None),
+        InboundRecord.received_at >= now - timedelta(days=7))) or 0
+    unforwarded = Reply.forwarded_at.is_(None)
+    waiting = session.scalar(select(func.count()).select_from(Reply).where(
+        unforwarded, Reply.forward_attempts < max_attempts)) or 0
+    given_up = session.scalar(select(func.count()).select_from(Reply).where(
+        unforwarded, Reply.forward_attempts >= max_attempts)) or 0
+    open_threads = session.scalar(select(func.count()).select_from(ReplyThread).where(
+        ReplyThread.handled_at.is_(None))) or 0
+    return InboundReport(dict(sorted(by_kind.items())), held, waiting, given_up, open_threads)

@@ -1,0 +1,50 @@
+"""The inbound part of `alerts status`: counts an operator acts on, nothing personal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.cli import cli
+from alerts.config import Settings
+from alerts.inbound.intake import Intake
+from alerts.inbound.journal import Via
+from alerts.inbound.status import inbound_report
+from subscriptions.base import utcnow
+from subscriptions.links import Purpose, sign_reference
+from tests.factories import make_sent_message, make_subscriber, make_ward
+
+
+def test_status_counts_what_came_in_what_is_held_and_what_the_team_has_not_had(
+        factory: sessionmaker[Session], settings: Settings) -> None:
+    with factory() as session, session.begin():
+        ward = make_ward(session, "RIV", "Riverside")
+        ann = make_subscriber(session, ward, "ann@home.example")
+        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
+    token = sign_reference(settings.web.secret_key, Purpose.REPLY, delivery)
+    intake = Intake(factory, settings)
+    intake.process(f"From: ann@home.example\r\nTo: reply+{token}@reply.example.org\r\n"
+                   "Subject: Re: news\r\n\r\nThanks!\r\n".encode(), via=Via.FILE)
+    intake.process(f"From: ann@home.example\r\nTo: reply+{delivery}-{'a' * 20}"
+                   "@reply.example.org\r\nSubject: Re: news\r\n\r\nForged\r\n".encode(),
+                   via=Via.FILE)
+    with factory() as session:
+        report = inbound_report(session, utcnow(), max_attempts=settings.mail.max_attempts)
+    assert report.last_day_by_kind == {"rejected": 1, "reply": 1}
+    assert report.held_last_week == 1
+    assert report.replies_to_forward == 1 and report.replies_not_forwarded == 0
+    assert report.open_threads == 1
+    assert "ann@home.example" not in json.dumps(report.__dict__)
+
+
+def test_alerts_status_json_has_an_inbound_section(settings: Settings,
+                                                  factory: sessionmaker[Session],
+                                                  tmp_path: Path) -> None:
+    config = tmp_path / "alerts.toml"
+    config.write_text(f'[database]\nurl = "{settings.database.url}"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "status", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["inbound"]["replies_to_forward"] == 0
