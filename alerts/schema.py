@@ -5,6 +5,9 @@ Alembic's autogenerate and the test fixtures read `metadata` from here.
 
 from __future__ import annotations
 
+from alerts.accounts.audit import AuditEntry
+from alerts.accounts.signin import SignInFailure
+from alerts.accounts.users import User, UserScheme, UserWard
 from alerts.delivery.outbox import Delivery
 from alerts.digests.ledger import SubscriptionProgress
 from alerts.inbound.journal import InboundRecord
@@ -14,6 +17,7 @@ from alerts.messages import Message, MessageItem
 from alerts.sources.registry import Source
 from subscriptions.base import Base
 from subscriptions.postcodes import Postcode
+from subscriptions.schemes import Scheme
 from subscriptions.subscribers import Subscriber, Subscription
 from subscriptions.suppression import Suppression
 from subscriptions.wards import Ward
@@ -21,6 +25,7 @@ from subscriptions.wards import Ward
 metadata = Base.metadata
 
 __all__ = [
+    "AuditEntry",
     "Delivery",
     "InboundRecord",
     "Item",
@@ -29,12 +34,17 @@ __all__ = [
     "Postcode",
     "Reply",
     "ReplyThread",
+    "Scheme",
+    "SignInFailure",
     "Source",
     "Subscriber",
     "Subscription",
     "SubscriptionProgress",
     "Suppression",
     "ThreadAnswer",
+    "User",
+    "UserScheme",
+    "UserWard",
     "Ward",
     "metadata",
 ]

@@ -11,17 +11,19 @@ from alerts.cli import (
     post,
     replies,
     run,
+    schemes,
     setup,
     sources,
     status,
     subscribers,
     suppression,
+    users,
     wards,
 )
 from alerts.cli.app import cli
 
 for module in (setup, wards, sources, collect, post, digest, deliver, status, subscribers,
-               suppression, inbound, replies, demo, run):
+               suppression, inbound, replies, users, schemes, demo, run):
     module.register(cli)
 
 

@@ -5,6 +5,7 @@ Every domain error becomes one line on stderr and a non-zero exit; tracebacks ar
 
 from __future__ import annotations
 
+import getpass
 import json
 import sys
 from dataclasses import dataclass
@@ -14,16 +15,20 @@ import click
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.accounts.users import UserError
 from alerts.config import ConfigError, Settings, load_settings
 from alerts.db import DatabaseError, make_engine, require_current_schema, session_factory
 from alerts.events import EventBus
 from alerts.sources.registry import SourceError
 from subscriptions.addresses import AddressError
+from subscriptions.schemes import SchemeError
 from subscriptions.subscribers import SubscriberError
 from subscriptions.wards import WardError
 
 DOMAIN_ERRORS: tuple[type[Exception], ...] = (
     ConfigError,
+    UserError,
+    SchemeError,
     DatabaseError,
     SourceError,
     WardError,
@@ -111,6 +116,11 @@ def warn(line: str) -> None:
 def fail(reason: str) -> NoReturn:
     """Stop with a one-line reason on stderr and exit status 1."""
     raise click.ClickException(reason)
+
+
+def cli_actor() -> str:
+    """Who the audit log names for a change made at the command line."""
+    return f"command line ({getpass.getuser()})"
 
 
 def progress_enabled() -> bool:

@@ -1,7 +1,7 @@
 """The FastAPI application: `create_app` wires the routes to a session factory.
 
-It serves `/healthz` and, given the settings, the residents' pages; the officer and
-coordinator pages join here.
+It serves `/healthz` and, given the settings, the residents' pages and the staff pages
+under `/staff/` (sign-in, officers', coordinators').
 """
 
 from __future__ import annotations
@@ -14,8 +14,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
 from alerts.service.scheduler import SchedulerStatus
+from alerts.web.auth import auth_router
+from alerts.web.coordinators import coordinators_router
 from alerts.web.health import check_health
+from alerts.web.officers import officers_router
 from alerts.web.residents import residents_router
+from alerts.web.staff import StaffSite, install_handlers
 from subscriptions.base import utcnow
 
 
@@ -42,4 +46,9 @@ def create_app(
 
     if settings is not None:
         app.include_router(residents_router(factory, settings))
+        site = StaffSite(factory, settings)
+        install_handlers(app, site)
+        app.include_router(auth_router(site))
+        app.include_router(officers_router(site))
+        app.include_router(coordinators_router(site))
     return app
