@@ -25,13 +25,19 @@ class MessageKind(StrEnum):
     # confirms an emailed unsubscribe. They go whatever the subscription's state.
     REPLY_ACK = "reply_ack"
     LEFT = "left"
+    # Written by a person: an officer's answer to a resident's reply (in its thread), and a
+    # coordinator's message to their own scheme's members.
+    TEAM_ANSWER = "team_answer"
+    SCHEME = "scheme"
 
 
-# Kinds written for one resident (not a ward): erased with them, sent whatever their state.
+# Kinds written for one resident (not a ward): erased with them.
 PERSONAL_KINDS = (MessageKind.CONFIRM, MessageKind.DATA_REQUEST, MessageKind.REPLY_ACK,
-                  MessageKind.LEFT)
+                  MessageKind.LEFT, MessageKind.TEAM_ANSWER)
 # Kinds that answer mail a resident sent: RFC 3834 marks them auto-replied, not generated.
 ANSWER_KINDS = (MessageKind.REPLY_ACK, MessageKind.LEFT)
+# Kinds a person wrote: RFC 3834 says no Auto-Submitted mark ("no").
+WRITTEN_KINDS = (MessageKind.TEAM_ANSWER, MessageKind.SCHEME)
 
 
 # Rendered bodies hold these markers where each recipient's own signed links go;

@@ -19,7 +19,13 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
 from alerts.config import Settings
-from alerts.messages import ANSWER_KINDS, PREFERENCES_MARK, UNSUBSCRIBE_MARK, MessageKind
+from alerts.messages import (
+    ANSWER_KINDS,
+    PREFERENCES_MARK,
+    UNSUBSCRIBE_MARK,
+    WRITTEN_KINDS,
+    MessageKind,
+)
 from subscriptions.links import Purpose, sign_reference
 
 CALENDAR_FILENAME = "contact-sessions.ics"
@@ -129,7 +135,8 @@ def _shared_headers(outgoing: Outgoing, settings: Settings) -> dict[str, str]:
             f"{outgoing.ward_name} <{outgoing.ward_code.lower()}.{mail.reply_domain}>",
         ),
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
-        "Auto-Submitted": "auto-replied" if outgoing.kind in ANSWER_KINDS else "auto-generated",
+        "Auto-Submitted": "auto-replied" if outgoing.kind in ANSWER_KINDS
+        else "no" if outgoing.kind in WRITTEN_KINDS else "auto-generated",
         "X-Alerts-Ward": _check_header("X-Alerts-Ward", outgoing.ward_code),
     }
     if outgoing.kind == MessageKind.DIGEST:

@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 
 # Messages a resident asked for go whatever the state of their subscription.
-ANYONE_KINDS = (MessageKind.DATA_REQUEST, *ANSWER_KINDS)
+ANYONE_KINDS = (MessageKind.DATA_REQUEST, MessageKind.TEAM_ANSWER, *ANSWER_KINDS)
 
 
 @dataclass
