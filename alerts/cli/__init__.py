@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from alerts.cli import (
+    audit,
     collect,
     deliver,
     demo,
@@ -23,7 +24,7 @@ from alerts.cli import (
 from alerts.cli.app import cli
 
 for module in (setup, wards, sources, collect, post, digest, deliver, status, subscribers,
-               suppression, inbound, replies, users, schemes, demo, run):
+               suppression, inbound, replies, users, schemes, audit, demo, run):
     module.register(cli)
 
 

@@ -103,3 +103,11 @@ def test_a_scheme_is_added_with_its_coordinator_and_every_change_is_audited(
         assert not verify_password(session, find_user(session, "sam@home.example"), "")
     engine.dispose()
     assert actions == ["scheme.add", "scheme.coordinator"]
+
+
+def test_the_audit_log_lists_changes_newest_first(config: Path) -> None:
+    run(config, "users", "add", "a@police.example", "--role", "admin", "--no-password")
+    run(config, "users", "remove", "a@police.example")
+    entries = json.loads(run(config, "audit", "--json").stdout)
+    assert [e["action"] for e in entries] == ["user.remove", "user.add"]
+    assert all(e["actor"].startswith("command line (") for e in entries)
