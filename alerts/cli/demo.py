@@ -65,3 +65,8 @@ def demo(folder: Path) -> None:
         click.echo(f"  {path}    the {path.stem.removesuffix('-alert')} {what} in a browser")
     click.echo(f"  alerts --config {report.config} wards list    (and sources list, "
                "subscribers export, digest preview --ward RIV, replies list, suppression list)")
+    if report.staff:
+        click.echo(f"Staff pages: run `alerts --config {report.config} web`, open "
+                   "http://127.0.0.1:8000/staff/sign-in and sign in as")
+        for role, email, password in report.staff:
+            click.echo(f"  {role:<12} {email}  password {password}")

@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.accounts.users import Role, add_user
 from alerts.config import Settings, load_settings
 from alerts.db import make_engine, migrate, session_factory, transaction
 from alerts.delivery.sender import DeliveryReport, deliver_due
@@ -48,6 +49,7 @@ from alerts.urgent import UrgentOutcome, post_urgent
 from subscriptions.base import utcnow
 from subscriptions.consent import Consent, ConsentMethod
 from subscriptions.csv_io import RowError, decode, import_rows, read_subscribers
+from subscriptions.schemes import add_scheme
 from subscriptions.subscribers import subscribe, unsubscribe_everywhere
 from subscriptions.wards import get_ward, import_wards, parse_wards_csv
 
@@ -77,6 +79,8 @@ class DemoReport:
     urgent: UrgentOutcome | None = None
     skipped_rows: list[RowError] = field(default_factory=list)
     inbound: list[tuple[str, Outcome]] = field(default_factory=list)
+    # Demo staff accounts: (role, address, password), to sign in with `alerts web`.
+    staff: list[tuple[str, str, str]] = field(default_factory=list)
     forwarded: ForwardReport | None = None
     answers: DeliveryReport | None = None
     previews: list[Path] = field(default_factory=list)
@@ -190,6 +194,7 @@ def run_demo(folder: Path, say: Callable[[str], None] = print) -> DemoReport:
         with serve_folder(feeds) as base:
             write_feeds(feeds, base, now, zone)
             _load_people(factory, folder, base, now, report)
+            report.staff = _add_staff(factory)
             say(f"Serving sample feeds at {base}/ and collecting them ...")
             report.collected.append(collect(factory, settings))
             report.digests = queue_digests(factory, settings, now=now)
@@ -341,3 +346,20 @@ def _residents_write_back(factory: sessionmaker[Session], settings: Settings,
     ]
     intake = Intake(factory, settings)
     return [(what, intake.process(data, via=Via.FILE)) for what, data in mail]
+
+
+def _add_staff(factory: sessionmaker[Session]) -> list[tuple[str, str, str]]:
+    """An officer for Riverside and the coordinator of its Mill Lane Watch scheme, with
+    passwords made up for this run (printed by the demo, never stored in clear)."""
+    staff = [(Role.OFFICER, "pc.riverside@police.example", "Riverside officer"),
+             (Role.COORDINATOR, "millane.coordinator@home.example", "Mill Lane coordinator")]
+    made = []
+    with transaction(factory) as session:
+        scheme = add_scheme(session, "Mill Lane Watch", "RIV")
+        for role, email, name in staff:
+            password = secrets.token_urlsafe(12)
+            add_user(session, email, role, name=name, password=password,
+                     ward_codes=["RIV"] if role == Role.OFFICER else [],
+                     scheme_names=[scheme.name] if role == Role.COORDINATOR else [])
+            made.append((role.value, email, password))
+    return made

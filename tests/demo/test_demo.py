@@ -85,3 +85,18 @@ def test_the_demo_residents_write_back_and_their_team_hears(tmp_path: Path) -> N
     acks = [m for m in messages if m["Auto-Submitted"] == "auto-replied"]
     assert len(acks) == 2  # the out-of-office and the bounce got no answer
     assert report.forwarded is not None and report.forwarded.forwarded == 2
+
+
+def test_the_demo_makes_an_officer_and_a_coordinator_who_can_sign_in(tmp_path: Path) -> None:
+    from sqlalchemy import create_engine
+    from sqlalchemy.orm import sessionmaker
+
+    from alerts.accounts.users import find_user, verify_password
+
+    report = run_demo(tmp_path / "demo", say=lambda _: None)
+    assert [role for role, _, _ in report.staff] == ["officer", "coordinator"]
+    engine = create_engine(f"sqlite:///{report.folder / 'alerts.db'}")
+    with sessionmaker(engine)() as session:
+        for _, email, password in report.staff:
+            assert verify_password(session, find_user(session, email), password)
+    engine.dispose()
