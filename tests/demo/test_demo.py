@@ -7,6 +7,10 @@ import sys
 from email import message_from_bytes, policy
 from pathlib import Path
 
+from sqlalchemy import create_engine
+from sqlalchemy.orm import sessionmaker
+
+from alerts.accounts.users import find_user, verify_password
 from alerts.demo.runner import run_demo
 from subscriptions.links import Purpose, verify_reference
 
@@ -88,11 +92,6 @@ def test_the_demo_residents_write_back_and_their_team_hears(tmp_path: Path) -> N
 
 
 def test_the_demo_makes_an_officer_and_a_coordinator_who_can_sign_in(tmp_path: Path) -> None:
-    from sqlalchemy import create_engine
-    from sqlalchemy.orm import sessionmaker
-
-    from alerts.accounts.users import find_user, verify_password
-
     report = run_demo(tmp_path / "demo", say=lambda _: None)
     assert [role for role, _, _ in report.staff] == ["officer", "coordinator"]
     engine = create_engine(f"sqlite:///{report.folder / 'alerts.db'}")
