@@ -251,7 +251,7 @@ async def _service(settings: Settings, engine: Engine, factory: sessionmaker[Ses
             return report
 
         app = create_app(factory, settings=settings, scheduler=status,
-                         scheduler_required=True)
+                         scheduler_required=True, bus=bus)
         server = make_server(app)
         web = asyncio.create_task(server.serve(sockets=[sock]), name="the web server")
         sending = asyncio.create_task(delivery.run(), name="the delivery loop")

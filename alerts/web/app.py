@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
+from alerts.events import EventBus
 from alerts.service.scheduler import SchedulerStatus
 from alerts.web.auth import auth_router
 from alerts.web.coordinators import coordinators_router
@@ -29,10 +30,12 @@ def create_app(
     settings: Settings | None = None,
     scheduler: Callable[[], SchedulerStatus] | None = None,
     scheduler_required: bool = False,
+    bus: EventBus | None = None,
 ) -> FastAPI:
     """The web app on this database; the residents' pages need `settings`. `scheduler`
     reports the scheduler's jobs; with `scheduler_required`, a scheduler that is not running
-    makes the service "degraded"."""
+    makes the service "degraded". `bus` is the process's event bus, so that a post from the
+web wakes the delivery loop of `alerts run`; without one the pages wire their own."""
     app = FastAPI(title="Neighbourhood alerts", docs_url=None, redoc_url=None,
                   openapi_url=None)
 
@@ -49,6 +52,6 @@ def create_app(
         site = StaffSite(factory, settings)
         install_handlers(app, site)
         app.include_router(auth_router(site))
-        app.include_router(officers_router(site))
+        app.include_router(officers_router(site, bus))
         app.include_router(coordinators_router(site))
     return app

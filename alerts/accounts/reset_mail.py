@@ -1,0 +1,175 @@
+"""Forgotten passwords: the emailed reset link for staff, and choosing a new password with it.
+
+`request_reset` answers the same way whether or not the address has an account (the page
+never says which); it only prepares an email for a real account, and at most
+`EMAILS_PER_ACCOUNT` a `WINDOW` for one account and `REQUESTS_PER_ADDRESS` a `WINDOW` from one
+network address, so the form cannot be used to flood a mailbox. Requests are counted in the
+sign-in throttle's table under keys of their own (hashed, never the address itself).
+
+`send_reset_mail` hands the email to the configured transport (maildir or SMTP) directly:
+staff are not subscribers, so it does not go through the outbox. Nothing here logs an
+address.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from alerts.accounts.audit import record
+from alerts.accounts.signin import (
+    ADDRESS_LIMIT,
+    RESET_MINUTES,
+    WINDOW,
+    SignInFailure,
+    reset_token,
+    user_for_reset,
+)
+from alerts.accounts.users import MAX_PASSWORD, MIN_PASSWORD, User, find_user, set_password
+from alerts.config import Settings
+from alerts.delivery.sender import make_transport
+from alerts.delivery.transport import DeliveryFailure, redact
+from subscriptions.base import utcnow
+
+log = logging.getLogger(__name__)
+
+EMAILS_PER_ACCOUNT = 3
+REQUESTS_PER_ADDRESS = ADDRESS_LIMIT
+
+
+def _key(kind: str, value: str) -> str:
+    return hashlib.sha256(f"reset-{kind}:{value.strip().lower()}".encode()).hexdigest()
+
+
+def _recent(session: Session, key: str, now: datetime) -> int:
+    return session.scalar(select(func.count()).select_from(SignInFailure).where(
+        SignInFailure.key == key, SignInFailure.at > now - WINDOW)) or 0
+
+
+@dataclass(frozen=True)
+class ResetMail:
+    """A reset email ready to send; `recipient` is for the envelope only, never for logs."""
+
+    recipient: str
+    data: bytes
+
+
+def build_reset_mail(settings: Settings, user: User, link: str, *,
+                     now: datetime) -> EmailMessage:
+    mail = settings.mail
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = formataddr((mail.from_name, mail.from_address))
+    message["To"] = user.email
+    message["Subject"] = "Choose a new password for neighbourhood alerts"
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = make_msgid("alerts.reset", mail.from_address.rpartition("@")[2])
+    message["Auto-Submitted"] = "auto-generated"
+    greeting = f"Hello {user.name}," if user.name else "Hello,"
+    message.set_content("\n".join([
+        greeting,
+        "",
+        "Someone asked to reset the password of your neighbourhood alerts account",
+        "(the pages where your team posts to residents and reads their replies).",
+        "",
+        f"To choose a new password, open this link within {RESET_MINUTES} minutes.",
+        "It works once:",
+        "",
+        link,
+        "",
+        "If this was not you, ignore this email: your password stays as it is, and",
+        "nobody can use the link without reading this email. If you keep getting",
+        "these without asking, tell whoever runs the service for your force.",
+        "",
+        "--",
+        "Neighbourhood alerts",
+    ]) + "\n", cte="quoted-printable")
+    return message
+
+
+def request_reset(session: Session, settings: Settings, email: str, *, address: str,
+                  now: datetime | None = None) -> ResetMail | None:
+    """Count the request and, for a real account within the limits, prepare its email;
+    the caller commits, then sends it. Returns None in every other case, which the page
+    must not tell apart."""
+    at = now or utcnow()
+    network = _key("address", address)
+    session.execute(delete(SignInFailure).where(SignInFailure.at < at - 2 * WINDOW))
+    if _recent(session, network, at) >= REQUESTS_PER_ADDRESS:
+        return None
+    session.add(SignInFailure(key=network, at=at))
+    user = find_user(session, email)
+    if user is None:
+        session.flush()
+        return None
+    account = _key("account", user.email)
+    if _recent(session, account, at) >= EMAILS_PER_ACCOUNT:
+        session.flush()
+        return None
+    session.add(SignInFailure(key=account, at=at))
+    link = f"{settings.web.base_url.rstrip('/')}/staff/reset/" \
+           f"{reset_token(settings.web.secret_key, user)}"
+    record(session, user.email, "password.reset_requested", f"user {user.id}",
+           user_id=user.id, now=at)
+    session.flush()
+    return ResetMail(user.email, build_reset_mail(settings, user, link, now=at).as_bytes())
+
+
+async def send_reset_mail_async(settings: Settings, mail: ResetMail) -> bool:
+    """Hand the email to the transport; False (logged without the address) if it failed."""
+    try:
+        async with make_transport(settings) as transport:
+            await transport.send(f"bounces@{settings.mail.reply_domain}", mail.recipient,
+                                 mail.data)
+    except DeliveryFailure as failure:
+        log.warning("a password reset email could not be sent: %s",
+                    redact(failure.reason, mail.recipient))
+        return False
+    return True
+
+
+def send_reset_mail(settings: Settings, mail: ResetMail) -> bool:
+    """As `send_reset_mail_async`, from code with no running event loop (a worker thread)."""
+    return asyncio.run(send_reset_mail_async(settings, mail))
+
+
+class ResetError(ValueError):
+    """The new password cannot be used; `errors` maps each form field to what is wrong."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def account_for_reset(session: Session, settings: Settings, token: str) -> User | None:
+    """The account a genuine, unused, recent reset link names; None for any other link."""
+    return user_for_reset(session, settings.web.secret_key, token)
+
+
+def complete_reset(session: Session, settings: Settings, token: str, password: str,
+                   repeated: str, *, now: datetime | None = None) -> User | None:
+    """Set the new password a reset link allows (None if the link is not good), which
+    ends every session of the account and spends the link; audited. The caller commits."""
+    user = account_for_reset(session, settings, token)
+    if user is None:
+        return None
+    if len(password) < MIN_PASSWORD:
+        raise ResetError({"password": f"Your password must be at least {MIN_PASSWORD} "
+                                      "characters long"})
+    if len(password) > MAX_PASSWORD:
+        raise ResetError({"password": f"Your password must be {MAX_PASSWORD} characters "
+                                      "or fewer"})
+    if password != repeated:
+        raise ResetError({"repeated": "The two passwords are not the same"})
+    set_password(session, user, password)
+    record(session, user.email, "password.reset", f"user {user.id}", user_id=user.id,
+           now=now or utcnow())
+    return user

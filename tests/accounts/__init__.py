@@ -1,0 +1,1 @@
+"""Staff accounts: sign-in, sessions, password resets and who may touch what."""
