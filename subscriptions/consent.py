@@ -17,6 +17,9 @@ class ConsentMethod(StrEnum):
     CSV_IMPORT = "import"
     OFFICER_CLI = "cli"
     DEMO = "demo"
+    # A scheme's coordinator added the resident (one by one on the scheme's page, or from
+    # their file), declaring that the resident asked to join.
+    COORDINATOR = "coordinator"
 
 
 WORDING = {
@@ -25,8 +28,17 @@ WORDING = {
         "team news, contact sessions, crime-prevention advice and urgent alerts. I can "
         "change how often or leave at any time from a link in every email."
     ),
+    # What a coordinator declares, on the scheme's page or for every row of their file,
+    # when they add residents to a Neighbourhood Watch scheme's list.
+    "2026-11-coordinator": (
+        "The resident asked to join this Neighbourhood Watch scheme and to receive emails "
+        "from its coordinator and from their Safer Neighbourhood Team about their ward: team "
+        "news, contact sessions, crime-prevention advice and urgent alerts. They know they "
+        "can change how often or leave at any time from a link in every email."
+    ),
 }
 CURRENT_WORDING = "2026-11"
+COORDINATOR_WORDING = "2026-11-coordinator"
 
 
 @dataclass(frozen=True)

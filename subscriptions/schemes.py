@@ -1,17 +1,41 @@
 """Neighbourhood Watch schemes: a named group of residents inside one ward, kept by its
 coordinators. A member is a subscription in the scheme's ward that names the scheme.
+
+Besides the scheme itself, this module holds the scheme-scoped rules for its members:
+reading a coordinator's CSV (the scheme's ward and name are implied, so `ward` and
+`scheme` columns are optional), adding residents (a file's rows or one at a time, through
+the same checks as `alerts subscribers import`), removing one, the export rows, and who is
+on the suppression list. Who may do any of it is decided by the caller (`alerts`).
 """
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, Select, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from subscriptions.addresses import AddressError, normalise_address
 from subscriptions.base import Base, utcnow
-from subscriptions.subscribers import MAX_SCHEME, Subscriber, Subscription
+from subscriptions.consent import Consent
+from subscriptions.csv_io import CsvError, RowError, SubscriberRow, import_rows
+from subscriptions.subscribers import (
+    MAX_SCHEME,
+    Frequency,
+    Status,
+    Subscriber,
+    SubscriberError,
+    Subscription,
+    SubscriptionRecord,
+    check_name_and_scheme,
+    parse_frequency,
+    stored_source,
+)
+from subscriptions.suppression import Suppression, address_hash
 from subscriptions.wards import Ward, get_ward
 
 
@@ -68,6 +92,10 @@ def list_schemes(session: Session, ward_ids: set[int] | None = None) -> list[Sch
     return list(session.scalars(query))
 
 
+def scheme_by_id(session: Session, scheme_id: int) -> Scheme | None:
+    return session.get(Scheme, scheme_id)
+
+
 @dataclass(frozen=True)
 class Member:
     subscription_id: int
@@ -77,6 +105,16 @@ class Member:
     status: str
     frequency: str
     joined_at: datetime
+    # On the suppression list (a hard bounce, a complaint, an operator): sent nothing.
+    suppressed: bool = False
+
+    @property
+    def state(self) -> str:
+        """The status an export and the member list show: `suppressed` outranks the rest."""
+        return SUPPRESSED if self.suppressed else self.status
+
+
+SUPPRESSED = "suppressed"
 
 
 def members_of(scheme: Scheme) -> Select[Subscription]:
@@ -87,14 +125,16 @@ def members_of(scheme: Scheme) -> Select[Subscription]:
 
 def list_members(session: Session, scheme: Scheme) -> list[Member]:
     rows = session.execute(
-        select(Subscription, Subscriber)
+        select(Subscription, Subscriber, Suppression.address_hash)
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .outerjoin(Suppression, Suppression.email == Subscriber.email)
         .where(Subscription.ward_id == scheme.ward_id, Subscription.scheme == scheme.name)
         .order_by(Subscriber.email)
     ).all()
     return [Member(subscription.id, subscriber.id, subscriber.email, subscriber.name,
-                   subscription.status, subscription.frequency, subscription.created_at)
-            for subscription, subscriber in rows]
+                   subscription.status, subscription.frequency, subscription.created_at,
+                   suppressed=refused is not None)
+            for subscription, subscriber, refused in rows]
 
 
 def member_subscription(session: Session, scheme: Scheme, subscription_id: int) -> Subscription:
@@ -105,3 +145,230 @@ def member_subscription(session: Session, scheme: Scheme, subscription_id: int) 
             or subscription.scheme != scheme.name:
         raise SchemeError(f"no such member of {scheme.name}")
     return subscription
+
+
+def unsubscribe_member(session: Session, scheme: Scheme, subscription_id: int, *,
+                       now: datetime) -> Subscription:
+    """Unsubscribe one of the scheme's members from its ward (the record of consent and of
+    membership stays, so the list shows them as unsubscribed); SchemeError for anyone who
+    is not a member. Doing it again changes nothing."""
+    subscription = member_subscription(session, scheme, subscription_id)
+    if subscription.status != Status.UNSUBSCRIBED:
+        subscription.status = Status.UNSUBSCRIBED
+        subscription.unsubscribed_at = now
+        session.flush()
+    return subscription
+
+
+# --- adding members, from a file or one at a time ------------------------------------------
+
+OTHER_SCHEME = ("the address is on another scheme's list in this ward; that scheme's "
+                "coordinator or the ward team can move it")
+SCHEME_COLUMNS = ("email",)
+SCHEME_OPTIONAL = ("ward", "name", "frequency", "scheme")
+
+
+def _same(a: str, b: str) -> bool:
+    return " ".join(a.split()).casefold() == " ".join(b.split()).casefold()
+
+
+def read_scheme_file(
+    text: str, *, scheme_name: str, ward_code: str, ward_name: str = "",
+    default_frequency: Frequency = Frequency.WEEKLY,
+) -> tuple[list[SubscriberRow], list[RowError]]:
+    """Check every row of a coordinator's CSV for their scheme; return the good ones (one per
+    address, the last wins) and the errors, each with its line number.
+
+    Only `email` is required. A `ward` column may be left out or empty; when it names a
+    ward, it must be the scheme's (by code or name). The same goes for a `scheme` column.
+    Every good row is for the scheme's ward and names the scheme.
+    """
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096],
+                                                                    delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.reader(io.StringIO(text), dialect)
+    header = next(reader, None)
+    if header is None:
+        raise CsvError("the file is empty; the first row must name the columns (email,...)")
+    columns = [name.strip().lower().lstrip("\ufeff") for name in header]
+    if "email" not in columns:
+        raise CsvError(f"the header row lacks the column email; it has {', '.join(columns)}")
+    index = {name: columns.index(name) for name in (*SCHEME_COLUMNS, *SCHEME_OPTIONAL)
+             if name in columns}
+    rows: dict[str, SubscriberRow] = {}
+    errors: list[RowError] = []
+    for values in reader:
+        line = reader.line_num
+        if not any(value.strip() for value in values):
+            continue
+
+        def cell(name: str, values: list[str] = values) -> str:
+            position = index.get(name)
+            return values[position].strip() if position is not None and position < len(values) \
+                else ""
+
+        try:
+            email = normalise_address(cell("email"))
+        except AddressError as exc:
+            errors.append(RowError(line, f"email {exc}"))
+            continue
+        ward = cell("ward")
+        if ward and not (_same(ward, ward_code) or (ward_name and _same(ward, ward_name))):
+            errors.append(RowError(line, f"ward {ward!r} is not this scheme's ward ({ward_code})"))
+            continue
+        scheme = cell("scheme")
+        if scheme and not _same(scheme, scheme_name):
+            errors.append(RowError(line, f"scheme {scheme!r} is not {scheme_name}"))
+            continue
+        try:
+            frequency = parse_frequency(cell("frequency")) if cell("frequency") else \
+                default_frequency
+            name, _ = check_name_and_scheme(cell("name"), scheme_name)
+        except SubscriberError as exc:
+            errors.append(RowError(line, str(exc)))
+            continue
+        rows[email] = SubscriberRow(line, email, ward_code, name, frequency, scheme_name)
+    return list(rows.values()), errors
+
+
+def member_row(scheme: Scheme, email: str, *, name: str = "",
+               frequency: Frequency = Frequency.WEEKLY) -> SubscriberRow:
+    """One resident to add by hand, as a file's row would carry them; SubscriberError or
+    AddressError when the address or name cannot be kept."""
+    name, _ = check_name_and_scheme(name, scheme.name)
+    return SubscriberRow(0, normalise_address(email), scheme.ward.code, name, frequency,
+                         scheme.name)
+
+
+@dataclass(frozen=True)
+class Joined:
+    """What adding rows to a scheme did: how many landed, which were refused and why."""
+
+    landed: int
+    errors: list[RowError]
+
+
+def _chunks(values: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    for at in range(0, len(values), size):
+        yield values[at : at + size]
+
+
+def join_scheme(session: Session, scheme: Scheme, rows: Iterable[SubscriberRow],
+                consent: Consent, *, confirmed: bool) -> Joined:
+    """Add residents to the scheme in the caller's transaction, with the checks of
+    `alerts subscribers import` (suppressed addresses are refused) and these of its own:
+
+    - an address new to the ward, or one that left it, becomes a member with this consent:
+      pending (the caller asks them to confirm) unless `confirmed` says they already gave
+      consent in writing;
+    - an address already subscribed to the ward, with no scheme or this one, joins the
+      scheme and keeps its own status and frequency (what a resident chose is theirs);
+      a pending one is confirmed when `confirmed` declares prior consent;
+    - an address on another scheme's list is refused: only that scheme may change it.
+    """
+    errors: list[RowError] = []
+    pending: list[SubscriberRow] = []
+    for row in rows:
+        if row.ward != scheme.ward.code or row.scheme != scheme.name:
+            errors.append(RowError(row.line, f"not a row for {scheme.name}"))
+        else:
+            pending.append(row)
+    existing: dict[str, Subscription] = {}
+    emails = sorted({row.email for row in pending})
+    for chunk in _chunks(emails):
+        for subscriber_email, found in session.execute(
+            select(Subscriber.email, Subscription)
+            .join(Subscription, Subscription.subscriber_id == Subscriber.id)
+            .where(Subscriber.email.in_(chunk), Subscription.ward_id == scheme.ward_id)
+        ):
+            existing[subscriber_email] = found
+    fresh: list[SubscriberRow] = []
+    landed = 0
+    for row in pending:
+        subscription = existing.get(row.email)
+        if subscription is None or subscription.status == Status.UNSUBSCRIBED:
+            fresh.append(row)
+            continue
+        if subscription.scheme is not None and subscription.scheme != scheme.name:
+            errors.append(RowError(row.line, OTHER_SCHEME))
+            continue
+        refused = session.get(Suppression, address_hash(row.email))
+        if refused is not None:
+            errors.append(RowError(row.line, f"the address is on the suppression list "
+                                             f"({refused.reason})"))
+            continue
+        _keep(subscription, scheme, row, consent, confirmed=confirmed)
+        landed += 1
+    imported, more = import_rows(session, fresh, consent, confirmed=confirmed)
+    session.flush()
+    return Joined(landed + imported, sorted(errors + more, key=lambda e: e.line))
+
+
+def _keep(subscription: Subscription, scheme: Scheme, row: SubscriberRow, consent: Consent,
+          *, confirmed: bool) -> None:
+    subscription.scheme = scheme.name
+    if row.name and not subscription.subscriber.name:
+        subscription.subscriber.name = row.name
+    if confirmed and subscription.status == Status.PENDING:
+        # Confirmed on the strength of this declaration: it becomes the consent on record.
+        subscription.status = Status.CONFIRMED
+        subscription.confirmed_at = consent.at
+        subscription.consent_at = consent.at
+        subscription.consent_method = consent.method
+        subscription.consent_source = stored_source(consent)
+        subscription.consent_wording = consent.wording_version
+        subscription.consent_prior_declared = consent.prior_consent_declared
+
+
+# --- what the coordinator reads back ------------------------------------------------------
+
+def scheme_records(session: Session, scheme: Scheme) -> Iterator[SubscriptionRecord]:
+    """The scheme's members as export rows (the columns of `alerts subscribers export`);
+    an address on the suppression list shows the status `suppressed`."""
+    query = (
+        select(Subscription, Subscriber, Suppression.address_hash)
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .outerjoin(Suppression, Suppression.email == Subscriber.email)
+        .where(Subscription.ward_id == scheme.ward_id, Subscription.scheme == scheme.name)
+        .order_by(Subscriber.email)
+    )
+    code = scheme.ward.code
+    for subscription, subscriber, refused in session.execute(query):
+        yield SubscriptionRecord(
+            email=subscriber.email,
+            ward=code,
+            name=subscriber.name,
+            frequency=subscription.frequency,
+            scheme=subscription.scheme or "",
+            status=SUPPRESSED if refused is not None else subscription.status,
+            consent_at=subscription.consent_at,
+            consent_method=subscription.consent_method,
+            consent_source=subscription.consent_source,
+            consent_wording=subscription.consent_wording,
+        )
+
+
+@dataclass(frozen=True)
+class SuppressedMember:
+    member: Member
+    reason: str
+    detail: str
+    since: datetime
+
+
+def suppressed_members(session: Session, scheme: Scheme) -> list[SuppressedMember]:
+    """The scheme's members whose address is on the suppression list, and why."""
+    rows = session.execute(
+        select(Subscription, Subscriber, Suppression)
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .join(Suppression, Suppression.email == Subscriber.email)
+        .where(Subscription.ward_id == scheme.ward_id, Subscription.scheme == scheme.name)
+        .order_by(Suppression.created_at.desc(), Subscriber.email)
+    )
+    return [SuppressedMember(
+        Member(subscription.id, subscriber.id, subscriber.email, subscriber.name,
+               subscription.status, subscription.frequency, subscription.created_at,
+               suppressed=True),
+        entry.reason, entry.detail, entry.created_at) for subscription, subscriber, entry in rows]

@@ -1,14 +1,35 @@
-"""`alerts schemes add|list|members`: Neighbourhood Watch schemes and their coordinators."""
+"""`alerts schemes add|list|members|import|export|add-member|remove-member`: Neighbourhood
+Watch schemes, their coordinators and their member lists.
+
+The member commands go through the coordinators' service (alerts.coordinators), as the
+coordinators' pages do, so the same rules hold: the consent recorded, the double opt-in
+email unless --confirmed declares prior consent, an audit entry for each change. The
+operator at the command line may act on any scheme.
+"""
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 import click
 
 from alerts.accounts.audit import record
 from alerts.accounts.users import Role, add_user, find_user
-from alerts.cli.app import Runtime, cli_actor, pass_runtime, print_json
+from alerts.cli.app import Runtime, cli_actor, fail, pass_runtime, print_json, warn
+from alerts.coordinators import (
+    CoordinatorError,
+    add_member,
+    command_line_principal,
+    export_members,
+    import_members,
+    remove_member,
+)
 from alerts.db import transaction
+from subscriptions.addresses import normalise_address
+from subscriptions.base import utcnow
 from subscriptions.schemes import add_scheme, get_scheme, list_members, list_schemes
+from subscriptions.subscribers import Frequency
 
 
 def register(cli: click.Group) -> None:
@@ -64,9 +85,9 @@ def list_(runtime: Runtime, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_runtime
 def members(runtime: Runtime, name: str, as_json: bool) -> None:
-    """List a scheme's members and the state of each."""
+    """List a scheme's members and the state of each (suppressed: never sent to)."""
     with runtime.sessions()() as session:
-        rows = [{"email": m.email, "name": m.name, "status": m.status,
+        rows = [{"email": m.email, "name": m.name, "status": m.state,
                  "frequency": m.frequency, "joined_at": m.joined_at.isoformat()}
                 for m in list_members(session, get_scheme(session, name))]
     if as_json:
@@ -74,3 +95,96 @@ def members(runtime: Runtime, name: str, as_json: bool) -> None:
         return
     for row in rows:
         click.echo(f"{row['email']:<36} {row['status']:<13} {row['frequency']:<10} {row['name']}")
+
+
+@schemes.command("import")
+@click.argument("name")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--confirmed", is_flag=True,
+              help="Every resident in the file already gave consent in writing (recorded).")
+@pass_runtime
+def import_(runtime: Runtime, name: str, file: Path, confirmed: bool) -> None:
+    """Add the residents of a CSV to scheme NAME (email required; name, frequency optional;
+    ward and scheme, if present, must be the scheme's).
+
+    Everyone in the file is recorded as having asked to join. Without --confirmed, each new
+    address is sent one confirmation email and nothing else until it confirms. Bad lines are
+    reported with their numbers and skipped; the good ones land together.
+    """
+    now = utcnow()
+    try:
+        with transaction(runtime.sessions()) as session:
+            scheme = get_scheme(session, name)
+            result = import_members(session, runtime.settings, command_line_principal(cli_actor()),
+                                    scheme.id, file.read_bytes(), resident_asked=True,
+                                    prior_written=confirmed,
+                                    where=f"alerts schemes import {file.name}", now=now)
+    except CoordinatorError as exc:
+        fail(f"{file}: {exc}")
+    for error in result.errors:
+        warn(f"{file}: {error}; row skipped")
+    state = "confirmed" if confirmed else "pending confirmation unless already subscribed"
+    click.echo(f"{result.landed} member(s) of {name} from {file} ({state}); skipped "
+               f"{len(result.errors)} bad row(s)")
+    if not confirmed:
+        click.echo(f"queued {result.confirmations_queued} confirmation email(s)"
+                   + (f"; {result.confirmations_held_back} address(es) already sent one in "
+                      "the last hour" if result.confirmations_held_back else ""))
+    if result.errors:
+        raise SystemExit(1)
+
+
+@schemes.command("export")
+@click.argument("name")
+@pass_runtime
+def export(runtime: Runtime, name: str) -> None:
+    """Write scheme NAME's members as CSV to stdout, with status and consent."""
+    with transaction(runtime.sessions()) as session:
+        scheme = get_scheme(session, name)
+        export_members(session, command_line_principal(cli_actor()), scheme.id, sys.stdout,
+                       now=utcnow())
+
+
+@schemes.command("add-member")
+@click.argument("name")
+@click.argument("email")
+@click.option("--name", "resident_name", default="", help="How emails greet the resident.")
+@click.option("--frequency", type=click.Choice([f.value for f in Frequency]),
+              default=Frequency.WEEKLY.value, show_default=True)
+@click.option("--confirmed", is_flag=True,
+              help="The resident already gave consent in writing (recorded as such).")
+@pass_runtime
+def add_member_(runtime: Runtime, name: str, email: str, resident_name: str, frequency: str,
+                confirmed: bool) -> None:
+    """Add EMAIL to scheme NAME, recorded as having asked to join."""
+    try:
+        with transaction(runtime.sessions()) as session:
+            scheme = get_scheme(session, name)
+            added = add_member(session, runtime.settings, command_line_principal(cli_actor()),
+                               scheme.id, email=email, name=resident_name,
+                               frequency=Frequency(frequency), resident_asked=True,
+                               prior_written=confirmed, where="alerts schemes add-member",
+                               now=utcnow())
+    except CoordinatorError as exc:
+        fail(str(exc))
+    asked = (" (confirmation email queued)" if added.confirmation_queued
+             else " (a confirmation email went in the last hour)"
+             if added.confirmation_held_back else "")
+    click.echo(f"added to {name}: {added.status}{asked}")
+
+
+@schemes.command("remove-member")
+@click.argument("name")
+@click.argument("email")
+@pass_runtime
+def remove_member_(runtime: Runtime, name: str, email: str) -> None:
+    """Unsubscribe EMAIL, a member of scheme NAME, from the scheme's ward."""
+    address = normalise_address(email)
+    with transaction(runtime.sessions()) as session:
+        scheme = get_scheme(session, name)
+        found = [m for m in list_members(session, scheme) if m.email == address]
+        if not found:
+            fail(f"no member of {scheme.name} has that address")
+        remove_member(session, command_line_principal(cli_actor()), scheme.id,
+                      found[0].subscription_id, now=utcnow())
+    click.echo(f"unsubscribed from {name}'s ward")

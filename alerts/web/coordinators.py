@@ -1,11 +1,280 @@
-"""Placeholder: filled in by the coordinators pages."""
+"""The coordinators' pages under `/staff/schemes/`: the schemes a person keeps, a scheme's
+members (add one, remove one), import a CSV, export one, who bounced and why, and a message
+to the members (write, preview the real email, send).
+
+Handlers are thin: they parse the form, check its CSRF token, call `alerts.coordinators`
+(which decides who may do what and audits every change) and render. Plain `def`s, so FastAPI
+runs them in worker threads. Every page works without JavaScript. No resident's address is
+written to a log; the CSV export is a download that is never cached.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import io
+import secrets
+from typing import Annotated, Any
 
-from alerts.web.staff import StaffSite
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, Response
+
+from alerts.accounts.access import Principal
+from alerts.coordinators import (
+    MAX_BODY,
+    MAX_IMPORT_BYTES,
+    MAX_SUBJECT,
+    MESSAGES_PER_DAY,
+    CoordinatorError,
+    MessageErrors,
+    add_member,
+    bounce_report,
+    export_filename,
+    export_members,
+    import_members,
+    kept_schemes,
+    member_of,
+    preview_message,
+    remove_member,
+    send_message,
+    view_scheme,
+)
+from alerts.db import transaction
+from alerts.messages import PREFERENCES_MARK, UNSUBSCRIBE_MARK
+from alerts.web.staff import HEADERS, StaffSite
+from subscriptions.base import utcnow
+from subscriptions.consent import COORDINATOR_WORDING, WORDING
+from subscriptions.csv_io import EXPORT_COLUMNS
+from subscriptions.subscribers import Frequency
+
+FormText = Annotated[str, Form()]
+FREQUENCIES = [
+    (Frequency.IMMEDIATE.value, "As it happens", "an email for each post"),
+    (Frequency.DAILY.value, "Daily", "one email a day at most"),
+    (Frequency.WEEKLY.value, "Weekly", "one email a week"),
+]
+# What the scheme page says after a change (Post/Redirect/Get: the notice travels as a key).
+NOTICES = {
+    "added-asked": "Added. We have emailed them a link to confirm; they get nothing else "
+                   "until they do.",
+    "added-held": "Added. They were sent a confirmation email in the last hour, so no "
+                  "other was sent; they get nothing until they confirm.",
+    "added-pending": "Added. They are waiting to confirm their address and get nothing "
+                     "until they do.",
+    "added-confirmed": "Added and confirmed: they will get the scheme's messages and "
+                       "the ward's news.",
+    "removed": "Removed. They will get no more emails for this ward.",
+}
+
+REASONS = {
+    "hard_bounce": "Their address bounced",
+    "complaint": "They marked one of our emails as spam",
+    "erasure": "They asked us to erase their data",
+    "manual": "Stopped by the team",
+}
+SEVERITIES = {"hard": "Hard: the address does not work", "soft": "Soft: for now",
+              "unknown": "Not known"}
+
+
+def _tidy(errors: dict[str, str]) -> dict[str, str]:
+    return {field or "form": message for field, message in errors.items()}
 
 
 def coordinators_router(site: StaffSite) -> APIRouter:
-    return APIRouter()
+    router = APIRouter(prefix="/staff/schemes")
+    settings = site.settings
+
+    def page(request: Request, name: str, who: Principal, context: dict[str, Any], *,
+             status: int = 200) -> HTMLResponse:
+        shared: dict[str, Any] = {"scheme": None, "errors": {},
+                                  "current": name.removeprefix("scheme_")}
+        return site.page(request, name, {**shared, **context}, who=who, status=status)
+
+    # --- the list and one scheme ---------------------------------------------------------
+
+    @router.get("/", response_class=HTMLResponse)
+    def scheme_list(request: Request) -> HTMLResponse:
+        who = site.require(request)
+        with site.factory() as session:
+            schemes = kept_schemes(session, who)
+        return page(request, "scheme_list", who, {"schemes": schemes})
+
+    def scheme_page(request: Request, who: Principal, scheme_id: int, *, notice: str = "",
+                    form: dict[str, str] | None = None, errors: dict[str, str] | None = None,
+                    status: int = 200) -> HTMLResponse:
+        with site.factory() as session:
+            scheme = view_scheme(session, who, scheme_id, now=utcnow())
+        return page(request, "scheme", who, {
+            "scheme": scheme, "notice": NOTICES.get(notice, ""), "errors": errors or {},
+            "form": form or {"email": "", "name": "", "frequency": Frequency.WEEKLY.value},
+            "frequencies": FREQUENCIES, "declaration": WORDING[COORDINATOR_WORDING],
+        }, status=status)
+
+    @router.get("/{scheme_id}", response_class=HTMLResponse)
+    def scheme_get(request: Request, scheme_id: int, done: str = "") -> HTMLResponse:
+        return scheme_page(request, site.require(request), scheme_id, notice=done)
+
+    @router.post("/{scheme_id}/members", response_class=HTMLResponse)
+    def member_add(request: Request, scheme_id: int, email: FormText = "", name: FormText = "",
+                   frequency: FormText = "", asked: FormText = "", written: FormText = "",
+                   csrf_token: FormText = "") -> Response:
+        who = site.require(request)
+        site.check_form(request, csrf_token)
+        form = {"email": email, "name": name, "frequency": frequency, "asked": asked,
+                "written": written}
+        if frequency not in {f.value for f in Frequency}:
+            return scheme_page(request, who, scheme_id, form=form, status=400, errors={
+                "frequency": "Choose how often they hear about the ward's news"})
+        try:
+            with transaction(site.factory) as session:
+                added = add_member(session, settings, who, scheme_id, email=email, name=name,
+                                   frequency=Frequency(frequency), resident_asked=asked == "yes",
+                                   prior_written=written == "yes", where=request.url.path,
+                                   now=utcnow())
+        except CoordinatorError as exc:
+            return scheme_page(request, who, scheme_id, form=form, status=400,
+                               errors=_tidy({exc.field: str(exc)}))
+        notice = ("added-confirmed" if added.status == "confirmed"
+                  else "added-asked" if added.confirmation_queued
+                  else "added-held" if added.confirmation_held_back else "added-pending")
+        return site.redirect(f"/staff/schemes/{scheme_id}?done={notice}")
+
+    @router.get("/{scheme_id}/members/{subscription_id}/remove", response_class=HTMLResponse)
+    def member_remove_page(request: Request, scheme_id: int,
+                           subscription_id: int) -> HTMLResponse:
+        who = site.require(request)
+        with site.factory() as session:
+            scheme = view_scheme(session, who, scheme_id, now=utcnow())
+            member = member_of(session, who, scheme_id, subscription_id)
+        return page(request, "scheme_remove", who,
+                    {"current": "scheme", "scheme": scheme, "member": member})
+
+    @router.post("/{scheme_id}/members/{subscription_id}/remove")
+    def member_remove(request: Request, scheme_id: int, subscription_id: int,
+                      csrf_token: FormText = "") -> Response:
+        who = site.require(request)
+        site.check_form(request, csrf_token)
+        with transaction(site.factory) as session:
+            remove_member(session, who, scheme_id, subscription_id, now=utcnow())
+        return site.redirect(f"/staff/schemes/{scheme_id}?done=removed")
+
+    # --- import and export ------------------------------------------------------------------
+
+    def import_page(request: Request, who: Principal, scheme_id: int, *,
+                    context: dict[str, Any] | None = None, status: int = 200) -> HTMLResponse:
+        with site.factory() as session:
+            scheme = view_scheme(session, who, scheme_id, now=utcnow())
+        return page(request, "scheme_import", who, {
+            "scheme": scheme, "errors": {}, "result": None, "asked": "", "written": "",
+            "declaration": WORDING[COORDINATOR_WORDING], "columns": EXPORT_COLUMNS,
+            "max_mb": MAX_IMPORT_BYTES // 1_000_000, **(context or {}),
+        }, status=status)
+
+    @router.get("/{scheme_id}/import", response_class=HTMLResponse)
+    def import_get(request: Request, scheme_id: int) -> HTMLResponse:
+        return import_page(request, site.require(request), scheme_id)
+
+    @router.post("/{scheme_id}/import", response_class=HTMLResponse)
+    def import_post(request: Request, scheme_id: int,
+                    file: Annotated[UploadFile | None, File()] = None, asked: FormText = "",
+                    written: FormText = "", csrf_token: FormText = "") -> HTMLResponse:
+        who = site.require(request)
+        site.check_form(request, csrf_token)
+        data = file.file.read(MAX_IMPORT_BYTES + 1) if file is not None else b""
+        where = f"{request.url.path} ({file.filename})" if file and file.filename \
+            else request.url.path
+        keep = {"asked": asked, "written": written}
+        try:
+            with transaction(site.factory) as session:
+                result = import_members(session, settings, who, scheme_id, data,
+                                        resident_asked=asked == "yes",
+                                        prior_written=written == "yes", where=where,
+                                        now=utcnow())
+        except CoordinatorError as exc:
+            return import_page(request, who, scheme_id, status=400, context={
+                **keep, "errors": _tidy({exc.field: str(exc)})})
+        return import_page(request, who, scheme_id, context={"result": result})
+
+    @router.get("/{scheme_id}/export")
+    def export(request: Request, scheme_id: int) -> Response:
+        who = site.require(request)
+        out = io.StringIO()
+        with transaction(site.factory) as session:
+            filename = export_filename(session, who, scheme_id)
+            export_members(session, who, scheme_id, out, now=utcnow())
+        return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
+            **HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'})
+
+    # --- who bounced ------------------------------------------------------------------------
+
+    @router.get("/{scheme_id}/bounces", response_class=HTMLResponse)
+    def bounces(request: Request, scheme_id: int) -> HTMLResponse:
+        who = site.require(request)
+        with site.factory() as session:
+            scheme = view_scheme(session, who, scheme_id, now=utcnow())
+            report = bounce_report(session, who, scheme_id, now=utcnow())
+        return page(request, "scheme_bounces", who, {
+            "scheme": scheme, "report": report, "reasons": REASONS, "severities": SEVERITIES})
+
+    # --- message the members ----------------------------------------------------------------
+
+    def message_page(request: Request, who: Principal, scheme_id: int, *, subject: str = "",
+                     body: str = "", errors: dict[str, str] | None = None, sent: str = "",
+                     status: int = 200) -> HTMLResponse:
+        with site.factory() as session:
+            scheme = view_scheme(session, who, scheme_id, now=utcnow())
+        return page(request, "scheme_message", who, {
+            "scheme": scheme, "subject": subject, "body": body, "errors": errors or {},
+            "sent": sent, "max_subject": MAX_SUBJECT, "max_body": MAX_BODY,
+            "limit": MESSAGES_PER_DAY,
+        }, status=status)
+
+    def refused(exc: CoordinatorError) -> dict[str, str]:
+        found = exc.errors if isinstance(exc, MessageErrors) else [exc]
+        return _tidy({error.field: str(error) for error in found})
+
+    @router.get("/{scheme_id}/message", response_class=HTMLResponse)
+    def message_get(request: Request, scheme_id: int, sent: str = "") -> HTMLResponse:
+        shown = sent if sent == "again" or sent.isdigit() else ""
+        return message_page(request, site.require(request), scheme_id, sent=shown)
+
+    @router.post("/{scheme_id}/message", response_class=HTMLResponse)
+    def message_preview(request: Request, scheme_id: int, subject: FormText = "",
+                        body: FormText = "", edit: FormText = "",
+                        csrf_token: FormText = "") -> HTMLResponse:
+        who = site.require(request)
+        site.check_form(request, csrf_token)
+        if edit:
+            return message_page(request, who, scheme_id, subject=subject, body=body)
+        try:
+            with site.factory() as session:
+                scheme = view_scheme(session, who, scheme_id, now=utcnow())
+                draft = preview_message(session, settings, who, scheme_id, subject=subject,
+                                        body=body, now=utcnow())
+        except CoordinatorError as exc:
+            return message_page(request, who, scheme_id, subject=subject, body=body,
+                                errors=refused(exc), status=400)
+        shown = draft.rendered.html.replace(UNSUBSCRIBE_MARK, "#unsubscribe") \
+            .replace(PREFERENCES_MARK, "#preferences")
+        text = draft.rendered.text.replace(UNSUBSCRIBE_MARK, "(each member's own link)") \
+            .replace(PREFERENCES_MARK, "(each member's own link)")
+        return page(request, "scheme_preview", who, {
+            "current": "message", "scheme": scheme, "draft": draft, "email_html": shown,
+            "email_text": text, "draft_key": secrets.token_urlsafe(16),
+        })
+
+    @router.post("/{scheme_id}/message/send")
+    def message_send(request: Request, scheme_id: int, subject: FormText = "",
+                     body: FormText = "", draft: FormText = "",
+                     csrf_token: FormText = "") -> Response:
+        who = site.require(request)
+        site.check_form(request, csrf_token)
+        try:
+            with transaction(site.factory) as session:
+                sent = send_message(session, settings, who, scheme_id, subject=subject,
+                                    body=body, draft_key=draft, now=utcnow())
+        except CoordinatorError as exc:
+            return message_page(request, who, scheme_id, subject=subject, body=body,
+                                errors=refused(exc), status=400)
+        shown = "again" if sent.repeated else str(sent.deliveries)
+        return site.redirect(f"/staff/schemes/{scheme_id}/message?sent={shown}")
+
+    return router
