@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from alerts.config import Settings
 from alerts.delivery.outbox import Delivery, DeliveryStatus
-from alerts.digests.render import Rendered, render_confirmation
+from alerts.digests.render import ADDED_FOR_YOU, SIGNED_UP, Rendered, render_confirmation
 from alerts.messages import Message, MessageKind
 from subscriptions.consent import Consent, ConsentMethod
 from subscriptions.subscribers import Frequency, Subscriber, Subscription
@@ -102,7 +102,8 @@ def confirm_imported(session: Session, settings: Settings, consent: Consent, *,
     waiting = awaiting_confirmation(session, consent)
     claimed = claim_confirmation_slots(session, waiting, now=now)
     queued = queue_confirmations(
-        session, settings, {s: ids for s, ids in waiting.items() if s in claimed}, now=now)
+        session, settings, {s: ids for s, ids in waiting.items() if s in claimed}, now=now,
+        why=SIGNED_UP if consent.method == ConsentMethod.WEB_FORM else ADDED_FOR_YOU)
     return ImportConfirmations(queued, len(waiting) - len(claimed))
 
 
@@ -112,7 +113,8 @@ def _chunks(values: Sequence[int], size: int = 500) -> Iterator[Sequence[int]]:
 
 
 def queue_confirmations(session: Session, settings: Settings,
-                        waiting: Mapping[int, Sequence[int]], *, now: datetime) -> int:
+                        waiting: Mapping[int, Sequence[int]], *, now: datetime,
+                        why: str = SIGNED_UP) -> int:
     """Queue a confirmation email for each subscriber, its link confirming the pending
     subscriptions named; return how many were queued. The throttle is the caller's; a
     suppressed address gets nothing.
@@ -145,7 +147,8 @@ def queue_confirmations(session: Session, settings: Settings,
         names = tuple(name for _, name in named)
         if names not in rendered:
             rendered[names] = render_confirmation(list(names), CONFIRM_URL_MARK,
-                                                  CONFIRM_MAX_AGE_HOURS, settings, now=now)
+                                                  CONFIRM_MAX_AGE_HOURS, settings, now=now,
+                                                  why=why)
         template = rendered[names]
         url = f"{base}/confirm/{confirmation_token(settings, subscriber_id, ids)}"
         # A message belongs to a ward (for List-Id and the send-time check): the first named.

@@ -178,9 +178,15 @@ def render_alert(
     return Rendered(subject, html, text, None)
 
 
+# Why a confirmation email came, by how the address reached the list.
+SIGNED_UP = "the address was entered on our subscription page"
+ADDED_FOR_YOU = ("your Neighbourhood Watch coordinator or neighbourhood team added the address "
+                 "to our list, saying you asked to join")
+
+
 def render_confirmation(
     ward_names: list[str], confirm_url: str, valid_hours: int, settings: Settings, *,
-    now: datetime, env: Environment | None = None,
+    now: datetime, why: str = SIGNED_UP, env: Environment | None = None,
 ) -> Rendered:
     """The double opt-in email: one link that confirms the wards asked for."""
     zone = ZoneInfo(settings.scheduler.timezone)
@@ -191,6 +197,7 @@ def render_confirmation(
         "ward_names": ward_names,
         "confirm_url": confirm_url,
         "valid_hours": valid_hours,
+        "why": why,
         "date": _local_date(now, zone),
     }
     html, text = render_pair(env or environment(), "confirm", context)

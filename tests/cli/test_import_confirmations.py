@@ -70,6 +70,7 @@ def test_an_import_without_prior_consent_sends_one_confirmation_per_address_and_
     assert ann["Subject"] == "Please confirm your neighbourhood alerts"
     assert "Riverside" in text_of(ann) and "Hillcrest" in text_of(ann)
     assert "999" in text_of(ann)
+    assert "added the address to our list" in " ".join(text_of(ann).split())
     links = {to: CONFIRM.findall(text_of(m)) for to, m in mails.items()}
     assert len({tuple(found) for found in links.values()}) == 2, "each link is the resident's"
 
