@@ -23,9 +23,16 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from alerts.accounts.access import Forbidden, Principal, can_keep_scheme, require_scheme
+from alerts.accounts.access import (
+    Forbidden,
+    Principal,
+    can_keep_scheme,
+    can_use_ward,
+    require_scheme,
+    require_ward,
+)
 from alerts.accounts.audit import AuditEntry, record
-from alerts.accounts.users import Role
+from alerts.accounts.users import Role, User, add_user, find_user
 from alerts.config import Settings
 from alerts.confirmations import ImportConfirmations, confirm_imported
 from alerts.delivery.fanout import fan_out
@@ -39,13 +46,15 @@ from alerts.digests.render import (
 from alerts.inbound.classify import Kind
 from alerts.inbound.journal import InboundRecord
 from alerts.messages import Message, MessageKind
-from subscriptions.addresses import AddressError
+from subscriptions.addresses import AddressError, normalise_address
 from subscriptions.consent import COORDINATOR_WORDING, Consent, ConsentMethod
 from subscriptions.csv_io import CsvError, RowError, decode, write_records
 from subscriptions.schemes import (
     Member,
     Scheme,
+    SchemeError,
     SuppressedMember,
+    add_scheme,
     join_scheme,
     list_members,
     member_row,
@@ -62,6 +71,7 @@ from subscriptions.subscribers import (
     Subscription,
     subscriber_not_suppressed,
 )
+from subscriptions.wards import Ward, find_ward, list_wards
 
 NOT_YOURS = "that is not one of your schemes"
 NOT_A_MEMBER = "that is not a member of your scheme"
@@ -155,6 +165,50 @@ def kept_schemes(session: Session, who: Principal) -> list[SchemeSummary]:
                           int(members), int(confirmed))
             for scheme, members, confirmed in session.execute(query)
             if can_keep_scheme(who, scheme)]
+
+
+@dataclass(frozen=True)
+class NewScheme:
+    id: int
+    # The coordinator's account was made now (or had no password yet): they are sent the
+    # "choose a password" email.
+    invite: User | None
+
+
+def wards_for_new_schemes(session: Session, who: Principal) -> list[Ward]:
+    """The wards the person may add a scheme to: an officer's own, every one for an admin."""
+    if who.role == Role.COORDINATOR:
+        return []
+    return [ward for ward in list_wards(session) if can_use_ward(who, ward.id)]
+
+
+def create_scheme(session: Session, who: Principal, *, name: str, ward_code: str,
+                  coordinator_email: str, coordinator_name: str, now: datetime) -> NewScheme:
+    """Add a scheme to one of the person's wards, with its coordinator (the web equivalent
+    of `alerts schemes add`). Officers of the ward and administrators only."""
+    ward = find_ward(session, ward_code)
+    if ward is None:
+        raise CoordinatorError("Choose one of your wards", "ward")
+    require_ward(who, ward.id)
+    try:
+        address = normalise_address(coordinator_email)
+    except AddressError:
+        raise CoordinatorError("Enter the coordinator's email address in the right format, "
+                               "like name@example.com", "coordinator") from None
+    existing = find_user(session, address)
+    if existing is not None and existing.role != Role.COORDINATOR:
+        raise CoordinatorError("That address belongs to an account with another role",
+                               "coordinator")
+    try:
+        scheme = add_scheme(session, name, ward.code)
+    except SchemeError as exc:
+        raise CoordinatorError(str(exc).capitalize(), "name") from None
+    user = add_user(session, address, Role.COORDINATOR, scheme_names=[scheme.name],
+                    name=coordinator_name if existing is None else "")
+    _audit(session, who, "scheme.add", f"scheme {scheme.id}", f"ward {ward.code}", now)
+    _audit(session, who, "scheme.coordinator", f"scheme {scheme.id}",
+           f"user {user.id}" + (" (new account)" if existing is None else ""), now)
+    return NewScheme(scheme.id, user if user.password_hash is None else None)
 
 
 @dataclass(frozen=True)

@@ -64,30 +64,41 @@ class ResetMail:
 
 
 def build_reset_mail(settings: Settings, user: User, link: str, *,
-                     now: datetime) -> EmailMessage:
+                     now: datetime, invited_by: str | None = None) -> EmailMessage:
     mail = settings.mail
     message = EmailMessage(policy=policy.SMTP)
     message["From"] = formataddr((mail.from_name, mail.from_address))
     message["To"] = user.email
-    message["Subject"] = "Choose a new password for neighbourhood alerts"
+    message["Subject"] = ("Your neighbourhood alerts account: choose a password" if invited_by
+                          else "Choose a new password for neighbourhood alerts")
     message["Date"] = format_datetime(now)
     message["Message-ID"] = make_msgid("alerts.reset", mail.from_address.rpartition("@")[2])
     message["Auto-Submitted"] = "auto-generated"
     greeting = f"Hello {user.name}," if user.name else "Hello,"
+    opening = [
+        f"{invited_by} made you an account on neighbourhood alerts, to keep your",
+        "Neighbourhood Watch scheme's list of members and to message them.",
+    ] if invited_by else [
+        "Someone asked to reset the password of your neighbourhood alerts account",
+        "(the pages where your team posts to residents and reads their replies).",
+    ]
     message.set_content("\n".join([
         greeting,
         "",
-        "Someone asked to reset the password of your neighbourhood alerts account",
-        "(the pages where your team posts to residents and reads their replies).",
+        *opening,
         "",
-        f"To choose a new password, open this link within {RESET_MINUTES} minutes.",
-        "It works once:",
+        f"To choose a {'' if invited_by else 'new '}password, open this link within "
+        f"{RESET_MINUTES} minutes.",
+        "It works once" + (" (later, use \"Forgotten your password?\" on the sign-in page):"
+                           if invited_by else ":"),
         "",
         link,
         "",
-        "If this was not you, ignore this email: your password stays as it is, and",
-        "nobody can use the link without reading this email. If you keep getting",
-        "these without asking, tell whoever runs the service for your force.",
+        *(["If you did not expect this, ignore this email: nobody can sign in as you",
+           "without choosing a password through it."] if invited_by else [
+          "If this was not you, ignore this email: your password stays as it is, and",
+          "nobody can use the link without reading this email. If you keep getting",
+          "these without asking, tell whoever runs the service for your force."]),
         "",
         "--",
         "Neighbourhood alerts",
@@ -121,6 +132,17 @@ def request_reset(session: Session, settings: Settings, email: str, *, address: 
            user_id=user.id, now=at)
     session.flush()
     return ResetMail(user.email, build_reset_mail(settings, user, link, now=at).as_bytes())
+
+
+def invitation(session: Session, settings: Settings, user: User, *, invited_by: str,
+               now: datetime | None = None) -> ResetMail:
+    """The first "choose a password" email of an account made for someone (a coordinator
+    added with their scheme); the caller commits, then sends it."""
+    at = now or utcnow()
+    link = f"{settings.web.base_url.rstrip('/')}/staff/reset/" \
+           f"{reset_token(settings.web.secret_key, user)}"
+    mail = build_reset_mail(settings, user, link, now=at, invited_by=invited_by)
+    return ResetMail(user.email, mail.as_bytes())
 
 
 async def send_reset_mail_async(settings: Settings, mail: ResetMail) -> bool:

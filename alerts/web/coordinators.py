@@ -14,10 +14,11 @@ import io
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
 
 from alerts.accounts.access import Principal
+from alerts.accounts.reset_mail import invitation, send_reset_mail
 from alerts.coordinators import (
     MAX_BODY,
     MAX_IMPORT_BYTES,
@@ -27,6 +28,7 @@ from alerts.coordinators import (
     MessageErrors,
     add_member,
     bounce_report,
+    create_scheme,
     export_filename,
     export_members,
     import_members,
@@ -36,6 +38,7 @@ from alerts.coordinators import (
     remove_member,
     send_message,
     view_scheme,
+    wards_for_new_schemes,
 )
 from alerts.db import transaction
 from alerts.messages import PREFERENCES_MARK, UNSUBSCRIBE_MARK
@@ -62,6 +65,10 @@ NOTICES = {
     "added-confirmed": "Added and confirmed: they will get the scheme's messages and "
                        "the ward's news.",
     "removed": "Removed. They will get no more emails for this ward.",
+    "created": "Scheme added. Its coordinator can sign in and see it now.",
+    "created-invited": "Scheme added. We have emailed its coordinator a link to choose a "
+                       "password; it works for an hour, and \"Forgotten your password?\" "
+                       "sends another.",
 }
 
 REASONS = {
@@ -90,12 +97,43 @@ def coordinators_router(site: StaffSite) -> APIRouter:
 
     # --- the list and one scheme ---------------------------------------------------------
 
-    @router.get("/", response_class=HTMLResponse)
-    def scheme_list(request: Request) -> HTMLResponse:
-        who = site.require(request)
+    def list_page(request: Request, who: Principal, *, form: dict[str, str] | None = None,
+                  errors: dict[str, str] | None = None, status: int = 200) -> HTMLResponse:
         with site.factory() as session:
             schemes = kept_schemes(session, who)
-        return page(request, "scheme_list", who, {"schemes": schemes})
+            wards = [(w.code, w.name) for w in wards_for_new_schemes(session, who)]
+        return page(request, "scheme_list", who, {
+            "schemes": schemes, "wards": wards, "errors": errors or {},
+            "form": form or {"name": "", "ward": "", "coordinator": "", "coordinator_name": ""},
+        }, status=status)
+
+    @router.get("/", response_class=HTMLResponse)
+    def scheme_list(request: Request) -> HTMLResponse:
+        return list_page(request, site.require(request))
+
+    @router.post("/", response_class=HTMLResponse)
+    def scheme_create(request: Request, background: BackgroundTasks, name: FormText = "",
+                      ward: FormText = "", coordinator: FormText = "",
+                      coordinator_name: FormText = "", csrf_token: FormText = "") -> Response:
+        """An officer adds a scheme to one of their wards, with its coordinator."""
+        who = site.require(request)
+        site.check_form(request, csrf_token)
+        form = {"name": name, "ward": ward, "coordinator": coordinator,
+                "coordinator_name": coordinator_name}
+        try:
+            with transaction(site.factory) as session:
+                made = create_scheme(session, who, name=name, ward_code=ward,
+                                     coordinator_email=coordinator,
+                                     coordinator_name=coordinator_name, now=utcnow())
+                mail = invitation(session, settings, made.invite, invited_by=who.name or
+                                  "Your neighbourhood team") if made.invite else None
+        except CoordinatorError as exc:
+            return list_page(request, who, form=form, status=400,
+                             errors=_tidy({exc.field: str(exc)}))
+        if mail is not None:
+            background.add_task(send_reset_mail, settings, mail)
+        return site.redirect(f"/staff/schemes/{made.id}?done="
+                             + ("created-invited" if mail else "created"))
 
     def scheme_page(request: Request, who: Principal, scheme_id: int, *, notice: str = "",
                     form: dict[str, str] | None = None, errors: dict[str, str] | None = None,
