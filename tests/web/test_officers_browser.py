@@ -172,3 +172,23 @@ def test_a_forgotten_password_is_reset_in_a_browser(
         check_page(page, "reset-invalid", artefacts)
         page.goto(f"{base}/staff/wards/NOWHERE/")
         check_page(page, "not-found", artefacts)
+
+
+def test_an_officer_adds_a_scheme_in_a_browser(
+        factory: sessionmaker[Session], settings: Settings, page: Page, artefacts: Path) -> None:
+    settings, port = served(settings)
+    with_passwords(factory)
+    with serve_app(create_app(factory, settings=settings), port) as base:
+        page.goto(f"{base}/staff/schemes/")
+        sign_in(page)
+        page.goto(f"{base}/staff/schemes/")
+        expect(page.get_by_role("heading", name="Add a scheme")).to_be_visible()
+        check_page(page, "officer-schemes", artefacts)
+        page.get_by_role("button", name="Add the scheme").click()
+        expect(page.get_by_role("alert")).to_contain_text("There is a problem")
+        check_page(page, "officer-schemes-errors", artefacts)
+        page.get_by_label("Name of the scheme").fill("Orchard Close Watch")
+        page.get_by_label("Coordinator's email address").fill("pat@home.example")
+        page.get_by_role("button", name="Add the scheme").click()
+        expect(page.get_by_role("status")).to_contain_text("Scheme added")
+        check_page(page, "officer-scheme-added", artefacts)
