@@ -18,6 +18,17 @@ def sessions_calendar(
     """An iCalendar (METHOD:PUBLISH) with one event per session, or None when there are none."""
     if not sessions:
         return None
+    return calendar_of(sessions, ward_name=ward_name, uid_domain=uid_domain, now=now)
+
+
+def calendar_of(
+    sessions: Sequence[DigestItem], *, ward_name: str, uid_domain: str, now: datetime
+) -> bytes:
+    """The same calendar, even with no sessions (a subscribed calendar that is empty for now).
+
+    Each event's UID depends on the item only, so a session is the same event whether it came
+    in a digest's attachment or from the ward's published `.ics`.
+    """
     calendar = Calendar()
     calendar.add("prodid", "-//Neighbourhood Alerts//Contact sessions//EN")
     calendar.add("version", "2.0")

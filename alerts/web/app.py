@@ -19,6 +19,7 @@ from alerts.web.auth import auth_router
 from alerts.web.coordinators import coordinators_router
 from alerts.web.health import check_health
 from alerts.web.officers import officers_router
+from alerts.web.open_feeds import open_feeds_router
 from alerts.web.residents import residents_router
 from alerts.web.staff import StaffSite, install_handlers
 from subscriptions.base import utcnow
@@ -49,6 +50,7 @@ web wakes the delivery loop of `alerts run`; without one the pages wire their ow
 
     if settings is not None:
         app.include_router(residents_router(factory, settings))
+        app.include_router(open_feeds_router(factory, settings))
         site = StaffSite(factory, settings)
         install_handlers(app, site)
         app.include_router(auth_router(site))

@@ -1,0 +1,161 @@
+"""The wards' open feeds on the web: read-only, public and cacheable.
+
+    GET /wards/                       every ward, with links to its page
+    GET /wards/{code}/                the ward's archive page (recent items, coming sessions)
+    GET /wards/{code}/feed.atom       Atom 1.0           (application/atom+xml)
+    GET /wards/{code}/sessions.ics    iCalendar          (text/calendar)
+    GET /wards/{code}/items.json      JSON               (application/json; see open_feeds)
+
+Every answer carries `Cache-Control: public, max-age=300`, a strong ETag over its body and,
+for a ward, `Last-Modified` (the newest item); a matching `If-None-Match` (or, without one, an
+`If-Modified-Since` not older than that) gets 304. No cookie is set and no form is shown.
+Handlers read through `alerts.open_feeds` and render; they are plain `def`s (worker threads).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from jinja2 import Environment
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.config import Settings
+from alerts.digests.render import environment, when
+from alerts.open_feeds import (
+    FeedUrls,
+    WardFeed,
+    atom_feed,
+    ics_calendar,
+    json_document,
+    list_public_wards,
+    load_ward_feed,
+    uid_domain,
+)
+from alerts.web.residents import HEADERS
+from subscriptions.base import utcnow
+
+MAX_AGE_SECONDS = 300
+CACHE_CONTROL = f"public, max-age={MAX_AGE_SECONDS}"
+OPEN_HEADERS = {**HEADERS, "Cache-Control": CACHE_CONTROL}
+# The data feeds may be read by pages elsewhere (a parish site's script): they are public.
+DATA_HEADERS = {**OPEN_HEADERS, "Access-Control-Allow-Origin": "*"}
+HTML = "text/html; charset=utf-8"
+ATOM = "application/atom+xml; charset=utf-8"
+ICS = "text/calendar; charset=utf-8"
+JSON = "application/json"
+
+
+def _etag(body: bytes) -> str:
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+def _not_modified(request: Request, etag: str, modified: datetime | None) -> bool:
+    """RFC 9110 §13.2.2: If-None-Match decides when present; else If-Modified-Since."""
+    match = request.headers.get("if-none-match")
+    if match is not None:
+        tags = {tag.strip().removeprefix("W/") for tag in match.split(",")}
+        return "*" in tags or etag in tags
+    since = request.headers.get("if-modified-since")
+    if since is None or modified is None:
+        return False
+    try:
+        moment = parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return modified.replace(microsecond=0) <= moment
+
+
+def cached(request: Request, body: bytes, media_type: str, *, modified: datetime | None,
+           headers: dict[str, str] = OPEN_HEADERS) -> Response:
+    """The body with caching headers, or 304 when the client's copy is current."""
+    etag = _etag(body)
+    extra = {**headers, "ETag": etag}
+    if modified is not None:
+        extra["Last-Modified"] = format_datetime(modified.astimezone(UTC), usegmt=True)
+    if _not_modified(request, etag, modified):
+        return Response(status_code=304, headers=extra)
+    return Response(body, media_type=media_type, headers=extra)
+
+
+def _local_day(moment: datetime, zone: ZoneInfo) -> str:
+    local = moment.astimezone(zone)
+    return f"{local.day} {local:%B %Y}"
+
+
+def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> APIRouter:
+    router = APIRouter()
+    env: Environment = environment()
+    zone = ZoneInfo(settings.scheduler.timezone)
+    domain = uid_domain(settings.mail.from_address)
+
+    def render(name: str, context: dict[str, Any]) -> bytes:
+        return env.get_template(f"web/{name}.html").render(
+            force=settings.force, **context).encode()
+
+    def wards_page(request: Request, *, missing: str | None = None) -> Response:
+        with factory() as session:
+            wards = list_public_wards(session)
+        body = render("wards", {"wards": wards, "missing": missing})
+        if missing is not None:  # not cached: the ward may be added in a minute
+            return Response(body, status_code=404, media_type=HTML, headers=HEADERS)
+        return cached(request, body, HTML, modified=None)
+
+    def ward_feed(code: str) -> tuple[WardFeed, FeedUrls] | None:
+        with factory() as session:
+            feed = load_ward_feed(session, code, now=utcnow())
+        if feed is None:
+            return None
+        return feed, FeedUrls.for_ward(settings.web.base_url, feed.code)
+
+    @router.get("/wards/")
+    def wards(request: Request) -> Response:
+        return wards_page(request)
+
+    @router.get("/wards/{code}/")
+    def ward_page(request: Request, code: str) -> Response:
+        found = ward_feed(code)
+        if found is None:
+            return wards_page(request, missing=code)
+        feed, urls = found
+        body = render("ward_archive", {
+            "feed": feed, "urls": urls,
+            "when": lambda item: when(item.as_digest_item(), zone),
+            "day": lambda moment: _local_day(moment, zone)})
+        return cached(request, body, HTML, modified=feed.updated)
+
+    @router.get("/wards/{code}/feed.atom")
+    def ward_atom(request: Request, code: str) -> Response:
+        found = ward_feed(code)
+        if found is None:
+            return wards_page(request, missing=code)
+        feed, urls = found
+        return cached(request, atom_feed(feed, urls, zone=zone), ATOM, modified=feed.updated,
+                      headers=DATA_HEADERS)
+
+    @router.get("/wards/{code}/sessions.ics")
+    def ward_ics(request: Request, code: str) -> Response:
+        found = ward_feed(code)
+        if found is None:
+            return wards_page(request, missing=code)
+        feed, _ = found
+        return cached(request, ics_calendar(feed, uid_domain=domain), ICS,
+                      modified=feed.updated, headers=DATA_HEADERS)
+
+    @router.get("/wards/{code}/items.json")
+    def ward_json(request: Request, code: str) -> Response:
+        found = ward_feed(code)
+        if found is None:
+            return wards_page(request, missing=code)
+        feed, urls = found
+        return cached(request, json_document(feed, urls), JSON, modified=feed.updated,
+                      headers=DATA_HEADERS)
+
+    return router
