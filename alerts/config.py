@@ -86,6 +86,8 @@ class InboundSettings:
     held_dir: str = "inbound-held"
     soft_bounce_limit: int = 3
     soft_bounce_days: int = 30
+    reminder_days: int = 3
+    reminder_cron: str = "0 8 * * *"
 
 
 @dataclass(frozen=True)
@@ -244,6 +246,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("scheduler.outbox_poll_seconds must be more than 0")
     if scheduler.reconcile_seconds <= 0:
         raise ConfigError("scheduler.reconcile_seconds must be more than 0")
+    if settings.inbound.reminder_days < 1:
+        raise ConfigError("inbound.reminder_days must be at least 1")
     if not settings.web.base_url.startswith(("http://", "https://")):
         raise ConfigError(f"web.base_url must start with http:// or https://, not "
                           f"{settings.web.base_url!r}")

@@ -172,7 +172,8 @@ def test_run_schedules_every_job_and_sends_what_is_queued(service: Service,
         assert report["scheduler"]["running"] is True
         times = job_times(report)
         assert set(times) == {"collect:1", "digest:HIL:daily", "digest:HIL:weekly",
-                              "digest:RIV:daily", "digest:RIV:weekly", "reconcile"}
+                              "digest:RIV:daily", "digest:RIV:weekly", "replies:reminders",
+                              "reconcile"}
         assert_at(times["digest:RIV:weekly"], weekday=4, hour=16, minute=0)  # Friday 16:00
         assert_at(times["digest:RIV:daily"], weekday=None, hour=16, minute=0)
         assert_at(times["digest:HIL:weekly"], weekday=0, hour=7, minute=30)  # Monday 07:30
@@ -223,7 +224,8 @@ def test_sigterm_while_sending_loses_nothing_and_a_restart_duplicates_no_job(
     assert service.recipients() == Counter(emails)  # each resident once: none lost, none twice
     assert service.statuses() == Counter({"sent": 60})
     assert jobs_after == jobs_before == sorted(set(jobs_after))
-    assert jobs_after == ["digest:RIV:daily", "digest:RIV:weekly", "reconcile"]
+    assert jobs_after == ["digest:RIV:daily", "digest:RIV:weekly", "reconcile",
+                          "replies:reminders"]
 
 
 def test_a_second_signal_stops_at_once_and_leaves_the_batch_to_its_lease(
@@ -304,7 +306,8 @@ def test_wards_sources_and_crons_changed_while_running_get_their_jobs(
     finally:
         assert process.stop() == 0, process.output()
     assert set(times) == {"collect:2", "digest:NEW:daily", "digest:NEW:weekly",
-                          "digest:RIV:daily", "digest:RIV:weekly", "reconcile"}
+                          "digest:RIV:daily", "digest:RIV:weekly", "replies:reminders",
+                          "reconcile"}
     assert_at(times["digest:RIV:weekly"], weekday=0, hour=8, minute=45)
     assert_at(times["digest:RIV:daily"], weekday=None, hour=8, minute=45)
     assert_at(times["digest:NEW:weekly"], weekday=4, hour=16, minute=0)
@@ -371,7 +374,7 @@ def test_web_alone_reports_the_jobs_the_scheduler_stored(service: Service) -> No
         assert web.stop() == 0, web.output()
     assert report["status"] == "ok" and report["scheduler"]["running"] is False
     assert [job["id"] for job in report["scheduler"]["jobs"]] == [
-        "digest:RIV:daily", "digest:RIV:weekly", "reconcile"]
+        "digest:RIV:daily", "digest:RIV:weekly", "reconcile", "replies:reminders"]
     assert_at(job_times(report)["digest:RIV:weekly"], weekday=4, hour=16, minute=0)
 
 
@@ -403,7 +406,7 @@ def test_the_plan_names_one_job_per_source_ward_and_frequency(settings: Settings
                      settings)
     assert [job.id for job in plan.jobs] == [
         "collect:1", "collect:3", "digest:HIL:daily", "digest:HIL:weekly",
-        "digest:RIV:daily", "digest:RIV:weekly", "reconcile"]
+        "digest:RIV:daily", "digest:RIV:weekly", "replies:reminders", "reconcile"]
     assert plan.keep == {"digest:BAD:daily", "digest:BAD:weekly"}
     collect = plan.jobs[0]
     assert collect.trigger.interval == timedelta(minutes=15) and collect.trigger.jitter == 60
@@ -416,6 +419,26 @@ def test_a_configured_imap_mailbox_is_polled_by_the_scheduler_leader(
         settings.inbound, imap_host="imap.example.org", poll_seconds=90))
     [poll] = [job for job in plan_jobs([], [], polling).jobs if job.id == "inbound:poll"]
     assert poll.trigger.interval == timedelta(seconds=90)
+
+
+def test_ward_teams_are_reminded_of_open_replies_on_the_configured_cron(
+        settings: Settings) -> None:
+    [default] = [job for job in plan_jobs([], [], settings).jobs if job.id == "replies:reminders"]
+    assert default.func == "alerts.service.jobs:remind_open_replies"
+    assert str(default.trigger) == "cron[month='*', day='*', day_of_week='*', hour='8', minute='0']"
+    assert str(default.trigger.timezone) == "Europe/London"
+    configured = dataclasses.replace(settings, inbound=dataclasses.replace(
+        settings.inbound, reminder_cron="30 9 * * mon-fri"))
+    [job] = [job for job in plan_jobs([], [], configured).jobs if job.id == "replies:reminders"]
+    start = datetime(2025, 6, 7, 12, 0, tzinfo=LONDON)  # a Saturday
+    assert job.trigger.get_next_fire_time(None, start) == datetime(2025, 6, 9, 9, 30,
+                                                                   tzinfo=LONDON)
+    assert job.signature != default.signature  # so reconcile reschedules it
+    broken = dataclasses.replace(settings, inbound=dataclasses.replace(
+        settings.inbound, reminder_cron="not a cron"))
+    plan = plan_jobs([], [], broken)
+    assert "replies:reminders" not in [job.id for job in plan.jobs]
+    assert "replies:reminders" in plan.keep  # the last good schedule stays
 
 
 def test_every_job_is_a_plain_function_so_it_runs_in_a_worker_thread(
@@ -442,7 +465,8 @@ def test_reconcile_keeps_unchanged_jobs_and_follows_changes(
     try:
         first = reconcile(scheduler, factory, settings)
         assert sorted(first.added) == ["digest:OLD:daily", "digest:OLD:weekly",
-                                       "digest:RIV:daily", "digest:RIV:weekly", "reconcile"]
+                                       "digest:RIV:daily", "digest:RIV:weekly", "reconcile",
+                                       "replies:reminders"]
         rewound = utcnow() - timedelta(minutes=5)
         scheduler.modify_job("digest:RIV:daily", next_run_time=rewound)
         scheduler.add_job(print, "interval", minutes=1, id="someone-elses")
@@ -548,7 +572,7 @@ def test_two_services_share_one_database_and_one_scheduler_leader(
         took_over = wait_for(leading, what="the follower to take over", timeout=15,
                              process=second)
         assert {job["id"] for job in took_over["scheduler"]["jobs"]} >= {
-            "digest:RIV:daily", "digest:RIV:weekly", "reconcile"}
+            "digest:RIV:daily", "digest:RIV:weekly", "replies:reminders", "reconcile"}
     finally:
         assert second.stop() == 0, second.output()
     assert service.recipients() == Counter(emails), "each copy sent once by one of the two"

@@ -1,4 +1,5 @@
-"""`alerts replies list|show`: what residents wrote back, for officers."""
+"""`alerts replies list|show|remind`: what residents wrote back, for officers, and the
+reminder of what is still open that each ward team gets on a schedule."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from zoneinfo import ZoneInfo
 import click
 
 from alerts.cli.app import Runtime, fail, pass_runtime, print_json
+from alerts.inbound.reminders import send_reminders
 from alerts.inbound.replies import ReplySummary, list_replies, show_reply
+from subscriptions.base import utcnow
 
 
 def register(cli: click.Group) -> None:
@@ -85,3 +88,24 @@ def show(runtime: Runtime, reply_id: int, as_json: bool) -> None:
         click.echo("")
         click.echo("--- quoted ---")
         click.echo(view.quoted)
+
+
+@replies.command("remind")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_runtime
+def remind(runtime: Runtime, as_json: bool) -> None:
+    """Email each ward team its replies open longer than inbound.reminder_days, now (as
+    `alerts run` does on inbound.reminder_cron)."""
+    report = send_reminders(runtime.sessions(), runtime.settings, now=utcnow())
+    if as_json:
+        print_json({"sent": report.sent, "failed": report.failed})
+    else:
+        if not report.sent and not report.failed:
+            click.echo(f"no replies open longer than {runtime.settings.inbound.reminder_days} "
+                       "days: no reminders sent")
+        for code, count in report.sent.items():
+            click.echo(f"{code}: reminder sent ({count} open)")
+        for code, reason in report.failed.items():
+            click.echo(f"{code}: reminder NOT sent: {reason}", err=True)
+    if report.failed:
+        raise SystemExit(1)

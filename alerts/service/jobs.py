@@ -1,5 +1,5 @@
 """The functions the job store refers to: collect a source, announce a due digest, poll the
-inbound mailbox, reconcile.
+inbound mailbox, remind ward teams of replies still open, reconcile.
 
 Each is a plain (not async) module-level function of plain arguments: the job store pickles
 a reference and the arguments, and the scheduler runs plain functions in a worker thread,
@@ -18,6 +18,7 @@ from alerts.events import DigestDue
 from alerts.inbound.imap import ImapError
 from alerts.inbound.intake import Intake
 from alerts.inbound.intake import poll_inbox as intake_poll
+from alerts.inbound.reminders import send_reminders
 from alerts.service import context, plan
 from alerts.service.context import ServiceContext
 from alerts.sources.collect import collect
@@ -89,6 +90,24 @@ def poll_inbox() -> None:
         if report.fetched:
             log.info("%s: %d fetched, %d handled, %d left for the next poll",
                      plan.POLL_INBOX_ID, report.fetched, report.handled, report.left)
+
+
+def remind_open_replies() -> None:
+    """Email each ward team the residents' replies open longer than `inbound.reminder_days`."""
+    with _service(plan.REMINDERS_ID) as service:
+        if service is None:
+            return
+        try:
+            report = send_reminders(service.factory, service.settings, now=utcnow())
+        except Exception:
+            log.exception("%s failed", plan.REMINDERS_ID)
+            return
+        if report.sent:
+            log.info("%s: sent to %s", plan.REMINDERS_ID, ", ".join(
+                f"{code} ({n} open)" for code, n in report.sent.items()))
+        if report.failed:
+            log.error("%s: not sent to %s (see above)", plan.REMINDERS_ID,
+                      ", ".join(report.failed))
 
 
 def reconcile() -> None:

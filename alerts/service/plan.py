@@ -3,7 +3,8 @@
 The wanted jobs follow from the database and the settings: one `collect:{id}` per fetched
 source, one `digest:{CODE}:daily` and `digest:{CODE}:weekly` per ward (the ward's cron, else
 `scheduler.digest_cron`), `inbound:poll` when an IMAP mailbox is configured (so only the
-leader polls it), and `reconcile`, which calls `reconcile()` below. A job whose
+leader polls it), `replies:reminders` on `inbound.reminder_cron` (each ward team's reminder
+of replies still open), and `reconcile`, which calls `reconcile()` below. A job whose
 schedule has not changed is left exactly as it is, so its next run time survives restarts:
 that is how a digest missed while the service was down still runs (once) when it is back.
 """
@@ -23,7 +24,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
-from alerts.digests.schedule import DIGEST_FREQUENCIES, ScheduleError, digest_schedule
+from alerts.digests.schedule import (
+    DIGEST_FREQUENCIES,
+    ScheduleError,
+    digest_schedule,
+    parse_cron,
+)
 from alerts.service.scheduler import MISFIRE_GRACE_SECONDS
 from alerts.sources.registry import FETCHED_KINDS, Source
 from subscriptions.base import utcnow
@@ -36,10 +42,12 @@ COLLECT = "alerts.service.jobs:collect_source"
 DIGEST = "alerts.service.jobs:digest_due"
 RECONCILE = "alerts.service.jobs:reconcile"
 POLL_INBOX = "alerts.service.jobs:poll_inbox"
+REMIND = "alerts.service.jobs:remind_open_replies"
 
 RECONCILE_ID = "reconcile"
 POLL_INBOX_ID = "inbound:poll"
-MANAGED_PREFIXES = ("collect:", "digest:", "inbound:")
+REMINDERS_ID = "replies:reminders"
+MANAGED_PREFIXES = ("collect:", "digest:", "inbound:", "replies:")
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,19 @@ def plan_jobs(wards: Sequence[tuple[str, str | None]], source_ids: Sequence[int]
             trigger=IntervalTrigger(seconds=poll, timezone=zone),
             signature=f"every {poll}s",
             first_run_within=min(5.0, float(poll)),
+        ))
+    try:
+        reminders = parse_cron(settings.inbound.reminder_cron, zone)
+    except ScheduleError as exc:
+        log.error("inbound.reminder_cron: reply reminders' schedule unchanged: %s", exc)
+        keep.add(REMINDERS_ID)
+    else:
+        jobs.append(JobSpec(
+            id=REMINDERS_ID,
+            func=REMIND,
+            args=(),
+            trigger=reminders,
+            signature=f"{reminders} {zone}",
         ))
     jobs.append(JobSpec(
         id=RECONCILE_ID,

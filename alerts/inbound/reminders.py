@@ -1,0 +1,190 @@
+"""Reminding each ward team, by email on a schedule, of residents' replies still open.
+
+A conversation (a thread) is open until an officer marks it handled, and opens again when
+the resident writes after that; it has been open since the first reply it is still waiting
+on. Those open for longer than `inbound.reminder_days` are listed in one email per ward,
+sent to the team's address: how many days each has waited, the resident's name (never their
+address: the reminder only points to the staff page, where the rest is), the subject,
+whether it may be a crime report, and the link to answer or mark it handled. Nothing is
+stored: a conversation keeps appearing in each reminder until it is marked handled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from email import policy
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.config import Settings
+from alerts.delivery.sender import make_transport
+from alerts.delivery.transport import DeliveryFailure
+from alerts.inbound.replies import Reply, ReplyThread
+from subscriptions.subscribers import Subscriber
+from subscriptions.wards import Ward
+
+log = logging.getLogger(__name__)
+
+MAX_LISTED_SUBJECT = 120
+
+
+@dataclass(frozen=True)
+class OpenConversation:
+    """One thread waiting for the team."""
+
+    thread_id: int
+    resident: str  # the name they gave, "" when none: never their address
+    subject: str  # of their latest reply
+    flagged: bool  # any reply still waiting reads like a crime report
+    open_since: datetime  # the first reply still waiting
+    age_days: int  # whole days since then
+
+
+@dataclass(frozen=True)
+class WardReminder:
+    code: str
+    name: str
+    team_email: str
+    conversations: tuple[OpenConversation, ...]  # possible crime reports first, then oldest
+
+
+@dataclass
+class ReminderReport:
+    sent: dict[str, int] = field(default_factory=dict)  # ward code → conversations listed
+    failed: dict[str, str] = field(default_factory=dict)  # ward code → why it was not sent
+
+
+@dataclass
+class _Thread:
+    code: str
+    resident: str
+    open_since: datetime
+    subject: str = ""
+    flagged: bool = False
+
+
+def overdue_conversations(session: Session, *, days: int, now: datetime) -> list[WardReminder]:
+    """Per ward (by code), the threads open for longer than `days` days at `now`; wards with
+    none are left out."""
+    cutoff = now - timedelta(days=days)
+    rows = session.execute(
+        select(Reply.thread_id, Reply.received_at, Reply.id, Reply.subject, Reply.flagged,
+               Subscriber.name, Ward.code, Ward.name, Ward.team_email)
+        .join(ReplyThread, ReplyThread.id == Reply.thread_id)
+        .join(Subscriber, Subscriber.id == ReplyThread.subscriber_id)
+        .join(Ward, Ward.id == ReplyThread.ward_id)
+        # The same rule as the staff pages: open until handled, open again after.
+        .where(or_(ReplyThread.handled_at.is_(None),
+                   Reply.received_at > ReplyThread.handled_at))
+        .order_by(Reply.thread_id, Reply.received_at, Reply.id)
+    ).all()
+    wards: dict[str, tuple[str, str]] = {}
+    threads: dict[int, _Thread] = {}
+    for thread_id, received, _, subject, flagged, resident, code, ward_name, team in rows:
+        wards[code] = (ward_name, team)
+        seen = threads.setdefault(thread_id, _Thread(code, resident or "", received))
+        seen.subject = subject  # rows come oldest first: the latest reply's subject wins
+        seen.flagged = seen.flagged or flagged
+    by_ward: dict[str, list[OpenConversation]] = {}
+    for thread_id, seen in threads.items():
+        if seen.open_since > cutoff:
+            continue
+        by_ward.setdefault(seen.code, []).append(OpenConversation(
+            thread_id=thread_id, resident=seen.resident, subject=seen.subject,
+            flagged=seen.flagged, open_since=seen.open_since,
+            age_days=(now - seen.open_since).days))
+    return [
+        WardReminder(code=code, name=wards[code][0], team_email=wards[code][1],
+                     conversations=tuple(sorted(
+                         found, key=lambda c: (not c.flagged, c.open_since, c.thread_id))))
+        for code, found in sorted(by_ward.items())
+    ]
+
+
+def thread_link(settings: Settings, ward_code: str, thread_id: int) -> str:
+    return f"{settings.web.base_url.rstrip('/')}/staff/wards/{ward_code}/replies/{thread_id}"
+
+
+def _days(n: int) -> str:
+    return "1 day" if n == 1 else f"{n} days"
+
+
+def build_reminder(reminder: WardReminder, *, settings: Settings, now: datetime) -> EmailMessage:
+    """The reminder to one ward team, as plain text."""
+    mail = settings.mail
+    days = settings.inbound.reminder_days
+    count = len(reminder.conversations)
+    message = EmailMessage(policy=policy.SMTP)
+    message["From"] = formataddr((mail.from_name, mail.from_address))
+    message["To"] = reminder.team_email
+    waiting = "1 resident's reply" if count == 1 else f"{count} residents' replies"
+    message["Subject"] = f"[{reminder.code}] {waiting} open for more than {_days(days)}"
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = make_msgid("alerts.reminder", mail.from_address.rpartition("@")[2])
+    message["Auto-Submitted"] = "auto-generated"
+    message["X-Alerts-Ward"] = reminder.code
+    flagged = sum(1 for c in reminder.conversations if c.flagged)
+    lines = [
+        f"Ward: {reminder.name} ({reminder.code})",
+        "",
+        f"These conversations with residents have been open for more than {_days(days)}.",
+        "Each one stays in this reminder until it is marked handled on its page.",
+    ]
+    if flagged:
+        lines += ["", f"{flagged} of them may be a crime report: they are listed first."]
+    for conversation in reminder.conversations:
+        subject = " ".join((conversation.subject or "(no subject)").split())
+        if len(subject) > MAX_LISTED_SUBJECT:
+            subject = subject[: MAX_LISTED_SUBJECT - 1] + "…"
+        lines += [
+            "",
+            f"* Open {_days(conversation.age_days)}: "
+            f"{conversation.resident or '(no name given)'}",
+            f"  Subject: {subject}",
+        ]
+        if conversation.flagged:
+            lines.append("  POSSIBLE CRIME REPORT")
+        lines.append(f"  {thread_link(settings, reminder.code, conversation.thread_id)}")
+    lines += [
+        "",
+        "--",
+        "Sent by neighbourhood alerts. Answer the resident or mark the conversation",
+        "handled from the staff pages; replying to this email does nothing.",
+    ]
+    message.set_content("\n".join(lines) + "\n")
+    return message
+
+
+async def send_reminders_async(factory: sessionmaker[Session], settings: Settings, *,
+                               now: datetime) -> ReminderReport:
+    """Send each ward with conversations open too long its reminder; one failed ward does
+    not stop the others."""
+    report = ReminderReport()
+    with factory() as session:
+        due = overdue_conversations(session, days=settings.inbound.reminder_days, now=now)
+    if not due:
+        return report
+    envelope_from = f"bounces@{settings.mail.reply_domain}"
+    async with make_transport(settings) as transport:
+        for reminder in due:
+            data = build_reminder(reminder, settings=settings, now=now).as_bytes()
+            try:
+                await transport.send(envelope_from, reminder.team_email, data)
+            except DeliveryFailure as failure:
+                report.failed[reminder.code] = failure.reason
+                log.warning("the %s team's reply reminder was not sent: %s", reminder.code,
+                            failure.reason)
+            else:
+                report.sent[reminder.code] = len(reminder.conversations)
+    return report
+
+
+def send_reminders(factory: sessionmaker[Session], settings: Settings, *,
+                   now: datetime) -> ReminderReport:
+    return asyncio.run(send_reminders_async(factory, settings, now=now))
