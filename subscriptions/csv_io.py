@@ -10,7 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -91,30 +91,31 @@ def decode(data: bytes) -> str:
         ) from None
 
 
-def read_subscribers(
-    text: str, *, default_frequency: Frequency = Frequency.WEEKLY
-) -> tuple[list[SubscriberRow], list[RowError]]:
-    """Check every row; return the good ones (duplicates merged, last wins) and the errors."""
-    sample = text[:4096]
+Cell = Callable[[str], str]
+
+
+def read_table(text: str, required: Sequence[str],
+               optional: Sequence[str]) -> Iterator[tuple[int, Cell]]:
+    """The rows of a CSV whose header names its columns (any order, any case, Excel's
+    delimiters and BOM), as (line number, cell reader) pairs; blank rows are skipped.
+    Raises CsvError when the file is empty or the header lacks a required column."""
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096],
+                                                                    delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(text), dialect)
     header = next(reader, None)
     if header is None:
-        raise CsvError("the file is empty; the first row must name the columns (email,ward,...)")
+        raise CsvError(f"the file is empty; the first row must name the columns "
+                       f"({','.join(required)},...)")
     columns = [name.strip().lower().lstrip("\ufeff") for name in header]
-    missing = [name for name in REQUIRED if name not in columns]
+    missing = [name for name in required if name not in columns]
     if missing:
-        raise CsvError(
-            f"the header row lacks the column(s) {', '.join(missing)}; it has {', '.join(columns)}"
-        )
-    index = {name: columns.index(name) for name in (*REQUIRED, *OPTIONAL) if name in columns}
-    rows: dict[tuple[str, str], SubscriberRow] = {}
-    errors: list[RowError] = []
+        raise CsvError(f"the header row lacks the column{'s' if len(missing) > 1 else ''} "
+                       f"{', '.join(missing)}; it has {', '.join(columns)}")
+    index = {name: columns.index(name) for name in (*required, *optional) if name in columns}
     for values in reader:
-        line = reader.line_num
         if not any(value.strip() for value in values):
             continue
 
@@ -123,6 +124,16 @@ def read_subscribers(
             return values[position].strip() if position is not None and position < len(values) \
                 else ""
 
+        yield reader.line_num, cell
+
+
+def read_subscribers(
+    text: str, *, default_frequency: Frequency = Frequency.WEEKLY
+) -> tuple[list[SubscriberRow], list[RowError]]:
+    """Check every row; return the good ones (duplicates merged, last wins) and the errors."""
+    rows: dict[tuple[str, str], SubscriberRow] = {}
+    errors: list[RowError] = []
+    for line, cell in read_table(text, REQUIRED, OPTIONAL):
         try:
             email = normalise_address(cell("email"))
         except AddressError as exc:

@@ -10,8 +10,6 @@ on the suppression list. Who may do any of it is decided by the caller (`alerts`
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,7 +20,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from subscriptions.addresses import AddressError, normalise_address
 from subscriptions.base import Base, utcnow
 from subscriptions.consent import Consent
-from subscriptions.csv_io import CsvError, RowError, SubscriberRow, import_rows
+from subscriptions.csv_io import RowError, SubscriberRow, import_rows, read_table
 from subscriptions.subscribers import (
     MAX_SCHEME,
     Frequency,
@@ -183,32 +181,9 @@ def read_scheme_file(
     ward, it must be the scheme's (by code or name). The same goes for a `scheme` column.
     Every good row is for the scheme's ward and names the scheme.
     """
-    try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096],
-                                                                    delimiters=",;\t")
-    except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
-    header = next(reader, None)
-    if header is None:
-        raise CsvError("the file is empty; the first row must name the columns (email,...)")
-    columns = [name.strip().lower().lstrip("\ufeff") for name in header]
-    if "email" not in columns:
-        raise CsvError(f"the header row lacks the column email; it has {', '.join(columns)}")
-    index = {name: columns.index(name) for name in (*SCHEME_COLUMNS, *SCHEME_OPTIONAL)
-             if name in columns}
     rows: dict[str, SubscriberRow] = {}
     errors: list[RowError] = []
-    for values in reader:
-        line = reader.line_num
-        if not any(value.strip() for value in values):
-            continue
-
-        def cell(name: str, values: list[str] = values) -> str:
-            position = index.get(name)
-            return values[position].strip() if position is not None and position < len(values) \
-                else ""
-
+    for line, cell in read_table(text, SCHEME_COLUMNS, SCHEME_OPTIONAL):
         try:
             email = normalise_address(cell("email"))
         except AddressError as exc:
