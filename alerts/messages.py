@@ -48,6 +48,12 @@ PREFERENCES_MARK = "__ALERTS_PREFERENCES_URL__"
 MAX_SUBJECT = 300
 
 
+def fill_links(body: str, unsubscribe: str, preferences: str) -> str:
+    """A rendered body with these links where its marks are: a resident's own signed links
+    at delivery, or stand-ins where staff preview a message."""
+    return body.replace(UNSUBSCRIBE_MARK, unsubscribe).replace(PREFERENCES_MARK, preferences)
+
+
 class Message(Base):
     __tablename__ = "messages"
 

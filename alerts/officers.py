@@ -40,7 +40,7 @@ from alerts.digests.render import (
 from alerts.inbound.answers import ANSWER_PRIORITY
 from alerts.inbound.replies import Reply, ReplyThread, ThreadAnswer
 from alerts.items import CollectedItem, Item, ItemKind, store_items
-from alerts.messages import PREFERENCES_MARK, UNSUBSCRIBE_MARK, Message, MessageKind
+from alerts.messages import Message, MessageKind, fill_links
 from alerts.sources.officer import MAX_LOCATION, MAX_TITLE, officer_item
 from alerts.sources.registry import Source, SourceError, SourceKind, officer_source
 from alerts.sources.sanitise import as_safe_html
@@ -290,7 +290,7 @@ def for_display(body: str, *, as_text: bool = False) -> str:
     """A rendered email (HTML, or the text part) with the marks where each resident's own
     links go filled in, to show to staff."""
     link = "(each resident's own link)" if as_text else PREVIEW_LINK
-    return body.replace(UNSUBSCRIBE_MARK, link).replace(PREFERENCES_MARK, link)
+    return fill_links(body, link, link)
 
 
 @dataclass(frozen=True)

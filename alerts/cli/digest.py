@@ -8,7 +8,7 @@ import click
 
 from alerts.cli.app import Runtime, fail, pass_runtime, print_json
 from alerts.digests.publish import preview_digest, queue_digests
-from alerts.messages import PREFERENCES_MARK, UNSUBSCRIBE_MARK
+from alerts.messages import fill_links
 
 
 def register(cli: click.Group) -> None:
@@ -34,9 +34,7 @@ def preview(runtime: Runtime, ward_code: str, out: Path | None) -> None:
         return
     base = runtime.settings.web.base_url.rstrip("/")
     def links(body: str) -> str:
-        return body.replace(UNSUBSCRIBE_MARK, f"{base}/unsubscribe").replace(
-            PREFERENCES_MARK, f"{base}/preferences"
-        )
+        return fill_links(body, f"{base}/unsubscribe", f"{base}/preferences")
     if out is None:
         click.echo(f"Subject: {rendered.subject}\n")
         click.echo(links(rendered.text))

@@ -25,6 +25,7 @@ from alerts.messages import (
     UNSUBSCRIBE_MARK,
     WRITTEN_KINDS,
     MessageKind,
+    fill_links,
 )
 from subscriptions.links import Purpose, sign_reference
 
@@ -86,7 +87,7 @@ def personalise(body: str, links: Links, *, as_html: bool) -> str:
     if as_html:
         unsubscribe = html.escape(unsubscribe, quote=True)
         preferences = html.escape(preferences, quote=True)
-    return body.replace(UNSUBSCRIBE_MARK, unsubscribe).replace(PREFERENCES_MARK, preferences)
+    return fill_links(body, unsubscribe, preferences)
 
 
 def _check_header(name: str, value: str) -> str:

@@ -41,7 +41,7 @@ from alerts.inbound.forward import ForwardReport, forward_due
 from alerts.inbound.intake import Intake, Outcome
 from alerts.inbound.journal import Via
 from alerts.items import ItemKind, store_items
-from alerts.messages import PREFERENCES_MARK, UNSUBSCRIBE_MARK, Message, MessageKind
+from alerts.messages import Message, MessageKind, fill_links
 from alerts.sources.collect import CollectReport, collect
 from alerts.sources.officer import officer_item
 from alerts.sources.registry import add_source, officer_source
@@ -276,9 +276,9 @@ def _write_previews(factory: sessionmaker[Session], settings: Settings, folder: 
         for message in session.scalars(select(Message).order_by(Message.id)):
             suffix = "" if message.kind == MessageKind.DIGEST else f"-{message.kind}"
             path = previews / f"{message.ward.code}{suffix}.html"
-            html = message.html.replace(UNSUBSCRIBE_MARK, settings.web.base_url + "/unsubscribe")
-            path.write_text(html.replace(PREFERENCES_MARK, settings.web.base_url + "/preferences"),
-                            encoding="utf-8")
+            base = settings.web.base_url
+            path.write_text(fill_links(message.html, f"{base}/unsubscribe",
+                                       f"{base}/preferences"), encoding="utf-8")
             written.append(path)
     return written
 

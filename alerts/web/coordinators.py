@@ -41,7 +41,7 @@ from alerts.coordinators import (
     wards_for_new_schemes,
 )
 from alerts.db import transaction
-from alerts.messages import PREFERENCES_MARK, UNSUBSCRIBE_MARK
+from alerts.messages import fill_links
 from alerts.web.staff import HEADERS, StaffSite
 from subscriptions.base import utcnow
 from subscriptions.consent import COORDINATOR_WORDING, WORDING
@@ -290,10 +290,9 @@ def coordinators_router(site: StaffSite) -> APIRouter:
         except CoordinatorError as exc:
             return message_page(request, who, scheme_id, subject=subject, body=body,
                                 errors=refused(exc), status=400)
-        shown = draft.rendered.html.replace(UNSUBSCRIBE_MARK, "#unsubscribe") \
-            .replace(PREFERENCES_MARK, "#preferences")
-        text = draft.rendered.text.replace(UNSUBSCRIBE_MARK, "(each member's own link)") \
-            .replace(PREFERENCES_MARK, "(each member's own link)")
+        shown = fill_links(draft.rendered.html, "#unsubscribe", "#preferences")
+        own = "(each member's own link)"
+        text = fill_links(draft.rendered.text, own, own)
         return page(request, "scheme_preview", who, {
             "current": "message", "scheme": scheme, "draft": draft, "email_html": shown,
             "email_text": text, "draft_key": secrets.token_urlsafe(16),
