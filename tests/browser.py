@@ -32,9 +32,10 @@ The API (keep it stable: other test modules code against it):
 ``serve_app(app, port=None) -> ContextManager[str]``
     Serves an ASGI app (FastAPI) with uvicorn in a thread on 127.0.0.1 and yields its base
     URL, ``"http://127.0.0.1:<port>"``. An app that must know its own URL (e.g. for links in
-    emails) is built for a port taken first: ``port = free_port()`` (``tests.processes``),
-    settings with ``web.base_url = f"http://127.0.0.1:{port}"``, ``serve_app(app, port)``
-    (as the ``site`` fixture of tests/web/test_browser.py does).
+    emails) is built for a port taken first: ``settings, port = served_settings(settings)``,
+    then ``serve_app(app, port)``.
+``served_settings(settings) -> (Settings, int)``
+    A free loopback port and settings whose ``web.base_url`` points at it.
 ``check_page(page, name, artefacts) -> None``
     Full-page screenshots at phone (400 px) and desktop (1280 px) widths,
     ``<artefacts>/<name>-phone.png`` and ``<name>-desktop.png``, then axe-core at both
@@ -62,6 +63,7 @@ later test that calls such code directly (tests/web/test_my_data.py does).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import importlib.resources
 import os
@@ -78,11 +80,12 @@ import uvicorn
 from playwright.sync_api import Browser, Page, Playwright, ViewportSize, sync_playwright
 from starlette.types import ASGIApp
 
+from alerts.config import Settings
 from tests.processes import free_port, wait_for
 
 __all__ = [
     "BLOCKING", "CHROMIUM", "CHROMIUM_ARGS", "DESKTOP", "PHONE", "artefacts", "axe_source",
-    "browser", "check_page", "off_loop", "open_page", "page", "serve_app",
+    "browser", "check_page", "off_loop", "open_page", "page", "serve_app", "served_settings",
 ]
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -195,6 +198,13 @@ def artefacts(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
         folder = tmp_path / "artefacts"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def served_settings(settings: Settings) -> tuple[Settings, int]:
+    """A free loopback port, and settings whose emailed links point at it."""
+    port = free_port()
+    return dataclasses.replace(settings, web=dataclasses.replace(
+        settings.web, base_url=f"http://127.0.0.1:{port}")), port
 
 
 @contextmanager

@@ -27,9 +27,8 @@ from alerts.urgent import post_urgent
 from alerts.web.app import create_app
 from subscriptions.base import utcnow
 from subscriptions.subscribers import Status, Subscriber, Subscription
-from tests.browser import check_page, off_loop, open_page, serve_app
+from tests.browser import check_page, off_loop, open_page, serve_app, served_settings
 from tests.factories import make_ward
-from tests.processes import free_port
 from tests.servers import Received, SinkHandler
 
 pytest_plugins = ("tests.browser",)  # the browser and artefacts fixtures
@@ -46,10 +45,8 @@ def site(factory: sessionmaker[Session],
          smtp: tuple[SinkHandler, Settings]) -> Iterator[Site]:
     """The web app served by uvicorn on a free loopback port; emailed links point at it."""
     _, settings = smtp
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    settings = dataclasses.replace(settings, web=dataclasses.replace(settings.web,
-                                                                     base_url=base_url))
+    settings, port = served_settings(settings)
+    base_url = settings.web.base_url
     with serve_app(create_app(factory, settings=settings), port) as served:
         assert served == base_url
         yield Site(base_url, settings)

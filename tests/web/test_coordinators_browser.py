@@ -28,9 +28,8 @@ from alerts.web.app import create_app
 from subscriptions.schemes import add_scheme
 from subscriptions.subscribers import Subscriber, Subscription
 from subscriptions.suppression import SuppressionReason, suppress
-from tests.browser import check_page, off_loop, open_page, serve_app
+from tests.browser import check_page, off_loop, open_page, serve_app, served_settings
 from tests.factories import make_subscriber, make_ward
-from tests.processes import free_port
 from tests.servers import SinkHandler
 
 pytest_plugins = ("tests.browser",)  # the browser and artefacts fixtures
@@ -58,10 +57,8 @@ def site(factory: sessionmaker[Session],
          smtp: tuple[SinkHandler, Settings]) -> Iterator[Site]:
     """Two schemes in Riverside, Jo coordinating one; the app on a free loopback port."""
     _, settings = smtp
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    settings = dataclasses.replace(settings, web=dataclasses.replace(settings.web,
-                                                                     base_url=base_url))
+    settings, port = served_settings(settings)
+    base_url = settings.web.base_url
     with transaction(factory) as session:
         riverside = make_ward(session, "RIV", "Riverside")
         mill = add_scheme(session, "Mill Lane Watch", "RIV")

@@ -7,7 +7,6 @@ screenshots at phone and desktop widths and an axe-core check (tests/browser.py)
 
 from __future__ import annotations
 
-import dataclasses
 import mailbox
 import re
 from pathlib import Path
@@ -20,20 +19,12 @@ from alerts.config import Settings
 from alerts.delivery.sender import deliver_due
 from alerts.items import Item, ItemKind
 from alerts.web.app import create_app
-from tests.browser import check_page, off_loop, serve_app
-from tests.processes import free_port
+from tests.browser import check_page, off_loop, serve_app, served_settings
 from tests.servers import SinkHandler
 from tests.test_officers import RESIDENT, RESIDENT_WORDS, reply
 from tests.web.test_officers import OFFICER, PASSWORD, with_passwords
 
 pytest_plugins = ("tests.browser",)
-
-
-def served(settings: Settings) -> tuple[Settings, int]:
-    """Settings whose emailed links point at the port the app will be served on."""
-    port = free_port()
-    return dataclasses.replace(settings, web=dataclasses.replace(
-        settings.web, base_url=f"http://127.0.0.1:{port}")), port
 
 
 def sign_in(page: Page, email: str = OFFICER, password: str = PASSWORD) -> None:
@@ -46,7 +37,7 @@ def test_an_officer_posts_sends_an_urgent_alert_and_answers_a_reply_in_a_browser
         factory: sessionmaker[Session], smtp: tuple[SinkHandler, Settings], page: Page,
         artefacts: Path) -> None:
     sink, settings = smtp
-    settings, port = served(settings)
+    settings, port = served_settings(settings)
     world = with_passwords(factory)
     thread_id = reply(factory, settings, world.riv_delivery)
     with serve_app(create_app(factory, settings=settings), port) as base:
@@ -137,7 +128,7 @@ def test_an_officer_posts_sends_an_urgent_alert_and_answers_a_reply_in_a_browser
 def test_a_forgotten_password_is_reset_in_a_browser(
         factory: sessionmaker[Session], settings: Settings, page: Page,
         artefacts: Path) -> None:
-    settings, port = served(settings)
+    settings, port = served_settings(settings)
     with_passwords(factory)
     with serve_app(create_app(factory, settings=settings), port) as base:
         page.goto(f"{base}/staff/sign-in")
@@ -176,7 +167,7 @@ def test_a_forgotten_password_is_reset_in_a_browser(
 
 def test_an_officer_adds_a_scheme_in_a_browser(
         factory: sessionmaker[Session], settings: Settings, page: Page, artefacts: Path) -> None:
-    settings, port = served(settings)
+    settings, port = served_settings(settings)
     with_passwords(factory)
     with serve_app(create_app(factory, settings=settings), port) as base:
         page.goto(f"{base}/staff/schemes/")
