@@ -43,7 +43,7 @@ from alerts.items import CollectedItem, Item, ItemKind, store_items
 from alerts.messages import Message, MessageKind, fill_links
 from alerts.sources.officer import MAX_LOCATION, MAX_TITLE, officer_item
 from alerts.sources.registry import Source, SourceError, SourceKind, officer_source
-from alerts.sources.sanitise import as_safe_html
+from alerts.sources.sanitise import as_safe_html, shorten
 from alerts.urgent import post_urgent
 from subscriptions.subscribers import Frequency, Status, Subscriber, Subscription
 from subscriptions.suppression import is_suppressed
@@ -341,8 +341,7 @@ class ThreadSummary:
 
 
 def _excerpt(text: str, limit: int = 240) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+    return shorten(" ".join(text.split()), limit)
 
 
 def inbox(session: Session, who: Principal, code: str, *,

@@ -22,7 +22,7 @@ from alerts.digests.compose import DigestContent, DigestItem, digest_subject
 from alerts.digests.invites import sessions_calendar
 from alerts.items import ItemKind
 from alerts.messages import MAX_SUBJECT, PREFERENCES_MARK, UNSUBSCRIBE_MARK
-from alerts.sources.sanitise import html_to_text, sanitise_html
+from alerts.sources.sanitise import html_to_text, sanitise_html, shorten
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -38,7 +38,7 @@ class Rendered:
 def fit_subject(subject: str) -> str:
     """A subject cut to what a message stores: a ward name and a long title can outgrow it
     (PostgreSQL refuses the longer value; SQLite would keep it)."""
-    return subject if len(subject) <= MAX_SUBJECT else subject[: MAX_SUBJECT - 1].rstrip() + "…"
+    return shorten(subject, MAX_SUBJECT)
 
 
 @functools.cache

@@ -36,10 +36,11 @@ from alerts.inbound.commands import subscription_of, unsubscribe_by_email
 from alerts.inbound.imap import PollReport, RetryLater, poll_mailbox
 from alerts.inbound.journal import InboundRecord, Via, already_seen, content_hash
 from alerts.inbound.mail import InboundMail, MalformedMail, parse_mail
-from alerts.inbound.replies import Reply, fit, thread_for
+from alerts.inbound.replies import Reply, thread_for
 from alerts.inbound.signals import emergency_signals
 from alerts.inbound.text import ReplyText, body_text, split_reply
 from alerts.messages import Message
+from alerts.sources.sanitise import shorten
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose, verify_reference
 from subscriptions.wards import Ward
@@ -170,8 +171,8 @@ class Intake:
             content_hash=digest, received_at=now, via=via, kind=outcome.kind,
             severity=outcome.severity,
             status=(classification.status if classification else None),
-            action=fit(outcome.action, 200),
-            reason=fit(classification.reason if classification else outcome.action, 300),
+            action=shorten(outcome.action, 200),
+            reason=shorten(classification.reason if classification else outcome.action, 300),
             delivery_id=delivery.id if delivery else None,
             subscriber_id=subscriber_id if subscriber_id is not None
             else (delivery.subscriber_id if delivery else None),
@@ -291,7 +292,7 @@ class Intake:
                                now=now, delivery=delivery, ward_id=ward.id)
         reply = Reply(thread_id=thread.id, ward_id=ward.id, subscriber_id=delivery.subscriber_id,
                       message_id=message.id, inbound_id=record.id, received_at=now,
-                      subject=fit(mail.subject, 300), text=text.new, quoted=text.quoted,
+                      subject=shorten(mail.subject, 300), text=text.new, quoted=text.quoted,
                       signals=",".join(signals), flagged=bool(signals), original=mail.raw,
                       forward_next_at=now)
         session.add(reply)

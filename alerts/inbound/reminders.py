@@ -26,6 +26,7 @@ from alerts.config import Settings
 from alerts.delivery.sender import make_transport
 from alerts.delivery.transport import DeliveryFailure
 from alerts.inbound.replies import Reply, ReplyThread
+from alerts.sources.sanitise import shorten
 from subscriptions.subscribers import Subscriber
 from subscriptions.wards import Ward
 
@@ -139,9 +140,8 @@ def build_reminder(reminder: WardReminder, *, settings: Settings, now: datetime)
     if flagged:
         lines += ["", f"{flagged} of them may be a crime report: they are listed first."]
     for conversation in reminder.conversations:
-        subject = " ".join((conversation.subject or "(no subject)").split())
-        if len(subject) > MAX_LISTED_SUBJECT:
-            subject = subject[: MAX_LISTED_SUBJECT - 1] + "…"
+        subject = shorten(" ".join((conversation.subject or "(no subject)").split()),
+                          MAX_LISTED_SUBJECT)
         lines += [
             "",
             f"* Open {_days(conversation.age_days)}: "

@@ -99,10 +99,6 @@ def thread_for(session: Session, *, subscriber_id: int, message: Message,
     return thread
 
 
-def fit(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 @dataclass(frozen=True)
 class ReplySummary:
     id: int

@@ -32,6 +32,7 @@ from alerts.sources.registry import (
     SourceKind,
 )
 from alerts.sources.rss import parse_feed
+from alerts.sources.sanitise import shorten
 from subscriptions.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -245,4 +246,4 @@ def _validator(value: str | None, limit: int) -> str | None:
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 500 else text[:499] + "…"
+    return shorten(text, 500)

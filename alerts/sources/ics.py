@@ -18,7 +18,7 @@ from icalendar import Calendar
 
 from alerts.items import CollectedItem, ItemKind
 from alerts.sources.registry import SourceError
-from alerts.sources.sanitise import as_safe_html
+from alerts.sources.sanitise import as_safe_html, shorten
 
 NOT_PUBLIC = ("PRIVATE", "CONFIDENTIAL")
 MAX_GUID = 1000
@@ -56,8 +56,7 @@ def _invalid(content: bytes, reason: Exception | str) -> str:
     elif head.startswith((b"<!doctype html", b"<html")) or b"<html" in head:
         reason = "it is an HTML page"
     text = " ".join(str(reason).split()) or type(reason).__name__
-    if len(text) > 200:
-        text = text[:199] + "…"
+    text = shorten(text, 200)
     return f"the document is not a valid iCalendar file: {text}"
 
 
@@ -109,7 +108,7 @@ def _utc(value: date | datetime, zone: tzinfo) -> datetime:
 
 def _text(value: object) -> str:
     text = " ".join(str(value or "").split())
-    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1].rstrip() + "…"
+    return shorten(text, MAX_TEXT)
 
 
 def _link(value: object) -> str | None:

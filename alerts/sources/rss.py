@@ -20,7 +20,7 @@ import feedparser
 
 from alerts.items import CollectedItem, ItemKind
 from alerts.sources.registry import SourceError
-from alerts.sources.sanitise import html_to_text, sanitise_html, text_to_html
+from alerts.sources.sanitise import html_to_text, sanitise_html, shorten, text_to_html
 
 ADVICE_WORDS = ("advice", "prevention")
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -91,7 +91,7 @@ def _title(entry: Any) -> str:
     detail = entry.get("title_detail") or {}
     text = html_to_text(raw) if detail.get("type") in HTML_TYPES else html.unescape(raw)
     text = " ".join(text.split())
-    return text if len(text) <= MAX_TITLE else text[: MAX_TITLE - 1].rstrip() + "…"
+    return shorten(text, MAX_TITLE)
 
 
 def _body(entry: Any) -> str:

@@ -2,7 +2,8 @@
 
 Every piece of HTML from a feed, a calendar or an officer passes `sanitise_html` before it is
 stored; `text_to_html` turns plain text into safe paragraphs; `html_to_text` makes the
-readable text/plain part of an email from stored HTML.
+readable text/plain part of an email from stored HTML; `shorten` cuts text to a column's
+length with an ellipsis.
 """
 
 from __future__ import annotations
@@ -214,3 +215,8 @@ def html_to_text(html_text: str) -> str:
     maker.feed(html_text)
     maker.close()
     return maker.text()
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` if it fits in `limit` characters, else cut to fit with a closing ellipsis."""
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
