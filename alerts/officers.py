@@ -24,7 +24,6 @@ from sqlalchemy.sql import ColumnElement
 from alerts.accounts.access import Principal, can_use_ward, require_ward
 from alerts.accounts.audit import record
 from alerts.config import Settings
-from alerts.delivery.fanout import queue_for_subscriber
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.digests.compose import DigestItem
 from alerts.digests.publish import preview_digest
@@ -37,7 +36,7 @@ from alerts.digests.render import (
     render_pair,
     render_post,
 )
-from alerts.inbound.answers import ANSWER_PRIORITY
+from alerts.inbound.answers import ANSWER_PRIORITY, queue_in_thread
 from alerts.inbound.replies import Reply, ReplyThread, ThreadAnswer
 from alerts.items import CollectedItem, Item, ItemKind, store_items
 from alerts.messages import Message, MessageKind, fill_links
@@ -526,12 +525,10 @@ def answer_thread(session: Session, settings: Settings, who: Principal, thread_i
         settings, ward_name=ward.name, subject=_answer_subject(session, thread, ward),
         text=text, signer=who.name or f"An officer of the {ward.name} team",
         you_wrote=you_wrote or "", now=now)
-    message = Message(ward_id=ward.id, kind=MessageKind.TEAM_ANSWER, subject=rendered.subject,
-                      html=rendered.html, text=rendered.text, calendar=None, created_at=now)
-    session.add(message)
-    session.flush()
-    queue_for_subscriber(session, message, resident.id, priority=ANSWER_PRIORITY, now=now)
-    session.add(ThreadAnswer(message_id=message.id, thread_id=thread.id))
+    message = queue_in_thread(session, thread, MessageKind.TEAM_ANSWER, rendered,
+                              priority=ANSWER_PRIORITY, now=now)
+    if message is None:  # suppressed since the check above
+        raise InputError({"answer": "This resident's address can no longer be written to"})
     thread.handled_at = now
     _audit(session, who, "reply.answer", f"thread {thread.id}",
            f"message {message.id}; ward {ward.code}", now=now)

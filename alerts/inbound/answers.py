@@ -45,14 +45,27 @@ def acknowledge(session: Session, settings: Settings, thread: ReplyThread, *, an
         return False
     ward = session.get_one(Ward, thread.ward_id)
     rendered = render_reply_ack(ward.name, answered, settings, emergency=emergency, now=now)
-    message = _queue(session, ward, MessageKind.REPLY_ACK, rendered, thread.subscriber_id,
-                     priority=EMERGENCY_PRIORITY if emergency else ANSWER_PRIORITY, now=now)
+    message = queue_in_thread(session, thread, MessageKind.REPLY_ACK, rendered,
+                              priority=EMERGENCY_PRIORITY if emergency else ANSWER_PRIORITY,
+                              now=now)
     if message is None:
         return False
-    session.add(ThreadAnswer(message_id=message.id, thread_id=thread.id))
     thread.acknowledged_at = thread.acknowledged_at or now
     session.flush()
     return True
+
+
+def queue_in_thread(session: Session, thread: ReplyThread, kind: MessageKind,
+                    rendered: Rendered, *, priority: int, now: datetime) -> Message | None:
+    """Queue a message written for the thread's resident and link it to the thread, so that
+    their reply to it joins the thread; None (nothing kept) for a suppressed address."""
+    ward = session.get_one(Ward, thread.ward_id)
+    message = _queue(session, ward, kind, rendered, thread.subscriber_id, priority=priority,
+                     now=now)
+    if message is not None:
+        session.add(ThreadAnswer(message_id=message.id, thread_id=thread.id))
+        session.flush()
+    return message
 
 
 def confirm_left(session: Session, settings: Settings, ward: Ward, subscriber_id: int, *,
