@@ -18,9 +18,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
@@ -37,6 +35,7 @@ from alerts.accounts.signin import (
 from alerts.accounts.users import MAX_PASSWORD, MIN_PASSWORD, User, find_user, set_password
 from alerts.config import Settings
 from alerts.delivery.sender import make_transport
+from alerts.delivery.staff_mail import staff_email, staff_envelope
 from alerts.delivery.transport import DeliveryFailure, redact
 from subscriptions.base import utcnow
 
@@ -66,14 +65,9 @@ class ResetMail:
 def build_reset_mail(settings: Settings, user: User, link: str, *,
                      now: datetime, invited_by: str | None = None) -> EmailMessage:
     mail = settings.mail
-    message = EmailMessage(policy=policy.SMTP)
-    message["From"] = formataddr((mail.from_name, mail.from_address))
-    message["To"] = user.email
-    message["Subject"] = ("Your neighbourhood alerts account: choose a password" if invited_by
-                          else "Choose a new password for neighbourhood alerts")
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = make_msgid("alerts.reset", mail.from_address.rpartition("@")[2])
-    message["Auto-Submitted"] = "auto-generated"
+    message = staff_email(mail, to=user.email, now=now, kind="reset",
+                          subject="Your neighbourhood alerts account: choose a password"
+                          if invited_by else "Choose a new password for neighbourhood alerts")
     greeting = f"Hello {user.name}," if user.name else "Hello,"
     opening = [
         f"{invited_by} made you an account on neighbourhood alerts, to keep your",
@@ -149,7 +143,7 @@ async def send_reset_mail_async(settings: Settings, mail: ResetMail) -> bool:
     """Hand the email to the transport; False (logged without the address) if it failed."""
     try:
         async with make_transport(settings) as transport:
-            await transport.send(f"bounces@{settings.mail.reply_domain}", mail.recipient,
+            await transport.send(staff_envelope(settings.mail), mail.recipient,
                                  mail.data)
     except DeliveryFailure as failure:
         log.warning("a password reset email could not be sent: %s",

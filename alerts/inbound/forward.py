@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import formataddr
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.config import Settings
 from alerts.delivery.outbox import retry_delay
 from alerts.delivery.sender import make_transport
+from alerts.delivery.staff_mail import staff_email, staff_envelope
 from alerts.delivery.transport import DeliveryFailure, PermanentFailure, Transport
 from alerts.inbound.replies import Reply, ReplyThread
 from alerts.messages import Message
@@ -54,16 +55,11 @@ def build_forward(reply: Reply, *, ward: Ward, resident: Subscriber, answered: M
                   original: bytes | None, settings: Settings, now: datetime) -> EmailMessage:
     zone = ZoneInfo(settings.scheduler.timezone)
     mail = settings.mail
-    forward = EmailMessage(policy=policy.SMTP)
-    forward["From"] = formataddr((mail.from_name, mail.from_address))
-    forward["To"] = ward.team_email
+    forward = staff_email(mail, to=ward.team_email, subject=_subject(reply, ward), now=now,
+                          kind="reply")
     # The team answers the resident directly from their own mailbox.
     forward["Reply-To"] = formataddr((resident.name, resident.email)) if resident.name \
         else resident.email
-    forward["Subject"] = _subject(reply, ward)
-    forward["Date"] = format_datetime(now)
-    forward["Message-ID"] = make_msgid("alerts.reply", mail.from_address.rpartition("@")[2])
-    forward["Auto-Submitted"] = "auto-generated"
     forward["X-Alerts-Ward"] = ward.code
     forward["X-Alerts-Reply-Id"] = str(reply.id)
     if reply.flagged:
@@ -134,7 +130,7 @@ async def forward_due_async(factory: sessionmaker[Session], settings: Settings, 
     claimed = _claim_batch(factory, settings, now)
     if not claimed:
         return report
-    envelope_from = f"bounces@{settings.mail.reply_domain}"
+    envelope_from = staff_envelope(settings.mail)
     async with make_transport(settings) as transport:
         while claimed:
             for ident in claimed:

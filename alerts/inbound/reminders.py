@@ -15,15 +15,14 @@ import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from email import policy
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
 from alerts.delivery.sender import make_transport
+from alerts.delivery.staff_mail import staff_email, staff_envelope
 from alerts.delivery.transport import DeliveryFailure
 from alerts.inbound.replies import Reply, ReplyThread
 from alerts.sources.sanitise import shorten
@@ -121,14 +120,10 @@ def build_reminder(reminder: WardReminder, *, settings: Settings, now: datetime)
     mail = settings.mail
     days = settings.inbound.reminder_days
     count = len(reminder.conversations)
-    message = EmailMessage(policy=policy.SMTP)
-    message["From"] = formataddr((mail.from_name, mail.from_address))
-    message["To"] = reminder.team_email
     waiting = "1 resident's reply" if count == 1 else f"{count} residents' replies"
-    message["Subject"] = f"[{reminder.code}] {waiting} open for more than {_days(days)}"
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = make_msgid("alerts.reminder", mail.from_address.rpartition("@")[2])
-    message["Auto-Submitted"] = "auto-generated"
+    message = staff_email(mail, to=reminder.team_email, now=now, kind="reminder",
+                          subject=f"[{reminder.code}] {waiting} open for more than "
+                                  f"{_days(days)}")
     message["X-Alerts-Ward"] = reminder.code
     flagged = sum(1 for c in reminder.conversations if c.flagged)
     lines = [
@@ -170,7 +165,7 @@ async def send_reminders_async(factory: sessionmaker[Session], settings: Setting
         due = overdue_conversations(session, days=settings.inbound.reminder_days, now=now)
     if not due:
         return report
-    envelope_from = f"bounces@{settings.mail.reply_domain}"
+    envelope_from = staff_envelope(settings.mail)
     async with make_transport(settings) as transport:
         for reminder in due:
             data = build_reminder(reminder, settings=settings, now=now).as_bytes()
