@@ -38,10 +38,7 @@ from alerts.confirmations import ImportConfirmations, confirm_imported
 from alerts.delivery.fanout import fan_out
 from alerts.digests.render import (
     Rendered,
-    environment,
-    fit_subject,
-    footer_context,
-    render_pair,
+    render_email,
 )
 from alerts.inbound.classify import Kind
 from alerts.inbound.journal import InboundRecord
@@ -480,22 +477,10 @@ def render_scheme_message(settings: Settings, *, scheme_name: str, ward_name: st
                           now: datetime) -> Rendered:
     """The message as every member gets it: the writer's words (as plain text, never HTML),
     who it is from, and the how-to-report footer; rendered once for all."""
-    zone = ZoneInfo(settings.scheduler.timezone)
-    local = now.astimezone(zone)
-    full = fit_subject(f"{scheme_name}: {subject}")
-    context = {
-        **footer_context(settings),
-        "subject": full,
-        "title": subject,
-        "scheme_name": scheme_name,
-        "ward_name": ward_name,
-        "sender": sender,
-        "from_coordinator": from_coordinator,
-        "paragraphs": _paragraphs(body),
-        "date": f"{local:%A} {local.day} {local:%B %Y}",
-    }
-    html, text = render_pair(environment(), "scheme-message", context)
-    return Rendered(full, html, text, None)
+    return render_email("scheme-message", f"{scheme_name}: {subject}", settings, now=now,
+                        title=subject, scheme_name=scheme_name, ward_name=ward_name,
+                        sender=sender, from_coordinator=from_coordinator,
+                        paragraphs=_paragraphs(body))
 
 
 def _recipients(session: Session, scheme: Scheme) -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -29,11 +28,9 @@ from alerts.digests.compose import DigestItem
 from alerts.digests.publish import preview_digest
 from alerts.digests.render import (
     Rendered,
-    environment,
     fit_subject,
-    footer_context,
     render_alert,
-    render_pair,
+    render_email,
     render_post,
 )
 from alerts.inbound.answers import ANSWER_PRIORITY, queue_in_thread
@@ -484,19 +481,10 @@ def render_answer(settings: Settings, *, ward_name: str, subject: str, text: str
                   signer: str, you_wrote: str, now: datetime) -> Rendered:
     """An officer's answer as an email: their words, what the resident wrote, and how
     to report a crime."""
-    local = now.astimezone(ZoneInfo(settings.scheduler.timezone))
-    context = {
-        **footer_context(settings),
-        "subject": subject,
-        "ward_name": ward_name,
-        "body_html": as_safe_html(text),
-        "body_text": text.replace("\r\n", "\n").strip(),
-        "signer": signer,
-        "you_wrote": you_wrote.strip(),
-        "date": f"{local:%A} {local.day} {local:%B %Y}",
-    }
-    html, plain = render_pair(environment(), "team-answer", context)
-    return Rendered(subject, html, plain, None)
+    return render_email("team-answer", subject, settings, now=now, ward_name=ward_name,
+                        body_html=as_safe_html(text),
+                        body_text=text.replace("\r\n", "\n").strip(), signer=signer,
+                        you_wrote=you_wrote.strip())
 
 
 @dataclass(frozen=True)

@@ -184,24 +184,29 @@ ADDED_FOR_YOU = ("your Neighbourhood Watch coordinator or neighbourhood team add
                  "to our list, saying you asked to join")
 
 
+def render_email(name: str, subject: str, settings: Settings, *, now: datetime,
+                 env: Environment | None = None, **context: Any) -> Rendered:
+    """A message written for one resident or one group, from templates/email/NAME.*: the
+    subject (cut to fit), the date, the how-to-report footer and the resident's link marks
+    are in its context with `context`."""
+    subject = fit_subject(subject)
+    html, text = render_pair(env or environment(), name, {
+        **footer_context(settings),
+        "subject": subject,
+        "date": _local_date(now, ZoneInfo(settings.scheduler.timezone)),
+        **context,
+    })
+    return Rendered(subject, html, text, None)
+
+
 def render_confirmation(
     ward_names: list[str], confirm_url: str, valid_hours: int, settings: Settings, *,
     now: datetime, why: str = SIGNED_UP, env: Environment | None = None,
 ) -> Rendered:
     """The double opt-in email: one link that confirms the wards asked for."""
-    zone = ZoneInfo(settings.scheduler.timezone)
-    subject = fit_subject("Please confirm your neighbourhood alerts")
-    context = {
-        **footer_context(settings),
-        "subject": subject,
-        "ward_names": ward_names,
-        "confirm_url": confirm_url,
-        "valid_hours": valid_hours,
-        "why": why,
-        "date": _local_date(now, zone),
-    }
-    html, text = render_pair(env or environment(), "confirm", context)
-    return Rendered(subject, html, text, None)
+    return render_email("confirm", "Please confirm your neighbourhood alerts", settings,
+                        now=now, env=env, ward_names=ward_names, confirm_url=confirm_url,
+                        valid_hours=valid_hours, why=why)
 
 
 def render_data_request(
@@ -209,49 +214,22 @@ def render_data_request(
     env: Environment | None = None,
 ) -> Rendered:
     """The "my data" email: one link to a page that downloads or erases the resident's data."""
-    zone = ZoneInfo(settings.scheduler.timezone)
-    subject = fit_subject("Your neighbourhood alerts data")
-    context = {
-        **footer_context(settings),
-        "subject": subject,
-        "data_url": data_url,
-        "valid_hours": valid_hours,
-        "date": _local_date(now, zone),
-    }
-    html, text = render_pair(env or environment(), "my-data", context)
-    return Rendered(subject, html, text, None)
+    return render_email("my-data", "Your neighbourhood alerts data", settings, now=now, env=env,
+                        data_url=data_url, valid_hours=valid_hours)
 
 
 def render_reply_ack(ward_name: str, answered: str, settings: Settings, *, emergency: bool,
                      now: datetime, env: Environment | None = None) -> Rendered:
     """The acknowledgement of a resident's reply; `emergency` puts the call-999 answer first."""
-    zone = ZoneInfo(settings.scheduler.timezone)
-    subject = fit_subject(
-        "Not the way to report a crime: call 999 in an emergency" if emergency
-        else f"We have passed your reply to the {ward_name} team")
-    context = {
-        **footer_context(settings),
-        "subject": subject,
-        "ward_name": ward_name,
-        "answered": answered,
-        "emergency": emergency,
-        "date": _local_date(now, zone),
-    }
-    html, text = render_pair(env or environment(), "reply-ack", context)
-    return Rendered(subject, html, text, None)
+    subject = ("Not the way to report a crime: call 999 in an emergency" if emergency
+               else f"We have passed your reply to the {ward_name} team")
+    return render_email("reply-ack", subject, settings, now=now, env=env, ward_name=ward_name,
+                        answered=answered, emergency=emergency)
 
 
 def render_left(ward_name: str, settings: Settings, *, now: datetime,
                 env: Environment | None = None) -> Rendered:
     """The one note that confirms an unsubscribe asked for by email."""
-    zone = ZoneInfo(settings.scheduler.timezone)
-    subject = fit_subject(f"You have left {ward_name} neighbourhood alerts")
-    context = {
-        **footer_context(settings),
-        "subject": subject,
-        "ward_name": ward_name,
-        "subscribe_url": f"{settings.web.base_url.rstrip('/')}/subscribe",
-        "date": _local_date(now, zone),
-    }
-    html, text = render_pair(env or environment(), "left", context)
-    return Rendered(subject, html, text, None)
+    return render_email("left", f"You have left {ward_name} neighbourhood alerts", settings,
+                        now=now, env=env, ward_name=ward_name,
+                        subscribe_url=f"{settings.web.base_url.rstrip('/')}/subscribe")
