@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from subscriptions.topics import MAX_TOPIC_NAME, normalise_topic
+
 DEFAULT_SECRET_KEY = "change-me"
 
 
@@ -91,6 +93,14 @@ class InboundSettings:
 
 
 @dataclass(frozen=True)
+class TopicsSettings:
+    """What officers may tag a post with, and residents may choose to follow."""
+
+    names: tuple[str, ...] = ("burglary", "scams", "vehicle crime", "rural",
+                              "anti-social behaviour", "events")
+
+
+@dataclass(frozen=True)
 class ForceSettings:
     """Who the footer tells residents to contact; every message repeats it."""
 
@@ -108,6 +118,7 @@ class Settings:
     scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
     sources: SourcesSettings = field(default_factory=SourcesSettings)
     inbound: InboundSettings = field(default_factory=InboundSettings)
+    topics: TopicsSettings = field(default_factory=TopicsSettings)
     force: ForceSettings = field(default_factory=ForceSettings)
     demo: bool = False
     source_file: str | None = None
@@ -129,12 +140,19 @@ _SECTIONS: dict[str, type[Any]] = {
     "scheduler": SchedulerSettings,
     "sources": SourcesSettings,
     "inbound": InboundSettings,
+    "topics": TopicsSettings,
     "force": ForceSettings,
 }
 
 
 def _coerce(section: str, key: str, value: Any, default: Any, origin: str) -> Any:
     name = f"{section}.{key}"
+    if isinstance(default, tuple):
+        # A TOML array, or a comma-separated ALERTS_* variable.
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(f"{name} in {origin} must be a list of strings, not {value!r}")
+        return tuple(i.strip() for i in items if i.strip())
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -246,6 +264,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("scheduler.outbox_poll_seconds must be more than 0")
     if scheduler.reconcile_seconds <= 0:
         raise ConfigError("scheduler.reconcile_seconds must be more than 0")
+    for topic in settings.topics.names:
+        if "," in topic or len(topic) > MAX_TOPIC_NAME:
+            raise ConfigError(f"topics.names: {topic!r} must have no comma and at most "
+                              f"{MAX_TOPIC_NAME} characters")
+    if len({normalise_topic(t) for t in settings.topics.names}) != len(settings.topics.names):
+        raise ConfigError("topics.names lists the same topic twice")
     if settings.inbound.reminder_days < 1:
         raise ConfigError("inbound.reminder_days must be at least 1")
     if not settings.web.base_url.startswith(("http://", "https://")):

@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, select
+from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from alerts.sources.registry import Source
 from subscriptions.base import Base, utcnow
+from subscriptions.topics import MAX_TOPICS
 
 
 class ItemKind(StrEnum):
@@ -38,6 +39,9 @@ class Item(Base):
     location: Mapped[str | None] = mapped_column(String(500), default=None)
     collected_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     withdrawn_at: Mapped[datetime | None] = mapped_column(default=None)
+    # The topics an officer tagged the post with, sorted and comma-separated; "" = none.
+    topics: Mapped[str] = mapped_column(String(MAX_TOPICS), default="",
+                                        server_default=text("''"))
 
     source: Mapped[Source] = relationship()
 

@@ -64,6 +64,7 @@ class Message(Base):
     html: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
     calendar: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     ward: Mapped[Ward] = relationship()

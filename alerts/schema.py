@@ -15,6 +15,7 @@ from alerts.inbound.replies import Reply, ReplyThread, ThreadAnswer
 from alerts.items import Item
 from alerts.messages import Message, MessageItem
 from alerts.sources.registry import Source
+from alerts.useful import UsefulVote
 from subscriptions.base import Base
 from subscriptions.postcodes import Postcode
 from subscriptions.schemes import Scheme
@@ -42,6 +43,7 @@ __all__ = [
     "SubscriptionProgress",
     "Suppression",
     "ThreadAnswer",
+    "UsefulVote",
     "User",
     "UserScheme",
     "UserWard",

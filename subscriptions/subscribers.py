@@ -15,6 +15,7 @@ from subscriptions.addresses import normalise_address
 from subscriptions.base import Base, utcnow
 from subscriptions.consent import Consent
 from subscriptions.suppression import Suppression, address_hash
+from subscriptions.topics import MAX_TOPICS
 from subscriptions.wards import Ward, get_ward
 
 
@@ -52,6 +53,8 @@ class Subscriber(Base):
     confirmation_sent_at: Mapped[datetime | None] = mapped_column(default=None)
     # When the last "my data" link was emailed: at most one an hour (see personal_data).
     data_request_sent_at: Mapped[datetime | None] = mapped_column(default=None)
+    # "en", "cy" or "bilingual"; None follows each ward's language (see languages).
+    language: Mapped[str | None] = mapped_column(String(16), default=None)
 
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan"
@@ -70,6 +73,8 @@ class Subscription(Base):
     frequency: Mapped[str] = mapped_column(String(16), default=Frequency.WEEKLY)
     status: Mapped[str] = mapped_column(String(16), default=Status.PENDING)
     scheme: Mapped[str | None] = mapped_column(String(MAX_SCHEME), default=None)
+    # The topics followed in this ward, sorted and comma-separated; None follows them all.
+    topics: Mapped[str | None] = mapped_column(String(MAX_TOPICS), default=None)
     consent_at: Mapped[datetime]
     consent_method: Mapped[str] = mapped_column(String(16))
     consent_source: Mapped[str] = mapped_column(String(MAX_CONSENT_SOURCE), default="")

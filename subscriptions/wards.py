@@ -31,6 +31,8 @@ class Ward(Base):
     name: Mapped[str] = mapped_column(String(MAX_NAME))
     team_email: Mapped[str] = mapped_column(String(320))
     digest_cron: Mapped[str | None] = mapped_column(String(MAX_CRON), default=None)
+    # What the ward's residents are sent in unless they chose otherwise (see languages).
+    language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

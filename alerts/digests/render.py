@@ -23,6 +23,7 @@ from alerts.digests.invites import sessions_calendar
 from alerts.items import ItemKind
 from alerts.messages import MAX_SUBJECT, PREFERENCES_MARK, UNSUBSCRIBE_MARK
 from alerts.sources.sanitise import html_to_text, sanitise_html, shorten
+from subscriptions.languages import Language
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
 
@@ -107,7 +108,8 @@ def render_pair(env: Environment, name: str, context: dict[str, Any]) -> tuple[s
 
 
 def render_digest(
-    content: DigestContent, settings: Settings, *, now: datetime, env: Environment | None = None
+    content: DigestContent, settings: Settings, *, now: datetime, env: Environment | None = None,
+    language: Language = Language.ENGLISH,
 ) -> Rendered:
     zone = ZoneInfo(settings.scheduler.timezone)
     subject = fit_subject(digest_subject(content))
@@ -136,7 +138,7 @@ def _local_date(now: datetime, zone: ZoneInfo) -> str:
 
 def render_post(
     ward_name: str, item: DigestItem, settings: Settings, *, now: datetime,
-    env: Environment | None = None,
+    env: Environment | None = None, language: Language = Language.ENGLISH,
 ) -> Rendered:
     """One item on its own, for residents who chose to hear of each post at once."""
     zone = ZoneInfo(settings.scheduler.timezone)
@@ -159,7 +161,7 @@ def render_post(
 
 def render_alert(
     ward_name: str, title: str, body_html: str, settings: Settings, *, now: datetime,
-    env: Environment | None = None,
+    env: Environment | None = None, language: Language = Language.ENGLISH,
 ) -> Rendered:
     """An urgent alert: short, plain, and still saying how to report a crime."""
     zone = ZoneInfo(settings.scheduler.timezone)
