@@ -1,6 +1,7 @@
 """The coordinators' service: what a Neighbourhood Watch coordinator does with their scheme's
 member list (see it, add one resident, remove one, import a CSV, export it, see who bounced
-and why) and the message they send to their members.
+and why), the message they send to their members, and the printed digest for members
+without email.
 
 Every function takes the signed-in person (a `Principal`), loads the scheme by id and calls
 `require_scheme` itself, so the rule "a coordinator keeps only their own schemes" holds
@@ -36,6 +37,7 @@ from alerts.accounts.users import Role, User, add_user, find_user
 from alerts.config import Settings
 from alerts.confirmations import ImportConfirmations, confirm_imported
 from alerts.delivery.fanout import fan_out
+from alerts.digests.printed import PrintedDigest, printed_digest
 from alerts.digests.render import (
     Rendered,
     render_email,
@@ -382,6 +384,16 @@ def export_filename(session: Session, who: Principal, scheme_id: int) -> str:
     scheme = _scheme(session, who, scheme_id)
     slug = re.sub(r"[^a-z0-9]+", "-", scheme.name.lower()).strip("-") or f"scheme-{scheme.id}"
     return f"{slug}-members.csv"
+
+
+def printable_digest(session: Session, settings: Settings, who: Principal, scheme_id: int, *,
+                     now: datetime) -> PrintedDigest:
+    """The sheet of the scheme's ward's latest digest, headed for the scheme, for members
+    without email (a scheme lies in one ward, so there is one digest to print). It carries
+    no resident's details, so printing changes and audits nothing; `NoDigestYet` when the
+    ward has had none."""
+    scheme = _scheme(session, who, scheme_id)
+    return printed_digest(session, settings, scheme.ward, now=now, scheme=scheme)
 
 
 # --- who bounced and why ---------------------------------------------------------------------

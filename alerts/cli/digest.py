@@ -1,4 +1,4 @@
-"""`alerts digest preview|send`."""
+"""`alerts digest preview|send|print`."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from alerts.cli.app import Runtime, fail, pass_runtime, print_json
+from alerts.digests.printed import PrintError, printed_digest_for, render_pdf, write_atomically
 from alerts.digests.publish import preview_digest, queue_digests
 from alerts.messages import fill_links
+from subscriptions.base import utcnow
 
 
 def register(cli: click.Group) -> None:
@@ -64,3 +66,28 @@ def send(runtime: Runtime, ward_code: str | None, all_wards: bool, as_json: bool
                        f"queued for {o.deliveries} subscriber(s)")
         else:
             click.echo(f"ward {o.ward_code}: no digest ({o.reason})")
+
+
+@digest.command("print")
+@click.option("--ward", "ward_code", required=True, metavar="CODE")
+@click.option("--scheme", "scheme_name", metavar="NAME",
+              help="Head the sheet for this Neighbourhood Watch scheme of the ward.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              metavar="FILE.pdf", help="Where to write the PDF (replaced whole, or not at all).")
+@pass_runtime
+def print_(runtime: Runtime, ward_code: str, scheme_name: str | None, out: Path) -> None:
+    """Write the ward's latest digest as an A4 PDF, for members without email."""
+    try:
+        with runtime.sessions()() as session:
+            sheet = printed_digest_for(session, runtime.settings, ward_code, now=utcnow(),
+                                       scheme_name=scheme_name)
+        pdf = render_pdf(sheet)
+    except PrintError as exc:
+        fail(str(exc))
+    try:
+        write_atomically(pdf, out)
+    except OSError as exc:
+        fail(f"cannot write {out}: {exc.strerror or exc}")
+    heading = f" for {sheet.scheme_name}" if sheet.scheme_name else ""
+    click.echo(f"wrote the {sheet.ward_name} digest of {sheet.digest_date}{heading} to {out} "
+               f"({len(pdf):,} bytes)")

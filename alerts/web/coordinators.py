@@ -1,6 +1,7 @@
 """The coordinators' pages under `/staff/schemes/`: the schemes a person keeps, a scheme's
 members (add one, remove one), import a CSV, export one, who bounced and why, and a message
-to the members (write, preview the real email, send).
+to the members (write, preview the real email, send), and the ward's latest digest as a PDF to
+print for members without email.
 
 Handlers are thin: they parse the form, check its CSRF token, call `alerts.coordinators`
 (which decides who may do what and audits every change) and render. Plain `def`s, so FastAPI
@@ -35,12 +36,14 @@ from alerts.coordinators import (
     kept_schemes,
     member_of,
     preview_message,
+    printable_digest,
     remove_member,
     send_message,
     view_scheme,
     wards_for_new_schemes,
 )
 from alerts.db import transaction
+from alerts.digests.printed import NoDigestYet, pdf_filename, render_pdf
 from alerts.messages import fill_links
 from alerts.web.staff import HEADERS, StaffSite
 from subscriptions.base import utcnow
@@ -69,6 +72,8 @@ NOTICES = {
     "created-invited": "Scheme added. We have emailed its coordinator a link to choose a "
                        "password; it works for an hour, and \"Forgotten your password?\" "
                        "sends another.",
+    "no-digest": "There is nothing to print yet: the ward has had no digest. Its team's "
+                 "next digest will be here to print once it has been sent.",
 }
 
 REASONS = {
@@ -240,6 +245,18 @@ def coordinators_router(site: StaffSite) -> APIRouter:
             export_members(session, who, scheme_id, out, now=utcnow())
         return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
             **HEADERS, "Content-Disposition": f'attachment; filename="{filename}"'})
+
+    @router.get("/{scheme_id}/digest.pdf")
+    def digest_pdf(request: Request, scheme_id: int) -> Response:
+        """The ward's latest digest as an A4 PDF, headed for the scheme, to print."""
+        who = site.require(request)
+        try:
+            with site.factory() as session:
+                sheet = printable_digest(session, settings, who, scheme_id, now=utcnow())
+        except NoDigestYet:
+            return site.redirect(f"/staff/schemes/{scheme_id}?done=no-digest")
+        return Response(render_pdf(sheet), media_type="application/pdf", headers={
+            **HEADERS, "Content-Disposition": f'attachment; filename="{pdf_filename(sheet)}"'})
 
     # --- who bounced ------------------------------------------------------------------------
 
