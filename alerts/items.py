@@ -59,6 +59,7 @@ class CollectedItem:
     starts_at: datetime | None = None
     ends_at: datetime | None = None
     location: str | None = None
+    topics: str = ""  # sorted, comma-separated (subscriptions.topics.join_topics)
 
 
 @dataclass(frozen=True)
@@ -106,13 +107,15 @@ def store_items(
                 starts_at=entry.starts_at,
                 ends_at=entry.ends_at,
                 location=entry.location,
+                topics=entry.topics,
             )
             session.add(item)
             new_items.append(item)
             added += 1
             continue
         changed = False
-        for field in ("title", "body_html", "link", "starts_at", "ends_at", "location"):
+        for field in ("title", "body_html", "link", "starts_at", "ends_at", "location",
+                      "topics"):
             if getattr(item, field) != getattr(entry, field):
                 setattr(item, field, getattr(entry, field))
                 changed = True

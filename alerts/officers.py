@@ -13,7 +13,7 @@ plain values and commit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import func, or_, select
@@ -41,8 +41,11 @@ from alerts.sources.officer import MAX_LOCATION, MAX_TITLE, officer_item
 from alerts.sources.registry import Source, SourceError, SourceKind, officer_source
 from alerts.sources.sanitise import as_safe_html, shorten
 from alerts.urgent import post_urgent
+from alerts.useful import Tally, count_votes
+from subscriptions.languages import Language
 from subscriptions.subscribers import Frequency, Status, Subscriber, Subscription
 from subscriptions.suppression import is_suppressed
+from subscriptions.topics import TopicError, choose_topics
 from subscriptions.wards import Ward, find_ward, list_wards
 
 MAX_BODY = 20_000
@@ -149,19 +152,23 @@ class RecentItem:
     kind: str
     collected_at: datetime
     from_officers: bool
+    # Residents' answers to "Was this useful?" (contact sessions are not asked about).
+    votes: Tally = field(default_factory=Tally)
 
 
 def recent_items(session: Session, who: Principal, code: str, *,
                  limit: int = 10) -> list[RecentItem]:
-    """The ward's newest items, whoever wrote them (an officer or a feed)."""
+    """The ward's newest items, whoever wrote them (an officer or a feed), with their votes."""
     ward = ward_for(session, who, code)
     rows = session.execute(
-        select(Item.title, Item.kind, Item.collected_at, Source.kind)
+        select(Item.id, Item.title, Item.kind, Item.collected_at, Source.kind)
         .join(Source, Source.id == Item.source_id)
         .where(Source.ward_id == ward.id, Item.withdrawn_at.is_(None))
         .order_by(Item.collected_at.desc(), Item.id.desc()).limit(limit)).all()
-    return [RecentItem(title, kind, at, source_kind == SourceKind.OFFICER)
-            for title, kind, at, source_kind in rows]
+    votes = count_votes(session, [row[0] for row in rows])
+    return [RecentItem(title, kind, at, source_kind == SourceKind.OFFICER,
+                       votes.get(item_id, Tally()))
+            for item_id, title, kind, at, source_kind in rows]
 
 
 @dataclass(frozen=True)
@@ -202,9 +209,11 @@ class Draft:
     starts: datetime | None = None
     ends: datetime | None = None
     location: str | None = None
+    topics: tuple[str, ...] = ()
 
 
-def check_draft(draft: Draft, *, now: datetime) -> CollectedItem:
+def check_draft(draft: Draft, *, now: datetime, known_topics: tuple[str, ...] = ()
+                ) -> CollectedItem:
     """The draft as an item, or InputError naming each field that is wrong.
 
     The field checks say what the form should show; `officer_item` (the same check as
@@ -229,6 +238,10 @@ def check_draft(draft: Draft, *, now: datetime) -> CollectedItem:
             errors["ends"] = "The session must end after it starts"
         if draft.location and len(" ".join(draft.location.split())) > MAX_LOCATION:
             errors["location"] = f"The place must be {MAX_LOCATION} characters or fewer"
+    try:
+        choose_topics(draft.topics, known_topics)
+    except TopicError as error:
+        errors["topics"] = str(error)[:1].upper() + str(error)[1:]
     if errors:
         raise InputError(errors)
     session_kind = draft.kind == ItemKind.SESSION
@@ -236,7 +249,8 @@ def check_draft(draft: Draft, *, now: datetime) -> CollectedItem:
         return officer_item(title=title, body=draft.body, kind=draft.kind,
                             starts=draft.starts if session_kind else None,
                             ends=draft.ends if session_kind else None,
-                            location=draft.location if session_kind else None, now=now)
+                            location=draft.location if session_kind else None, now=now,
+                            topics=draft.topics, known_topics=known_topics)
     except SourceError as error:
         reason = str(error)
         raise InputError({"title": reason[:1].upper() + reason[1:]}) from None
@@ -270,14 +284,16 @@ def preview_draft(session: Session, settings: Settings, who: Principal, code: st
     nothing is stored."""
     ward = ward_for(session, who, code)
     _check_kind(draft.kind)
-    item = check_draft(draft, now=now)
+    item = check_draft(draft, now=now, known_topics=settings.topics.names)
     if draft.kind == ItemKind.ALERT:
-        rendered = render_alert(ward.name, item.title, item.body_html, settings, now=now)
+        rendered = render_alert(ward.name, item.title, item.body_html, settings, now=now,
+                                language=Language(ward.language))
     else:
         rendered = render_post(ward.name, DigestItem(
             id=0, kind=item.kind, title=item.title, body_html=item.body_html, link=None,
             published_at=now, starts_at=item.starts_at, ends_at=item.ends_at,
-            location=item.location), settings, now=now)
+            location=item.location, topics=item.topics), settings, now=now,
+            language=Language(ward.language))
     confirmed, immediate = _audience(session, ward)
     return Preview(rendered, confirmed, immediate)
 
@@ -286,7 +302,7 @@ def for_display(body: str, *, as_text: bool = False) -> str:
     """A rendered email (HTML, or the text part) with the marks where each resident's own
     links go filled in, to show to staff."""
     link = "(each resident's own link)" if as_text else PREVIEW_LINK
-    return fill_links(body, link, link)
+    return fill_links(body, link, link, link)
 
 
 @dataclass(frozen=True)
@@ -306,7 +322,7 @@ def publish_draft(session: Session, settings: Settings, who: Principal, code: st
     then announces it (`ItemPublished` / `UrgentAlertPosted`) as `alerts post` does."""
     ward = ward_for(session, who, code)
     _check_kind(draft.kind)
-    item = check_draft(draft, now=now)
+    item = check_draft(draft, now=now, known_topics=settings.topics.names)
     if draft.kind == ItemKind.ALERT:
         outcome = post_urgent(session, settings, ward_code=ward.code, title=item.title,
                               body=draft.body, now=now)

@@ -4,15 +4,30 @@ Each digest and alert carries, per post, a "useful" and a "not useful" link. The
 signed and holds the post, the message and a random ballot number made when the email was
 sent and kept nowhere else: a vote stores only the hash of that number (so the same link
 cannot count twice), the post, the message, the answer and the time.
+
+This module owns the vote tokens (`sign_vote`, `read_vote`), one email's vote links
+(`VoteLinks`, used by delivery), recording a vote (`record_vote`) and counting them per post
+(`count_votes`). No web types here; the caller commits.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import CursorResult, ForeignKey, String, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from alerts.delivery.outbox import Delivery
+from alerts.items import Item
+from alerts.messages import THIS_MESSAGES_ITEM, Message, MessageItem
 from subscriptions.base import Base, utcnow
 
 
@@ -28,3 +43,147 @@ class UsefulVote(Base):
     ballot: Mapped[str] = mapped_column(String(64), unique=True)
     useful: Mapped[bool]
     voted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+# Bound into every tag, so no other signed link of the product can pass for a vote.
+_PURPOSE = "useful-vote"
+_TAG_BYTES = 12
+_NUMBER = re.compile(r"[A-Za-z0-9_-]{22}")
+_TOKEN = re.compile(
+    rf"([0-9]{{1,18}})\.([0-9]{{1,18}})\.([yn])\.({_NUMBER.pattern})\.([a-z2-7]{{20}})")
+# A message that reached fewer residents than this keeps no message id on its votes: with
+# the deliveries table, the id of a message sent to one person would say who voted.
+MIN_AUDIENCE = 5
+
+
+@dataclass(frozen=True)
+class Ballot:
+    """What a vote link carries. `item_ref` is an item id, or THIS_MESSAGES_ITEM for the
+    one item of the message (an urgent alert is rendered before its item has an id)."""
+
+    item_ref: int
+    message_id: int
+    useful: bool
+    number: str
+
+
+def _tag(secret: str, ballot: Ballot) -> str:
+    signed = (f"{_PURPOSE}:{ballot.item_ref}:{ballot.message_id}:"
+              f"{'y' if ballot.useful else 'n'}:{ballot.number}")
+    mac = hmac.new(secret.encode(), signed.encode(), hashlib.sha256)
+    return base64.b32encode(mac.digest()[:_TAG_BYTES]).decode().rstrip("=").lower()
+
+
+def new_ballot_number() -> str:
+    return secrets.token_urlsafe(16)
+
+
+def sign_vote(secret: str, ballot: Ballot) -> str:
+    """`ITEM.MESSAGE.y|n.NUMBER.TAG`: URL-safe, and only good for this one answer."""
+    if ballot.item_ref < 0 or ballot.message_id < 0 or not _NUMBER.fullmatch(ballot.number):
+        raise ValueError("a ballot names stored records and carries a 22-character number")
+    answer = "y" if ballot.useful else "n"
+    return (f"{ballot.item_ref}.{ballot.message_id}.{answer}.{ballot.number}."
+            f"{_tag(secret, ballot)}")
+
+
+def read_vote(secret: str, token: str) -> Ballot | None:
+    """The ballot a genuine token carries, or None for a forged, altered or foreign one."""
+    match = _TOKEN.fullmatch(token)
+    if match is None:
+        return None
+    ballot = Ballot(int(match[1]), int(match[2]), match[3] == "y", match[4])
+    return ballot if hmac.compare_digest(match[5], _tag(secret, ballot)) else None
+
+
+def ballot_hash(number: str) -> str:
+    # The number is 128 random bits, so a plain hash cannot be reversed by guessing.
+    return hashlib.sha256(number.encode()).hexdigest()
+
+
+class VoteLinks:
+    """One email's vote links: a fresh ballot number per item, made when first asked for
+    and shared by that item's yes and no links in both parts of the email. Nothing is
+    stored; the numbers live only in the links."""
+
+    def __init__(self, secret: str, base_url: str, message_id: int) -> None:
+        self._secret = secret
+        self._base = base_url.rstrip("/")
+        self._message_id = message_id
+        self._numbers: dict[int, str] = {}
+
+    def url(self, item_ref: int, useful: bool) -> str:
+        if item_ref not in self._numbers:
+            self._numbers[item_ref] = new_ballot_number()
+        ballot = Ballot(item_ref, self._message_id, useful, self._numbers[item_ref])
+        return f"{self._base}/useful/{sign_vote(self._secret, ballot)}"
+
+
+@dataclass(frozen=True)
+class Vote:
+    """What the thank-you page says: the post, the answer now held, and whether this
+    request changed nothing because the link had been used."""
+
+    item_title: str
+    useful: bool
+    already: bool
+
+
+def _item_for(session: Session, ballot: Ballot) -> Item | None:
+    if ballot.item_ref != THIS_MESSAGES_ITEM:
+        return session.get(Item, ballot.item_ref)
+    ids = session.scalars(select(MessageItem.item_id)
+                          .where(MessageItem.message_id == ballot.message_id).limit(2)).all()
+    return session.get(Item, ids[0]) if len(ids) == 1 else None
+
+
+def _kept_message_id(session: Session, message_id: int) -> int | None:
+    if session.get(Message, message_id) is None:
+        return None
+    audience = session.scalar(select(func.count()).select_from(Delivery)
+                              .where(Delivery.message_id == message_id))
+    return message_id if (audience or 0) >= MIN_AUDIENCE else None
+
+
+def record_vote(session: Session, ballot: Ballot, *, now: datetime,
+                change_to: bool | None = None) -> Vote | None:
+    """Record the ballot's answer once; a second use of the same link changes nothing.
+    With `change_to`, the same ballot's answer becomes that (still one vote). None when the
+    post is gone."""
+    item = _item_for(session, ballot)
+    if item is None:
+        return None
+    hashed = ballot_hash(ballot.number)
+    answer = ballot.useful if change_to is None else change_to
+    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql"
+              else sqlite.insert)(UsefulVote).values(
+        item_id=item.id, message_id=_kept_message_id(session, ballot.message_id),
+        ballot=hashed, useful=answer,
+        # To the hour: a vote's exact second could be matched against when each email went.
+        voted_at=now.replace(minute=0, second=0, microsecond=0))
+    statement = (insert.on_conflict_do_nothing(index_elements=["ballot"]) if change_to is None
+                 else insert.on_conflict_do_update(index_elements=["ballot"],
+                                                   set_={"useful": answer}))
+    result = cast(CursorResult[Any],
+                  session.execute(statement.execution_options(preserve_rowcount=True)))
+    held = session.scalar(select(UsefulVote.useful).where(UsefulVote.ballot == hashed))
+    return Vote(item.title, bool(held), already=change_to is None and result.rowcount == 0)
+
+
+@dataclass(frozen=True)
+class Tally:
+    useful: int = 0
+    not_useful: int = 0
+
+
+def count_votes(session: Session, item_ids: list[int]) -> dict[int, Tally]:
+    """Each item's votes, in one grouped query; items without votes are left out."""
+    if not item_ids:
+        return {}
+    counts: dict[int, dict[bool, int]] = {}
+    for item_id, useful, n in session.execute(
+            select(UsefulVote.item_id, UsefulVote.useful, func.count())
+            .where(UsefulVote.item_id.in_(item_ids))
+            .group_by(UsefulVote.item_id, UsefulVote.useful)):
+        counts.setdefault(item_id, {})[bool(useful)] = n
+    return {item_id: Tally(c.get(True, 0), c.get(False, 0)) for item_id, c in counts.items()}

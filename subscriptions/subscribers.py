@@ -123,6 +123,21 @@ def subscriber_not_suppressed() -> ColumnElement[bool]:
     )
 
 
+def reads_in(language: str, ward_language: str) -> ColumnElement[bool]:
+    """For queries over a ward's subscriptions: true where the resident is sent mail in
+    `language` (their own choice, or the ward's when they made none)."""
+    chosen = Subscriber.language == language
+    if language == ward_language:
+        chosen = chosen | Subscriber.language.is_(None)
+    return select(Subscriber.id).where(Subscriber.id == Subscription.subscriber_id,
+                                       chosen).exists()
+
+
+def follows_topics(topics: str | None) -> ColumnElement[bool]:
+    """For queries over subscriptions: those following exactly these topics (None: all)."""
+    return Subscription.topics.is_(None) if topics is None else Subscription.topics == topics
+
+
 def claim_send_slots(session: Session, subscriber_ids: Collection[int], stamp: str,
                      interval: timedelta, *, now: datetime) -> set[int]:
     """Stamp `now` into the column `stamp` of each subscriber whose last stamp is older than

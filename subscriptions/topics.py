@@ -9,7 +9,7 @@ everyone; urgent alerts ignore topics altogether (see `alerts.urgent`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 MAX_TOPICS = 500
 MAX_TOPIC_NAME = 40
@@ -51,3 +51,27 @@ def follows(followed: str | None, item_topics: str) -> bool:
     if followed is None or not item_topics:
         return True
     return bool(set(split_topics(followed)) & set(split_topics(item_topics)))
+
+
+def topics_by_ward(ward_codes: Collection[str], everything: Collection[str],
+                   ticked: Iterable[str], known: Iterable[str]) -> dict[str, str | None]:
+    """The preferences form's topic choices for the wards it showed topics for
+    (`ward_codes`): None (everything) when the code is in `everything`, else the topics
+    ticked for it ("CODE:topic" values)."""
+    known = list(known)
+    per_ward: dict[str, list[str]] = {code: [] for code in ward_codes}
+    for value in ticked:
+        code, _, topic = value.partition(":")
+        if code in per_ward:
+            per_ward[code].append(topic)
+    chosen: dict[str, str | None] = {}
+    for code, topics in per_ward.items():
+        if code in everything or not known:
+            chosen[code] = None
+            continue
+        picked = choose_topics(topics, known)
+        if not picked:
+            raise TopicError(f"ward {code}: tick at least one topic, or keep "
+                             "\"everything from this ward\"")
+        chosen[code] = join_topics(picked)
+    return chosen

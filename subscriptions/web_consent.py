@@ -7,7 +7,7 @@ web requests: `alerts` queues the confirmation email that `request_subscription`
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from subscriptions.addresses import normalise_address
 from subscriptions.consent import Consent
+from subscriptions.languages import Language
 from subscriptions.subscribers import (
     Frequency,
     Status,
@@ -26,6 +27,7 @@ from subscriptions.subscribers import (
     stored_source,
     subscribe,
 )
+from subscriptions.topics import split_topics
 from subscriptions.wards import Ward, find_ward
 
 CONFIRMATION_INTERVAL = timedelta(hours=1)
@@ -139,6 +141,8 @@ class WardChoice:
     code: str
     name: str
     status: str | None  # this resident's subscription to it, None if none
+    topics: list[str] | None = None  # followed in this ward; None: every topic
+    language: str = Language.ENGLISH  # the ward's, for residents who follow it
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,7 @@ class Preferences:
     frequency: Frequency
     paused: bool
     wards: list[WardChoice]
+    language: str | None = None  # the resident's own choice; None follows each ward
 
     @property
     def chosen(self) -> set[str]:
@@ -168,12 +173,18 @@ def load_preferences(session: Session, subscription_id: int) -> Preferences | No
     live = [s for s in own.values() if s.status != Status.UNSUBSCRIBED]
     frequency = Frequency(named.frequency)
     wards = [
-        WardChoice(ward.code, ward.name, own[ward.id].status if ward.id in own else None)
+        WardChoice(ward.code, ward.name, own[ward.id].status if ward.id in own else None,
+                   _followed(own[ward.id].topics) if ward.id in own else None, ward.language)
         for ward in session.scalars(select(Ward).order_by(Ward.name))
     ]
     paused = bool(live) and all(s.status in (Status.PAUSED, Status.PENDING) for s in live) \
         and any(s.status == Status.PAUSED for s in live)
-    return Preferences(named.subscriber_id, named.ward.name, frequency, paused, wards)
+    return Preferences(named.subscriber_id, named.ward.name, frequency, paused, wards,
+                       named.subscriber.language)
+
+
+def _followed(stored: str | None) -> list[str] | None:
+    return None if stored is None else split_topics(stored)
 
 
 def update_preferences(
@@ -185,12 +196,16 @@ def update_preferences(
     paused: bool,
     consent: Consent,
     now: datetime,
+    topics: Mapping[str, str | None] | None = None,
+    language: Language | None = None,
 ) -> bool:
     """Apply the preferences form to every subscription of the resident; False if the
     subscription named is gone.
 
     The link came by email to this address, so a ward added here is confirmed at once
-    (with this page as its consent); a ward left out is unsubscribed.
+    (with this page as its consent); a ward left out is unsubscribed. `topics` maps a ward
+    code to the topics followed there (joined, see `subscriptions.topics`; None: all), for
+    the wards the form showed; `language` is the resident's own (None: each ward's).
     """
     named = _subscriber_of(session, subscription_id)
     if named is None:
@@ -212,10 +227,13 @@ def update_preferences(
             _leave(subscription, now)
             continue
         subscription.frequency = frequency
+        if topics is not None and code in topics:
+            subscription.topics = topics[code]
         if paused and subscription.status == Status.CONFIRMED:
             subscription.status = Status.PAUSED
         elif not paused and subscription.status == Status.PAUSED:
             subscription.status = Status.CONFIRMED
+    subscriber.language = language
     session.flush()
     return True
 

@@ -45,6 +45,8 @@ def parse_time(option: str, value: str | None, zone: ZoneInfo) -> datetime | Non
 @click.option("--starts", metavar="ISO", help="A session's start, e.g. 2026-12-05T10:00.")
 @click.option("--ends", metavar="ISO", help="A session's end.")
 @click.option("--location", metavar="TEXT", help="Where a session is held.")
+@click.option("--topic", "topics", multiple=True, metavar="NAME",
+              help="What the post is about (repeat for more), from topics.names in the config.")
 @click.option("--urgent", is_flag=True,
               help="Send at once to every confirmed subscriber, whatever their frequency.")
 @pass_runtime
@@ -58,6 +60,7 @@ def post(
     starts: str | None,
     ends: str | None,
     location: str | None,
+    topics: tuple[str, ...],
     urgent: bool,
 ) -> None:
     """Publish a post, advice or contact session to a ward, or an urgent alert.
@@ -70,8 +73,9 @@ def post(
         fail("give the text with exactly one of --body or --body-file")
     text = body_file.read_text(encoding="utf-8") if body_file is not None else body or ""
     if urgent:
-        if kind != "post" or starts or ends or location:
-            fail("an urgent alert takes only --title and --body (no --kind, times or place)")
+        if kind != "post" or starts or ends or location or topics:
+            fail("an urgent alert takes only --title and --body (no --kind, times, place or "
+                 "topic: it goes to everyone)")
         with transaction(runtime.sessions()) as session:
             outcome = post_urgent(session, runtime.settings, ward_code=ward_code, title=title,
                                   body=text, now=utcnow())
@@ -90,6 +94,8 @@ def post(
         ends=parse_time("--ends", ends, zone),
         location=location,
         now=utcnow(),
+        topics=topics,
+        known_topics=runtime.settings.topics.names,
     )
     with transaction(runtime.sessions()) as session:
         ward = get_ward(session, ward_code)

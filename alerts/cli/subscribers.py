@@ -13,6 +13,7 @@ from alerts.db import transaction
 from subscriptions.base import utcnow
 from subscriptions.consent import Consent, ConsentMethod
 from subscriptions.csv_io import CsvError, decode, import_rows, read_subscribers, write_records
+from subscriptions.languages import Language
 from subscriptions.subscribers import (
     Frequency,
     iter_subscriptions,
@@ -20,6 +21,7 @@ from subscriptions.subscribers import (
     subscribe,
     unsubscribe_everywhere,
 )
+from subscriptions.topics import TopicError, choose_topics, join_topics
 
 
 def register(cli: click.Group) -> None:
@@ -39,16 +41,28 @@ def subscribers() -> None:
 @click.option("--name", default="", help="How emails greet the resident.")
 @click.option("--confirmed", is_flag=True,
               help="The resident already gave consent elsewhere (recorded as such).")
+@click.option("--topic", "topics", multiple=True, metavar="NAME",
+              help="Follow only this topic in the ward (repeat for more; default: all).")
+@click.option("--language", type=click.Choice([language.value for language in Language]),
+              help="What the resident is sent in (default: the ward's language).")
 @pass_runtime
 def add(runtime: Runtime, email: str, ward_code: str, frequency: str, name: str,
-        confirmed: bool) -> None:
+        confirmed: bool, topics: tuple[str, ...], language: str | None) -> None:
     """Subscribe EMAIL to a ward."""
+    try:
+        followed = choose_topics(topics, runtime.settings.topics.names)
+    except TopicError as error:
+        fail(f"--topic: {error}")
     consent = Consent(at=utcnow(), method=ConsentMethod.OFFICER_CLI,
                       source="alerts subscribers add", prior_consent_declared=confirmed)
     with transaction(runtime.sessions()) as session:
         subscription = subscribe(session, email, ward_code, consent,
                                  frequency=parse_frequency(frequency), name=name,
                                  confirmed=confirmed)
+        if followed:
+            subscription.topics = join_topics(followed)
+        if language is not None:
+            subscription.subscriber.language = Language(language)
         click.echo(f"subscribed to ward {ward_code} ({subscription.frequency}, "
                    f"{subscription.status})")
 

@@ -10,6 +10,7 @@ from apscheduler.triggers.cron import CronTrigger
 from alerts.cli.app import Runtime, fail, pass_runtime, print_json, warn
 from alerts.db import transaction
 from subscriptions.csv_io import CsvError, decode
+from subscriptions.languages import Language
 from subscriptions.postcodes import PostcodeError, import_postcodes, parse_postcodes_csv
 from subscriptions.wards import (
     MAX_CRON,
@@ -94,7 +95,8 @@ def list_(runtime: Runtime, as_json: bool) -> None:
     with runtime.sessions()() as session:
         rows = [
             {"code": w.code, "name": w.name, "team_email": w.team_email,
-             "digest_cron": w.digest_cron or runtime.settings.scheduler.digest_cron}
+             "digest_cron": w.digest_cron or runtime.settings.scheduler.digest_cron,
+             "language": w.language}
             for w in list_wards(session)
         ]
     if as_json:
@@ -102,15 +104,17 @@ def list_(runtime: Runtime, as_json: bool) -> None:
         return
     for row in rows:
         click.echo(f"{row['code']:<12} {row['name']:<32} {row['team_email']:<36} "
-                   f"{row['digest_cron']}")
+                   f"{row['digest_cron']:<16} {row['language']}")
 
 
 @wards.command("set")
 @click.argument("code")
 @click.option("--digest-cron", metavar="CRON",
               help='When the ward\'s digest goes out, as a crontab line ("" for the default).')
+@click.option("--language", type=click.Choice([language.value for language in Language]),
+              help="What the ward's residents are sent in, unless they chose for themselves.")
 @pass_runtime
-def set_(runtime: Runtime, code: str, digest_cron: str | None) -> None:
+def set_(runtime: Runtime, code: str, digest_cron: str | None, language: str | None) -> None:
     """Change a ward's settings."""
     if digest_cron:
         if len(digest_cron) > MAX_CRON:
@@ -123,5 +127,8 @@ def set_(runtime: Runtime, code: str, digest_cron: str | None) -> None:
         ward = get_ward(session, code)
         if digest_cron is not None:
             ward.digest_cron = digest_cron or None
+        if language is not None:
+            ward.language = Language(language)
         click.echo(f"ward {ward.code}: digest_cron "
-                   f"{ward.digest_cron or runtime.settings.scheduler.digest_cron}")
+                   f"{ward.digest_cron or runtime.settings.scheduler.digest_cron}, "
+                   f"language {ward.language}")

@@ -23,10 +23,12 @@ from alerts.messages import (
     ANSWER_KINDS,
     PREFERENCES_MARK,
     UNSUBSCRIBE_MARK,
+    USEFUL_MARK,
     WRITTEN_KINDS,
     MessageKind,
     fill_links,
 )
+from alerts.useful import VoteLinks
 from subscriptions.links import Purpose, sign_reference
 
 CALENDAR_FILENAME = "contact-sessions.ics"
@@ -61,6 +63,8 @@ class Links:
     preferences_url: str
     reply_to: str
     envelope_from: str
+    # "Was this useful?" links: signed per item, carrying no trace of the recipient.
+    votes: VoteLinks
 
 
 def links_for(outgoing: Outgoing, settings: Settings) -> Links:
@@ -78,6 +82,7 @@ def links_for(outgoing: Outgoing, settings: Settings) -> Links:
         preferences_url=f"{base}/preferences/{preferences}",
         reply_to=f"reply+{reply}@{domain}",
         envelope_from=f"bounces+{bounce}@{domain}",
+        votes=VoteLinks(secret, base, outgoing.message_id),
     )
 
 
@@ -87,7 +92,12 @@ def personalise(body: str, links: Links, *, as_html: bool) -> str:
     if as_html:
         unsubscribe = html.escape(unsubscribe, quote=True)
         preferences = html.escape(preferences, quote=True)
-    return fill_links(body, unsubscribe, preferences)
+
+    def vote(item_ref: int, useful: bool) -> str:
+        url = links.votes.url(item_ref, useful)
+        return html.escape(url, quote=True) if as_html else url
+
+    return fill_links(body, unsubscribe, preferences, vote)
 
 
 def _check_header(name: str, value: str) -> str:
@@ -193,7 +203,8 @@ def prepare_message(outgoing: Outgoing, settings: Settings) -> PreparedMessage:
                            _encode_around_marks(outgoing.html))
 
 
-_MARKS = re.compile(f"({re.escape(UNSUBSCRIBE_MARK)}|{re.escape(PREFERENCES_MARK)})")
+_MARKS = re.compile(
+    f"({re.escape(UNSUBSCRIBE_MARK)}|{re.escape(PREFERENCES_MARK)}|{USEFUL_MARK})")
 _SOFT_BREAK = b"=\r\n"
 _MAX_LINE = 76  # RFC 2045: encoded lines, the soft-break "=" included
 
@@ -243,7 +254,7 @@ def _fill(pieces: tuple[bytes | str, ...], links: Links, *, as_html: bool) -> by
         if isinstance(piece, bytes):
             out += piece
             continue
-        link = links.unsubscribe_url if piece == UNSUBSCRIBE_MARK else links.preferences_url
+        link = fill_links(piece, links.unsubscribe_url, links.preferences_url, links.votes.url)
         encoded = _quoted_printable(html.escape(link, quote=True) if as_html else link)
         follows_on = at + 1 < len(pieces)
         out += _end_softly(encoded) if follows_on else encoded

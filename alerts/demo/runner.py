@@ -49,8 +49,16 @@ from alerts.urgent import UrgentOutcome, post_urgent
 from subscriptions.base import utcnow
 from subscriptions.consent import Consent, ConsentMethod
 from subscriptions.csv_io import RowError, decode, import_rows, read_subscribers
+from subscriptions.languages import Language
 from subscriptions.schemes import add_scheme
-from subscriptions.subscribers import subscribe, unsubscribe_everywhere
+from subscriptions.subscribers import (
+    Subscriber,
+    Subscription,
+    find_subscriber,
+    subscribe,
+    unsubscribe_everywhere,
+)
+from subscriptions.topics import join_topics
 from subscriptions.wards import get_ward, import_wards, parse_wards_csv
 
 DATA = Path(__file__).with_name("data")
@@ -193,7 +201,7 @@ def run_demo(folder: Path, say: Callable[[str], None] = print) -> DemoReport:
         feeds.mkdir()
         with serve_folder(feeds) as base:
             write_feeds(feeds, base, now, zone)
-            _load_people(factory, folder, base, now, report)
+            _load_people(factory, folder, base, now, report, settings)
             report.staff = _add_staff(factory)
             say(f"Serving sample feeds at {base}/ and collecting them ...")
             report.collected.append(collect(factory, settings))
@@ -221,8 +229,20 @@ def run_demo(folder: Path, say: Callable[[str], None] = print) -> DemoReport:
     return report
 
 
+DEMO_TAGGED_POSTS = [
+    ("Calls from fake bank staff",
+     "Several people in the square had calls from someone claiming to be their bank and "
+     "asking them to move money. Your bank will never ask you to do that: hang up and call "
+     "the number on your card from another phone.", "scams"),
+    ("Sheds broken into behind Tanner's Row",
+     "Two garden sheds were forced open overnight and tools taken. Please lock sheds and "
+     "mark your tools with your postcode.", "burglary"),
+]
+
+
 def _load_people(
-    factory: sessionmaker[Session], folder: Path, base: str, now: datetime, report: DemoReport
+    factory: sessionmaker[Session], folder: Path, base: str, now: datetime, report: DemoReport,
+    settings: Settings,
 ) -> None:
     with transaction(factory) as session:
         rows, _ = parse_wards_csv((DATA / "wards.csv").read_text(encoding="utf-8"))
@@ -265,6 +285,19 @@ def _load_people(
             now=now,
         )
         store_items(session, officer_source(session, market), [note])
+        tagged = [officer_item(
+            title=title, body=body, kind=ItemKind.POST, starts=None, ends=None, location=None,
+            now=now, topics=[topic], known_topics=settings.topics.names)
+            for title, body, topic in DEMO_TAGGED_POSTS]
+        store_items(session, officer_source(session, market), tagged)
+        # Two residents' own choices, made as on the preferences page: Bryn follows only
+        # scams in Market Square, and Chloe reads her email in Welsh.
+        for subscription in session.scalars(select(Subscription).join(Subscriber).where(
+                Subscriber.email == "bryn.jones@home.example")):
+            subscription.topics = join_topics(["scams"])
+        chloe = find_subscriber(session, "chloe.martin@home.example")
+        if chloe is not None:
+            chloe.language = Language.WELSH
 
 
 def _write_previews(factory: sessionmaker[Session], settings: Settings, folder: Path) -> list[Path]:
@@ -275,7 +308,14 @@ def _write_previews(factory: sessionmaker[Session], settings: Settings, folder: 
     with factory() as session:
         for message in session.scalars(select(Message).order_by(Message.id)):
             suffix = "" if message.kind == MessageKind.DIGEST else f"-{message.kind}"
+            if message.language != Language.ENGLISH:
+                suffix += f"-{message.language}"
+            # A ward's residents who follow other topics get a digest of their own.
             path = previews / f"{message.ward.code}{suffix}.html"
+            for n in range(2, 100):
+                if path not in written:
+                    break
+                path = previews / f"{message.ward.code}{suffix}-{n}.html"
             base = settings.web.base_url
             path.write_text(fill_links(message.html, f"{base}/unsubscribe",
                                        f"{base}/preferences"), encoding="utf-8")

@@ -10,9 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from gettext import NullTranslations
 from urllib.parse import urlsplit
 
 from alerts.items import ItemKind
+from alerts.translations import both
+from subscriptions.languages import Language
+from subscriptions.topics import follows
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,7 @@ class DigestItem:
     starts_at: datetime | None
     ends_at: datetime | None
     location: str | None
+    topics: str = ""
 
 
 @dataclass(frozen=True)
@@ -64,13 +69,19 @@ def compose_digest(
     *,
     now: datetime,
     max_age: timedelta,
+    topics: str | None = None,
 ) -> DigestContent | None:
-    """Choose and order the items of a ward's next digest; None when there is nothing new."""
+    """Choose and order the items of a ward's next digest; None when there is nothing new.
+
+    `topics` are the ones the readers follow (None: all); items on other topics are left out.
+    """
     oldest = now - max_age
     posts: list[DigestItem] = []
     advice: list[DigestItem] = []
     sessions: list[DigestItem] = []
     for candidate in candidates:
+        if not follows(topics, candidate.topics):
+            continue
         item = replace(candidate, link=safe_link(candidate.link))
         if item.kind == ItemKind.SESSION:
             if item.starts_at is not None and item.starts_at > now:
@@ -87,12 +98,22 @@ def compose_digest(
     return DigestContent(ward_code, ward_name, posts, advice, sessions)
 
 
-def digest_subject(content: DigestContent) -> str:
-    parts = []
+def digest_subject(content: DigestContent, language: Language = Language.ENGLISH) -> str:
+    """'Riverside neighbourhood news: 2 updates and 1 contact session', in `language`
+    (bilingual: the Welsh subject, then the English one)."""
     news = len(content.posts) + len(content.advice)
-    if news:
-        parts.append(f"{news} update{'s' if news != 1 else ''}")
-    if content.sessions:
-        count = len(content.sessions)
-        parts.append(f"{count} contact session{'s' if count != 1 else ''}")
-    return f"{content.ward_name} neighbourhood news: {' and '.join(parts)}"
+    count = len(content.sessions)
+
+    def subject(t: NullTranslations) -> str:
+        parts = []
+        if news:
+            parts.append(t.ngettext("%(num)d update", "%(num)d updates", news) % {"num": news})
+        if count:
+            parts.append(t.ngettext("%(num)d contact session", "%(num)d contact sessions",
+                                    count) % {"num": count})
+        summary = (t.gettext("%(news)s and %(sessions)s") % {
+            "news": parts[0], "sessions": parts[1]} if len(parts) == 2 else "".join(parts))
+        return t.gettext("%(ward)s neighbourhood news: %(summary)s") % {
+            "ward": content.ward_name, "summary": summary}
+
+    return both(language, subject)

@@ -9,6 +9,7 @@ the items stored before it was confirmed: residents hear news from the day they 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, func, literal, select, update
@@ -19,7 +20,16 @@ from sqlalchemy.sql import ColumnElement
 from alerts.items import Item
 from alerts.sources.registry import Source
 from subscriptions.base import Base, utcnow
-from subscriptions.subscribers import Frequency, Status, Subscription
+from subscriptions.languages import Language
+from subscriptions.subscribers import (
+    Frequency,
+    Status,
+    Subscriber,
+    Subscription,
+    follows_topics,
+    reads_in,
+)
+from subscriptions.wards import Ward
 
 
 class SubscriptionProgress(Base):
@@ -76,23 +86,11 @@ def open_entries(session: Session, ward_id: int, frequencies: tuple[Frequency, .
     )
 
 
-def watermarks(session: Session, ward_id: int, frequencies: tuple[Frequency, ...]) -> dict[
-    int, int
-]:
-    """Each distinct point reached by the ward's subscriptions, with how many stand there."""
-    rows = session.execute(
-        select(SubscriptionProgress.last_item_id, func.count())
-        .join(Subscription, Subscription.id == SubscriptionProgress.subscription_id)
-        .where(_in_ward(ward_id, frequencies))
-        .group_by(SubscriptionProgress.last_item_id)
-    )
-    return {mark: count for mark, count in rows}
-
-
 def read_watermarks(session: Session, ward_id: int, frequencies: tuple[Frequency, ...]) -> dict[
     int, int
 ]:
-    """Like `watermarks`, without writing entries (for previews)."""
+    """Each distinct point the ward's subscriptions stand at (or would, once they have
+    entries), with how many stand there; writes nothing (for previews)."""
     mark = func.coalesce(SubscriptionProgress.last_item_id, _baseline(ward_id))
     rows = session.execute(
         select(mark, func.count())
@@ -116,6 +114,42 @@ def at_watermark(ward_id: int, frequencies: tuple[Frequency, ...], mark: int) ->
                SubscriptionProgress.last_item_id == mark)
         .exists()
     )
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Subscriptions that get the same message: one point in the ledger, the same topics
+    followed, the same language."""
+
+    mark: int
+    topics: str | None
+    language: Language
+    count: int
+
+
+def audiences(session: Session, ward: Ward, frequencies: tuple[Frequency, ...]) -> list[
+    Audience
+]:
+    """The ward's groups of subscriptions (with entries) that get the same message."""
+    language = func.coalesce(Subscriber.language, ward.language)
+    rows = session.execute(
+        select(SubscriptionProgress.last_item_id, Subscription.topics, language, func.count())
+        .join(Subscription, Subscription.id == SubscriptionProgress.subscription_id)
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .where(_in_ward(ward.id, frequencies))
+        .group_by(SubscriptionProgress.last_item_id, Subscription.topics, language)
+    )
+    found = [Audience(mark, topics, Language(spoken), count)
+             for mark, topics, spoken, count in rows]
+    return sorted(found, key=lambda a: (a.mark, a.topics or "", a.language.value))
+
+
+def in_audience(ward: Ward, frequencies: tuple[Frequency, ...], audience: Audience) -> (
+    ColumnElement[bool]
+):
+    """The subscriptions of one audience: for fan-out."""
+    return (at_watermark(ward.id, frequencies, audience.mark)
+            & follows_topics(audience.topics) & reads_in(audience.language, ward.language))
 
 
 def advance(session: Session, ward_id: int, frequencies: tuple[Frequency, ...], mark: int,

@@ -27,7 +27,9 @@ from alerts.items import Item, ItemKind
 from alerts.messages import Message, MessageItem, MessageKind
 from alerts.sources.registry import Source
 from subscriptions.base import utcnow
+from subscriptions.languages import Language
 from subscriptions.subscribers import Frequency
+from subscriptions.topics import follows
 from subscriptions.wards import Ward, get_ward, list_wards
 
 DIGESTED_KINDS = (ItemKind.POST, ItemKind.ADVICE, ItemKind.SESSION)
@@ -75,19 +77,21 @@ def items_between(session: Session, ward: Ward, after: int, upto: int) -> list[D
             starts_at=item.starts_at,
             ends_at=item.ends_at,
             location=item.location,
+            topics=item.topics,
         )
         for item in rows
     ]
 
 
 def _compose(session: Session, ward: Ward, settings: Settings, after: int, upto: int,
-             now: datetime) -> DigestContent | None:
+             now: datetime, topics: str | None = None) -> DigestContent | None:
     return compose_digest(
         ward.code,
         ward.name,
         items_between(session, ward, after, upto),
         now=now,
         max_age=timedelta(days=settings.sources.max_item_age_days),
+        topics=topics,
     )
 
 
@@ -104,11 +108,13 @@ def preview_digest(
     after = max(points, key=lambda mark: (points[mark], -mark)) if points else 0
     content = _compose(session, ward, settings, after, ledger.newest_item_id(session, ward.id),
                        moment)
-    return None if content is None else render_digest(content, settings, now=moment)
+    if content is None:
+        return None
+    return render_digest(content, settings, now=moment, language=Language(ward.language))
 
 
 def _store(session: Session, ward: Ward, kind: MessageKind, rendered: Rendered,
-           item_ids: Sequence[int], now: datetime) -> Message:
+           item_ids: Sequence[int], now: datetime, language: Language) -> Message:
     message = Message(
         ward_id=ward.id,
         kind=kind,
@@ -116,6 +122,7 @@ def _store(session: Session, ward: Ward, kind: MessageKind, rendered: Rendered,
         html=rendered.html,
         text=rendered.text,
         calendar=rendered.calendar,
+        language=language,
         created_at=now,
     )
     session.add(message)
@@ -125,30 +132,42 @@ def _store(session: Session, ward: Ward, kind: MessageKind, rendered: Rendered,
     return message
 
 
+def _by_mark(audiences: list[ledger.Audience]) -> dict[int, list[ledger.Audience]]:
+    grouped: dict[int, list[ledger.Audience]] = {}
+    for audience in audiences:
+        grouped.setdefault(audience.mark, []).append(audience)
+    return dict(sorted(grouped.items()))
+
+
 def queue_ward_digests(session: Session, ward: Ward, settings: Settings, now: datetime,
                        frequencies: tuple[Frequency, ...]) -> DigestOutcome:
-    """Queue the ward's digest for its subscribers at these frequencies, group by group."""
+    """Queue the ward's digest for its subscribers at these frequencies, audience by
+    audience (a point in the ledger, the topics followed, the language)."""
     frequencies = tuple(f for f in frequencies if f in DIGEST_FREQUENCIES)
     ledger.open_entries(session, ward.id, frequencies)
-    points = ledger.watermarks(session, ward.id, frequencies)
-    if not points:
+    groups = _by_mark(ledger.audiences(session, ward, frequencies))
+    if not groups:
         return DigestOutcome(ward.code, (), 0, 0, "no confirmed subscribers")
     upto = ledger.newest_item_id(session, ward.id)
     message_ids: list[int] = []
     items: set[int] = set()
     deliveries = 0
-    for mark in sorted(points):
+    for mark, audiences in groups.items():
         if mark >= upto:
             continue
-        content = _compose(session, ward, settings, mark, upto, now)
-        if content is not None:
-            message = _store(session, ward, MessageKind.DIGEST,
-                             render_digest(content, settings, now=now), content.item_ids, now)
+        for audience in audiences:
+            content = _compose(session, ward, settings, mark, upto, now, audience.topics)
+            if content is None:
+                continue
+            rendered = render_digest(content, settings, now=now, language=audience.language)
+            message = _store(session, ward, MessageKind.DIGEST, rendered, content.item_ids, now,
+                             audience.language)
             deliveries += fan_out(session, message, now=now,
-                                  audience=ledger.at_watermark(ward.id, frequencies, mark))
+                                  audience=ledger.in_audience(ward, frequencies, audience))
             message_ids.append(message.id)
             items.update(content.item_ids)
-        # Items left out (archive posts, sessions already started) are passed over too.
+        # Items left out (archive posts, sessions already started, topics not followed) are
+        # passed over too.
         ledger.advance(session, ward.id, frequencies, mark, upto, now)
     if not message_ids:
         return DigestOutcome(ward.code, (), 0, 0, "nothing new since the last digest")
@@ -182,38 +201,43 @@ def queue_digests(
 
 
 def post_message(session: Session, ward: Ward, item: DigestItem, settings: Settings,
-                 now: datetime) -> Message:
-    """The one short message an item gets for immediate subscribers, made once."""
+                 now: datetime, language: Language = Language.ENGLISH) -> Message:
+    """The one short message an item gets, in one language, for immediate subscribers."""
     existing = session.scalar(
         select(Message)
         .join(MessageItem, MessageItem.message_id == Message.id)
-        .where(Message.kind == MessageKind.POST, MessageItem.item_id == item.id)
+        .where(Message.kind == MessageKind.POST, MessageItem.item_id == item.id,
+               Message.language == language)
     )
     if existing is not None:
         return existing
-    return _store(session, ward, MessageKind.POST, render_post(ward.name, item, settings,
-                                                                 now=now), [item.id], now)
+    rendered = render_post(ward.name, item, settings, now=now, language=language)
+    return _store(session, ward, MessageKind.POST, rendered, [item.id], now, language)
 
 
 def queue_immediate(session: Session, ward: Ward, settings: Settings,
                     now: datetime) -> DigestOutcome:
-    """Send each new item on its own to the ward's immediate subscribers."""
+    """Send each new item on its own to the ward's immediate subscribers who follow its
+    topic, in each one's language."""
     frequencies = (Frequency.IMMEDIATE,)
     ledger.open_entries(session, ward.id, frequencies)
-    points = ledger.watermarks(session, ward.id, frequencies)
+    groups = _by_mark(ledger.audiences(session, ward, frequencies))
     upto = ledger.newest_item_id(session, ward.id)
     message_ids: list[int] = []
     deliveries = 0
-    for mark in sorted(points):
+    for mark, audiences in groups.items():
         if mark >= upto:
             continue
         content = _compose(session, ward, settings, mark, upto, now)
         chosen = sorted(content.items, key=lambda i: i.id) if content else []
         for item in chosen:
-            message = post_message(session, ward, item, settings, now)
-            deliveries += fan_out(session, message, now=now,
-                                  audience=ledger.at_watermark(ward.id, frequencies, mark))
-            message_ids.append(message.id)
+            for audience in audiences:
+                if not follows(audience.topics, item.topics):
+                    continue
+                message = post_message(session, ward, item, settings, now, audience.language)
+                deliveries += fan_out(session, message, now=now,
+                                      audience=ledger.in_audience(ward, frequencies, audience))
+                message_ids.append(message.id)
         ledger.advance(session, ward.id, frequencies, mark, upto, now)
     reason = "queued" if message_ids else "nothing new"
     return DigestOutcome(ward.code, tuple(dict.fromkeys(message_ids)), len(set(message_ids)),

@@ -1,12 +1,20 @@
 """Rendering: one template context → the HTML part (CSS inlined) and the text part.
 
-Messages are rendered once per ward. Each resident's own signed links are left as markers
-(`alerts.messages.UNSUBSCRIBE_MARK`, `PREFERENCES_MARK`) that delivery swaps in.
+Messages are rendered once per ward and language. Each resident's own signed links are left
+as markers (`alerts.messages.UNSUBSCRIBE_MARK`, `PREFERENCES_MARK`) that delivery swaps in.
+
+Every render takes a `language`: English, Welsh (the templates' `{% trans %}` text through the
+catalogue in `alerts.translations`, dates in Welsh), or bilingual: one email holding the Welsh
+version, then the English one, under a line saying so in both languages, with a subject
+"Welsh / English". A bilingual message may carry the link markers twice; delivery replaces
+every one.
 """
 
 from __future__ import annotations
 
 import functools
+import gettext
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import css_inline
+from babel.dates import format_date, format_datetime
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
@@ -23,6 +32,14 @@ from alerts.digests.invites import sessions_calendar
 from alerts.items import ItemKind
 from alerts.messages import MAX_SUBJECT, PREFERENCES_MARK, UNSUBSCRIBE_MARK
 from alerts.sources.sanitise import html_to_text, sanitise_html, shorten
+from alerts.translations import (
+    HTML_LANG,
+    N_,
+    babel_locale,
+    both,
+    each_language,
+    translations,
+)
 from subscriptions.languages import Language
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
@@ -43,10 +60,14 @@ def fit_subject(subject: str) -> str:
 
 
 @functools.cache
-def environment(templates: Path = TEMPLATES) -> Environment:
-    """One environment a process, so each template is compiled once, not at every render."""
+def environment(templates: Path = TEMPLATES, language: Language = Language.ENGLISH,
+                ) -> Environment:
+    """One environment a process and language (English or Welsh), so each template is
+    compiled once, not at every render. `{% trans %}` and `_()` read that language's
+    catalogue; `lang_code` is what `<html lang>` says."""
     env = Environment(
         loader=FileSystemLoader(templates),
+        extensions=["jinja2.ext.i18n"],
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
         trim_blocks=True,
@@ -55,21 +76,28 @@ def environment(templates: Path = TEMPLATES) -> Environment:
     )
     env.filters["safe_html"] = lambda html: Markup(sanitise_html(html))
     env.filters["as_text"] = html_to_text
+    install = env.install_gettext_translations  # type: ignore[attr-defined]
+    install(translations(language), newstyle=True)
+    env.globals["lang_code"] = HTML_LANG[language]
+    # A bilingual email renders each language's body as a fragment of one document.
+    env.globals["fragment"] = False
     return env
 
 
-def when(item: DigestItem, zone: ZoneInfo) -> str:
-    """'Saturday 5 December 2026, 10:00 to 11:30' in the ward's time zone."""
+def when(item: DigestItem, zone: ZoneInfo, language: Language = Language.ENGLISH) -> str:
+    """'Saturday 5 December 2026, 10:00 to 11:30' in the ward's time zone ('Dydd Sadwrn 5
+    Rhagfyr 2026, 10:00 tan 11:30' in Welsh)."""
     if item.starts_at is None:
         return ""
+    locale = babel_locale(language)
     start = item.starts_at.astimezone(zone)
-    text = f"{start:%A} {start.day} {start:%B %Y}, {start:%H:%M}"
+    text = format_datetime(start, "EEEE d MMMM y, HH:mm", tzinfo=zone, locale=locale)
     if item.ends_at is not None:
         end = item.ends_at.astimezone(zone)
-        if end.date() == start.date():
-            text += f" to {end:%H:%M}"
-        else:
-            text += f" to {end:%A} {end.day} {end:%B}, {end:%H:%M}"
+        pattern = "HH:mm" if end.date() == start.date() else "EEEE d MMMM, HH:mm"
+        until = format_datetime(end, pattern, tzinfo=zone, locale=locale)
+        text = translations(language).gettext("%(start)s to %(end)s") % {
+            "start": text, "end": until}
     return text
 
 
@@ -81,14 +109,15 @@ class SessionSeries:
     times: list[str]
 
 
-def group_sessions(sessions: list[DigestItem], zone: ZoneInfo) -> list[SessionSeries]:
+def group_sessions(sessions: list[DigestItem], zone: ZoneInfo,
+                   language: Language = Language.ENGLISH) -> list[SessionSeries]:
     """Group by title, place and details, keeping the order of each group's first date."""
     series: dict[tuple[str, str | None, str, str | None], SessionSeries] = {}
     for session in sessions:
         key = (session.title, session.location, session.body_html, session.link)
         if key not in series:
             series[key] = SessionSeries(session, [])
-        series[key].times.append(when(session, zone))
+        series[key].times.append(when(session, zone, language))
     return list(series.values())
 
 
@@ -102,8 +131,35 @@ def footer_context(settings: Settings) -> dict[str, Any]:
 
 
 def render_pair(env: Environment, name: str, context: dict[str, Any]) -> tuple[str, str]:
+    html, text = _render_raw(env, name, context)
+    return css_inline.inline(html), text
+
+
+def _render_raw(env: Environment, name: str, context: dict[str, Any]) -> tuple[str, str]:
     html = env.get_template(f"email/{name}.html").render(context)
     text = env.get_template(f"email/{name}.txt").render(context)
+    return html, text
+
+
+# The context of one language's version of a message.
+Context = Callable[[Language], dict[str, Any]]
+
+
+def render_in(language: Language, name: str, subject: str, context: Context, *,
+              env: Environment | None = None) -> tuple[str, str]:
+    """templates/email/NAME.* in `language`; bilingual is the Welsh version then the English
+    one in one document. `env`, when given, renders a single language in place of the
+    cached environment."""
+    if language is not Language.BILINGUAL:
+        return render_pair(env or environment(language=language), name, context(language))
+    welsh, english = (
+        _render_raw(environment(language=single), name, {**context(single), "fragment": True})
+        for single in each_language(language))
+    wrapper = environment()
+    html = wrapper.get_template("email/_bilingual.html").render(
+        subject=subject, welsh=Markup(welsh[0]), english=Markup(english[0]))
+    text = wrapper.get_template("email/_bilingual.txt").render(
+        welsh=welsh[1], english=english[1])
     return css_inline.inline(html), text
 
 
@@ -112,18 +168,21 @@ def render_digest(
     language: Language = Language.ENGLISH,
 ) -> Rendered:
     zone = ZoneInfo(settings.scheduler.timezone)
-    subject = fit_subject(digest_subject(content))
-    context = {
-        **footer_context(settings),
-        "subject": subject,
-        "ward_name": content.ward_name,
-        "ward_code": content.ward_code,
-        "posts": content.posts,
-        "advice": content.advice,
-        "sessions": group_sessions(content.sessions, zone),
-        "date": _local_date(now, zone),
-    }
-    html, text = render_pair(env or environment(), "digest", context)
+    subject = fit_subject(digest_subject(content, language))
+
+    def context(single: Language) -> dict[str, Any]:
+        return {
+            **footer_context(settings),
+            "subject": fit_subject(digest_subject(content, single)),
+            "ward_name": content.ward_name,
+            "ward_code": content.ward_code,
+            "posts": content.posts,
+            "advice": content.advice,
+            "sessions": group_sessions(content.sessions, zone, single),
+            "date": _local_date(now, zone, single),
+        }
+
+    html, text = render_in(language, "digest", subject, context, env=env)
     domain = settings.mail.from_address.rpartition("@")[2] or "localhost"
     calendar = sessions_calendar(
         content.sessions, ward_name=content.ward_name, uid_domain=domain, now=now
@@ -131,9 +190,9 @@ def render_digest(
     return Rendered(subject, html, text, calendar)
 
 
-def _local_date(now: datetime, zone: ZoneInfo) -> str:
-    local = now.astimezone(zone)
-    return f"{local:%A} {local.day} {local:%B %Y}"
+def _local_date(now: datetime, zone: ZoneInfo, language: Language = Language.ENGLISH) -> str:
+    """'Friday 20 November 2026' ('Dydd Gwener 20 Tachwedd 2026') in the ward's time zone."""
+    return format_date(now.astimezone(zone), "EEEE d MMMM y", locale=babel_locale(language))
 
 
 def render_post(
@@ -143,15 +202,18 @@ def render_post(
     """One item on its own, for residents who chose to hear of each post at once."""
     zone = ZoneInfo(settings.scheduler.timezone)
     subject = fit_subject(f"{ward_name}: {item.title}")
-    context = {
-        **footer_context(settings),
-        "subject": subject,
-        "ward_name": ward_name,
-        "item": item,
-        "when": when(item, zone),
-        "date": _local_date(now, zone),
-    }
-    html, text = render_pair(env or environment(), "post", context)
+
+    def context(single: Language) -> dict[str, Any]:
+        return {
+            **footer_context(settings),
+            "subject": subject,
+            "ward_name": ward_name,
+            "item": item,
+            "when": when(item, zone, single),
+            "date": _local_date(now, zone, single),
+        }
+
+    html, text = render_in(language, "post", subject, context, env=env)
     calendar = None
     if item.kind == ItemKind.SESSION:
         domain = settings.mail.from_address.rpartition("@")[2] or "localhost"
@@ -166,72 +228,104 @@ def render_alert(
     """An urgent alert: short, plain, and still saying how to report a crime."""
     zone = ZoneInfo(settings.scheduler.timezone)
     local = now.astimezone(zone)
-    subject = fit_subject(f"Urgent police alert for {ward_name}: {title}")
-    context = {
-        **footer_context(settings),
-        "subject": subject,
-        "ward_name": ward_name,
-        "title": title,
-        "body_html": body_html,
-        "sent_at": f"{_local_date(now, zone)}, {local:%H:%M}",
-        "date": _local_date(now, zone),
-    }
-    html, text = render_pair(env or environment(), "alert", context)
+
+    def alert_subject(t: gettext.NullTranslations) -> str:
+        return t.gettext("Urgent police alert for %(ward)s: %(title)s") % {
+            "ward": ward_name, "title": title}
+
+    subject = fit_subject(both(language, alert_subject))
+
+    def context(single: Language) -> dict[str, Any]:
+        return {
+            **footer_context(settings),
+            "subject": fit_subject(alert_subject(translations(single))),
+            "ward_name": ward_name,
+            "title": title,
+            "body_html": body_html,
+            "sent_at": f"{_local_date(now, zone, single)}, {local:%H:%M}",
+            "date": _local_date(now, zone, single),
+        }
+
+    html, text = render_in(language, "alert", subject, context, env=env)
     return Rendered(subject, html, text, None)
 
 
-# Why a confirmation email came, by how the address reached the list.
-SIGNED_UP = "the address was entered on our subscription page"
-ADDED_FOR_YOU = ("your Neighbourhood Watch coordinator or neighbourhood team added the address "
-                 "to our list, saying you asked to join")
+# Why a confirmation email came, by how the address reached the list (translated where shown).
+SIGNED_UP = N_("the address was entered on our subscription page")
+ADDED_FOR_YOU = N_("your Neighbourhood Watch coordinator or neighbourhood team added the address "
+                   "to our list, saying you asked to join")
+
+# A subject given as a function of the translations, so each language gets its own.
+Subject = str | Callable[[gettext.NullTranslations], str]
 
 
-def render_email(name: str, subject: str, settings: Settings, *, now: datetime,
-                 env: Environment | None = None, **context: Any) -> Rendered:
+def render_email(name: str, subject: Subject, settings: Settings, *, now: datetime,
+                 env: Environment | None = None, language: Language = Language.ENGLISH,
+                 **context: Any) -> Rendered:
     """A message written for one resident or one group, from templates/email/NAME.*: the
     subject (cut to fit), the date, the how-to-report footer and the resident's link marks
-    are in its context with `context`."""
-    subject = fit_subject(subject)
-    html, text = render_pair(env or environment(), name, {
-        **footer_context(settings),
-        "subject": subject,
-        "date": _local_date(now, ZoneInfo(settings.scheduler.timezone)),
-        **context,
-    })
-    return Rendered(subject, html, text, None)
+    are in its context with `context`. A plain-string subject (an officer's words) is the
+    same in every language."""
+    zone = ZoneInfo(settings.scheduler.timezone)
+
+    def subject_in(single: Language) -> str:
+        return subject if isinstance(subject, str) else subject(translations(single))
+
+    whole = fit_subject(subject if isinstance(subject, str) else both(language, subject))
+
+    def context_in(single: Language) -> dict[str, Any]:
+        return {
+            **footer_context(settings),
+            "subject": fit_subject(subject_in(single)),
+            "date": _local_date(now, zone, single),
+            **context,
+        }
+
+    html, text = render_in(language, name, whole, context_in, env=env)
+    return Rendered(whole, html, text, None)
 
 
 def render_confirmation(
     ward_names: list[str], confirm_url: str, valid_hours: int, settings: Settings, *,
     now: datetime, why: str = SIGNED_UP, env: Environment | None = None,
+    language: Language = Language.ENGLISH,
 ) -> Rendered:
     """The double opt-in email: one link that confirms the wards asked for."""
-    return render_email("confirm", "Please confirm your neighbourhood alerts", settings,
-                        now=now, env=env, ward_names=ward_names, confirm_url=confirm_url,
-                        valid_hours=valid_hours, why=why)
+    return render_email(
+        "confirm", lambda t: t.gettext("Please confirm your neighbourhood alerts"), settings,
+        now=now, env=env, language=language, ward_names=ward_names, confirm_url=confirm_url,
+        valid_hours=valid_hours, why=why)
 
 
 def render_data_request(
     data_url: str, valid_hours: int, settings: Settings, *, now: datetime,
-    env: Environment | None = None,
+    env: Environment | None = None, language: Language = Language.ENGLISH,
 ) -> Rendered:
     """The "my data" email: one link to a page that downloads or erases the resident's data."""
-    return render_email("my-data", "Your neighbourhood alerts data", settings, now=now, env=env,
-                        data_url=data_url, valid_hours=valid_hours)
+    return render_email(
+        "my-data", lambda t: t.gettext("Your neighbourhood alerts data"), settings, now=now,
+        env=env, language=language, data_url=data_url, valid_hours=valid_hours)
 
 
 def render_reply_ack(ward_name: str, answered: str, settings: Settings, *, emergency: bool,
-                     now: datetime, env: Environment | None = None) -> Rendered:
+                     now: datetime, env: Environment | None = None,
+                     language: Language = Language.ENGLISH) -> Rendered:
     """The acknowledgement of a resident's reply; `emergency` puts the call-999 answer first."""
-    subject = ("Not the way to report a crime: call 999 in an emergency" if emergency
-               else f"We have passed your reply to the {ward_name} team")
-    return render_email("reply-ack", subject, settings, now=now, env=env, ward_name=ward_name,
-                        answered=answered, emergency=emergency)
+    def subject(t: gettext.NullTranslations) -> str:
+        if emergency:
+            return t.gettext("Not the way to report a crime: call 999 in an emergency")
+        return t.gettext("We have passed your reply to the %(ward)s team") % {"ward": ward_name}
+
+    return render_email("reply-ack", subject, settings, now=now, env=env, language=language,
+                        ward_name=ward_name, answered=answered, emergency=emergency)
 
 
 def render_left(ward_name: str, settings: Settings, *, now: datetime,
-                env: Environment | None = None) -> Rendered:
+                env: Environment | None = None,
+                language: Language = Language.ENGLISH) -> Rendered:
     """The one note that confirms an unsubscribe asked for by email."""
-    return render_email("left", f"You have left {ward_name} neighbourhood alerts", settings,
-                        now=now, env=env, ward_name=ward_name,
-                        subscribe_url=f"{settings.web.base_url.rstrip('/')}/subscribe")
+    return render_email(
+        "left",
+        lambda t: t.gettext("You have left %(ward)s neighbourhood alerts") % {"ward": ward_name},
+        settings, now=now, env=env, language=language, ward_name=ward_name,
+        subscribe_url=f"{settings.web.base_url.rstrip('/')}/subscribe")

@@ -6,11 +6,13 @@ Pure: no I/O. The caller stores the item under the ward's officer source.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 
 from alerts.items import CollectedItem, ItemKind
 from alerts.sources.registry import SourceError
 from alerts.sources.sanitise import as_safe_html
+from subscriptions.topics import TopicError, choose_topics, join_topics
 
 MAX_TITLE = 500
 MAX_LOCATION = 500
@@ -25,11 +27,14 @@ def officer_item(
     ends: datetime | None,
     location: str | None,
     now: datetime,
+    topics: Iterable[str] = (),
+    known_topics: Iterable[str] = (),
 ) -> CollectedItem:
     """Check what an officer wrote and return it as an item; raise SourceError saying what is wrong.
 
     `body` may be plain text or simple HTML; either way it is stored as sanitised HTML.
-    Times must be aware datetimes.
+    Times must be aware datetimes. `topics` must be among `known_topics` (the deployer's
+    `topics.names`); an urgent alert takes none, since it goes to everyone.
     """
     if "\r" in title or "\n" in title:
         raise SourceError("the title must be a single line")
@@ -53,6 +58,12 @@ def officer_item(
             raise SourceError("the session must end after it starts")
     elif starts is not None or ends is not None or place is not None:
         raise SourceError(f"a {kind.value} has no start, end or location; only a session has")
+    try:
+        chosen = choose_topics(topics, known_topics)
+    except TopicError as error:
+        raise SourceError(str(error)) from None
+    if chosen and kind == ItemKind.ALERT:
+        raise SourceError("an urgent alert goes to everyone, so it takes no topic")
     return CollectedItem(
         guid=f"officer:{uuid.uuid4()}",
         kind=kind,
@@ -63,4 +74,5 @@ def officer_item(
         starts_at=starts,
         ends_at=ends,
         location=place,
+        topics=join_topics(chosen),
     )

@@ -22,6 +22,7 @@ from alerts.web.officers import officers_router
 from alerts.web.open_feeds import open_feeds_router
 from alerts.web.residents import residents_router
 from alerts.web.staff import StaffSite, install_handlers
+from alerts.web.useful import useful_router
 from subscriptions.base import utcnow
 
 
@@ -50,6 +51,7 @@ web wakes the delivery loop of `alerts run`; without one the pages wire their ow
 
     if settings is not None:
         app.include_router(residents_router(factory, settings))
+        app.include_router(useful_router(factory, settings))
         app.include_router(open_feeds_router(factory, settings))
         site = StaffSite(factory, settings)
         install_handlers(app, site)

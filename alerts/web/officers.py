@@ -35,9 +35,13 @@ from alerts.officers import Draft, InputError, NotFound
 from alerts.pipeline import wire
 from alerts.web.staff import StaffSite
 from subscriptions.base import utcnow
+from subscriptions.topics import normalise_topic
 
 FormText = Annotated[str, Form()]
+FormList = Annotated[list[str], Form()]
 P = ParamSpec("P")
+# What an officer may tag with topics: a session or an urgent alert goes to everyone.
+TOPIC_KINDS = (ItemKind.POST, ItemKind.ADVICE)
 
 KINDS: dict[str, tuple[str, str]] = {
     ItemKind.POST: ("Team update", "News from the team: what you have been doing, results, "
@@ -143,7 +147,9 @@ def officers_router(site: StaffSite, bus: EventBus | None = None) -> APIRouter:
                   status: int = 200) -> Response:
         return page(request, "post_form", {
             "ward": ward, "kind": kind, "values": values, "errors": errors,
-            "here": "post"}, who, status=status)
+            "topic_names": [normalise_topic(t) for t in settings.topics.names]
+            if kind in TOPIC_KINDS else [],
+            "tagged": values.get("topics", "").split(","), "here": "post"}, who, status=status)
 
     @router.get("/staff/wards/{code}/post")
     @found
@@ -160,7 +166,7 @@ def officers_router(site: StaffSite, bus: EventBus | None = None) -> APIRouter:
                   ward: FormText = "", kind: FormText = "", title: FormText = "",
                   body: FormText = "", starts: FormText = "", ends: FormText = "",
                   location: FormText = "", action: FormText = "preview",
-                  confirm: FormText = "") -> Response:
+                  confirm: FormText = "", topics: FormList = []) -> Response:  # noqa: B006
         site.check_form(request, csrf_token)
         who = site.require(request)
         if ward != code:
@@ -169,8 +175,10 @@ def officers_router(site: StaffSite, bus: EventBus | None = None) -> APIRouter:
         with site.factory() as session:
             glance = officers.ward_glance(session, who, code)
         chosen = parse_kind(kind)
+        # The preview carries the ticked topics on as one hidden "a,b" value.
+        tagged = tuple(sorted({t for value in topics for t in value.split(",") if t}))
         values = {"title": title, "body": body, "starts": starts, "ends": ends,
-                  "location": location}
+                  "location": location, "topics": ",".join(tagged)}
         if chosen is None:
             return post_form(request, who, glance, ItemKind.POST, values,
                              {"kind": "Choose what kind of post this is"}, status=400)
@@ -185,7 +193,8 @@ def officers_router(site: StaffSite, bus: EventBus | None = None) -> APIRouter:
         if errors:
             return post_form(request, who, glance, chosen, values, errors, status=400)
         draft = Draft(kind=chosen, title=title, body=body, starts=times["starts"],
-                      ends=times["ends"], location=location or None)
+                      ends=times["ends"], location=location or None,
+                      topics=tagged if chosen in TOPIC_KINDS else ())
         if action == "edit":
             return post_form(request, who, glance, chosen, values, {})
         now = utcnow()

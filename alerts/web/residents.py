@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
-from jinja2 import Environment
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
@@ -22,13 +22,16 @@ from alerts.confirmations import CONFIRM_MAX_AGE_HOURS, confirm, sign_up
 from alerts.db import transaction
 from alerts.digests.render import environment
 from alerts.my_data import DATA_MAX_AGE_HOURS, erase_data, export_data, read_data_link, request_data
+from alerts.translations import COOKIE, HTML_LANG, N_, page_language
 from alerts.web.csrf import Csrf
 from subscriptions.addresses import AddressError, normalise_address
 from subscriptions.base import utcnow
 from subscriptions.consent import CURRENT_WORDING, WORDING, Consent, ConsentMethod
+from subscriptions.languages import Language, LanguageError, parse_language
 from subscriptions.links import Purpose, verify_reference
 from subscriptions.postcodes import any_postcodes, wards_for_postcode
 from subscriptions.subscribers import Frequency
+from subscriptions.topics import TopicError, normalise_topic, topics_by_ward
 from subscriptions.wards import list_wards
 from subscriptions.web_consent import (
     describe_leaving,
@@ -37,11 +40,19 @@ from subscriptions.web_consent import (
     update_preferences,
 )
 
+# Shown in the page's language: the templates translate these (`_(label)`).
 FREQUENCIES = [
-    (Frequency.IMMEDIATE, "As it happens", "an email for each post"),
-    (Frequency.DAILY, "Daily", "one email a day at most"),
-    (Frequency.WEEKLY, "Weekly", "one email a week"),
+    (Frequency.IMMEDIATE, N_("As it happens"), N_("an email for each post")),
+    (Frequency.DAILY, N_("Daily"), N_("one email a day at most")),
+    (Frequency.WEEKLY, N_("Weekly"), N_("one email a week")),
 ]
+BAD_EMAIL = N_("Enter an email address in the right format, like name@example.com")
+NO_WARDS = N_("Choose at least one ward")
+NO_FREQUENCY = N_("Choose how often you want to hear from us")
+# The page in the other language, named in that language.
+SWITCH = {Language.ENGLISH: (Language.WELSH, "Cymraeg"),
+          Language.WELSH: (Language.ENGLISH, "English")}
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 ONE_CLICK = "One-Click"
 # Tokens live in these pages' URLs: keep them out of Referer headers, caches and frames.
 HEADERS = {
@@ -58,7 +69,6 @@ FormList = Annotated[list[str], Form()]
 
 def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIRouter:
     router = APIRouter()
-    env: Environment = environment()
     csrf = Csrf(settings.web.secret_key)
 
     def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200,
@@ -66,10 +76,25 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
         fresh = None
         if with_form:
             context["csrf"], fresh = csrf.token(request)
-        body = env.get_template(f"web/{name}.html").render(
-            force=settings.force, frequencies=FREQUENCIES, **context)
-        response = HTMLResponse(body, status_code=status, headers=HEADERS)
+        chosen = request.query_params.get("lang")
+        language = page_language(chosen, request.cookies.get(COOKIE),
+                                 request.headers.get("accept-language"))
+        other, label = SWITCH[language]
+        # Result pages of a POST switch on the same path, which also answers GET.
+        switch_path = context.pop("switch_path", request.url.path)
+        switch_query = {**request.query_params, "lang": other.value}
+        body = environment(language=language).get_template(f"web/{name}.html").render(
+            force=settings.force, frequencies=FREQUENCIES, switch_label=label,
+            switch_lang=HTML_LANG[other],
+            switch_url=f"{switch_path}?{urlencode(switch_query)}",
+            **context)
+        response = HTMLResponse(body, status_code=status, headers={
+            **HEADERS, "Content-Language": HTML_LANG[language]})
         csrf.set_cookie(response, fresh, request)
+        if chosen is not None and chosen == language.value:
+            response.set_cookie(COOKIE, language.value, max_age=LANGUAGE_COOKIE_AGE,
+                                httponly=True, samesite="lax",
+                                secure=request.url.scheme == "https")
         return response
 
     def invalid_link(request: Request, what: str) -> HTMLResponse:
@@ -110,12 +135,11 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
         try:
             normalise_address(email)
         except AddressError:
-            errors["email"] = ("Enter an email address in the right format, "
-                               "like name@example.com")
+            errors["email"] = BAD_EMAIL
         if not wards:
-            errors["wards"] = "Choose at least one ward"
+            errors["wards"] = NO_WARDS
         if frequency not in {f.value for f in Frequency}:
-            errors["frequency"] = "Choose how often you want to hear from us"
+            errors["frequency"] = NO_FREQUENCY
         if errors:
             return subscribe_form(request, q=q, email=email, chosen=wards,
                                   frequency=frequency, errors=errors, status=400)
@@ -134,13 +158,17 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
         return page(request, "confirmed", {})
 
     def preferences_page(request: Request, subscription_id: int, token: str, *,
-                         saved: bool = False) -> HTMLResponse:
+                         saved: bool = False, error: str = "", status: int = 200,
+                         ) -> HTMLResponse:
         with factory() as session:
             preferences = load_preferences(session, subscription_id)
         if preferences is None:
             return invalid_link(request, "preferences")
-        return page(request, "preferences", {"p": preferences, "token": token, "saved": saved},
-                    with_form=True)
+        return page(request, "preferences", {
+            "p": preferences, "token": token, "saved": saved, "error": error,
+            "topic_names": [normalise_topic(t) for t in settings.topics.names],
+            "languages": list(Language),
+        }, status=status, with_form=True)
 
     @router.get("/preferences/{token}", response_class=HTMLResponse)
     def preferences_get(request: Request, token: str) -> HTMLResponse:
@@ -152,6 +180,8 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
     @router.post("/preferences/{token}", response_class=HTMLResponse)
     def preferences_post(request: Request, token: str, wards: FormList = [],  # noqa: B006
                          frequency: FormText = "", paused: FormText = "",
+                         topic_wards: FormList = [], all_topics: FormList = [],  # noqa: B006
+                         topics: FormList = [], language: FormText = "",  # noqa: B006
                          csrf_token: FormText = "") -> HTMLResponse:
         ident = verify_reference(settings.web.secret_key, Purpose.PREFERENCES, token)
         if ident is None:
@@ -160,12 +190,20 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
             return expired_form(request)
         if frequency not in {f.value for f in Frequency}:
             return preferences_page(request, ident, token)
+        try:
+            # Only wards the page showed topics for: a ward ticked just now keeps all.
+            shown = set(topic_wards) & set(wards)
+            followed = topics_by_ward(shown, all_topics, topics, settings.topics.names)
+            chosen_language = parse_language(language) if language else None
+        except (TopicError, LanguageError) as error:
+            return preferences_page(request, ident, token, error=str(error), status=400)
         now = utcnow()
         consent = Consent(at=now, method=ConsentMethod.WEB_FORM, source=request.url.path)
         with transaction(factory) as session:
             found = update_preferences(session, ident, ward_codes=set(wards),
                                        frequency=Frequency(frequency), paused=paused == "yes",
-                                       consent=consent, now=now)
+                                       consent=consent, now=now, topics=followed,
+                                       language=chosen_language)
         if not found:
             return invalid_link(request, "preferences")
         return preferences_page(request, ident, token, saved=True)
@@ -222,8 +260,7 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
         try:
             normalise_address(email)
         except AddressError:
-            return my_data_form(request, email=email, status=400, errors={
-                "email": "Enter an email address in the right format, like name@example.com"})
+            return my_data_form(request, email=email, status=400, errors={"email": BAD_EMAIL})
         with transaction(factory) as session:
             request_data(session, settings, email, now=utcnow())
         # The same page whatever happened, so the form tells no one whose data is held.
@@ -261,6 +298,6 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
             erased = ident is not None and erase_data(session, ident, now=utcnow())
         if not erased:
             return invalid_link(request, "my-data")
-        return page(request, "my_data_erased", {})
+        return page(request, "my_data_erased", {"switch_path": "/my-data"})
 
     return router

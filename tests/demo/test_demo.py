@@ -99,3 +99,20 @@ def test_the_demo_makes_an_officer_and_a_coordinator_who_can_sign_in(tmp_path: P
         for _, email, password in report.staff:
             assert verify_password(session, find_user(session, email), password)
     engine.dispose()
+
+
+def test_the_demo_residents_choices_shape_their_digests(tmp_path: Path) -> None:
+    report = run_demo(tmp_path / "demo", say=lambda _: None)
+    digests = {}
+    for file in (report.outbox / "new").iterdir():
+        message = message_from_bytes(file.read_bytes(), policy=policy.default)
+        if message["Auto-Submitted"] == "auto-generated" and "Urgent" not in message["Subject"]:
+            body = message.get_body(("plain",))
+            assert body is not None
+            digests[str(message["To"]).split("<")[-1].rstrip(">")] = body.get_content()
+    bryn = digests["bryn.jones@home.example"]
+    assert "Calls from fake bank staff" in bryn, "Bryn follows scams"
+    assert "Sheds broken into" not in bryn, "and not burglary"
+    assert "New officer for Market Square" in bryn, "untagged news reaches everyone"
+    chloe = digests["chloe.martin@home.example"]
+    assert "Sheds broken into" in chloe and "Calls from fake bank staff" in chloe
