@@ -20,9 +20,9 @@ from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from babel.dates import format_date
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from jinja2 import Environment
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
@@ -37,8 +37,11 @@ from alerts.open_feeds import (
     load_ward_feed,
     uid_domain,
 )
+from alerts.translations import HTML_LANG, babel_locale
+from alerts.web.languages import VARY, request_language, switch_link
 from alerts.web.residents import HEADERS
 from subscriptions.base import utcnow
+from subscriptions.languages import Language
 
 MAX_AGE_SECONDS = 300
 CACHE_CONTROL = f"public, max-age={MAX_AGE_SECONDS}"
@@ -85,28 +88,34 @@ def cached(request: Request, body: bytes, media_type: str, *, modified: datetime
     return Response(body, media_type=media_type, headers=extra)
 
 
-def _local_day(moment: datetime, zone: ZoneInfo) -> str:
-    local = moment.astimezone(zone)
-    return f"{local.day} {local:%B %Y}"
+def _local_day(moment: datetime, zone: ZoneInfo, language: Language) -> str:
+    return format_date(moment.astimezone(zone), "d MMMM y", locale=babel_locale(language))
 
 
 def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> APIRouter:
     router = APIRouter()
-    env: Environment = environment()
     zone = ZoneInfo(settings.scheduler.timezone)
     domain = uid_domain(settings.mail.from_address)
 
-    def render(name: str, context: dict[str, Any]) -> bytes:
-        return env.get_template(f"web/{name}.html").render(
-            force=settings.force, **context).encode()
+    def render(request: Request, name: str, context: dict[str, Any]) -> bytes:
+        language = request_language(request)
+        return environment(language=language).get_template(f"web/{name}.html").render(
+            force=settings.force, **switch_link(request, language),
+            **context).encode()
+
+    def page(request: Request, body: bytes, *, modified: datetime | None) -> Response:
+        # No cookie on a publicly cached page: the switch link's ?lang= is its own URL.
+        language = request_language(request)
+        return cached(request, body, HTML, modified=modified, headers={
+            **OPEN_HEADERS, "Vary": VARY, "Content-Language": HTML_LANG[language]})
 
     def wards_page(request: Request, *, missing: str | None = None) -> Response:
         with factory() as session:
             wards = list_public_wards(session)
-        body = render("wards", {"wards": wards, "missing": missing})
+        body = render(request, "wards", {"wards": wards, "missing": missing})
         if missing is not None:  # not cached: the ward may be added in a minute
             return Response(body, status_code=404, media_type=HTML, headers=HEADERS)
-        return cached(request, body, HTML, modified=None)
+        return page(request, body, modified=None)
 
     def ward_feed(code: str) -> tuple[WardFeed, FeedUrls] | None:
         with factory() as session:
@@ -125,11 +134,12 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
         if found is None:
             return wards_page(request, missing=code)
         feed, urls = found
-        body = render("ward_archive", {
+        language = request_language(request)
+        body = render(request, "ward_archive", {
             "feed": feed, "urls": urls,
-            "when": lambda item: when(item.as_digest_item(), zone),
-            "day": lambda moment: _local_day(moment, zone)})
-        return cached(request, body, HTML, modified=feed.updated)
+            "when": lambda item: when(item.as_digest_item(), zone, language),
+            "day": lambda moment: _local_day(moment, zone, language)})
+        return page(request, body, modified=feed.updated)
 
     @router.get("/wards/{code}/feed.atom")
     def ward_atom(request: Request, code: str) -> Response:

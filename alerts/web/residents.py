@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
@@ -22,8 +21,9 @@ from alerts.confirmations import CONFIRM_MAX_AGE_HOURS, confirm, sign_up
 from alerts.db import transaction
 from alerts.digests.render import environment
 from alerts.my_data import DATA_MAX_AGE_HOURS, erase_data, export_data, read_data_link, request_data
-from alerts.translations import COOKIE, HTML_LANG, N_, page_language
+from alerts.translations import HTML_LANG, N_
 from alerts.web.csrf import Csrf
+from alerts.web.languages import remember_choice, request_language, switch_link
 from subscriptions.addresses import AddressError, normalise_address
 from subscriptions.base import utcnow
 from subscriptions.consent import CURRENT_WORDING, WORDING, Consent, ConsentMethod
@@ -49,10 +49,6 @@ FREQUENCIES = [
 BAD_EMAIL = N_("Enter an email address in the right format, like name@example.com")
 NO_WARDS = N_("Choose at least one ward")
 NO_FREQUENCY = N_("Choose how often you want to hear from us")
-# The page in the other language, named in that language.
-SWITCH = {Language.ENGLISH: (Language.WELSH, "Cymraeg"),
-          Language.WELSH: (Language.ENGLISH, "English")}
-LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 ONE_CLICK = "One-Click"
 # Tokens live in these pages' URLs: keep them out of Referer headers, caches and frames.
 HEADERS = {
@@ -76,25 +72,15 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
         fresh = None
         if with_form:
             context["csrf"], fresh = csrf.token(request)
-        chosen = request.query_params.get("lang")
-        language = page_language(chosen, request.cookies.get(COOKIE),
-                                 request.headers.get("accept-language"))
-        other, label = SWITCH[language]
+        language = request_language(request)
         # Result pages of a POST switch on the same path, which also answers GET.
-        switch_path = context.pop("switch_path", request.url.path)
-        switch_query = {**request.query_params, "lang": other.value}
+        switch = switch_link(request, language, context.pop("switch_path", None))
         body = environment(language=language).get_template(f"web/{name}.html").render(
-            force=settings.force, frequencies=FREQUENCIES, switch_label=label,
-            switch_lang=HTML_LANG[other],
-            switch_url=f"{switch_path}?{urlencode(switch_query)}",
-            **context)
+            force=settings.force, frequencies=FREQUENCIES, **switch, **context)
         response = HTMLResponse(body, status_code=status, headers={
             **HEADERS, "Content-Language": HTML_LANG[language]})
         csrf.set_cookie(response, fresh, request)
-        if chosen is not None and chosen == language.value:
-            response.set_cookie(COOKIE, language.value, max_age=LANGUAGE_COOKIE_AGE,
-                                httponly=True, samesite="lax",
-                                secure=request.url.scheme == "https")
+        remember_choice(request, response, language)
         return response
 
     def invalid_link(request: Request, what: str) -> HTMLResponse:

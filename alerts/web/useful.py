@@ -19,8 +19,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.config import Settings
 from alerts.db import transaction
 from alerts.digests.render import environment
-from alerts.translations import COOKIE, HTML_LANG, page_language
+from alerts.translations import HTML_LANG
 from alerts.useful import Vote, read_vote, record_vote
+from alerts.web.languages import request_language
 from alerts.web.residents import HEADERS
 from subscriptions.base import utcnow
 
@@ -33,8 +34,7 @@ def useful_router(factory: sessionmaker[Session], settings: Settings) -> APIRout
              status: int = 200) -> HTMLResponse:
         # The resident's language as their other pages have it; no switch link, since
         # following it would open the vote link again.
-        language = page_language(None, request.cookies.get(COOKIE),
-                                 request.headers.get("accept-language"))
+        language = request_language(request, switchable=False)
         body = environment(language=language).get_template(f"web/{name}.html").render(
             force=settings.force, **context)
         return HTMLResponse(body, status_code=status,

@@ -116,3 +116,5 @@ def test_the_demo_residents_choices_shape_their_digests(tmp_path: Path) -> None:
     assert "New officer for Market Square" in bryn, "untagged news reaches everyone"
     chloe = digests["chloe.martin@home.example"]
     assert "Sheds broken into" in chloe and "Calls from fake bank staff" in chloe
+    assert "NEWYDDION Y TÎM" in chloe and "TEAM UPDATES" not in chloe, "Chloe reads Welsh"
+    assert "999" in chloe

@@ -133,3 +133,18 @@ def test_an_unknown_ward_is_a_404_page(client: TestClient, path: str) -> None:
     assert "set-cookie" not in response.headers
     assert "Ward not found" in response.text
     assert '<a href="/wards/RIV/">Riverside</a>' in response.text
+
+
+def test_the_archive_page_is_in_welsh_for_a_welsh_reader_and_caches_say_so(
+        client: TestClient) -> None:
+    english = client.get("/wards/RIV/")
+    assert english.headers["vary"] == "Accept-Language, Cookie"
+    assert english.headers["content-language"] == "en-GB"
+    for welsh in (client.get("/wards/RIV/", headers={"Accept-Language": "cy-GB,en;q=0.5"}),
+                  client.get("/wards/RIV/?lang=cy")):
+        assert welsh.headers["content-language"] == "cy"
+        assert '<html lang="cy">' in welsh.text
+        assert "999" in welsh.text and "Bikes marked at the library" in welsh.text
+        assert welsh.text != english.text
+        assert "set-cookie" not in welsh.headers
+    assert 'href="/wards/RIV/?lang=cy"' in english.text
