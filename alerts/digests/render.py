@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import gettext
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -163,34 +163,50 @@ def render_in(language: Language, name: str, subject: str, context: Context, *,
     return css_inline.inline(html), text
 
 
+def _render_localised(name: str, subject_in: Callable[[Language], str], settings: Settings,
+                      context_in: Callable[[Language], dict[str, Any]], *, now: datetime,
+                      env: Environment | None, language: Language) -> Rendered:
+    """templates/email/NAME.* in `language`, each single language's version with its own
+    subject (`subject_in`, cut to fit), date, the how-to-report footer and the resident's link
+    marks, plus `context_in(language)`. The message's subject is `subject_in(language)`
+    (bilingual: Welsh / English)."""
+    zone = ZoneInfo(settings.scheduler.timezone)
+    whole = fit_subject(subject_in(language))
+
+    def context(single: Language) -> dict[str, Any]:
+        return {
+            **footer_context(settings),
+            "subject": fit_subject(subject_in(single)),
+            "date": local_date(now, zone, single),
+            **context_in(single),
+        }
+
+    html, text = render_in(language, name, whole, context, env=env)
+    return Rendered(whole, html, text, None)
+
+
 def render_digest(
     content: DigestContent, settings: Settings, *, now: datetime, env: Environment | None = None,
     language: Language = Language.ENGLISH,
 ) -> Rendered:
     zone = ZoneInfo(settings.scheduler.timezone)
-    subject = fit_subject(digest_subject(content, language))
-
-    def context(single: Language) -> dict[str, Any]:
-        return {
-            **footer_context(settings),
-            "subject": fit_subject(digest_subject(content, single)),
+    rendered = _render_localised(
+        "digest", lambda single: digest_subject(content, single), settings,
+        lambda single: {
             "ward_name": content.ward_name,
             "ward_code": content.ward_code,
             "posts": content.posts,
             "advice": content.advice,
             "sessions": group_sessions(content.sessions, zone, single),
-            "date": _local_date(now, zone, single),
-        }
-
-    html, text = render_in(language, "digest", subject, context, env=env)
+        }, now=now, env=env, language=language)
     domain = settings.mail.from_address.rpartition("@")[2] or "localhost"
     calendar = sessions_calendar(
         content.sessions, ward_name=content.ward_name, uid_domain=domain, now=now
     )
-    return Rendered(subject, html, text, calendar)
+    return replace(rendered, calendar=calendar)
 
 
-def _local_date(now: datetime, zone: ZoneInfo, language: Language = Language.ENGLISH) -> str:
+def local_date(now: datetime, zone: ZoneInfo, language: Language = Language.ENGLISH) -> str:
     """'Friday 20 November 2026' ('Dydd Gwener 20 Tachwedd 2026') in the ward's time zone."""
     return format_date(now.astimezone(zone), "EEEE d MMMM y", locale=babel_locale(language))
 
@@ -201,24 +217,16 @@ def render_post(
 ) -> Rendered:
     """One item on its own, for residents who chose to hear of each post at once."""
     zone = ZoneInfo(settings.scheduler.timezone)
-    subject = fit_subject(f"{ward_name}: {item.title}")
-
-    def context(single: Language) -> dict[str, Any]:
-        return {
-            **footer_context(settings),
-            "subject": subject,
-            "ward_name": ward_name,
-            "item": item,
-            "when": when(item, zone, single),
-            "date": _local_date(now, zone, single),
-        }
-
-    html, text = render_in(language, "post", subject, context, env=env)
-    calendar = None
-    if item.kind == ItemKind.SESSION:
-        domain = settings.mail.from_address.rpartition("@")[2] or "localhost"
-        calendar = sessions_calendar([item], ward_name=ward_name, uid_domain=domain, now=now)
-    return Rendered(subject, html, text, calendar)
+    subject = f"{ward_name}: {item.title}"
+    rendered = _render_localised(
+        "post", lambda _single: subject, settings,
+        lambda single: {"ward_name": ward_name, "item": item, "when": when(item, zone, single)},
+        now=now, env=env, language=language)
+    if item.kind != ItemKind.SESSION:
+        return rendered
+    domain = settings.mail.from_address.rpartition("@")[2] or "localhost"
+    return replace(rendered, calendar=sessions_calendar(
+        [item], ward_name=ward_name, uid_domain=domain, now=now))
 
 
 def render_alert(
@@ -233,21 +241,14 @@ def render_alert(
         return t.gettext("Urgent police alert for %(ward)s: %(title)s") % {
             "ward": ward_name, "title": title}
 
-    subject = fit_subject(both(language, alert_subject))
-
-    def context(single: Language) -> dict[str, Any]:
-        return {
-            **footer_context(settings),
-            "subject": fit_subject(alert_subject(translations(single))),
+    return _render_localised(
+        "alert", lambda single: both(single, alert_subject), settings,
+        lambda single: {
             "ward_name": ward_name,
             "title": title,
             "body_html": body_html,
-            "sent_at": f"{_local_date(now, zone, single)}, {local:%H:%M}",
-            "date": _local_date(now, zone, single),
-        }
-
-    html, text = render_in(language, "alert", subject, context, env=env)
-    return Rendered(subject, html, text, None)
+            "sent_at": f"{local_date(now, zone, single)}, {local:%H:%M}",
+        }, now=now, env=env, language=language)
 
 
 # Why a confirmation email came, by how the address reached the list (translated where shown).
@@ -266,23 +267,9 @@ def render_email(name: str, subject: Subject, settings: Settings, *, now: dateti
     subject (cut to fit), the date, the how-to-report footer and the resident's link marks
     are in its context with `context`. A plain-string subject (an officer's words) is the
     same in every language."""
-    zone = ZoneInfo(settings.scheduler.timezone)
-
-    def subject_in(single: Language) -> str:
-        return subject if isinstance(subject, str) else subject(translations(single))
-
-    whole = fit_subject(subject if isinstance(subject, str) else both(language, subject))
-
-    def context_in(single: Language) -> dict[str, Any]:
-        return {
-            **footer_context(settings),
-            "subject": fit_subject(subject_in(single)),
-            "date": _local_date(now, zone, single),
-            **context,
-        }
-
-    html, text = render_in(language, name, whole, context_in, env=env)
-    return Rendered(whole, html, text, None)
+    return _render_localised(
+        name, lambda single: subject if isinstance(subject, str) else both(single, subject),
+        settings, lambda _single: context, now=now, env=env, language=language)
 
 
 def render_confirmation(
