@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from gettext import NullTranslations
 from urllib.parse import urlsplit
 
-from alerts.items import ItemKind
+from alerts.items import Item, ItemKind
 from alerts.translations import both
 from subscriptions.languages import Language
 from subscriptions.topics import follows
@@ -31,6 +31,14 @@ class DigestItem:
     ends_at: datetime | None
     location: str | None
     topics: str = ""
+
+    @classmethod
+    def of(cls, item: Item) -> DigestItem:
+        """A stored item, as digests, post emails and the printed sheet read it."""
+        return cls(id=item.id, kind=ItemKind(item.kind), title=item.title,
+                   body_html=item.body_html, link=item.link, published_at=item.published_at,
+                   starts_at=item.starts_at, ends_at=item.ends_at, location=item.location,
+                   topics=item.topics)
 
 
 @dataclass(frozen=True)
@@ -57,7 +65,7 @@ def safe_link(link: str | None) -> str | None:
     return None
 
 
-def _newest_first(item: DigestItem) -> tuple[float, int]:
+def newest_first(item: DigestItem) -> tuple[float, int]:
     stamp = item.published_at.timestamp() if item.published_at else 0.0
     return (-stamp, -item.id)
 
@@ -92,8 +100,8 @@ def compose_digest(
             (advice if item.kind == ItemKind.ADVICE else posts).append(item)
     if not (posts or advice or sessions):
         return None
-    posts.sort(key=_newest_first)
-    advice.sort(key=_newest_first)
+    posts.sort(key=newest_first)
+    advice.sort(key=newest_first)
     sessions.sort(key=lambda s: (s.starts_at or now, s.id))
     return DigestContent(ward_code, ward_name, posts, advice, sessions)
 

@@ -14,7 +14,7 @@ import contextlib
 import os
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -25,8 +25,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.config import ForceSettings, Settings
-from alerts.digests.compose import DigestItem, safe_link
-from alerts.digests.render import SessionSeries, environment, group_sessions
+from alerts.digests.compose import DigestItem, newest_first, safe_link
+from alerts.digests.render import SessionSeries, environment, group_sessions, local_date
 from alerts.items import Item, ItemKind
 from alerts.messages import Message, MessageItem, MessageKind
 from subscriptions.schemes import Scheme, get_scheme
@@ -97,17 +97,7 @@ def digest_items(session: Session, message_ids: list[int]) -> list[DigestItem]:
         .where(Item.id.in_(carried), Item.withdrawn_at.is_(None))
         .order_by(Item.id)
     )
-    return [
-        DigestItem(id=item.id, kind=ItemKind(item.kind), title=item.title,
-                   body_html=item.body_html, link=safe_link(item.link),
-                   published_at=item.published_at, starts_at=item.starts_at,
-                   ends_at=item.ends_at, location=item.location)
-        for item in rows
-    ]
-
-
-def _newest_first(item: DigestItem) -> tuple[float, int]:
-    return (-(item.published_at.timestamp() if item.published_at else 0.0), -item.id)
+    return [replace(DigestItem.of(item), link=safe_link(item.link)) for item in rows]
 
 
 def _over(item: DigestItem, now: datetime) -> bool:
@@ -119,16 +109,11 @@ def _over(item: DigestItem, now: datetime) -> bool:
 def sort_items(items: list[DigestItem], now: datetime) -> tuple[
         list[DigestItem], list[DigestItem], list[DigestItem]]:
     """Posts and advice newest first, coming sessions soonest first (as the email has them)."""
-    posts = sorted((i for i in items if i.kind == ItemKind.POST), key=_newest_first)
-    advice = sorted((i for i in items if i.kind == ItemKind.ADVICE), key=_newest_first)
+    posts = sorted((i for i in items if i.kind == ItemKind.POST), key=newest_first)
+    advice = sorted((i for i in items if i.kind == ItemKind.ADVICE), key=newest_first)
     sessions = sorted((i for i in items if i.kind == ItemKind.SESSION and not _over(i, now)),
                       key=lambda s: (s.starts_at or now, s.id))
     return posts, advice, sessions
-
-
-def _long_date(moment: datetime, zone: ZoneInfo) -> str:
-    local = moment.astimezone(zone)
-    return f"{local:%A} {local.day} {local:%B %Y}"
 
 
 def printed_digest(session: Session, settings: Settings, ward: Ward, *, now: datetime,
@@ -151,8 +136,8 @@ def printed_digest(session: Session, settings: Settings, ward: Ward, *, now: dat
         ward_name=ward.name,
         scheme_name=scheme.name if scheme is not None else None,
         digest_day=made_at.astimezone(zone).date(),
-        digest_date=_long_date(made_at, zone),
-        printed_date=_long_date(now, zone),
+        digest_date=local_date(made_at, zone),
+        printed_date=local_date(now, zone),
         posts=posts,
         advice=advice,
         sessions=group_sessions(sessions, zone),

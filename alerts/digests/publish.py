@@ -66,21 +66,7 @@ def items_between(session: Session, ward: Ward, after: int, upto: int) -> list[D
         )
         .order_by(Item.id)
     )
-    return [
-        DigestItem(
-            id=item.id,
-            kind=ItemKind(item.kind),
-            title=item.title,
-            body_html=item.body_html,
-            link=item.link,
-            published_at=item.published_at,
-            starts_at=item.starts_at,
-            ends_at=item.ends_at,
-            location=item.location,
-            topics=item.topics,
-        )
-        for item in rows
-    ]
+    return [DigestItem.of(item) for item in rows]
 
 
 def _compose(session: Session, ward: Ward, settings: Settings, after: int, upto: int,
