@@ -99,6 +99,10 @@ class TopicsSettings:
     names: tuple[str, ...] = ("burglary", "scams", "vehicle crime", "rural",
                               "anti-social behaviour", "events")
 
+    def __post_init__(self) -> None:
+        # Kept as items and subscriptions store them ("Vehicle  Crime" → "vehicle crime").
+        object.__setattr__(self, "names", tuple(normalise_topic(n) for n in self.names))
+
 
 @dataclass(frozen=True)
 class ForceSettings:
@@ -268,7 +272,7 @@ def _validate(settings: Settings) -> None:
         if "," in topic or len(topic) > MAX_TOPIC_NAME:
             raise ConfigError(f"topics.names: {topic!r} must have no comma and at most "
                               f"{MAX_TOPIC_NAME} characters")
-    if len({normalise_topic(t) for t in settings.topics.names}) != len(settings.topics.names):
+    if len(set(settings.topics.names)) != len(settings.topics.names):
         raise ConfigError("topics.names lists the same topic twice")
     if settings.inbound.reminder_days < 1:
         raise ConfigError("inbound.reminder_days must be at least 1")

@@ -76,3 +76,14 @@ def test_the_default_secret_key_is_refused_outside_the_demo(tmp_path: Path) -> N
     demo.write_text("demo = true\n")
     load_settings(demo, environ={}).require_secret_key()
     load_settings(environ={"ALERTS_WEB_SECRET_KEY": "a-real-secret"}).require_secret_key()
+
+
+def test_topics_are_kept_as_stored_and_a_repeat_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "alerts.toml"
+    config.write_text('[topics]\nnames = ["Vehicle  Crime", " Scams "]\n')
+    assert load_settings(config, environ={}).topics.names == ("vehicle crime", "scams")
+    from_env = load_settings(None, environ={"ALERTS_TOPICS_NAMES": "rural, Burglary"})
+    assert from_env.topics.names == ("rural", "burglary")
+    config.write_text('[topics]\nnames = ["Scams", "scams"]\n')
+    with pytest.raises(ConfigError, match="same topic twice"):
+        load_settings(config, environ={})

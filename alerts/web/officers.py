@@ -35,7 +35,6 @@ from alerts.officers import Draft, InputError, NotFound
 from alerts.pipeline import wire
 from alerts.web.staff import StaffSite
 from subscriptions.base import utcnow
-from subscriptions.topics import normalise_topic
 
 FormText = Annotated[str, Form()]
 FormList = Annotated[list[str], Form()]
@@ -147,7 +146,7 @@ def officers_router(site: StaffSite, bus: EventBus | None = None) -> APIRouter:
                   status: int = 200) -> Response:
         return page(request, "post_form", {
             "ward": ward, "kind": kind, "values": values, "errors": errors,
-            "topic_names": [normalise_topic(t) for t in settings.topics.names]
+            "topic_names": settings.topics.names
             if kind in TOPIC_KINDS else [],
             "tagged": values.get("topics", "").split(","), "here": "post"}, who, status=status)
 

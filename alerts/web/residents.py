@@ -31,7 +31,7 @@ from subscriptions.languages import Language, LanguageError, parse_language
 from subscriptions.links import Purpose, verify_reference
 from subscriptions.postcodes import any_postcodes, wards_for_postcode
 from subscriptions.subscribers import Frequency
-from subscriptions.topics import TopicError, normalise_topic, topics_by_ward
+from subscriptions.topics import TopicError, topics_by_ward
 from subscriptions.wards import list_wards
 from subscriptions.web_consent import (
     describe_leaving,
@@ -152,7 +152,7 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
             return invalid_link(request, "preferences")
         return page(request, "preferences", {
             "p": preferences, "token": token, "saved": saved, "error": error,
-            "topic_names": [normalise_topic(t) for t in settings.topics.names],
+            "topic_names": settings.topics.names,
             "languages": list(Language),
         }, status=status, with_form=True)
 
