@@ -97,25 +97,22 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
     zone = ZoneInfo(settings.scheduler.timezone)
     domain = uid_domain(settings.mail.from_address)
 
-    def render(request: Request, name: str, context: dict[str, Any]) -> bytes:
-        language = request_language(request)
-        return environment(language=language).get_template(f"web/{name}.html").render(
-            force=settings.force, **switch_link(request, language),
-            **context).encode()
-
-    def page(request: Request, body: bytes, *, modified: datetime | None) -> Response:
+    def page(request: Request, language: Language, name: str, context: dict[str, Any], *,
+             modified: datetime | None, missing: bool = False) -> Response:
+        body = environment(language=language).get_template(f"web/{name}.html").render(
+            force=settings.force, **switch_link(request, language), **context).encode()
+        if missing:  # not cached: the ward may be added in a minute
+            return Response(body, status_code=404, media_type=HTML, headers=HEADERS)
         # No cookie on a publicly cached page: the switch link's ?lang= is its own URL.
-        language = request_language(request)
         return cached(request, body, HTML, modified=modified, headers={
             **OPEN_HEADERS, "Vary": VARY, "Content-Language": HTML_LANG[language]})
 
     def wards_page(request: Request, *, missing: str | None = None) -> Response:
         with factory() as session:
             wards = list_public_wards(session)
-        body = render(request, "wards", {"wards": wards, "missing": missing})
-        if missing is not None:  # not cached: the ward may be added in a minute
-            return Response(body, status_code=404, media_type=HTML, headers=HEADERS)
-        return page(request, body, modified=None)
+        return page(request, request_language(request), "wards",
+                    {"wards": wards, "missing": missing}, modified=None,
+                    missing=missing is not None)
 
     def ward_feed(code: str) -> tuple[WardFeed, FeedUrls] | None:
         with factory() as session:
@@ -135,11 +132,10 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
             return wards_page(request, missing=code)
         feed, urls = found
         language = request_language(request)
-        body = render(request, "ward_archive", {
+        return page(request, language, "ward_archive", {
             "feed": feed, "urls": urls,
             "when": lambda item: when(item.as_digest_item(), zone, language),
-            "day": lambda moment: _local_day(moment, zone, language)})
-        return page(request, body, modified=feed.updated)
+            "day": lambda moment: _local_day(moment, zone, language)}, modified=feed.updated)
 
     @router.get("/wards/{code}/feed.atom")
     def ward_atom(request: Request, code: str) -> Response:
