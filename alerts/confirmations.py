@@ -1,10 +1,11 @@
 """Double opt-in: a web sign-up, or an import without declared prior consent, is recorded
 pending, and one confirmation email (at most one an hour per address) carries a signed link
-that expires; opening it confirms.
+that expires; it opens a page whose button confirms (opening the link alone changes nothing).
 
-The link's token is an itsdangerous timed signature over the subscriber and the pending
-subscriptions it confirms, keyed by `web.secret_key` with a salt of its own, so no other
-token of the product can stand in for it.
+The link's token is an itsdangerous timed signature over the subscriber, a seal of their
+row's nonce (see subscriptions.links) and the pending subscriptions it confirms, keyed by
+`web.secret_key` with a salt of its own, so no other token of the product can stand in for
+it, and an erased resident's link confirms nobody.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.digests.render import ADDED_FOR_YOU, SIGNED_UP, Rendered, render_confirmation
 from alerts.messages import Message, MessageKind
 from subscriptions.consent import Consent, ConsentMethod
+from subscriptions.links import Purpose, nonces_in, seal, seal_matches
 from subscriptions.subscribers import Frequency, Subscriber, Subscription
 from subscriptions.suppression import Suppression
 from subscriptions.wards import Ward
@@ -46,9 +48,11 @@ def _serializer(settings: Settings) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(settings.web.secret_key, salt=CONFIRM_SALT)
 
 
-def confirmation_token(settings: Settings, subscriber_id: int,
+def confirmation_token(settings: Settings, subscriber_id: int, nonce: str,
                        subscription_ids: tuple[int, ...]) -> str:
-    return _serializer(settings).dumps({"s": subscriber_id, "ids": list(subscription_ids)})
+    sealed = seal(settings.web.secret_key, Purpose.CONFIRM, subscriber_id, nonce)
+    return _serializer(settings).dumps(
+        {"s": subscriber_id, "ids": list(subscription_ids), "n": sealed})
 
 
 @dataclass(frozen=True)
@@ -57,10 +61,11 @@ class ConfirmationLink:
     subscription_ids: tuple[int, ...]
 
 
-def read_confirmation(settings: Settings, token: str, *,
+def read_confirmation(session: Session, settings: Settings, token: str, *,
                       max_age_seconds: int = CONFIRM_MAX_AGE_HOURS * 3600,
                       ) -> ConfirmationLink | None:
-    """What a genuine, unexpired token confirms; None for a forged, altered or old one."""
+    """What a genuine, unexpired token confirms; None for a forged, altered or old one, or
+    one for a resident who is no longer held (erased, even if the address came back)."""
     try:
         data = _serializer(settings).loads(token, max_age=max_age_seconds)
     except BadSignature:  # SignatureExpired is one too
@@ -70,6 +75,9 @@ def read_confirmation(settings: Settings, token: str, *,
     subscriber, ids = data.get("s"), data.get("ids")
     if not isinstance(subscriber, int) or not isinstance(ids, list) \
             or not all(isinstance(i, int) for i in ids):
+        return None
+    if not seal_matches(settings.web.secret_key, Purpose.CONFIRM, subscriber,
+                        nonces_in(session, Subscriber)(subscriber), data.get("n")):
         return None
     return ConfirmationLink(subscriber, tuple(ids))
 
@@ -125,7 +133,10 @@ def queue_confirmations(session: Session, settings: Settings,
     """
     subscriber_ids = sorted(waiting)
     suppressed: set[int] = set()
+    nonces: dict[int, str] = {}
     for chunk in _chunks(subscriber_ids):
+        nonces.update(session.execute(select(Subscriber.id, Subscriber.nonce)
+                                      .where(Subscriber.id.in_(chunk))).tuples())
         suppressed.update(session.scalars(
             select(Subscriber.id).join(Suppression, Suppression.email == Subscriber.email)
             .where(Subscriber.id.in_(chunk))))
@@ -142,7 +153,7 @@ def queue_confirmations(session: Session, settings: Settings,
     for subscriber_id in subscriber_ids:
         ids = tuple(waiting[subscriber_id])
         named = sorted({wards[i] for i in ids if i in wards}, key=lambda ward: ward[1])
-        if subscriber_id in suppressed or not named:
+        if subscriber_id in suppressed or subscriber_id not in nonces or not named:
             continue
         names = tuple(name for _, name in named)
         if names not in rendered:
@@ -150,7 +161,8 @@ def queue_confirmations(session: Session, settings: Settings,
                                                   CONFIRM_MAX_AGE_HOURS, settings, now=now,
                                                   why=why)
         template = rendered[names]
-        url = f"{base}/confirm/{confirmation_token(settings, subscriber_id, ids)}"
+        token = confirmation_token(settings, subscriber_id, nonces[subscriber_id], ids)
+        url = f"{base}/confirm/{token}"
         # A message belongs to a ward (for List-Id and the send-time check): the first named.
         messages.append({
             "ward_id": named[0][0], "kind": MessageKind.CONFIRM.value,
@@ -181,10 +193,24 @@ def _insert_confirmations(session: Session, messages: list[dict[str, Any]],
     return len(recipients)
 
 
+def preview_confirmation(session: Session, settings: Settings, token: str) -> list[str] | None:
+    """What a confirmation link would confirm, changing nothing: the names of its wards
+    (A to Z), or None if the token is not genuine or has expired. The page a link opens
+    shows these; only its button confirms, so a mail scanner opening the link does not."""
+    link = read_confirmation(session, settings, token)
+    if link is None:
+        return None
+    return list(session.scalars(
+        select(Ward.name).join(Subscription, Subscription.ward_id == Ward.id)
+        .where(Subscription.subscriber_id == link.subscriber_id,
+               Subscription.id.in_(link.subscription_ids))
+        .order_by(Ward.name)))
+
+
 def confirm(session: Session, settings: Settings, token: str, *, now: datetime) -> bool | None:
     """Open a confirmation link: None if the token is not genuine or has expired (nothing
     changes), otherwise True (confirming what was still pending)."""
-    link = read_confirmation(settings, token)
+    link = read_confirmation(session, settings, token)
     if link is None:
         return None
     confirm_subscriptions(session, link.subscriber_id, link.subscription_ids, now=now)

@@ -15,7 +15,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Identity, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -78,6 +78,20 @@ def migrate(engine: Engine) -> tuple[str | None, str]:
     after = current_revision(engine)
     assert after is not None
     return before, after
+
+
+def server_default_comparison(dialect: str) -> Any:
+    """Alembic's `compare_server_default` option for a store. SQLite has no identity columns
+    (AUTOINCREMENT, a table option, keeps its ids from being reused: see base), so there the
+    models' Identity is not a difference."""
+    if dialect != "sqlite":
+        return True
+
+    def compare(_context: MigrationContext, _inspected: Any, _column: Any,
+                _inspected_default: Any, metadata_default: Any, _rendered: Any) -> bool | None:
+        return False if isinstance(metadata_default, Identity) else None
+
+    return compare
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -11,7 +11,7 @@ from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from alerts.sources.registry import Source
-from subscriptions.base import Base, utcnow
+from subscriptions.base import NEVER_REUSED, Base, id_never_reused, utcnow
 from subscriptions.topics import MAX_TOPICS
 
 
@@ -24,9 +24,9 @@ class ItemKind(StrEnum):
 
 class Item(Base):
     __tablename__ = "items"
-    __table_args__ = (UniqueConstraint("source_id", "guid"),)
+    __table_args__ = (UniqueConstraint("source_id", "guid"), NEVER_REUSED)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = id_never_reused()
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
     guid: Mapped[str] = mapped_column(String(1000))
     kind: Mapped[str] = mapped_column(String(16))

@@ -10,7 +10,8 @@ from enum import StrEnum
 from sqlalchemy import ForeignKey, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from subscriptions.base import Base, utcnow
+from subscriptions.base import NEVER_REUSED, Base, id_never_reused, utcnow
+from subscriptions.links import nonce_column
 from subscriptions.wards import Ward
 
 
@@ -72,8 +73,9 @@ def fill_links(body: str, unsubscribe: str, preferences: str,
 
 class Message(Base):
     __tablename__ = "messages"
+    __table_args__ = NEVER_REUSED
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = id_never_reused()
     ward_id: Mapped[int] = mapped_column(ForeignKey("wards.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(16))
     subject: Mapped[str] = mapped_column(String(MAX_SUBJECT))
@@ -82,6 +84,8 @@ class Message(Base):
     calendar: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
     language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The "was this useful?" links of this message are bound to it (see useful).
+    nonce: Mapped[str] = nonce_column()
 
     ward: Mapped[Ward] = relationship()
 

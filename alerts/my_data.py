@@ -6,16 +6,13 @@ digest progress of their subscriptions, the messages written for them alone) and
 the email with the link.
 
 The link's token is an itsdangerous timed signature with a salt of its own, over the
-subscriber's id and a keyed fingerprint of their address: ids can be reused once a row is
-deleted, and the fingerprint keeps an old link from opening a newcomer's data. The
-fingerprint is an HMAC, so the token (whose payload anyone can read) does not reveal the
-address.
+subscriber's id and a seal of their row's nonce (see subscriptions.links): an erased
+resident's old link opens nobody's data, even a newcomer's given the same id or address.
+The payload (which anyone can read) holds no address.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import datetime
 from typing import Any
 
@@ -31,6 +28,7 @@ from alerts.digests.render import render_data_request
 from alerts.inbound.journal import InboundRecord
 from alerts.inbound.replies import Reply, ReplyThread, ThreadAnswer
 from alerts.messages import PERSONAL_KINDS, Message, MessageKind
+from subscriptions.links import Purpose, nonces_in, seal, seal_matches
 from subscriptions.personal_data import (
     claim_data_request_slot,
     erase_subscriber,
@@ -50,13 +48,9 @@ def _serializer(settings: Settings) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(settings.web.secret_key, salt=DATA_SALT)
 
 
-def _fingerprint(settings: Settings, email: str) -> str:
-    key = settings.web.secret_key.encode()
-    return hmac.new(key, f"my-data:{email}".encode(), hashlib.sha256).hexdigest()[:32]
-
-
-def data_token(settings: Settings, subscriber_id: int, email: str) -> str:
-    return _serializer(settings).dumps({"s": subscriber_id, "a": _fingerprint(settings, email)})
+def data_token(settings: Settings, subscriber_id: int, nonce: str) -> str:
+    sealed = seal(settings.web.secret_key, Purpose.MY_DATA, subscriber_id, nonce)
+    return _serializer(settings).dumps({"s": subscriber_id, "a": sealed})
 
 
 def read_data_link(session: Session, settings: Settings, token: str, *,
@@ -68,11 +62,12 @@ def read_data_link(session: Session, settings: Settings, token: str, *,
         return None
     if not isinstance(data, dict):
         return None
-    subscriber_id, fingerprint = data.get("s"), data.get("a")
-    if not isinstance(subscriber_id, int) or not isinstance(fingerprint, str):
+    subscriber_id = data.get("s")
+    if not isinstance(subscriber_id, int):
         return None
-    email = session.scalar(select(Subscriber.email).where(Subscriber.id == subscriber_id))
-    if email is None or not hmac.compare_digest(fingerprint, _fingerprint(settings, email)):
+    nonce = nonces_in(session, Subscriber)(subscriber_id)
+    if not seal_matches(settings.web.secret_key, Purpose.MY_DATA, subscriber_id, nonce,
+                        data.get("a")):
         return None
     return subscriber_id
 
@@ -91,9 +86,9 @@ def request_data(session: Session, settings: Settings, email: str, *, now: datet
     )
     if ward_id is None or not claim_data_request_slot(session, subscriber_id, now=now):
         return False
-    address = session.scalars(select(Subscriber.email)
-                              .where(Subscriber.id == subscriber_id)).one()
-    token = data_token(settings, subscriber_id, address)
+    nonce = session.scalars(select(Subscriber.nonce)
+                            .where(Subscriber.id == subscriber_id)).one()
+    token = data_token(settings, subscriber_id, nonce)
     url = f"{settings.web.base_url.rstrip('/')}/my-data/{token}"
     rendered = render_data_request(url, DATA_MAX_AGE_HOURS, settings, now=now)
     message = Message(ward_id=ward_id, kind=MessageKind.DATA_REQUEST, subject=rendered.subject,

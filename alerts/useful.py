@@ -6,8 +6,9 @@ sent and kept nowhere else: a vote stores only the hash of that number (so the s
 cannot count twice), the post, the message, the answer and the time.
 
 This module owns the vote tokens (`sign_vote`, `read_vote`), one email's vote links
-(`VoteLinks`, used by delivery), recording a vote (`record_vote`) and counting them per post
-(`count_votes`). No web types here; the caller commits.
+(`VoteLinks`, used by delivery), what a link asks (`vote_question`), recording a vote
+(`record_vote`) and counting them per post (`count_votes`). No web types here; the caller
+commits.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -29,6 +31,7 @@ from alerts.delivery.outbox import Delivery
 from alerts.items import Item
 from alerts.messages import THIS_MESSAGES_ITEM, Message, MessageItem
 from subscriptions.base import Base, utcnow
+from subscriptions.links import nonces_in
 
 
 class UsefulVote(Base):
@@ -67,9 +70,9 @@ class Ballot:
     number: str
 
 
-def _tag(secret: str, ballot: Ballot) -> str:
+def _tag(secret: str, ballot: Ballot, message_nonce: str) -> str:
     signed = (f"{_PURPOSE}:{ballot.item_ref}:{ballot.message_id}:"
-              f"{'y' if ballot.useful else 'n'}:{ballot.number}")
+              f"{'y' if ballot.useful else 'n'}:{ballot.number}:{message_nonce}")
     mac = hmac.new(secret.encode(), signed.encode(), hashlib.sha256)
     return base64.b32encode(mac.digest()[:_TAG_BYTES]).decode().rstrip("=").lower()
 
@@ -78,22 +81,33 @@ def new_ballot_number() -> str:
     return secrets.token_urlsafe(16)
 
 
-def sign_vote(secret: str, ballot: Ballot) -> str:
-    """`ITEM.MESSAGE.y|n.NUMBER.TAG`: URL-safe, and only good for this one answer."""
+def sign_vote(secret: str, ballot: Ballot, message_nonce: str) -> str:
+    """`ITEM.MESSAGE.y|n.NUMBER.TAG`: URL-safe, only good for this one answer, and bound to
+    the message's nonce (a message deleted and written again under its id has another)."""
     if ballot.item_ref < 0 or ballot.message_id < 0 or not _NUMBER.fullmatch(ballot.number):
         raise ValueError("a ballot names stored records and carries a 22-character number")
     answer = "y" if ballot.useful else "n"
     return (f"{ballot.item_ref}.{ballot.message_id}.{answer}.{ballot.number}."
-            f"{_tag(secret, ballot)}")
+            f"{_tag(secret, ballot, message_nonce)}")
 
 
-def read_vote(secret: str, token: str) -> Ballot | None:
-    """The ballot a genuine token carries, or None for a forged, altered or foreign one."""
+def read_vote(secret: str, token: str,
+              message_nonce_of: Callable[[int], str | None]) -> Ballot | None:
+    """The ballot a genuine token carries, or None for a forged, altered or foreign one, or
+    one for a message that is gone. `message_nonce_of` looks up a message's nonce by id."""
     match = _TOKEN.fullmatch(token)
     if match is None:
         return None
     ballot = Ballot(int(match[1]), int(match[2]), match[3] == "y", match[4])
-    return ballot if hmac.compare_digest(match[5], _tag(secret, ballot)) else None
+    nonce = message_nonce_of(ballot.message_id)
+    if nonce is None:
+        return None
+    return ballot if hmac.compare_digest(match[5], _tag(secret, ballot, nonce)) else None
+
+
+def read_stored_vote(session: Session, secret: str, token: str) -> Ballot | None:
+    """`read_vote` against the messages stored now."""
+    return read_vote(secret, token, nonces_in(session, Message))
 
 
 def ballot_hash(number: str) -> str:
@@ -106,17 +120,19 @@ class VoteLinks:
     and shared by that item's yes and no links in both parts of the email. Nothing is
     stored; the numbers live only in the links."""
 
-    def __init__(self, secret: str, base_url: str, message_id: int) -> None:
+    def __init__(self, secret: str, base_url: str, message_id: int,
+                 message_nonce: str) -> None:
         self._secret = secret
         self._base = base_url.rstrip("/")
         self._message_id = message_id
+        self._message_nonce = message_nonce
         self._numbers: dict[int, str] = {}
 
     def url(self, item_ref: int, useful: bool) -> str:
         if item_ref not in self._numbers:
             self._numbers[item_ref] = new_ballot_number()
         ballot = Ballot(item_ref, self._message_id, useful, self._numbers[item_ref])
-        return f"{self._base}/useful/{sign_vote(self._secret, ballot)}"
+        return f"{self._base}/useful/{sign_vote(self._secret, ballot, self._message_nonce)}"
 
 
 @dataclass(frozen=True)
@@ -143,6 +159,26 @@ def _kept_message_id(session: Session, message_id: int) -> int | None:
     audience = session.scalar(select(func.count()).select_from(Delivery)
                               .where(Delivery.message_id == message_id))
     return message_id if (audience or 0) >= MIN_AUDIENCE else None
+
+
+@dataclass(frozen=True)
+class Question:
+    """What the page a vote link opens asks: the post, and the answer the link's ballot
+    holds already (None until it has been used)."""
+
+    item_title: str
+    held: bool | None
+
+
+def vote_question(session: Session, ballot: Ballot) -> Question | None:
+    """The question a vote link opens, recording nothing (mail filters open every link);
+    None when the post is gone."""
+    item = _item_for(session, ballot)
+    if item is None:
+        return None
+    held = session.scalar(select(UsefulVote.useful)
+                          .where(UsefulVote.ballot == ballot_hash(ballot.number)))
+    return Question(item.title, None if held is None else bool(held))
 
 
 def record_vote(session: Session, ballot: Ballot, *, now: datetime,

@@ -1,12 +1,13 @@
-"""The declarative base every table of the product hangs from, and the clock's one home."""
+"""The declarative base every table of the product hangs from, the clock's one home, and
+the primary key of tables whose ids appear in tokens."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData, TypeDecorator
+from sqlalchemy import DateTime, Identity, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -45,3 +46,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: UTCDateTime()}  # noqa: RUF012 (SQLAlchemy reads it)
+
+
+# Ids that appear in tokens and links are never handed out twice: SQLite's AUTOINCREMENT
+# (without it SQLite reuses the highest id after a delete) and a PostgreSQL identity column.
+# A table using `id_never_reused()` puts NEVER_REUSED in its __table_args__.
+NEVER_REUSED = {"sqlite_autoincrement": True}
+
+
+def id_never_reused() -> Mapped[int]:
+    return mapped_column(Identity(), primary_key=True)

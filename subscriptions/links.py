@@ -1,9 +1,19 @@
-"""Signed references: the tokens in Reply-To, envelope senders and email links.
+"""Signed references: the tokens in Reply-To, envelope senders and email links, and the
+seals that bind every other credential of the product to the row it names.
 
 A token names one record (a delivery, a subscription) and carries an HMAC-SHA256 tag
-keyed by `web.secret_key` and bound to a purpose, so a reply token cannot be replayed as
-an unsubscribe token. Tokens are lower-case base32 so that they survive mail systems that
-fold the case of local parts, and short enough for a 64-character local part.
+keyed by `web.secret_key`, bound to a purpose (so a reply token cannot be replayed as an
+unsubscribe token) and to the record's `nonce`: a random value stored on the row, made by
+`new_nonce` when the row is written and replaced when what it vouches for changes (a
+password, an erasure, a removal). A row deleted and written again, even under the same id,
+has another nonce, so no token issued for the old row acts on the new one. Ids are never
+reused either (SQLite AUTOINCREMENT, PostgreSQL identity columns), but the nonce is what a
+token is checked against.
+
+Tokens are lower-case base32 so that they survive mail systems that fold the case of
+local parts, and short enough for a 64-character local part. Credentials that carry more
+than an id (session cookies, reset, confirmation and data links) put a `seal` of their
+row's id and nonce inside their own signed payload.
 """
 
 from __future__ import annotations
@@ -12,10 +22,18 @@ import base64
 import hashlib
 import hmac
 import re
+import secrets
+from collections.abc import Callable
 from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import String, func, literal_column, select, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy.sql import ColumnElement
 
 _TAG_BYTES = 12
 _TOKEN = re.compile(r"^([0-9]{1,18})-([a-z2-7]{20})$")
+NONCE_LENGTH = 32
 
 
 class Purpose(StrEnum):
@@ -23,26 +41,73 @@ class Purpose(StrEnum):
     BOUNCE = "bounce"
     UNSUBSCRIBE = "unsubscribe"
     PREFERENCES = "preferences"
+    SESSION = "session"
+    RESET = "reset"
+    CONFIRM = "confirm"
+    MY_DATA = "my-data"
+    VOTE = "vote"
+    SCHEME_INVITATION = "scheme-invitation"
 
 
-def _tag(secret: str, purpose: Purpose, ident: int) -> str:
-    mac = hmac.new(secret.encode(), f"{purpose.value}:{ident}".encode(), hashlib.sha256)
+def new_nonce() -> str:
+    """A fresh per-row value for tokens to be bound to: 128 random bits, as hex."""
+    return secrets.token_hex(NONCE_LENGTH // 2)
+
+
+def nonce_column() -> Mapped[str]:
+    """The `nonce` column of a table whose rows tokens name."""
+    return mapped_column(String(NONCE_LENGTH), default=new_nonce)
+
+
+def new_nonce_sql(dialect: str) -> ColumnElement[str]:
+    """The same, made by the database, for rows written by INSERT ... SELECT."""
+    if dialect == "sqlite":
+        return func.lower(func.hex(func.randomblob(NONCE_LENGTH // 2)))
+    if dialect == "postgresql":
+        # gen_random_uuid() draws from the server's strong random source (PostgreSQL 13+).
+        return func.replace(literal_column("gen_random_uuid()::text"), text("'-'"), text("''"))
+    raise NotImplementedError(f"nonces are made on SQLite and PostgreSQL, not {dialect}")
+
+
+def seal(secret: str, purpose: Purpose, ident: int, nonce: str) -> str:
+    """The tag that binds a credential to row `ident` as long as its nonce is `nonce`."""
+    message = f"{purpose.value}:{ident}:{nonce}".encode()
+    mac = hmac.new(secret.encode(), message, hashlib.sha256)
     return base64.b32encode(mac.digest()[:_TAG_BYTES]).decode().rstrip("=").lower()
 
 
-def sign_reference(secret: str, purpose: Purpose, ident: int) -> str:
-    """Return `ID-TAG` for the record `ident`."""
+def seal_matches(secret: str, purpose: Purpose, ident: int, nonce: str | None,
+                 claimed: object) -> bool:
+    """Whether `claimed` is the seal of row `ident` with its nonce now (None: no such row)."""
+    if nonce is None or not isinstance(claimed, str):
+        return False
+    return hmac.compare_digest(claimed, seal(secret, purpose, ident, nonce))
+
+
+def sign_reference(secret: str, purpose: Purpose, ident: int, nonce: str) -> str:
+    """Return `ID-TAG` for the record `ident`, whose nonce is `nonce`."""
     if ident < 0:
         raise ValueError("references are to stored records with positive ids")
-    return f"{ident}-{_tag(secret, purpose, ident)}"
+    return f"{ident}-{seal(secret, purpose, ident, nonce)}"
 
 
-def verify_reference(secret: str, purpose: Purpose, token: str) -> int | None:
-    """Return the id a genuine token names, or None for a forged, altered or foreign one."""
+def nonces_in(session: Session, table: Any) -> Callable[[int], str | None]:
+    """`nonce_of` for `verify_reference`: the stored nonce of `table`'s row with that id."""
+    def nonce_of(ident: int) -> str | None:
+        nonce: str | None = session.scalar(select(table.nonce).where(table.id == ident))
+        return nonce
+    return nonce_of
+
+
+def verify_reference(secret: str, purpose: Purpose, token: str,
+                     nonce_of: Callable[[int], str | None]) -> int | None:
+    """Return the id a genuine token names, or None for a forged, altered or foreign one,
+    or one whose row is gone or has had its nonce replaced. `nonce_of` looks up the nonce
+    of the row with the id the token claims (None when there is no such row)."""
     match = _TOKEN.match(token.strip().lower())
     if match is None:
         return None
     ident = int(match.group(1))
-    if hmac.compare_digest(match.group(2), _tag(secret, purpose, ident)):
+    if seal_matches(secret, purpose, ident, nonce_of(ident), match.group(2)):
         return ident
     return None

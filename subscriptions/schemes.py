@@ -18,7 +18,7 @@ from sqlalchemy import ForeignKey, Select, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from subscriptions.addresses import AddressError, normalise_address
-from subscriptions.base import Base, utcnow
+from subscriptions.base import NEVER_REUSED, Base, id_never_reused, utcnow
 from subscriptions.consent import Consent
 from subscriptions.csv_io import RowError, SubscriberRow, import_rows, read_table
 from subscriptions.subscribers import (
@@ -43,8 +43,9 @@ class SchemeError(ValueError):
 
 class Scheme(Base):
     __tablename__ = "schemes"
+    __table_args__ = NEVER_REUSED
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = id_never_reused()
     name: Mapped[str] = mapped_column(String(MAX_SCHEME), unique=True)
     ward_id: Mapped[int] = mapped_column(ForeignKey("wards.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

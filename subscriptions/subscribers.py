@@ -12,8 +12,9 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 from sqlalchemy.sql import ColumnElement
 
 from subscriptions.addresses import normalise_address
-from subscriptions.base import Base, utcnow
+from subscriptions.base import NEVER_REUSED, Base, id_never_reused, utcnow
 from subscriptions.consent import Consent
+from subscriptions.links import nonce_column
 from subscriptions.suppression import Suppression, address_hash
 from subscriptions.topics import MAX_TOPICS
 from subscriptions.wards import Ward, get_ward
@@ -44,8 +45,9 @@ class SubscriberError(ValueError):
 
 class Subscriber(Base):
     __tablename__ = "subscribers"
+    __table_args__ = NEVER_REUSED
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = id_never_reused()
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(MAX_NAME), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -55,6 +57,8 @@ class Subscriber(Base):
     data_request_sent_at: Mapped[datetime | None] = mapped_column(default=None)
     # "en", "cy" or "bilingual"; None follows each ward's language (see languages).
     language: Mapped[str | None] = mapped_column(String(16), default=None)
+    # Confirmation and "my data" links are bound to it (see links).
+    nonce: Mapped[str] = nonce_column()
 
     subscriptions: Mapped[list[Subscription]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan"
@@ -63,9 +67,9 @@ class Subscriber(Base):
 
 class Subscription(Base):
     __tablename__ = "subscriptions"
-    __table_args__ = (UniqueConstraint("subscriber_id", "ward_id"),)
+    __table_args__ = (UniqueConstraint("subscriber_id", "ward_id"), NEVER_REUSED)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = id_never_reused()
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
     )
@@ -83,6 +87,8 @@ class Subscription(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(default=None)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Preferences and unsubscribe links are bound to it (see links).
+    nonce: Mapped[str] = nonce_column()
 
     subscriber: Mapped[Subscriber] = relationship(back_populates="subscriptions")
     ward: Mapped[Ward] = relationship()

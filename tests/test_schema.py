@@ -5,7 +5,13 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
-from alerts.db import current_revision, head_revision, make_engine, migrate
+from alerts.db import (
+    current_revision,
+    head_revision,
+    make_engine,
+    migrate,
+    server_default_comparison,
+)
 from alerts.schema import metadata
 from alerts.service.scheduler import JOB_TABLE
 
@@ -29,7 +35,8 @@ def test_the_migrations_build_the_schema_the_models_describe(engine: Engine) -> 
 
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={
-            "compare_type": True, "compare_server_default": True, "include_object": ours})
+            "compare_type": True, "compare_server_default": server_default_comparison(engine.dialect.name),
+            "include_object": ours})
         assert compare_metadata(context, metadata) == []
 
 

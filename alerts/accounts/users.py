@@ -17,7 +17,8 @@ from sqlalchemy import ForeignKey, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from subscriptions.addresses import normalise_address
-from subscriptions.base import Base, utcnow
+from subscriptions.base import NEVER_REUSED, Base, id_never_reused, utcnow
+from subscriptions.links import new_nonce, nonce_column
 from subscriptions.schemes import Scheme, get_scheme
 from subscriptions.wards import Ward, get_ward
 
@@ -41,14 +42,18 @@ class UserError(ValueError):
 
 class User(Base):
     __tablename__ = "users"
+    __table_args__ = NEVER_REUSED
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = id_never_reused()
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     role: Mapped[str] = mapped_column(String(16))
     password_hash: Mapped[str | None] = mapped_column(String(200), default=None)
     # Bumped on sign-out and password change: every session cookie issued before is void.
     session_version: Mapped[int] = mapped_column(default=1)
+    # Sessions, reset links and invitations are bound to it; replaced on password change
+    # and removal, so none of them outlives what it was issued for.
+    nonce: Mapped[str] = nonce_column()
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -136,6 +141,7 @@ def add_user(session: Session, email: str, role: Role, *, ward_codes: Sequence[s
 def set_password(session: Session, user: User, password: str) -> None:
     user.password_hash = hash_password(password)
     user.session_version += 1  # sessions signed in with the old password end
+    user.nonce = new_nonce()  # and so do reset links and invitations issued before
     session.flush()
 
 

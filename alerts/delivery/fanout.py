@@ -18,6 +18,7 @@ from sqlalchemy.sql import ColumnElement
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.messages import Message
 from subscriptions.base import utcnow
+from subscriptions.links import new_nonce_sql
 from subscriptions.subscribers import (
     Status,
     Subscriber,
@@ -50,6 +51,7 @@ def fan_out(
     )
     if audience is not None:
         condition = condition & audience
+    dialect = session.get_bind().dialect.name
     subscribers = select(
         literal(message.id, Delivery.message_id.type),
         Subscription.subscriber_id,
@@ -58,10 +60,12 @@ def fan_out(
         literal(at, Delivery.next_attempt_at.type),
         literal(at, Delivery.created_at.type),
         literal(priority, Delivery.priority.type),
+        # Made per row by the database: each email's reply+ and bounces+ tokens are bound
+        # to its own.
+        new_nonce_sql(dialect),
     ).where(condition)
     columns = ["message_id", "subscriber_id", "status", "attempts", "next_attempt_at",
-               "created_at", "priority"]
-    dialect = session.get_bind().dialect.name
+               "created_at", "priority", "nonce"]
     insert: postgresql.Insert | sqlite.Insert
     if dialect == "postgresql":
         insert = postgresql.insert(Delivery)

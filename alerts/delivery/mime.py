@@ -51,6 +51,10 @@ class Outgoing:
     recipient_name: str
     subscription_id: int
     created_at: datetime
+    # The rows' nonces, which every signed link and address of the email is bound to.
+    delivery_nonce: str
+    subscription_nonce: str
+    message_nonce: str
 
 
 @dataclass(frozen=True)
@@ -71,10 +75,12 @@ def links_for(outgoing: Outgoing, settings: Settings) -> Links:
     secret = settings.web.secret_key
     base = settings.web.base_url.rstrip("/")
     domain = settings.mail.reply_domain
-    unsubscribe = sign_reference(secret, Purpose.UNSUBSCRIBE, outgoing.subscription_id)
-    preferences = sign_reference(secret, Purpose.PREFERENCES, outgoing.subscription_id)
-    reply = sign_reference(secret, Purpose.REPLY, outgoing.delivery_id)
-    bounce = sign_reference(secret, Purpose.BOUNCE, outgoing.delivery_id)
+    subscription, subscription_nonce = outgoing.subscription_id, outgoing.subscription_nonce
+    delivery, delivery_nonce = outgoing.delivery_id, outgoing.delivery_nonce
+    unsubscribe = sign_reference(secret, Purpose.UNSUBSCRIBE, subscription, subscription_nonce)
+    preferences = sign_reference(secret, Purpose.PREFERENCES, subscription, subscription_nonce)
+    reply = sign_reference(secret, Purpose.REPLY, delivery, delivery_nonce)
+    bounce = sign_reference(secret, Purpose.BOUNCE, delivery, delivery_nonce)
     return Links(
         unsubscribe_token=unsubscribe,
         reply_token=reply,
@@ -82,7 +88,7 @@ def links_for(outgoing: Outgoing, settings: Settings) -> Links:
         preferences_url=f"{base}/preferences/{preferences}",
         reply_to=f"reply+{reply}@{domain}",
         envelope_from=f"bounces+{bounce}@{domain}",
-        votes=VoteLinks(secret, base, outgoing.message_id),
+        votes=VoteLinks(secret, base, outgoing.message_id, outgoing.message_nonce),
     )
 
 

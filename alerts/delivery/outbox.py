@@ -26,7 +26,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql import ColumnElement
 
-from subscriptions.base import Base, utcnow
+from subscriptions.base import NEVER_REUSED, Base, id_never_reused, utcnow
+from subscriptions.links import nonce_column
 
 
 class DeliveryStatus(StrEnum):
@@ -45,9 +46,10 @@ class Delivery(Base):
         # The claim order: urgent first, then the longest waiting.
         Index("ix_deliveries_claim", "status", "priority", "next_attempt_at"),
         Index("ix_deliveries_lease", "status", "lease_until"),
+        NEVER_REUSED,
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = id_never_reused()
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
     subscriber_id: Mapped[int] = mapped_column(
         ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
@@ -61,6 +63,8 @@ class Delivery(Base):
     last_error: Mapped[str | None] = mapped_column(Text, default=None)
     sent_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The reply+ and bounces+ addresses of this email are bound to it (see links).
+    nonce: Mapped[str] = nonce_column()
 
 
 def due_condition(now: datetime) -> ColumnElement[bool]:

@@ -291,6 +291,8 @@ def _load(session: Session, ids: Sequence[int]) -> tuple[list[_Claimed], list[tu
             Subscription.id,
             Subscription.status,
             Suppression.reason,
+            Delivery.nonce,
+            Subscription.nonce,
         )
         .join(Message, Message.id == Delivery.message_id)
         .join(Ward, Ward.id == Message.ward_id)
@@ -315,7 +317,7 @@ def _load(session: Session, ids: Sequence[int]) -> tuple[list[_Claimed], list[tu
     ready: list[_Claimed] = []
     cancelled: list[tuple[int, str]] = []
     for (ident, attempts, message_id, ward_code, ward_name, email, name, subscription_id,
-         status, suppressed) in rows:
+         status, suppressed, delivery_nonce, subscription_nonce) in rows:
         if suppressed is not None:
             cancelled.append((ident, f"not sent: the address is suppressed ({suppressed})"))
             continue
@@ -325,7 +327,7 @@ def _load(session: Session, ids: Sequence[int]) -> tuple[list[_Claimed], list[tu
         allowed = {Status.CONFIRMED, Status.PENDING} if message.kind == MessageKind.CONFIRM \
             else set(Status) if message.kind in ANYONE_KINDS \
             else {Status.CONFIRMED}
-        if subscription_id is None or status not in allowed:
+        if subscription_id is None or subscription_nonce is None or status not in allowed:
             state = status or "gone"
             cancelled.append((ident, f"not sent: the subscription is {state} "
                                      "(not confirmed or unsubscribed)"))
@@ -345,6 +347,9 @@ def _load(session: Session, ids: Sequence[int]) -> tuple[list[_Claimed], list[tu
                 recipient_name=name,
                 subscription_id=subscription_id,
                 created_at=message.created_at,
+                delivery_nonce=delivery_nonce,
+                subscription_nonce=subscription_nonce,
+                message_nonce=message.nonce,
             ),
             attempts,
         ))

@@ -42,7 +42,8 @@ from alerts.inbound.text import ReplyText, body_text, split_reply
 from alerts.messages import Message
 from alerts.sources.sanitise import shorten
 from subscriptions.base import utcnow
-from subscriptions.links import Purpose, verify_reference
+from subscriptions.links import Purpose, nonces_in, verify_reference
+from subscriptions.subscribers import Subscription
 from subscriptions.wards import Ward
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class Addressing:
         return self.bounce_delivery or self.reply_delivery
 
 
-def read_addressing(recipients: tuple[str, ...], *, reply_domain: str,
+def read_addressing(session: Session, recipients: tuple[str, ...], *, reply_domain: str,
                     secret: str) -> Addressing:
     found = Addressing()
     for recipient in recipients:
@@ -97,7 +98,9 @@ def read_addressing(recipients: tuple[str, ...], *, reply_domain: str,
         if match is None:
             continue
         prefix, token = match.groups()
-        ident = verify_reference(secret, _PREFIXES[prefix], token)
+        purpose = _PREFIXES[prefix]
+        named = Subscription if purpose == Purpose.UNSUBSCRIBE else Delivery
+        ident = verify_reference(secret, purpose, token, nonces_in(session, named))
         if ident is None:
             found.forged.append(prefix)
         elif prefix == "reply":
@@ -207,7 +210,8 @@ class Intake:
             log.error("an inbound message could not be read (%s)", type(error).__name__)
             return self._held(session, raw, digest, via, DEAD_LETTER,
                               f"could not be read ({type(error).__name__})", now)
-        addressing = read_addressing(mail.recipients, reply_domain=settings.mail.reply_domain,
+        addressing = read_addressing(session, mail.recipients,
+                                     reply_domain=settings.mail.reply_domain,
                                      secret=settings.web.secret_key)
         if addressing.forged:
             return self._held(

@@ -17,7 +17,12 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
-from alerts.confirmations import CONFIRM_MAX_AGE_HOURS, confirm, sign_up
+from alerts.confirmations import (
+    CONFIRM_MAX_AGE_HOURS,
+    confirm,
+    preview_confirmation,
+    sign_up,
+)
 from alerts.db import transaction
 from alerts.digests.render import environment
 from alerts.my_data import DATA_MAX_AGE_HOURS, erase_data, export_data, read_data_link, request_data
@@ -28,9 +33,9 @@ from subscriptions.addresses import AddressError, normalise_address
 from subscriptions.base import utcnow
 from subscriptions.consent import CURRENT_WORDING, WORDING, Consent, ConsentMethod
 from subscriptions.languages import Language, LanguageError, parse_language
-from subscriptions.links import Purpose, verify_reference
+from subscriptions.links import Purpose, nonces_in, verify_reference
 from subscriptions.postcodes import any_postcodes, wards_for_postcode
-from subscriptions.subscribers import Frequency
+from subscriptions.subscribers import Frequency, Subscription
 from subscriptions.topics import TopicError, topics_by_ward
 from subscriptions.wards import list_wards
 from subscriptions.web_consent import (
@@ -135,8 +140,20 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
         # The same page whatever happened, so the form tells no one who is subscribed.
         return page(request, "subscribed", {"valid_hours": CONFIRM_MAX_AGE_HOURS})
 
+    # Mail filters open every link in an email: opening this one only shows the button.
     @router.get("/confirm/{token}", response_class=HTMLResponse)
-    def confirm_page(request: Request, token: str) -> HTMLResponse:
+    def confirm_get(request: Request, token: str) -> HTMLResponse:
+        with factory() as session:
+            ward_names = preview_confirmation(session, settings, token)
+        if ward_names is None:
+            return invalid_link(request, "confirm")
+        return page(request, "confirm", {"ward_names": ward_names, "token": token},
+                    with_form=True)
+
+    @router.post("/confirm/{token}", response_class=HTMLResponse)
+    def confirm_post(request: Request, token: str, csrf_token: FormText = "") -> HTMLResponse:
+        if not csrf.valid(request, csrf_token):
+            return expired_form(request)
         with transaction(factory) as session:
             done = confirm(session, settings, token, now=utcnow())
         if done is None:
@@ -156,9 +173,14 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
             "languages": list(Language),
         }, status=status, with_form=True)
 
+    def subscription_named(purpose: Purpose, token: str) -> int | None:
+        with factory() as session:
+            return verify_reference(settings.web.secret_key, purpose, token,
+                                    nonces_in(session, Subscription))
+
     @router.get("/preferences/{token}", response_class=HTMLResponse)
     def preferences_get(request: Request, token: str) -> HTMLResponse:
-        ident = verify_reference(settings.web.secret_key, Purpose.PREFERENCES, token)
+        ident = subscription_named(Purpose.PREFERENCES, token)
         if ident is None:
             return invalid_link(request, "preferences")
         return preferences_page(request, ident, token)
@@ -169,7 +191,7 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
                          topic_wards: FormList = [], all_topics: FormList = [],  # noqa: B006
                          topics: FormList = [], language: FormText = "",  # noqa: B006
                          csrf_token: FormText = "") -> HTMLResponse:
-        ident = verify_reference(settings.web.secret_key, Purpose.PREFERENCES, token)
+        ident = subscription_named(Purpose.PREFERENCES, token)
         if ident is None:
             return invalid_link(request, "preferences")
         if not csrf.valid(request, csrf_token):
@@ -196,7 +218,7 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
 
     @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
     def unsubscribe_get(request: Request, token: str) -> HTMLResponse:
-        ident = verify_reference(settings.web.secret_key, Purpose.UNSUBSCRIBE, token)
+        ident = subscription_named(Purpose.UNSUBSCRIBE, token)
         with factory() as session:
             leaving = describe_leaving(session, ident) if ident is not None else None
         if leaving is None:
@@ -210,7 +232,7 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
         one_click: Annotated[str, Form(alias="List-Unsubscribe")] = "",
         everywhere: FormText = "", csrf_token: FormText = "",
     ) -> Response:
-        ident = verify_reference(settings.web.secret_key, Purpose.UNSUBSCRIBE, token)
+        ident = subscription_named(Purpose.UNSUBSCRIBE, token)
         if ident is None:
             return invalid_link(request, "unsubscribe")
         # RFC 8058: a mailbox provider posts this with no cookie and no page in between;

@@ -1,7 +1,9 @@
 """The "Was this useful?" links from emails, on the residents' site.
 
-    GET  /useful/{token}   record the vote the link carries (once), and thank the resident
-    POST /useful/{token}   change that same vote's answer (field `useful`: yes or no)
+    GET  /useful/{token}   ask the question, the link's answer chosen; nothing is recorded,
+                           since mail filters open every link in an email
+    POST /useful/{token}   record the answer (field `useful`: yes or no), and thank the
+                           resident; posting again with the same link changes that one vote
 
 The signed token is the only thing read: no cookie is set, and neither the address, the
 request's IP nor its user agent is stored or logged with a vote (the access log is off).
@@ -20,7 +22,7 @@ from alerts.config import Settings
 from alerts.db import transaction
 from alerts.digests.render import environment
 from alerts.translations import HTML_LANG
-from alerts.useful import Vote, read_vote, record_vote
+from alerts.useful import read_stored_vote, record_vote, vote_question
 from alerts.web.languages import request_language
 from alerts.web.residents import HEADERS
 from subscriptions.base import utcnow
@@ -33,7 +35,7 @@ def useful_router(factory: sessionmaker[Session], settings: Settings) -> APIRout
     def page(request: Request, name: str, context: dict[str, Any], *,
              status: int = 200) -> HTMLResponse:
         # The resident's language as their other pages have it; no switch link, since
-        # following it would open the vote link again.
+        # remembering its choice would take a cookie, and these pages set none.
         language = request_language(request, switchable=False)
         body = environment(language=language).get_template(f"web/{name}.html").render(
             force=settings.force, **context)
@@ -43,31 +45,35 @@ def useful_router(factory: sessionmaker[Session], settings: Settings) -> APIRout
     def invalid_link(request: Request) -> HTMLResponse:
         return page(request, "invalid", {"what": "useful"}, status=400)
 
-    def thanks(request: Request, token: str, vote: Vote | None, *,
-               changed: bool = False) -> HTMLResponse:
-        if vote is None:  # the post has been deleted since the email went
-            return page(request, "invalid", {"what": "useful"}, status=404)
-        return page(request, "useful", {"vote": vote, "token": token, "changed": changed})
+    def post_gone(request: Request) -> HTMLResponse:  # deleted since the email went
+        return page(request, "invalid", {"what": "useful"}, status=404)
 
-    # GET records the vote, so that one click in the email is enough.
     @router.get("/useful/{token}", response_class=HTMLResponse)
     def useful_get(request: Request, token: str) -> HTMLResponse:
-        ballot = read_vote(settings.web.secret_key, token)
-        if ballot is None:
-            return invalid_link(request)
-        with transaction(factory) as session:
-            vote = record_vote(session, ballot, now=utcnow())
-        return thanks(request, token, vote)
+        with factory() as session:
+            ballot = read_stored_vote(session, settings.web.secret_key, token)
+            if ballot is None:
+                return invalid_link(request)
+            question = vote_question(session, ballot)
+        if question is None:
+            return post_gone(request)
+        return page(request, "useful_question", {
+            "question": question, "answer": ballot.useful, "token": token})
 
-    # No CSRF token: the signed link alone authorises a vote, as it does the GET.
+    # No CSRF token (it would need a cookie): the signed link alone authorises a vote, as
+    # it does an RFC 8058 one-click unsubscribe.
     @router.post("/useful/{token}", response_class=HTMLResponse)
     def useful_post(request: Request, token: str,
                     useful: Annotated[str, Form()] = "") -> HTMLResponse:
-        ballot = read_vote(settings.web.secret_key, token)
-        if ballot is None or useful not in ANSWERS:
-            return invalid_link(request)
         with transaction(factory) as session:
-            vote = record_vote(session, ballot, now=utcnow(), change_to=ANSWERS[useful])
-        return thanks(request, token, vote, changed=True)
+            ballot = read_stored_vote(session, settings.web.secret_key, token)
+            if ballot is None or useful not in ANSWERS:
+                return invalid_link(request)
+            asked = vote_question(session, ballot)
+            vote = (None if asked is None else
+                    record_vote(session, ballot, now=utcnow(), change_to=ANSWERS[useful]))
+        if asked is None or vote is None:
+            return post_gone(request)
+        return page(request, "useful", {"vote": vote, "token": token, "before": asked.held})
 
     return router
