@@ -1,6 +1,7 @@
 """The residents' pages through FastAPI's TestClient, on both stores: subscribe (no
-enumeration, consent recorded, one confirmation an hour), confirm (expiring signed link),
-preferences, unsubscribe (page and RFC 8058 one-click), CSRF, and what a pending address gets.
+enumeration, consent recorded, one confirmation an hour), confirm (expiring signed link, whose
+page's button confirms), preferences, unsubscribe (page and RFC 8058 one-click), CSRF, and what
+a pending address gets.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import time
 from datetime import timedelta
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
@@ -27,7 +29,7 @@ from alerts.urgent import post_urgent
 from alerts.web.app import create_app
 from subscriptions.base import utcnow
 from subscriptions.consent import CURRENT_WORDING, WORDING
-from subscriptions.links import Purpose, sign_reference
+from subscriptions.links import Purpose, nonces_in, seal, sign_reference
 from subscriptions.subscribers import Frequency, Status, Subscriber, Subscription
 from subscriptions.suppression import SuppressionReason, suppress
 from subscriptions.wards import Ward, get_ward
@@ -68,6 +70,13 @@ def confirm_link(received: Received) -> str:
     match = re.search(r"https://alerts\.example\.org(/confirm/\S+)", body.get_content())
     assert match, "the confirmation email carries the link"
     return match.group(1)
+
+
+def confirm_by_button(client: TestClient, path: str) -> httpx.Response:
+    """Open a confirmation link, as a resident does, and press the page's one button."""
+    page = client.get(path)
+    assert page.status_code == 200 and "Confirm my subscription" in page.text
+    return client.post(path, data={"csrf_token": csrf_of(page.text)})
 
 
 def link_path(url: str) -> str:
@@ -130,7 +139,7 @@ def test_a_web_sign_up_is_pending_with_its_consent_and_gets_only_the_confirmatio
     assert "Riverside" in content and "Hillcrest" in content
     assert "999" in content and "Crimestoppers" in content
 
-    page = client.get(confirm_link(mail))
+    page = confirm_by_button(client, confirm_link(mail))
     assert page.status_code == 200 and "You are subscribed" in page.text
     confirmed = subscriptions_of(factory, "jo@home.example")
     assert [s.status for s in confirmed] == [Status.CONFIRMED, Status.CONFIRMED]
@@ -194,30 +203,69 @@ def test_expired_forged_and_altered_confirmation_links_are_refused_and_change_no
     deliver_due(factory, settings)
     genuine = confirm_link(sink.received[0])
     [pending] = subscriptions_of(factory, "jo@home.example")
-    payload = (pending.subscriber_id, (pending.id,))
+    with factory() as session:
+        nonce = nonces_in(session, Subscriber)(pending.subscriber_id)
+    assert nonce is not None
+    # What a genuine token holds, sealed with the resident's nonce: only the signing differs.
+    payload = {"s": pending.subscriber_id, "ids": [pending.id],
+               "n": seal(settings.web.secret_key, Purpose.CONFIRM, pending.subscriber_id, nonce)}
 
     class LongAgo(TimestampSigner):
         def get_timestamp(self) -> int:
             return int(time.time()) - 49 * 3600
 
     expired = URLSafeTimedSerializer(settings.web.secret_key, salt=CONFIRM_SALT,
-                                     signer=LongAgo).dumps({"s": payload[0],
-                                                            "ids": list(payload[1])})
-    forged = URLSafeTimedSerializer("another-key", salt=CONFIRM_SALT).dumps(
-        {"s": payload[0], "ids": list(payload[1])})
-    other_salt = URLSafeTimedSerializer(settings.web.secret_key, salt="x").dumps(
-        {"s": payload[0], "ids": list(payload[1])})
+                                     signer=LongAgo).dumps(payload)
+    forged = URLSafeTimedSerializer("another-key", salt=CONFIRM_SALT).dumps(payload)
+    other_salt = URLSafeTimedSerializer(settings.web.secret_key, salt="x").dumps(payload)
     altered = genuine[:-3] + ("aaa" if not genuine.endswith("aaa") else "bbb")
+    csrf = csrf_of(client.get(genuine).text)
     for path in (f"/confirm/{expired}", f"/confirm/{forged}", f"/confirm/{other_salt}",
                  altered, "/confirm/nonsense"):
-        page = client.get(path)
-        assert page.status_code == 400, path
-        assert "This link does not work" in page.text and 'href="/subscribe"' in page.text
-        assert "Nothing has been changed" in page.text
+        for page in (client.get(path), client.post(path, data={"csrf_token": csrf})):
+            assert page.status_code == 400, path
+            assert "This link does not work" in page.text and 'href="/subscribe"' in page.text
+            assert "Nothing has been changed" in page.text
     assert subscriptions_of(factory, "jo@home.example")[0].status == Status.PENDING
-    assert confirmation_token(settings, *payload) != expired
-    assert client.get(genuine).status_code == 200
+    assert confirmation_token(settings, pending.subscriber_id, nonce, (pending.id,)) != expired
+    assert confirm_by_button(client, genuine).status_code == 200
     assert subscriptions_of(factory, "jo@home.example")[0].status == Status.CONFIRMED
+
+
+@pytest.mark.usefixtures("wards")
+def test_opening_a_confirmation_link_changes_nothing_and_the_pages_button_confirms(
+    factory: sessionmaker[Session], smtp: tuple[SinkHandler, Settings]
+) -> None:
+    sink, settings = smtp
+    client = client_for(factory, settings)
+    sign_up(client, "jo@home.example", "RIV", "HIL")
+    sign_up(client_for(factory, settings), "sam@home.example", "OLD")
+    deliver_due(factory, settings)
+    [mail] = [r for r in sink.received if r.rcpt_tos == ["jo@home.example"]]
+    path = confirm_link(mail)
+
+    def statuses() -> set[str]:
+        return {s.status for s in subscriptions_of(factory, "jo@home.example")}
+
+    scanner = client_for(factory, settings)  # a mail filter that opens every link, twice
+    for _ in range(2):
+        opened = scanner.get(path)
+        assert opened.status_code == 200
+        assert statuses() == {Status.PENDING}, "opening the link confirms nothing"
+    page = opened.text
+    assert "Confirm your subscription" in page and page.count("<button") == 1
+    assert f'<form method="post" action="{path}">' in page
+    assert "Hillcrest" in page and "Riverside" in page, "the wards the resident asked for"
+    assert "jo@home.example" not in page and "Old Town" not in page
+    assert opened.headers["cache-control"] == "no-store"
+    assert opened.headers["referrer-policy"] == "no-referrer"
+    assert scanner.post(path, data={}).status_code == 400, "the button's form has a CSRF token"
+    assert statuses() == {Status.PENDING}
+
+    done = client.post(path, data={"csrf_token": csrf_of(client.get(path).text)})
+    assert done.status_code == 200 and "You are subscribed" in done.text
+    assert statuses() == {Status.CONFIRMED}
+    assert subscriptions_of(factory, "sam@home.example")[0].status == Status.PENDING
 
 
 @pytest.mark.usefixtures("wards")

@@ -1,6 +1,6 @@
 """Was this useful?, end to end: a digest and an alert delivered to a maildir through the
-real pipeline, their vote links followed with the web app (FastAPI's TestClient), and the
-officer's ward page showing the counts. On both stores."""
+real pipeline, their vote links opened with the web app (FastAPI's TestClient: opening asks,
+the page's button records), and the officer's ward page showing the counts. On both stores."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -31,7 +32,7 @@ from alerts.useful import (
     Ballot,
     UsefulVote,
     new_ballot_number,
-    read_vote,
+    read_stored_vote,
     record_vote,
 )
 from alerts.web.app import create_app
@@ -74,6 +75,20 @@ def vote_link(sent: Sent, title: str, answer: str) -> str:
     label = "Yes, it was useful" if answer == "Yes" else "No, it was not useful"
     assert f'<a href="{url}" style="color: #0b5cad;">{label}</a>' in sent.html
     return urlsplit(url).path
+
+
+def chosen_answer(page: str) -> str:
+    """The answer ("yes" or "no") a vote page has chosen."""
+    chosen = re.findall(r'name="useful" value="(yes|no)" checked', page)
+    assert len(chosen) == 1, "one answer is chosen"
+    return str(chosen[0])
+
+
+def vote_by_button(client: TestClient, path: str) -> httpx.Response:
+    """Open a vote link, as a resident does, and send the answer the page has chosen."""
+    page = client.get(path)
+    assert page.status_code == 200
+    return client.post(path, data={"useful": chosen_answer(page.text)})
 
 
 def digest_for_residents(factory: sessionmaker[Session], settings: Settings,
@@ -125,16 +140,19 @@ def test_a_not_useful_click_records_one_vote_for_that_post_and_nothing_about_the
     first = mail[emails[0]][0]
     path = vote_link(first, POSTS[0], "No")
     token = path.rsplit("/", 1)[1]
-    ballot = read_vote(SECRET, token)
+    with factory() as session:
+        ballot = read_stored_vote(session, SECRET, token)
     assert ballot is not None
 
     with caplog.at_level(logging.DEBUG):
-        page = client.get(path)
+        asked = client.get(path)
+        page = client.post(path, data={"useful": chosen_answer(asked.text)})
     assert page.status_code == 200
     assert "Done: your answer is recorded." in page.text
     assert f"“{POSTS[0]}” was not useful" in page.text
-    assert "script" not in page.headers["content-security-policy"]
-    assert "set-cookie" not in page.headers
+    for response in (asked, page):
+        assert "script" not in response.headers["content-security-policy"]
+        assert "set-cookie" not in response.headers
     # What the server side logged (the test's own HTTP client logs the URL it asks for).
     logged = " ".join(r.getMessage() for r in caplog.records if not r.name.startswith("httpx"))
     assert token not in logged and ballot.number not in logged
@@ -151,26 +169,48 @@ def test_a_not_useful_click_records_one_vote_for_that_post_and_nothing_about_the
     assert vote.ballot not in token and stored.count(vote.ballot) == 1
     assert not any(email in f"{vote.ballot} {vote.voted_at}" for email in emails)
 
-    again = client.get(path)
+    again = vote_by_button(client, path)
     assert again.status_code == 200 and "already recorded" in again.text
-    in_welsh = client.get(path, headers={"Accept-Language": "cy"})
+    in_welsh = client.post(path, data={"useful": "no"}, headers={"Accept-Language": "cy"})
     assert "Diolch am ddweud wrthym" in in_welsh.text
     assert len(rows(factory)) == 1
 
     changed = client.post(path, data={"useful": "yes"})
     assert changed.status_code == 200 and f"“{POSTS[0]}” was useful" in changed.text
+    assert "Done: your answer is changed." in changed.text
     [vote] = rows(factory)
     assert vote.useful is True and vote.item_id == ids[POSTS[0]]
-    assert "already recorded" in client.get(path).text
+    reopened = client.get(path).text
+    assert "You have answered already" in reopened and chosen_answer(reopened) == "no"
     assert [v.useful for v in rows(factory)] == [True]
 
     assert not [v for v in rows(factory) if v.item_id == ids[POSTS[1]]]
 
     second_resident = vote_link(mail[emails[1]][0], POSTS[0], "No")
     assert second_resident != path
-    assert client.get(second_resident).status_code == 200
+    assert vote_by_button(client, second_resident).status_code == 200
     assert sorted(v.useful for v in rows(factory)) == [False, True]
     assert {v.item_id for v in rows(factory)} == {ids[POSTS[0]]}
+
+
+def test_opening_a_vote_link_records_nothing_and_asks_with_the_links_answer_chosen(
+        factory: sessionmaker[Session], settings: Settings, client: TestClient) -> None:
+    ids, emails = digest_for_residents(factory, settings, residents=1)
+    sent = delivered(settings)[emails[0]][0]
+    for title in POSTS:
+        for answer in ("Yes", "No"):
+            path = vote_link(sent, title, answer)
+            for _ in range(2):  # a mail filter that opens every link, twice
+                page = client.get(path)
+                assert page.status_code == 200
+                assert rows(factory) == [], "opening a vote link records nothing"
+            assert f"Was “{title}” useful to you?" in page.text
+            assert chosen_answer(page.text) == answer.lower()
+            assert f'<form method="post" action="{path}">' in page.text
+            assert page.text.count("<button") == 1 and "set-cookie" not in page.headers
+    path = vote_link(sent, POSTS[1], "Yes")
+    assert client.post(path, data={"useful": "yes"}).status_code == 200
+    assert [(v.item_id, v.useful) for v in rows(factory)] == [(ids[POSTS[1]], True)]
 
 
 def test_a_forged_or_altered_vote_link_records_nothing(
@@ -214,8 +254,8 @@ def test_the_post_and_alert_emails_carry_vote_links_for_their_item(
     for email in sent:
         assert "__ALERTS_" not in email.text and "__ALERTS_" not in email.html
         [yes, no] = re.findall(r"^(?:Yes|No):\s+(\S+)$", email.text, re.MULTILINE)
-        assert client.get(urlsplit(no if "Street" in email.text else yes).path).status_code \
-            == 200
+        assert vote_by_button(client, urlsplit(no if "Street" in email.text else yes).path
+                              ).status_code == 200
     with factory() as session:
         alert_item = session.scalar(select(MessageItem.item_id)
                                     .where(MessageItem.message_id == alert.message_id))
