@@ -135,8 +135,8 @@ def queue_confirmations(session: Session, settings: Settings,
     suppressed: set[int] = set()
     nonces: dict[int, str] = {}
     for chunk in _chunks(subscriber_ids):
-        nonces.update(session.execute(select(Subscriber.id, Subscriber.nonce)
-                                      .where(Subscriber.id.in_(chunk))).tuples())
+        nonces.update((ident, nonce) for ident, nonce in session.execute(
+            select(Subscriber.id, Subscriber.nonce).where(Subscriber.id.in_(chunk))))
         suppressed.update(session.scalars(
             select(Subscriber.id).join(Suppression, Suppression.email == Subscriber.email)
             .where(Subscriber.id.in_(chunk))))

@@ -71,10 +71,11 @@ def _alembic_config(engine: Engine) -> Config:
     return config
 
 
-def migrate(engine: Engine) -> tuple[str | None, str]:
-    """Bring the schema to the newest revision; return (revision before, revision after)."""
+def migrate(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+    """Bring the schema to the newest revision (or to `revision`, for tests of a migration);
+    return (revision before, revision after)."""
     before = current_revision(engine)
-    command.upgrade(_alembic_config(engine), "head")
+    command.upgrade(_alembic_config(engine), revision)
     after = current_revision(engine)
     assert after is not None
     return before, after

@@ -35,7 +35,8 @@ def test_the_migrations_build_the_schema_the_models_describe(engine: Engine) -> 
 
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={
-            "compare_type": True, "compare_server_default": server_default_comparison(engine.dialect.name),
+            "compare_type": True,
+            "compare_server_default": server_default_comparison(engine.dialect.name),
             "include_object": ours})
         assert compare_metadata(context, metadata) == []
 
@@ -54,5 +55,65 @@ def test_a_plain_postgresql_url_is_served_by_psycopg(database_url: str) -> None:
         with engine.connect() as connection:
             assert connection.execute(text("SELECT 1")).scalar() == 1
         assert engine.dialect.driver == "psycopg"
+    finally:
+        engine.dispose()
+
+
+def test_migrating_a_database_with_rows_keeps_them_gives_each_a_nonce_and_never_reuses_ids(
+    database_url: str,
+) -> None:
+    """0011 on a database that holds data: every row and reference kept (rebuilding a table
+    on SQLite must not cascade into the tables that refer to it), a random nonce per row,
+    and the next id after the highest ever given, even once that row is deleted."""
+    engine = make_engine(database_url)
+    try:
+        migrate(engine, "0010")
+        now = "2026-12-01 10:00:00+00:00"
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO wards (id, code, name, team_email, created_at) "
+                "VALUES (1, 'RIV', 'Riverside', 'riv@police.example', :now)"), {"now": now})
+            for ident in (1, 2, 3):
+                connection.execute(text(
+                    "INSERT INTO subscribers (id, email, name, created_at) "
+                    "VALUES (:id, :email, '', :now)"),
+                    {"id": ident, "email": f"r{ident}@home.example", "now": now})
+                connection.execute(text(
+                    "INSERT INTO subscriptions (id, subscriber_id, ward_id, frequency, status, "
+                    "consent_at, consent_method, consent_source, consent_wording, "
+                    "consent_prior_declared, created_at) VALUES (:id, :id, 1, 'weekly', "
+                    "'confirmed', :now, 'import', '', 'v1', true, :now)"),
+                    {"id": ident, "now": now})
+            connection.execute(text(
+                "INSERT INTO messages (id, ward_id, kind, subject, html, text, created_at) "
+                "VALUES (1, 1, 'digest', 'News', '', '', :now)"), {"now": now})
+            for ident in (1, 2, 3):
+                connection.execute(text(
+                    "INSERT INTO deliveries (id, message_id, subscriber_id, status, attempts, "
+                    "next_attempt_at, created_at) VALUES (:id, 1, :id, 'sent', 1, :now, :now)"),
+                    {"id": ident, "now": now})
+            connection.execute(text(
+                "INSERT INTO users (id, email, name, role, session_version, created_at) "
+                "VALUES (1, 'pc@police.example', '', 'admin', 1, :now)"), {"now": now})
+        migrate(engine)
+        with engine.begin() as connection:
+            for table in ("subscribers", "subscriptions", "deliveries"):
+                nonces = connection.execute(text(f"SELECT nonce FROM {table}")).scalars().all()
+                assert len(nonces) == 3, f"{table} kept every row"
+                assert len(set(nonces)) == 3 and all(len(n) == 32 for n in nonces)
+            for table in ("messages", "users"):
+                assert connection.execute(text(f"SELECT nonce FROM {table}")).scalar()
+            connection.execute(text("DELETE FROM deliveries WHERE id = 3"))
+            connection.execute(text("DELETE FROM subscribers WHERE id = 3"))
+            new_id = connection.execute(text(
+                "INSERT INTO subscribers (email, name, created_at, nonce) "
+                "VALUES ('new@home.example', '', :now, 'n') RETURNING id"), {"now": now}).scalar()
+            assert new_id == 4, "the id of a deleted row is not given again"
+            if engine.dialect.name == "sqlite":
+                assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+                assert connection.exec_driver_sql("PRAGMA foreign_key_check").all() == []
+            assert connection.execute(text(
+                "SELECT count(*) FROM subscriptions WHERE subscriber_id = 3")).scalar() == 0, \
+                "deleting a subscriber still cascades: the foreign keys are back on"
     finally:
         engine.dispose()
