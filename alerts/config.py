@@ -6,6 +6,7 @@ One typed `Settings` value is built at the edge (the CLI) and passed inward.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -54,6 +55,9 @@ class WebSettings:
     port: int = 8000
     base_url: str = "http://127.0.0.1:8000"
     secret_key: str = DEFAULT_SECRET_KEY
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For/-Proto are believed;
+    # from anyone else those headers are ignored (alerts/web/app.py).
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -276,6 +280,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("topics.names lists the same topic twice")
     if settings.inbound.reminder_days < 1:
         raise ConfigError("inbound.reminder_days must be at least 1")
+    for proxy in settings.web.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy)
+        except ValueError:
+            raise ConfigError(f"web.trusted_proxies: {proxy!r} is not an IP address or "
+                              "network (e.g. \"127.0.0.1\" or \"10.0.0.0/8\")") from None
     if not settings.web.base_url.startswith(("http://", "https://")):
         raise ConfigError(f"web.base_url must start with http:// or https://, not "
                           f"{settings.web.base_url!r}")

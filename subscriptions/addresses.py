@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from email_validator import EmailNotValidError, validate_email
 
 
@@ -13,12 +15,16 @@ def normalise_address(raw: str) -> str:
     """Return the address as stored (lower-cased), or raise AddressError.
 
     Lower-casing the local part too is what residents expect: "Jo@X.org" and
-    "jo@x.org" are one person, who must not get every digest twice.
+    "jo@x.org" are one person, who must not get every digest twice. Compatibility forms
+    are folded first (NFKC: a full-width p, U+FF50, is a "p"), so every way of typing one address
+    gives one stored form; whatever looks an address up or keys on it (the sign-in throttle
+    too) calls this one function. Case is lowered, not Unicode-folded: folding would make
+    "straße@" "strasse@", which may be someone else's mailbox.
 
     No DNS look-up: the product must work offline and on closed networks, and a
     bounce tells us more than an MX record does.
     """
-    text = raw.strip()
+    text = unicodedata.normalize("NFKC", raw).strip()
     if not text:
         raise AddressError("is empty")
     if any(ch in text for ch in "\r\n"):

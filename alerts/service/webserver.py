@@ -40,6 +40,9 @@ def make_server(app: FastAPI) -> EmbeddedServer:
     config = uvicorn.Config(
         app,
         lifespan="off",
+        # The app decides who the client is (web.trusted_proxies, alerts/web/app.py);
+        # uvicorn's own default would believe X-Forwarded-For from any loopback peer.
+        proxy_headers=False,
         log_config=None,
         access_log=False,
         timeout_graceful_shutdown=5,

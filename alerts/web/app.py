@@ -2,6 +2,11 @@
 
 It serves `/healthz` and, given the settings, the residents' pages and the staff pages
 under `/staff/` (sign-in, officers', coordinators').
+
+Who the client is gets decided here, once: `request.client` is the connecting peer, unless
+that peer is one of `web.trusted_proxies`, whose X-Forwarded-For and X-Forwarded-Proto
+(uvicorn's `ProxyHeadersMiddleware`) then name the client and the scheme. Nothing else reads
+those headers; the server adds no proxy handling of its own.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from collections.abc import Callable
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from alerts.config import Settings
 from alerts.events import EventBus
@@ -49,6 +55,8 @@ web wakes the delivery loop of `alerts run`; without one the pages wire their ow
                               now=utcnow())
         return JSONResponse(dict(report), status_code=200 if report["database"] == "ok" else 503)
 
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(
+        settings.web.trusted_proxies if settings is not None else ()))
     if settings is not None:
         app.include_router(residents_router(factory, settings))
         app.include_router(useful_router(factory, settings))

@@ -45,6 +45,8 @@ def safe_next(target: str) -> str:
 
 
 def client_address(request: Request) -> str:
+    """The network address the throttle counts: the peer, or what a trusted proxy says it
+    forwarded for (decided once, in alerts/web/app.py; never the raw header)."""
     return request.client.host if request.client is not None else "unknown"
 
 

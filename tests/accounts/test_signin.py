@@ -101,6 +101,36 @@ def test_thirty_wrong_passwords_from_one_address_lock_that_address_for_every_acc
     assert elsewhere.user is not None
 
 
+def full_width(text: str) -> str:
+    """The text in full-width forms (U+FF01 to U+FF5E), as an East Asian keyboard may type it."""
+    return "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in text)
+
+
+@pytest.mark.parametrize("typed", ["pc.bloggs@police.example",
+                                   f"pc.bloggs@{full_width('p')}olice.example"])
+def test_a_locked_account_stays_locked_however_its_address_is_spelled(
+        session: Session, officer: User, typed: str) -> None:
+    # A full-width p in the domain signs in to the same account, so it meets the same lock,
+    # and wrong passwords typed that way count towards it.
+    start = utcnow()
+    for n in range(ACCOUNT_LIMIT):
+        assert sign_in(session, typed, f"wrong guess {n}", address=f"198.51.100.{n}",
+                       now=start + timedelta(seconds=n)).refusal == Refusal.WRONG
+    for spelling in (officer.email, f"pc.bloggs@{full_width('p')}olice.example",
+                     "PC.Bloggs@POLICE.example"):
+        locked = sign_in(session, spelling, PASSWORD, address=HOME,
+                         now=start + timedelta(minutes=1))
+        assert locked.user is None and locked.refusal == Refusal.LOCKED, spelling
+
+
+def test_full_width_forms_of_an_address_are_that_address(
+        session: Session, officer: User) -> None:
+    for spelling in (f"{full_width('p')}c.bloggs@police.example",
+                     f"pc.bloggs{full_width('@')}police.example",
+                     full_width("PC.BLOGGS@POLICE.EXAMPLE")):
+        assert sign_in(session, spelling, PASSWORD, address=HOME).user is officer, spelling
+
+
 def test_a_session_token_names_its_user_until_they_sign_out(
         session: Session, officer: User) -> None:
     token = session_token(SECRET, officer)
