@@ -1,8 +1,9 @@
 """The residents' journey in a real browser: Debian's Chromium driven by Playwright against
 the web app on a loopback port, with the confirmation email read from an SMTP sink.
 
-subscribe → confirmation email → confirm → change frequency → unsubscribe → see and erase
-my data, each page screenshotted at phone and desktop widths into the test's artefacts
+subscribe → confirmation email → confirm (the link's page, then its button) → answer "was this
+useful?" from an alert (the link's page, then its button) → change frequency → unsubscribe →
+see and erase my data, each page screenshotted at phone and desktop widths into the test's artefacts
 folder and checked with axe-core (tests/browser.py: check_page fails on a serious or
 critical problem). The browser is never downloaded: without /usr/bin/chromium the test is
 skipped.
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.config import Settings
 from alerts.delivery.sender import DeliveryReport, deliver_due
 from alerts.urgent import post_urgent
+from alerts.useful import UsefulVote
 from alerts.web.app import create_app
 from subscriptions.base import utcnow
 from subscriptions.subscribers import Status, Subscriber, Subscription
@@ -88,6 +90,11 @@ def status_of(factory: sessionmaker[Session], email: str) -> list[tuple[str, str
             .order_by(Subscription.id))]
 
 
+def votes(factory: sessionmaker[Session]) -> list[bool]:
+    with factory() as session:
+        return list(session.scalars(select(UsefulVote.useful)))
+
+
 def test_subscribe_confirm_choose_and_leave_in_a_real_browser(
     factory: sessionmaker[Session], smtp: tuple[SinkHandler, Settings], site: Site,
     browser: Browser, artefacts: Path,
@@ -127,6 +134,12 @@ def test_subscribe_confirm_choose_and_leave_in_a_real_browser(
         [confirmation] = emails_to(sink, address)
         link = link_in(confirmation, re.escape(site.base_url) + r"/confirm/\S+")
         page.goto(link)
+        expect(page.get_by_role("heading", level=1)).to_have_text("Confirm your subscription")
+        expect(page.get_by_role("listitem")).to_have_text(["Riverside"])
+        pages.record("confirm")
+        assert status_of(factory, address) == [(Status.PENDING, "daily")], \
+            "opening the link confirms nothing"
+        page.get_by_role("button", name="Confirm my subscription").click()
         expect(page.get_by_role("heading", level=1)).to_have_text("You are subscribed")
         pages.record("confirmed")
         assert status_of(factory, address) == [(Status.CONFIRMED, "daily")]
@@ -141,6 +154,20 @@ def test_subscribe_confirm_choose_and_leave_in_a_real_browser(
         deliver(factory, settings)
         alert = emails_to(sink, address)[-1]
         base = re.escape(site.base_url)
+        page.goto(link_in(alert, base + r"/useful/\S+"))  # the first: "Yes"
+        expect(page.get_by_role("heading", level=1)).to_have_text(
+            "Was “Road closed tonight” useful to you?")
+        expect(page.get_by_label("Yes, it was useful")).to_be_checked()
+        pages.record("useful-question")
+        assert votes(factory) == [], "opening the link records nothing"
+        page.get_by_label("No, it was not useful").check()
+        page.get_by_role("button", name="Send my answer").click()
+        expect(page.get_by_role("status")).to_have_text("Done: your answer is recorded.")
+        expect(page.get_by_text("You said that “Road closed tonight” was not useful.")
+               ).to_be_visible()
+        pages.record("useful-recorded")
+        assert votes(factory) == [False]
+
         page.goto(link_in(alert, base + r"/preferences/\S+"))
         expect(page.get_by_role("heading", level=1)).to_have_text("Your email preferences")
         pages.record("preferences")
