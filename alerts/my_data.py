@@ -25,7 +25,7 @@ from alerts.delivery.fanout import queue_for_subscriber
 from alerts.delivery.outbox import Delivery
 from alerts.digests.ledger import SubscriptionProgress
 from alerts.digests.render import render_data_request
-from alerts.inbound.journal import InboundRecord
+from alerts.inbound.journal import InboundRecord, erase_held_copies
 from alerts.inbound.replies import Reply, ReplyThread, ThreadAnswer
 from alerts.messages import PERSONAL_KINDS, Message, MessageKind
 from subscriptions.links import Purpose, nonces_in, seal, seal_matches
@@ -170,6 +170,7 @@ def erase_data(session: Session, subscriber_id: int, *, now: datetime) -> bool:
                     .execution_options(synchronize_session=False))
     session.execute(delete(ReplyThread).where(ReplyThread.subscriber_id == subscriber_id)
                     .execution_options(synchronize_session=False))
+    erase_held_copies(session, subscriber_id)  # their emails kept in review/, dead-letter/
     session.execute(update(InboundRecord).where(InboundRecord.subscriber_id == subscriber_id)
                     .values(subscriber_id=None, delivery_id=None)
                     .execution_options(synchronize_session=False))

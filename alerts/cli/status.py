@@ -19,7 +19,8 @@ def register(cli: click.Group) -> None:
 @pass_runtime
 def status(runtime: Runtime, as_json: bool) -> None:
     """Outbox depth by state, what is due, the oldest queued row, send rate, failures;
-    inbound mail of the last day, what waits for a person, replies not yet forwarded."""
+    inbound mail of the last day, what waits for a person, bounces no token vouched for,
+    replies not yet forwarded."""
     now = utcnow()
     with runtime.sessions()() as session:
         report = outbox_report(session, now)
@@ -36,6 +37,7 @@ def status(runtime: Runtime, as_json: bool) -> None:
             "inbound": {
                 "last_day_by_kind": inbound.last_day_by_kind,
                 "held_last_week": inbound.held_last_week,
+                "untrusted_bounces_last_week": inbound.untrusted_bounces_last_week,
                 "replies_to_forward": inbound.replies_to_forward,
                 "replies_not_forwarded": inbound.replies_not_forwarded,
                 "open_threads": inbound.open_threads,
@@ -56,6 +58,8 @@ def status(runtime: Runtime, as_json: bool) -> None:
     kinds = ", ".join(f"{count} {kind}" for kind, count in inbound.last_day_by_kind.items())
     click.echo(f"inbound, last 24 h: {kinds or 'none'}; held for a person (7 days): "
                f"{inbound.held_last_week}")
+    click.echo(f"bounces without a genuine bounces+ address (7 days): "
+               f"{inbound.untrusted_bounces_last_week} (in review/; nobody suppressed)")
     click.echo(f"replies: {inbound.replies_to_forward} waiting to reach their team, "
                f"{inbound.replies_not_forwarded} not forwarded (see `alerts replies list`), "
                f"{inbound.open_threads} open thread(s)")

@@ -59,6 +59,8 @@ class Kind(StrEnum):
     COMMAND = "command"
     REPLY = "reply"
     REJECTED = "rejected"  # set by intake (forged token, unreadable), never by classify
+    # Set by intake: a bounce without a genuine bounces+ token, held and believed by no one.
+    UNTRUSTED_BOUNCE = "untrusted_bounce"
 
 
 class Severity(StrEnum):

@@ -7,6 +7,11 @@ the addresses it was sent to, and keep it for review, changing nothing, when one
 classify it; act (bounce → suppress or count, auto-reply → record, command → unsubscribe,
 reply → store, acknowledge, queue for the team); journal what was done.
 
+A bounce is believed only when it came to a genuine `bounces+TOKEN@` address, and then only
+about the subscriber that token names: anyone can write a delivery report naming any
+address. One without (sent to `postmaster@`, a bare address, a `reply+` address) is kept for
+review as an `untrusted_bounce` and suppresses no one.
+
 Nothing here logs an address, a subject or a body: the journal and the log say what kind
 of message it was and what was done, by id.
 """
@@ -15,12 +20,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -34,7 +37,14 @@ from alerts.inbound.bounces import apply_bounce
 from alerts.inbound.classify import Classification, Kind, classify, refuse_to_answer
 from alerts.inbound.commands import subscription_of, unsubscribe_by_email
 from alerts.inbound.imap import PollReport, RetryLater, poll_mailbox
-from alerts.inbound.journal import InboundRecord, Via, already_seen, content_hash
+from alerts.inbound.journal import (
+    InboundRecord,
+    Via,
+    already_seen,
+    content_hash,
+    hold,
+    record_owners,
+)
 from alerts.inbound.mail import InboundMail, MalformedMail, parse_mail
 from alerts.inbound.replies import Reply, thread_for
 from alerts.inbound.signals import emergency_signals
@@ -87,6 +97,16 @@ class Addressing:
         return self.bounce_delivery or self.reply_delivery
 
 
+def issued_address(address: str, *, reply_domain: str, from_address: str) -> bool:
+    """Whether the product hands this address out: `reply+`, `bounces+` or `unsubscribe+`
+    at the reply domain, or the From address. Mail to any other address is not ours."""
+    address = address.strip().lower()
+    if address == from_address.lower():
+        return True
+    local, _, domain = address.rpartition("@")
+    return domain == reply_domain.lower() and _TOKEN_ADDRESS.match(local) is not None
+
+
 def read_addressing(session: Session, recipients: tuple[str, ...], *, reply_domain: str,
                     secret: str) -> Addressing:
     found = Addressing()
@@ -110,19 +130,6 @@ def read_addressing(session: Session, recipients: tuple[str, ...], *, reply_doma
         else:
             found.unsubscribe_subscription = ident
     return found
-
-
-def hold(settings: Settings, folder: str, raw: bytes, reason: str, digest: str,
-         now: datetime) -> str:
-    """Keep a copy for a person to look at: NAME.eml and NAME.reason.txt; return the path."""
-    directory = Path(settings.inbound.held_dir) / folder
-    directory.mkdir(parents=True, exist_ok=True)
-    name = f"{now.astimezone(UTC).strftime('%Y%m%dT%H%M%S')}-{digest[:16]}"
-    for suffix, data in ((".reason.txt", (reason + "\n").encode()), (".eml", raw)):
-        partial = directory / f".{name}{suffix}.part"
-        partial.write_bytes(data)
-        os.replace(partial, directory / f"{name}{suffix}")
-    return str(directory / f"{name}.eml")
 
 
 class Intake:
@@ -186,11 +193,14 @@ class Intake:
 
     def _held(self, session: Session, raw: bytes, digest: str, via: Via, folder: str,
               reason: str, now: datetime, classification: Classification | None = None,
-              kind: Kind = Kind.REJECTED) -> Outcome:
-        path = hold(self.settings, folder, raw, reason, digest, now)
+              kind: Kind = Kind.REJECTED, matched: int | None = None) -> Outcome:
+        """Keep the message for a person, journal it, and link the copy to the subscribers
+        it names (and to `matched`, the one a genuine token named) for erasure."""
+        path = hold(self.settings.inbound.held_dir, folder, raw, reason, digest, now)
         outcome = Outcome(kind, f"kept in {folder} for a person to look at: {reason}")
         record = self._journal(session, digest, via, outcome, classification=classification,
                                now=now, held_as=path)
+        record_owners(session, record, raw, matched)
         return Outcome(outcome.kind, outcome.action, record_id=record.id)
 
     def _handle(self, session: Session, raw: bytes, digest: str, *, via: Via,
@@ -213,24 +223,31 @@ class Intake:
         addressing = read_addressing(session, mail.recipients,
                                      reply_domain=settings.mail.reply_domain,
                                      secret=settings.web.secret_key)
+        bounce = classification.kind == Kind.BOUNCE
         if addressing.forged:
             return self._held(
                 session, raw, digest, via, REVIEW,
                 f"the signature of the {'/'.join(addressing.forged)}+ address does not match "
-                "(forged or altered); nothing was changed", now, classification)
+                "(forged or altered); nothing was changed", now, classification,
+                kind=Kind.UNTRUSTED_BOUNCE if bounce else Kind.REJECTED)
+        if bounce and addressing.bounce_delivery is None:
+            return self._held(
+                session, raw, digest, via, REVIEW,
+                "a delivery report not sent to a bounces+ address of this service; "
+                "nobody was suppressed", now, classification, kind=Kind.UNTRUSTED_BOUNCE)
         delivery = session.get(Delivery, addressing.delivery) if addressing.delivery else None
 
-        if classification.kind == Kind.BOUNCE:
-            result = apply_bounce(
-                session, settings.inbound, classification,
-                delivery_subscriber_id=delivery.subscriber_id if delivery else None, now=now)
+        if bounce:
+            # Only the bounces+ token says who bounced; the report's addresses are ignored.
+            subscriber = delivery.subscriber_id if delivery else None
+            result = apply_bounce(session, settings.inbound, classification,
+                                  subscriber_id=subscriber, now=now)
             outcome = Outcome(Kind.BOUNCE, result.action, severity=classification.severity,
                               recipient=(classification.failed_recipients or (None,))[0])
-            subscriber = result.subscriber_ids[0] if result.subscriber_ids else None
             record = self._journal(session, digest, via, outcome, classification=classification,
                                    now=now, delivery=delivery, subscriber_id=subscriber)
             events.append(BounceReceived(subscriber, str(classification.severity),
-                                         result.suppressed > 0))
+                                         result.suppressed))
             return _with_record(outcome, record)
 
         if classification.kind == Kind.AUTO_REPLY:
@@ -251,7 +268,8 @@ class Intake:
             if subscription_id is None:
                 return self._held(session, raw, digest, via, REVIEW,
                                   "an unsubscribe request that names no subscription", now,
-                                  classification, kind=Kind.COMMAND)
+                                  classification, kind=Kind.COMMAND,
+                                  matched=delivery.subscriber_id if delivery else None)
             action = unsubscribe_by_email(session, settings, subscription_id,
                                           may_answer=refusal is None, now=now)
             outcome = Outcome(Kind.COMMAND, action)
@@ -264,7 +282,8 @@ class Intake:
             reason = ("not sent to a reply address" if addressing.delivery is None
                       else "the message it answers is no longer held")
             return self._held(session, raw, digest, via, REVIEW, reason, now, classification,
-                              kind=Kind.REPLY)
+                              kind=Kind.REPLY,
+                              matched=delivery.subscriber_id if delivery else None)
         return self._reply(session, mail, text, digest, via, classification, delivery,
                            message, refusal, now, events)
 

@@ -1,8 +1,9 @@
 """The LMTP server (RFC 2033, aiosmtpd): how Postfix or Exim hand inbound mail over.
 
-Only addresses the product owns are accepted (anything at `mail.reply_domain`, and
-`mail.from_address`); others are refused at RCPT so a misrouted message goes back to its
-MTA rather than into the journal. After DATA, LMTP answers once for each accepted recipient:
+Only addresses the product hands out are accepted (`reply+`, `bounces+` and `unsubscribe+`
+at `mail.reply_domain`, and `mail.from_address`); others (`postmaster@`, a bare `bounces@`)
+are refused at RCPT with 550, so a misrouted or made-up message goes back to its MTA rather
+than into the journal. After DATA, LMTP answers once for each accepted recipient:
 250 when the message was handled (or had been already), 451 when the database could not be
 used, so the MTA keeps the message and tries again later; nothing is lost either way.
 """
@@ -17,7 +18,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from alerts.config import Settings
-from alerts.inbound.intake import Intake, IntakeUnavailable, Outcome
+from alerts.inbound.intake import Intake, IntakeUnavailable, Outcome, issued_address
 from alerts.inbound.journal import Via
 from alerts.inbound.mail import MAX_MESSAGE_BYTES
 
@@ -37,7 +38,7 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 class InboundHandler:
-    """aiosmtpd handler: accepts the product's own addresses and hands each message to intake."""
+    """aiosmtpd handler: takes mail for the addresses the product issues, hands it to intake."""
 
     def __init__(self, intake: Intake, settings: Settings, *,
                  after: Callable[[Outcome], Awaitable[None]] | None = None) -> None:
@@ -49,7 +50,7 @@ class InboundHandler:
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
         address = address.strip().lower()
-        if address.rpartition("@")[2] != self.domain and address != self.own:
+        if not issued_address(address, reply_domain=self.domain, from_address=self.own):
             return "550 5.1.1 Not a mailbox of this service"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"

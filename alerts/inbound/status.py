@@ -1,5 +1,6 @@
-"""Inbound mail as an operator sees it: what came in lately, what waits for a person, and
-replies that have not reached their ward team. Counts only, like the outbox report.
+"""Inbound mail as an operator sees it: what came in lately, what waits for a person,
+bounces nobody could vouch for, and replies that have not reached their ward team. Counts
+only, like the outbox report.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from alerts.inbound.classify import Kind
 from alerts.inbound.journal import InboundRecord
 from alerts.inbound.replies import Reply, ReplyThread
 
@@ -18,6 +20,8 @@ from alerts.inbound.replies import Reply, ReplyThread
 class InboundReport:
     last_day_by_kind: dict[str, int]
     held_last_week: int  # kept in review/ or dead-letter/ for a person to look at
+    # Delivery reports that came without a genuine bounces+ token: held, believed by no one.
+    untrusted_bounces_last_week: int
     replies_to_forward: int
     replies_not_forwarded: int  # the team's address refused them, or attempts ran out
     open_threads: int
@@ -30,9 +34,11 @@ def inbound_report(session: Session, now: datetime, *, max_attempts: int) -> Inb
             .where(InboundRecord.received_at >= now - timedelta(days=1))
             .group_by(InboundRecord.kind))
     }
+    week = InboundRecord.received_at >= now - timedelta(days=7)
     held = session.scalar(select(func.count()).select_from(InboundRecord).where(
-        InboundRecord.held_as.is_not(None),
-        InboundRecord.received_at >= now - timedelta(days=7))) or 0
+        InboundRecord.held_as.is_not(None), week)) or 0
+    untrusted = session.scalar(select(func.count()).select_from(InboundRecord).where(
+        InboundRecord.kind == Kind.UNTRUSTED_BOUNCE, week)) or 0
     unforwarded = Reply.forwarded_at.is_(None)
     waiting = session.scalar(select(func.count()).select_from(Reply).where(
         unforwarded, Reply.forward_attempts < max_attempts)) or 0
@@ -40,4 +46,5 @@ def inbound_report(session: Session, now: datetime, *, max_attempts: int) -> Inb
         unforwarded, Reply.forward_attempts >= max_attempts)) or 0
     open_threads = session.scalar(select(func.count()).select_from(ReplyThread).where(
         ReplyThread.handled_at.is_(None))) or 0
-    return InboundReport(dict(sorted(by_kind.items())), held, waiting, given_up, open_threads)
+    return InboundReport(dict(sorted(by_kind.items())), held, untrusted, waiting, given_up,
+                         open_threads)
