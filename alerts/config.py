@@ -26,6 +26,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = "sqlite:///alerts.db"
+    busy_timeout_seconds: float = 30.0  # SQLite: how long a write waits for another's lock
 
 
 @dataclass(frozen=True)
@@ -261,6 +262,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError(
             f"mail.transport must be \"maildir\" or \"smtp\", not {settings.mail.transport!r}"
         )
+    if settings.database.busy_timeout_seconds < 0:
+        raise ConfigError("database.busy_timeout_seconds must be 0 or more")
     if settings.mail.concurrency < 1:
         raise ConfigError("mail.concurrency must be at least 1")
     if settings.mail.batch_size < 1:

@@ -1,13 +1,15 @@
 """The database: engine and sessions from `database.url`, and migrations to the latest schema.
 
-SQLite (the embedded default) runs in WAL mode with foreign keys on and a busy timeout,
-so that a sender and a collector can work side by side; PostgreSQL uses the same API.
+SQLite (the embedded default) runs in WAL mode with foreign keys on and a busy timeout
+(`database.busy_timeout_seconds`: how long a write waits for another process's lock), so
+that a sender and a collector can work side by side; PostgreSQL uses the same API.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +28,12 @@ class DatabaseError(Exception):
     """The database cannot be used as configured; the message says what to do."""
 
 
-def make_engine(url: str) -> Engine:
+BUSY_TIMEOUT_SECONDS = 30.0
+
+
+def make_engine(url: str, *, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> Engine:
+    """An engine on `url`; on SQLite a write waits up to `busy_timeout` seconds for a lock
+    held by another process, then fails with "database is locked"."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -34,8 +41,9 @@ def make_engine(url: str) -> Engine:
             folder = Path(database).expanduser().resolve().parent
             if not folder.is_dir():
                 raise DatabaseError(f"database.url {url!r}: the folder {folder} does not exist")
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout})
+        event.listen(engine, "connect",
+                     partial(_sqlite_pragmas, busy_ms=round(busy_timeout * 1000)))
         return engine
     if parsed.drivername == "postgresql":
         # SQLAlchemy's default PostgreSQL driver is psycopg2, which is not installed; psycopg
@@ -44,12 +52,12 @@ def make_engine(url: str) -> Engine:
     return create_engine(parsed, pool_pre_ping=True)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, busy_ms: int) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
     cursor.close()
 
 

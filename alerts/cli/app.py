@@ -1,18 +1,25 @@
-"""The root command group: `--config`, the shared runtime, and how errors reach the user.
+"""The root command group: `--config`, `--debug`, the shared runtime, and how errors reach
+the user.
 
-Every domain error becomes one line on stderr and a non-zero exit; tracebacks are for bugs.
+Whatever stops a command becomes one line on stderr and exit status 1, never a traceback: a
+domain error's own message; for anything else what failed, without the exception's text,
+since a database error carries the statement and its parameters (residents' addresses). The
+traceback goes to stderr only when asked for, with `alerts --debug ...`.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
+import sqlite3
 import sys
+import traceback
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import click
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.accounts.users import UserError
@@ -37,12 +44,53 @@ DOMAIN_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+# SQLite's result codes and PostgreSQL's SQLSTATEs for "another transaction holds a lock".
+_LOCKED = ("SQLITE_BUSY", "SQLITE_LOCKED", "55P03", "40P01", "40001")
+
+
+def database_failure(exc: DBAPIError) -> str:
+    """What a database error means, by its code alone (the driver's text may quote values)."""
+    orig = exc.orig
+    if isinstance(orig, sqlite3.Error):
+        code = getattr(orig, "sqlite_errorname", "") or type(orig).__name__
+    else:
+        code = getattr(orig, "sqlstate", None) or ""
+    if code.startswith(_LOCKED):
+        return "the database is locked (another process holds it); try again"
+    if code.startswith(("SQLITE_CONSTRAINT", "23")):
+        return f"the change conflicts with what the database holds ({code})"
+    if code.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM")):
+        return f"the database file cannot be written or opened ({code}); check its permissions"
+    if code == "SQLITE_FULL":
+        return "the disk holding the database is full"
+    if exc.connection_invalidated or not code or code.startswith("08"):
+        return "cannot reach the database; check database.url and that the server is running"
+    return f"the database refused the command ({code}); `alerts --debug ...` shows why"
+
+
+def one_line(exc: Exception) -> str:
+    """The line that tells the user what stopped a command; it quotes no resident."""
+    if isinstance(exc, DOMAIN_ERRORS):
+        return str(exc)
+    if isinstance(exc, DBAPIError):
+        return database_failure(exc)
+    what = type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        what = f"{what}: {exc.strerror}"
+    return (f"an unexpected error stopped the command ({what}); run it again as "
+            "`alerts --debug ...` to see the traceback")
+
+
 class AlertsGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except DOMAIN_ERRORS as exc:
-            raise click.ClickException(str(exc)) from exc
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as exc:
+            if ctx.params.get("debug"):
+                click.echo(traceback.format_exc().rstrip(), err=True)
+            raise click.ClickException(one_line(exc)) from None
 
 
 @dataclass
@@ -63,7 +111,9 @@ class Runtime:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
-            self._engine = make_engine(self.settings.database.url)
+            self._engine = make_engine(
+                self.settings.database.url,
+                busy_timeout=self.settings.database.busy_timeout_seconds)
         return self._engine
 
     def sessions(self) -> sessionmaker[Session]:
@@ -96,9 +146,15 @@ pass_runtime = click.make_pass_decorator(Runtime)
     envvar="ALERTS_CONFIG",
     help="TOML settings (default: $ALERTS_CONFIG, else ./alerts.toml, else built-in defaults).",
 )
+@click.option(
+    "--debug",
+    is_flag=True,
+    help="When a command fails, print the traceback to stderr too (it may quote residents' "
+    "addresses).",
+)
 @click.version_option(package_name="neighbourhood-alerts")
 @click.pass_context
-def cli(ctx: click.Context, config_file: str | None) -> None:
+def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
     """Neighbourhood alerts: ward digests and urgent alerts from Safer Neighbourhood Teams."""
     runtime = Runtime(config_file)
     ctx.obj = runtime
