@@ -353,6 +353,8 @@ def _plain(message: EmailMessage) -> str:
 
 
 def _bounce(to: EmailMessage) -> bytes:
+    """The report a resident's mail system sends back, to the digest's own bounces+TOKEN
+    envelope sender (its Return-Path): only that token makes intake believe a bounce."""
     address = to["To"].addresses[0].addr_spec
     return (
         "From: Mail Delivery System <MAILER-DAEMON@mx.home.example>\r\n"
