@@ -184,7 +184,8 @@ async def deliver_due_async(
                                 unavailable=isinstance(exc, ServerUnavailable))
             except PermanentFailure as exc:
                 return _Outcome(ident, attempts, _Result.FAILED, exc.reason,
-                                hard_bounce=is_hard_bounce(exc.code, exc.reason))
+                                hard_bounce=exc.hard_bounce
+                                or is_hard_bounce(exc.code, exc.reason))
             except ValueError as exc:
                 # building refuses what no retry can mend, e.g. a line break in a header.
                 detail = redact(str(exc), outgoing.recipient_email)

@@ -7,7 +7,9 @@ message is retried later. A relay that cannot be reached or refuses the session 
 STARTTLS, login) is a `ServerUnavailable`: the fault is ours or the relay's, never the
 recipient's, so the rows are retried and the run stops instead of failing every row.
 
-Recipient addresses never reach the log or a failure reason.
+Recipient addresses never reach the log or a failure reason: every answer goes through
+`transport.redact`, which removes the recipient in any form the server echoes it and any
+other address.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from aiosmtplib import (
 )
 
 from alerts.config import MailSettings
+from alerts.delivery.rejections import is_hard_bounce
 from alerts.delivery.transport import (
     DeliveryFailure,
     PermanentFailure,
@@ -159,9 +162,11 @@ class SmtpTransport:
 
 
 def _answer(code: int, message: str, recipient: str) -> DeliveryFailure:
-    text = redact(" ".join(message.split()), recipient)
-    reason = f"{code} {text}".strip()
+    said = f"{code} {' '.join(message.split())}".strip()
+    reason = redact(said, recipient)
     if 500 <= code < 600:
-        return PermanentFailure(reason, code)
+        # Judged on the server's own words: redacted, a local part such as "user" would
+        # hide the "user unknown" that makes it a hard bounce.
+        return PermanentFailure(reason, code, hard_bounce=is_hard_bounce(code, said))
     # 4xx, and anything odd: keeping the row queued loses nothing.
     return TransientFailure(reason, code)

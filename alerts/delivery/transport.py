@@ -11,6 +11,8 @@ import re
 from types import TracebackType
 from typing import Protocol, Self
 
+from email_validator import EmailNotValidError, validate_email
+
 
 class DeliveryFailure(Exception):
     """A message was not handed over; `reason` is safe to store (it names no recipient)."""
@@ -26,7 +28,16 @@ class TransientFailure(DeliveryFailure):
 
 
 class PermanentFailure(DeliveryFailure):
-    """Trying again will not help: a 5xx answer or an address that cannot be sent to."""
+    """Trying again will not help: a 5xx answer or an address that cannot be sent to.
+
+    `hard_bounce` says the answer rejects the address itself; a transport judges it on the
+    server's own words, before they are redacted into `reason`.
+    """
+
+    def __init__(self, reason: str, code: int | None = None, *,
+                 hard_bounce: bool = False) -> None:
+        super().__init__(reason, code)
+        self.hard_bounce = hard_bounce
 
 
 class ServerUnavailable(TransientFailure):
@@ -52,12 +63,36 @@ class Transport(Protocol):
     ) -> None: ...
 
 
-def redact(text: str, address: str) -> str:
-    """Remove an address from a server's reply text before it is stored or logged.
+# Anything shaped like an address: text without spaces or brackets either side of an "@".
+_ANY_ADDRESS = re.compile(r"""[^\s<>()\[\],;:"'@]+@[^\s<>()\[\],;:"'@]+""")
 
-    Servers often echo the recipient ("<jo@x.org>: mailbox busy"); addresses must not end
-    up in `last_error` or in logs.
+
+def _spellings(address: str) -> set[str]:
+    """The address as given and with its domain in Unicode and in IDNA ("xn--") form."""
+    forms = {address}
+    try:
+        checked = validate_email(address, check_deliverability=False)
+    except EmailNotValidError:
+        return forms
+    return forms | {checked.normalized, f"{checked.local_part}@{checked.ascii_domain}"}
+
+
+def redact(text: str, address: str) -> str:
+    """Remove a recipient's address from a server's reply text before it is stored or logged.
+
+    Servers echo the recipient in whatever form they hold it: as given, in another case, with
+    the domain in IDNA form ("<jose@xn--caf-dma.example>: mailbox busy"), or only its local
+    part, with or without its +tag ("jose... User unknown"). Each becomes "<recipient>", and
+    anything else shaped like an address "<address>": addresses must not end up in
+    `last_error` or in logs.
     """
-    if not address:
-        return text
-    return re.sub(re.escape(address), "<recipient>", text, flags=re.IGNORECASE)
+    for form in sorted(_spellings(address) if address else (), key=len, reverse=True):
+        text = re.sub(re.escape(form), "<recipient>", text, flags=re.IGNORECASE)
+    text = _ANY_ADDRESS.sub("<address>", text)
+    local = address.rpartition("@")[0]
+    for part in sorted({local, local.partition("+")[0]} - {""}, key=len, reverse=True):
+        # The local part on its own (with or without a +tag), not inside a longer word:
+        # "jo" stays in "job".
+        text = re.sub(rf"(?<![\w.+-]){re.escape(part)}(?![\w+-]|\.\w)", "<recipient>",
+                      text, flags=re.IGNORECASE)
+    return text
