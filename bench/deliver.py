@@ -643,6 +643,7 @@ def digest_sample(config: str) -> tuple[str, bytes]:
     from alerts.db import make_engine, session_factory
     from alerts.delivery.mime import Outgoing, build_email
     from alerts.messages import Message, MessageKind
+    from subscriptions.links import new_nonce
     from subscriptions.wards import Ward
 
     settings = load_settings(config)
@@ -657,7 +658,9 @@ def digest_sample(config: str) -> tuple[str, bytes]:
                         subject=message.subject, html=message.html, text=message.text,
                         calendar=message.calendar, ward_code=ward.code, ward_name=ward.name,
                         recipient_email="resident0@home.example", recipient_name="Resident 0",
-                        subscription_id=1, created_at=message.created_at)
+                        subscription_id=1, created_at=message.created_at,
+                        delivery_nonce=new_nonce(), subscription_nonce=new_nonce(),
+                        message_nonce=message.nonce)
     return build_email(outgoing, settings, now=datetime.now(UTC))
 
 
@@ -720,8 +723,8 @@ def measure_naive(config: str, port: str, sample: str) -> dict[str, Any]:
     count = int(sample)
     with factory() as session:
         recipients = session.execute(
-            select(Subscription.id, Subscriber.id, Subscriber.email, Subscriber.name,
-                   Ward.id, Ward.code, Ward.name)
+            select(Subscription.id, Subscription.nonce, Subscriber.id, Subscriber.email,
+                   Subscriber.name, Ward.id, Ward.code, Ward.name)
             .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
             .join(Ward, Ward.id == Subscription.ward_id)
             .where(Subscription.status == Status.CONFIRMED)
@@ -730,11 +733,12 @@ def measure_naive(config: str, port: str, sample: str) -> dict[str, Any]:
     client = smtplib.SMTP("127.0.0.1", int(port))
     client.ehlo()
     contents: dict[int, DigestContent] = {}
-    messages: dict[int, int] = {}
+    messages: dict[int, tuple[int, str]] = {}
     started = time.perf_counter()
     now = datetime.now(UTC)
     with factory() as session:
-        for subscription_id, subscriber_id, email, name, ward_id, code, ward_name in recipients:
+        for (subscription_id, subscription_nonce, subscriber_id, email, name, ward_id, code,
+             ward_name) in recipients:
             if ward_id not in contents:
                 ward = session.get(Ward, ward_id)
                 assert ward is not None
@@ -750,18 +754,20 @@ def measure_naive(config: str, port: str, sample: str) -> dict[str, Any]:
                                   created_at=now)
                 session.add(message)
                 session.commit()
-                messages[ward_id] = message.id
+                messages[ward_id] = message.id, message.nonce
+            message_id, message_nonce = messages[ward_id]
             rendered = render_digest(contents[ward_id], settings, now=now)
-            delivery = Delivery(message_id=messages[ward_id], subscriber_id=subscriber_id,
+            delivery = Delivery(message_id=message_id, subscriber_id=subscriber_id,
                                 status=DeliveryStatus.SENT, attempts=1, sent_at=now)
             session.add(delivery)
             session.commit()
             outgoing = Outgoing(
-                delivery_id=delivery.id, message_id=messages[ward_id], kind=MessageKind.DIGEST,
+                delivery_id=delivery.id, message_id=message_id, kind=MessageKind.DIGEST,
                 subject=rendered.subject, html=rendered.html, text=rendered.text,
                 calendar=rendered.calendar, ward_code=code, ward_name=ward_name,
                 recipient_email=email, recipient_name=name, subscription_id=subscription_id,
-                created_at=now)
+                created_at=now, delivery_nonce=delivery.nonce,
+                subscription_nonce=subscription_nonce, message_nonce=message_nonce)
             envelope_from, data = build_email_slowly(outgoing, settings, now=datetime.now(UTC))
             client.sendmail(envelope_from, [email], data)
     elapsed = time.perf_counter() - started

@@ -41,8 +41,9 @@ DOMAIN = "reply.example.org"
 RESIDENTS = 500
 
 
-def seed(url: str) -> list[tuple[str, int]]:
-    """A ward, its residents and a sent digest; returns (address, delivery id) for each."""
+def seed(url: str) -> list[tuple[str, int, str]]:
+    """A ward, its residents and a sent digest; returns (address, delivery id, the
+    delivery's nonce) for each."""
     engine = make_engine(url)
     migrate(engine)
     with session_factory(engine)() as session, session.begin():
@@ -60,20 +61,20 @@ def seed(url: str) -> list[tuple[str, int]]:
             queue_for_subscriber(session, message, subscription.subscriber_id)
             people.append((address, subscription.subscriber_id))
         ids = _deliveries(session, message.id)
-        result = [(address, ids[subscriber]) for address, subscriber in people]
+        result = [(address, *ids[subscriber]) for address, subscriber in people]
     engine.dispose()
     return result
 
 
-def _deliveries(session: Session, message_id: int) -> dict[int, int]:
+def _deliveries(session: Session, message_id: int) -> dict[int, tuple[int, str]]:
     rows = session.query(Delivery).filter(Delivery.message_id == message_id).all()
     for row in rows:
         row.status = DeliveryStatus.SENT
-    return {row.subscriber_id: row.id for row in rows}
+    return {row.subscriber_id: (row.id, row.nonce) for row in rows}
 
 
-def reply(address: str, delivery: int, n: int) -> bytes:
-    token = sign_reference(SECRET, Purpose.REPLY, delivery)
+def reply(address: str, delivery: int, nonce: str, n: int) -> bytes:
+    token = sign_reference(SECRET, Purpose.REPLY, delivery, nonce)
     return (f"From: Resident {n} <{address}>\r\nTo: reply+{token}@{DOMAIN}\r\n"
             f"Subject: Re: Riverside news\r\nMessage-ID: <r{n}@home.example>\r\n"
             "Content-Type: text/plain; charset=utf-8\r\n\r\n"
@@ -82,8 +83,8 @@ def reply(address: str, delivery: int, n: int) -> bytes:
             "> Bike marking at the library on Saturday.\r\n> Call 101 to report.\r\n").encode()
 
 
-def bounce(address: str, delivery: int, n: int, *, hard: bool) -> bytes:
-    token = sign_reference(SECRET, Purpose.BOUNCE, delivery)
+def bounce(address: str, delivery: int, nonce: str, n: int, *, hard: bool) -> bytes:
+    token = sign_reference(SECRET, Purpose.BOUNCE, delivery, nonce)
     action, status = ("failed", "5.1.1") if hard else ("delayed", "4.2.2")
     return (f"From: MAILER-DAEMON@mx{n}.home.example (Mail Delivery System)\r\n"
             f"To: bounces+{token}@{DOMAIN}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
@@ -96,8 +97,8 @@ def bounce(address: str, delivery: int, n: int, *, hard: bool) -> bytes:
             ).encode()
 
 
-def out_of_office(address: str, delivery: int, n: int) -> bytes:
-    token = sign_reference(SECRET, Purpose.REPLY, delivery)
+def out_of_office(address: str, delivery: int, nonce: str, n: int) -> bytes:
+    token = sign_reference(SECRET, Purpose.REPLY, delivery, nonce)
     return (f"From: {address}\r\nTo: reply+{token}@{DOMAIN}\r\n"
             f"Subject: Automatic reply: Riverside news\r\nMessage-ID: <o{n}@home.example>\r\n"
             "Auto-Submitted: auto-replied\r\nX-Autoreply: yes\r\n\r\n"
@@ -113,25 +114,25 @@ MIX = (("reply", 0.60), ("bounce/hard", 0.15), ("bounce/soft", 0.10), ("auto_rep
        ("rejected", 0.05))
 
 
-def one_message(kind: str, address: str, delivery: int, n: int) -> bytes:
+def one_message(kind: str, address: str, delivery: int, nonce: str, n: int) -> bytes:
     if kind == "reply":
-        return reply(address, delivery, n)
+        return reply(address, delivery, nonce, n)
     if kind.startswith("bounce/"):
-        return bounce(address, delivery, n, hard=kind == "bounce/hard")
+        return bounce(address, delivery, nonce, n, hard=kind == "bounce/hard")
     if kind == "auto_reply":
-        return out_of_office(address, delivery, n)
+        return out_of_office(address, delivery, nonce, n)
     return forged(address, delivery, n)
 
 
-def write_messages(folder: Path, people: list[tuple[str, int]],
+def write_messages(folder: Path, people: list[tuple[str, int, str]],
                    count: int) -> list[tuple[Path, str]]:
     rng = random.Random(7)
     files = []
     for n in range(count):
         kind = rng.choices([k for k, _ in MIX], weights=[w for _, w in MIX])[0]
-        address, delivery = people[n % len(people)]
+        address, delivery, nonce = people[n % len(people)]
         path = folder / f"{n:05d}.eml"
-        path.write_bytes(one_message(kind, address, delivery, n))
+        path.write_bytes(one_message(kind, address, delivery, nonce, n))
         files.append((path, kind))
     return files
 

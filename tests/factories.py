@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from subscriptions.base import utcnow
 from subscriptions.consent import Consent, ConsentMethod
+from subscriptions.links import Purpose, nonces_in, sign_reference
 from subscriptions.subscribers import Frequency, Subscription, subscribe
 from subscriptions.wards import Ward, add_ward
 
@@ -60,3 +62,20 @@ def make_sent_message(session: Session, ward: Ward, subscriptions: list[Subscrip
         delivery.sent_at = utcnow()
     session.flush()
     return {delivery.subscriber_id: delivery.id for delivery in deliveries}
+
+
+def stored_nonce(session: Session, table: Any, ident: int) -> str:
+    """The nonce of `table`'s stored row `ident`, which every token naming it is bound to."""
+    nonce = nonces_in(session, table)(ident)
+    assert nonce is not None, f"no {table.__tablename__} row {ident}"
+    return nonce
+
+
+def signed(session: Session, secret: str, purpose: Purpose, ident: int) -> str:
+    """The token the product signs for stored row `ident`: bound to the nonce of its
+    delivery (reply, bounce) or subscription (unsubscribe, preferences)."""
+    from alerts.delivery.outbox import Delivery
+
+    table = {Purpose.REPLY: Delivery, Purpose.BOUNCE: Delivery,
+             Purpose.UNSUBSCRIBE: Subscription, Purpose.PREFERENCES: Subscription}[purpose]
+    return sign_reference(secret, purpose, ident, stored_nonce(session, table, ident))

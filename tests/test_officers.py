@@ -28,11 +28,11 @@ from alerts.messages import Message, MessageKind
 from alerts.officers import Draft, InputError, NotFound
 from alerts.sources.registry import Source, SourceKind
 from subscriptions.base import utcnow
-from subscriptions.links import Purpose, sign_reference
+from subscriptions.links import Purpose
 from subscriptions.subscribers import Frequency
 from subscriptions.suppression import SuppressionReason, suppress
 from subscriptions.wards import Ward
-from tests.factories import make_sent_message, make_subscriber, make_ward
+from tests.factories import make_sent_message, make_subscriber, make_ward, signed
 
 RESIDENT = "ann@home.example"
 RESIDENT_WORDS = "Is the bike marking at the library still on this Saturday?"
@@ -71,12 +71,14 @@ def build_world(factory: sessionmaker[Session]) -> World:
                      hil_sent[bob.subscriber_id])
 
 
-def resident_email(settings: Settings, delivery_id: int, text: str, *,
-                   sender: str = RESIDENT, subject: str = "Re: Riverside: your news") -> bytes:
+def resident_email(factory: sessionmaker[Session], settings: Settings, delivery_id: int,
+                   text: str, *, sender: str = RESIDENT,
+                   subject: str = "Re: Riverside: your news") -> bytes:
     """An email a resident writes back to a delivery, to its signed reply address."""
     message = EmailMessage()
     message["From"] = sender
-    token = sign_reference(settings.web.secret_key, Purpose.REPLY, delivery_id)
+    with factory() as session:
+        token = signed(session, settings.web.secret_key, Purpose.REPLY, delivery_id)
     message["To"] = f"reply+{token}@{settings.mail.reply_domain}"
     message["Subject"] = subject
     message.set_content(f"{text}\n\nOn Friday the team wrote:\n> Riverside news\n> more news\n")
@@ -87,7 +89,7 @@ def reply(factory: sessionmaker[Session], settings: Settings, delivery_id: int,
           text: str = RESIDENT_WORDS, **kwargs: Any) -> int:
     """A resident's reply, taken in by the intake as real mail is; returns its thread id."""
     outcome = Intake(factory, settings).process(
-        resident_email(settings, delivery_id, text, **kwargs), via=Via.FILE)
+        resident_email(factory, settings, delivery_id, text, **kwargs), via=Via.FILE)
     assert outcome.reply_id is not None, outcome
     with factory() as session:
         thread = session.scalar(select(ReplyThread.id).join_from(

@@ -45,6 +45,12 @@ from tests.factories import make_sent_message, make_subscriber, make_ward
 SECRET = "test-secret-key-for-tests"
 NOW = datetime(2026, 11, 20, 16, 20, 31, tzinfo=UTC)
 VOTE_URL = re.compile(r"https://alerts\.example\.org/useful/([A-Za-z0-9._-]+)")
+MESSAGE_NONCE = "m" * 32
+
+
+def stored(message_id: int) -> str | None:
+    """Every message these token tests name is stored, with MESSAGE_NONCE."""
+    return MESSAGE_NONCE
 
 
 def a_ballot(**changes: object) -> Ballot:
@@ -56,13 +62,13 @@ def a_ballot(**changes: object) -> Ballot:
 
 def test_a_vote_token_reads_back_as_the_ballot_it_was_made_from() -> None:
     ballot = a_ballot()
-    assert read_vote(SECRET, sign_vote(SECRET, ballot)) == ballot
-    assert read_vote(SECRET, sign_vote(SECRET, a_ballot(useful=True)))
+    assert read_vote(SECRET, sign_vote(SECRET, ballot, MESSAGE_NONCE), stored) == ballot
+    assert read_vote(SECRET, sign_vote(SECRET, a_ballot(useful=True), MESSAGE_NONCE), stored)
 
 
 def test_an_altered_forged_or_foreign_token_reads_as_nothing() -> None:
     ballot = a_ballot()
-    token = sign_vote(SECRET, ballot)
+    token = sign_vote(SECRET, ballot, MESSAGE_NONCE)
     item, message, answer, number, tag = token.split(".")
     other_answer = ".".join([item, message, "y", number, tag])
     other_item = ".".join(["13", message, answer, number, tag])
@@ -70,28 +76,31 @@ def test_an_altered_forged_or_foreign_token_reads_as_nothing() -> None:
     bad_tag = ".".join([item, message, answer, number, ("b" if tag[0] == "a" else "a") + tag[1:]])
     for forged in (other_answer, other_item, other_number, bad_tag, token + "x", token[:-1],
                    f" {token}", "", "nonsense",
-                   sign_reference(SECRET, Purpose.UNSUBSCRIBE, 12)):
-        assert read_vote(SECRET, forged) is None, forged
-    assert read_vote("another-secret", token) is None
+                   sign_reference(SECRET, Purpose.UNSUBSCRIBE, 12, MESSAGE_NONCE)):
+        assert read_vote(SECRET, forged, stored) is None, forged
+    assert read_vote("another-secret", token, stored) is None
+    assert read_vote(SECRET, token, lambda message_id: "n" * 32) is None, "message written again"
+    assert read_vote(SECRET, token, lambda message_id: None) is None, "message gone"
 
 
 def test_a_ballot_number_must_be_one_the_product_makes() -> None:
     with pytest.raises(ValueError):
-        sign_vote(SECRET, a_ballot(number="short"))
+        sign_vote(SECRET, a_ballot(number="short"), MESSAGE_NONCE)
     with pytest.raises(ValueError):
-        sign_vote(SECRET, a_ballot(item_ref=-1))
+        sign_vote(SECRET, a_ballot(item_ref=-1), MESSAGE_NONCE)
 
 
 # --- one email's links -----------------------------------------------------------------
 
 
 def test_an_items_yes_and_no_links_share_one_ballot_that_no_other_item_or_email_has() -> None:
-    links = VoteLinks(SECRET, "https://alerts.example.org/", message_id=34)
+    links = VoteLinks(SECRET, "https://alerts.example.org/", message_id=34,
+                      message_nonce=MESSAGE_NONCE)
 
     def ballot_of(url: str) -> Ballot:
         match = VOTE_URL.fullmatch(url)
         assert match, url
-        ballot = read_vote(SECRET, match.group(1))
+        ballot = read_vote(SECRET, match.group(1), stored)
         assert ballot is not None
         return ballot
 
@@ -100,7 +109,8 @@ def test_an_items_yes_and_no_links_share_one_ballot_that_no_other_item_or_email_
     assert (no.item_ref, no.useful) == (12, False)
     assert yes.number == no.number == ballot_of(links.url(12, True)).number
     assert ballot_of(links.url(13, True)).number != yes.number
-    another_email = VoteLinks(SECRET, "https://alerts.example.org", message_id=34)
+    another_email = VoteLinks(SECRET, "https://alerts.example.org", message_id=34,
+                              message_nonce=MESSAGE_NONCE)
     assert ballot_of(another_email.url(12, True)).number != yes.number
 
 
@@ -135,7 +145,9 @@ def an_email(settings: Settings, **changes: object) -> Outgoing:
     outgoing = Outgoing(delivery_id=41, message_id=7, kind="digest", subject="News",
                         html=html, text=text, calendar=None, ward_code="RIV",
                         ward_name="Riverside", recipient_email="ash@home.example",
-                        recipient_name="Ash", subscription_id=93, created_at=NOW)
+                        recipient_name="Ash", subscription_id=93, created_at=NOW,
+                        delivery_nonce="d" * 32, subscription_nonce="s" * 32,
+                        message_nonce=MESSAGE_NONCE)
     return dataclasses.replace(outgoing, **changes)
 
 
@@ -154,7 +166,7 @@ def test_no_mark_survives_personalisation_and_each_item_has_one_ballot_in_both_p
     text, html = parts(data)
     assert "__ALERTS_" not in text and "__ALERTS_" not in html
     assert "__ALERTS_" not in data.decode("utf-8")
-    ballots = [read_vote(SECRET, token) for token in VOTE_URL.findall(text + html)]
+    ballots = [read_vote(SECRET, token, stored) for token in VOTE_URL.findall(text + html)]
     assert len(ballots) == 8 and all(ballots)
     numbers = {(b.item_ref, b.number) for b in ballots if b}
     assert {item for item, _ in numbers} == {12, 13} and len(numbers) == 2

@@ -12,8 +12,8 @@ from sqlalchemy.orm import sessionmaker
 
 from alerts.cli import cli
 from alerts.config import Settings
-from subscriptions.links import Purpose, sign_reference
-from tests.factories import make_sent_message, make_subscriber, make_ward
+from subscriptions.links import Purpose
+from tests.factories import make_sent_message, make_subscriber, make_ward, signed
 
 SECRET = "cli-tests-secret"
 
@@ -43,8 +43,9 @@ def reply_address(config: Path, settings: Settings) -> str:
         ward = make_ward(session, "RIV", "Riverside")
         ann = make_subscriber(session, ward, "ann@home.example", name="Ann Example")
         delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
+        token = signed(session, SECRET, Purpose.REPLY, delivery)
     engine.dispose()
-    return f"reply+{sign_reference(SECRET, Purpose.REPLY, delivery)}@reply.example.org"
+    return f"reply+{token}@reply.example.org"
 
 
 def a_reply(to: str, text: str) -> bytes:

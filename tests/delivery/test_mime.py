@@ -19,6 +19,7 @@ from subscriptions.links import Purpose, sign_reference, verify_reference
 
 NOW = datetime(2026, 11, 20, 16, 0, tzinfo=UTC)
 SECRET = "test-secret-key-for-tests"
+DELIVERY_NONCE, SUBSCRIPTION_NONCE, MESSAGE_NONCE = "d" * 32, "s" * 32, "m" * 32
 CALENDAR = (
     b"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//tests//EN\r\nBEGIN:VEVENT\r\n"
     b"UID:street-surgery-1@tests\r\nDTSTAMP:20261120T160000Z\r\n"
@@ -43,6 +44,9 @@ def outgoing(**changes: Any) -> Outgoing:
         recipient_name="Ash Patel",
         subscription_id=93,
         created_at=NOW,
+        delivery_nonce=DELIVERY_NONCE,
+        subscription_nonce=SUBSCRIPTION_NONCE,
+        message_nonce=MESSAGE_NONCE,
     )
     return dataclasses.replace(base, **changes)
 
@@ -109,8 +113,10 @@ def test_a_calendar_rides_as_a_third_alternative_to_add_to_a_diary(settings: Set
 def test_each_recipient_gets_their_own_signed_links_in_both_parts(settings: Settings) -> None:
     message = parse(build_email(outgoing(), settings, now=NOW)[1])
     base = "https://alerts.example.org"
-    leave = f"{base}/unsubscribe/{sign_reference(SECRET, Purpose.UNSUBSCRIBE, 93)}"
-    change = f"{base}/preferences/{sign_reference(SECRET, Purpose.PREFERENCES, 93)}"
+    leave_token = sign_reference(SECRET, Purpose.UNSUBSCRIBE, 93, SUBSCRIPTION_NONCE)
+    change_token = sign_reference(SECRET, Purpose.PREFERENCES, 93, SUBSCRIPTION_NONCE)
+    leave = f"{base}/unsubscribe/{leave_token}"
+    change = f"{base}/preferences/{change_token}"
     text, html = body(message, "plain"), body(message, "html")
     for content in (text, html):
         assert UNSUBSCRIBE_MARK not in content and PREFERENCES_MARK not in content
@@ -132,7 +138,7 @@ def test_the_html_is_sent_as_rendered_with_no_pixel_and_no_rewritten_link(
     original = outgoing(html=f"<p>See <a href='https://council.example/bins'>bins</a> "
                             f"<a href='{UNSUBSCRIBE_MARK}'>x</a></p>")
     html = body(parse(build_email(original, settings, now=NOW)[1]), "html")
-    token = sign_reference(SECRET, Purpose.UNSUBSCRIBE, 93)
+    token = sign_reference(SECRET, Purpose.UNSUBSCRIBE, 93, SUBSCRIPTION_NONCE)
     expected = original.html.replace(UNSUBSCRIBE_MARK,
                                      f"https://alerts.example.org/unsubscribe/{token}")
     assert html.rstrip("\r\n") == expected
@@ -145,20 +151,30 @@ def test_tokens_name_their_records_and_forged_ones_do_not_verify(settings: Setti
     bounce = token_in(envelope, "bounces", "reply.example.org")
     unsubscribe = token_in(message["List-Unsubscribe"].split("mailto:")[1].rstrip(">"),
                            "unsubscribe", "reply.example.org")
-    assert verify_reference(SECRET, Purpose.REPLY, reply) == 41
-    assert verify_reference(SECRET, Purpose.BOUNCE, bounce) == 41
-    assert verify_reference(SECRET, Purpose.UNSUBSCRIBE, unsubscribe) == 93
-    # Another record's id under this tag, a tag for another purpose, another key: all refused.
+    def deliveries(ident: int) -> str:
+        return DELIVERY_NONCE
+
+    def subscriptions(ident: int) -> str:
+        return SUBSCRIPTION_NONCE
+
+    assert verify_reference(SECRET, Purpose.REPLY, reply, deliveries) == 41
+    assert verify_reference(SECRET, Purpose.BOUNCE, bounce, deliveries) == 41
+    assert verify_reference(SECRET, Purpose.UNSUBSCRIBE, unsubscribe, subscriptions) == 93
+    # Another record's id under this tag, a tag for another purpose, another key, another
+    # nonce (the delivery written again): all refused.
     ident, tag = reply.split("-")
-    assert verify_reference(SECRET, Purpose.REPLY, f"{int(ident) + 1}-{tag}") is None
-    assert verify_reference(SECRET, Purpose.UNSUBSCRIBE, reply) is None
-    assert verify_reference("another-key", Purpose.REPLY, reply) is None
+    assert verify_reference(SECRET, Purpose.REPLY, f"{int(ident) + 1}-{tag}", deliveries) is None
+    assert verify_reference(SECRET, Purpose.UNSUBSCRIBE, reply, subscriptions) is None
+    assert verify_reference(SECRET, Purpose.UNSUBSCRIBE, reply, deliveries) is None
+    assert verify_reference("another-key", Purpose.REPLY, reply, deliveries) is None
+    assert verify_reference(SECRET, Purpose.REPLY, reply, lambda ident: "e" * 32) is None
 
 
 def test_the_envelope_sender_is_a_signed_bounce_address_per_delivery(settings: Settings) -> None:
     first, _ = build_email(outgoing(), settings, now=NOW)
     second, _ = build_email(outgoing(delivery_id=42), settings, now=NOW)
-    assert first == f"bounces+{sign_reference(SECRET, Purpose.BOUNCE, 41)}@reply.example.org"
+    bounce = sign_reference(SECRET, Purpose.BOUNCE, 41, DELIVERY_NONCE)
+    assert first == f"bounces+{bounce}@reply.example.org"
     assert second != first
 
 

@@ -24,9 +24,9 @@ from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.delivery.sender import DeliveryReport, deliver_due
 from alerts.messages import UNSUBSCRIBE_MARK, Message
 from subscriptions.base import utcnow
-from subscriptions.links import Purpose, sign_reference, verify_reference
+from subscriptions.links import Purpose, nonces_in, verify_reference
 from subscriptions.subscribers import Status, Subscriber, Subscription
-from tests.factories import make_subscriber, make_ward
+from tests.factories import make_subscriber, make_ward, signed
 from tests.servers import SinkHandler, smtp_sink
 
 SECRET = "test-secret-key-for-tests"
@@ -122,22 +122,25 @@ def test_each_confirmed_subscriber_receives_exactly_one_well_formed_email(
     stored = rows(factory)
     with factory() as session:
         subscriptions = {s.subscriber.email: s.id for s in session.scalars(select(Subscription))}
-    for received in handler.received:
-        (recipient,) = received.rcpt_tos
-        delivery = stored[recipient]
-        assert delivery.status == DeliveryStatus.SENT and delivery.sent_at is not None
-        bounce = BOUNCE.fullmatch(received.mail_from)
-        assert bounce, received.mail_from
-        assert verify_reference(SECRET, Purpose.BOUNCE, bounce.group(1)) == delivery.id
-        message = received.message
-        assert [h for h in HEADERS if message[h] is None] == []
-        assert message["To"].addresses[0].addr_spec == recipient
-        reply = REPLY.fullmatch(str(message["Reply-To"]))
-        assert reply and verify_reference(SECRET, Purpose.REPLY, reply.group(1)) == delivery.id
-        leave = sign_reference(SECRET, Purpose.UNSUBSCRIBE, subscriptions[recipient])
-        assert f"https://alerts.example.org/unsubscribe/{leave}" in message["List-Unsubscribe"]
-        text = message.get_body(("plain",))
-        assert text is not None and leave in text.get_content()
+        deliveries = nonces_in(session, Delivery)
+        for received in handler.received:
+            (recipient,) = received.rcpt_tos
+            delivery = stored[recipient]
+            assert delivery.status == DeliveryStatus.SENT and delivery.sent_at is not None
+            bounce = BOUNCE.fullmatch(received.mail_from)
+            assert bounce, received.mail_from
+            assert verify_reference(SECRET, Purpose.BOUNCE, bounce.group(1), deliveries) \
+                == delivery.id
+            message = received.message
+            assert [h for h in HEADERS if message[h] is None] == []
+            assert message["To"].addresses[0].addr_spec == recipient
+            reply = REPLY.fullmatch(str(message["Reply-To"]))
+            assert reply and verify_reference(SECRET, Purpose.REPLY, reply.group(1), deliveries) \
+                == delivery.id
+            leave = signed(session, SECRET, Purpose.UNSUBSCRIBE, subscriptions[recipient])
+            assert f"https://alerts.example.org/unsubscribe/{leave}" in message["List-Unsubscribe"]
+            text = message.get_body(("plain",))
+            assert text is not None and leave in text.get_content()
 
 
 def test_connections_are_reused_and_never_exceed_the_concurrency(

@@ -7,10 +7,11 @@ import sys
 from email import message_from_bytes, policy
 from pathlib import Path
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker
 
 from alerts.accounts.users import find_user, verify_password
+from alerts.delivery.outbox import Delivery
 from alerts.demo.runner import run_demo
 from subscriptions.links import Purpose, verify_reference
 
@@ -34,6 +35,11 @@ def test_the_demo_leaves_complete_digests_in_a_maildir(tmp_path: Path) -> None:
              if b"@police.example" not in path.read_bytes().split(b"\nTo: ", 1)[1][:80]]
     assert len(files) >= 3
     secret = secret_of(report.config)
+    engine = create_engine(f"sqlite:///{report.folder / 'alerts.db'}")
+    with sessionmaker(engine)() as session:
+        deliveries = {ident: nonce for ident, nonce
+                      in session.execute(select(Delivery.id, Delivery.nonce))}
+    engine.dispose()
     wards = set()
     for file in files:
         message = message_from_bytes(file.read_bytes(), policy=policy.default)
@@ -47,9 +53,11 @@ def test_the_demo_leaves_complete_digests_in_a_maildir(tmp_path: Path) -> None:
         assert "<mailto:unsubscribe+" in message["List-Unsubscribe"]
         reply = message["Reply-To"].addresses[0].username
         assert reply.startswith("reply+")
-        assert verify_reference(secret, Purpose.REPLY, reply.removeprefix("reply+")) is not None
+        assert verify_reference(secret, Purpose.REPLY, reply.removeprefix("reply+"),
+                                deliveries.get) is not None
         bounce = str(message["Return-Path"]).strip("<>").split("@")[0]
-        assert verify_reference(secret, Purpose.BOUNCE, bounce.removeprefix("bounces+"))
+        assert verify_reference(secret, Purpose.BOUNCE, bounce.removeprefix("bounces+"),
+                                deliveries.get)
         types = [part.get_content_type() for part in message.walk()]
         assert "text/plain" in types and "text/html" in types
         wards.add(message["List-Id"])

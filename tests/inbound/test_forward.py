@@ -14,8 +14,8 @@ from alerts.inbound.intake import Intake
 from alerts.inbound.journal import Via
 from alerts.inbound.replies import Reply
 from subscriptions.base import utcnow
-from subscriptions.links import Purpose, sign_reference
-from tests.factories import make_sent_message, make_subscriber, make_ward
+from subscriptions.links import Purpose
+from tests.factories import make_sent_message, make_subscriber, make_ward, signed
 from tests.servers import SinkHandler
 
 TEAM = "team-riv@police.example"
@@ -27,9 +27,9 @@ def a_reply(factory: sessionmaker[Session], settings: Settings, text: str) -> in
         ann = make_subscriber(session, ward, "ann@home.example", name="Ann Example")
         delivery = make_sent_message(session, ward, [ann],
                                      subject="Riverside: bike marking")[ann.subscriber_id]
+        token = signed(session, settings.web.secret_key, Purpose.REPLY, delivery)
     message = EmailMessage()
     message["From"] = "Ann Example <ann@home.example>"
-    token = sign_reference(settings.web.secret_key, Purpose.REPLY, delivery)
     message["To"] = f"reply+{token}@{settings.mail.reply_domain}"
     message["Subject"] = "Re: Riverside: bike marking"
     message.set_content(f"{text}\n\nOn Fri, Riverside team wrote:\n> Bike marking on Saturday.\n")

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.cli import cli
 from alerts.config import Settings
 from alerts.inbound.replies import Reply
-from subscriptions.links import Purpose, sign_reference
+from subscriptions.links import Purpose
 from subscriptions.suppression import is_suppressed
-from tests.factories import make_sent_message, make_subscriber, make_ward
+from tests.factories import make_sent_message, make_subscriber, make_ward, signed
 from tests.imap import Dovecot
 from tests.processes import free_port, healthz, start_alerts, wait_for
 
@@ -29,10 +29,9 @@ def test_poll_handles_each_message_once_and_moves_it(
         ann = make_subscriber(session, ward, "ann@home.example")
         bob = make_subscriber(session, ward, "bob@home.example")
         deliveries = make_sent_message(session, ward, [ann, bob])
-    reply_to = (f"reply+{sign_reference(SECRET, Purpose.REPLY, deliveries[ann.subscriber_id])}"
-                "@reply.example.org")
-    bounce_to = (f"bounces+{sign_reference(SECRET, Purpose.BOUNCE, deliveries[bob.subscriber_id])}"
-                 "@reply.example.org")
+        reply = signed(session, SECRET, Purpose.REPLY, deliveries[ann.subscriber_id])
+        bounce = signed(session, SECRET, Purpose.BOUNCE, deliveries[bob.subscriber_id])
+    reply_to, bounce_to = f"reply+{reply}@reply.example.org", f"bounces+{bounce}@reply.example.org"
     dovecot.append(
         "INBOX",
         f"From: ann@home.example\r\nTo: {reply_to}\r\nSubject: Re: news\r\n\r\n"
@@ -83,7 +82,7 @@ def test_alerts_run_polls_the_mailbox_on_its_schedule(
         ward = make_ward(session, "RIV", "Riverside")
         ann = make_subscriber(session, ward, "ann@home.example")
         delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
-    reply_to = f"reply+{sign_reference(SECRET, Purpose.REPLY, delivery)}@reply.example.org"
+        reply_to = f"reply+{signed(session, SECRET, Purpose.REPLY, delivery)}@reply.example.org"
     web_port = free_port()
     config = tmp_path / "alerts.toml"
     config.write_text(

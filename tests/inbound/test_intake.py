@@ -20,10 +20,10 @@ from alerts.inbound.replies import Reply, ReplyThread
 from alerts.messages import Message, MessageKind
 from alerts.my_data import erase_data, export_data
 from subscriptions.base import utcnow
-from subscriptions.links import Purpose, sign_reference
+from subscriptions.links import Purpose
 from subscriptions.subscribers import Status, Subscription
 from subscriptions.suppression import is_suppressed
-from tests.factories import make_sent_message, make_subscriber, make_ward
+from tests.factories import make_sent_message, make_subscriber, make_ward, signed
 
 DOMAIN = "reply.example.org"
 
@@ -60,8 +60,10 @@ def sent(factory: sessionmaker[Session]) -> Sent:
                     deliveries[bob.subscriber_id], ann.id)
 
 
-def address(settings: Settings, prefix: str, purpose: Purpose, ident: int) -> str:
-    return f"{prefix}+{sign_reference(settings.web.secret_key, purpose, ident)}@{DOMAIN}"
+def address(factory: sessionmaker[Session], settings: Settings, prefix: str, purpose: Purpose,
+            ident: int) -> str:
+    with factory() as session:
+        return f"{prefix}+{signed(session, settings.web.secret_key, purpose, ident)}@{DOMAIN}"
 
 
 def email(to: str, text: str, *, sender: str = "ann@home.example", subject: str = "Re: news",
@@ -102,7 +104,7 @@ def soft_bounce(recipient: str, to: str, n: int) -> bytes:
 def test_reply_is_stored_with_its_ward_message_and_resident(
         intake: Intake, inbound_settings: Settings, sent: Sent,
         factory: sessionmaker[Session]) -> None:
-    to = address(inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
+    to = address(factory, inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
     outcome = intake.process(email(to, "Is the bike marking still on?\n\n> old digest text"),
                              via=Via.FILE)
     assert outcome.kind == Kind.REPLY and outcome.reply_id is not None
@@ -118,12 +120,12 @@ def test_reply_is_stored_with_its_ward_message_and_resident(
 def test_a_reply_to_the_acknowledgement_joins_the_thread_and_gets_no_second_one(
         intake: Intake, inbound_settings: Settings, sent: Sent,
         factory: sessionmaker[Session]) -> None:
-    to = address(inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
+    to = address(factory, inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
     intake.process(email(to, "First reply."), via=Via.FILE)
     with factory() as session:
         ack = session.scalars(select(Delivery).join(Message, Message.id == Delivery.message_id)
                               .where(Message.kind == MessageKind.REPLY_ACK)).one()
-    to_ack = address(inbound_settings, "reply", Purpose.REPLY, ack.id)
+    to_ack = address(factory, inbound_settings, "reply", Purpose.REPLY, ack.id)
     outcome = intake.process(email(to_ack, "Thanks for the note."), via=Via.FILE)
     assert outcome.kind == Kind.REPLY
     assert count(factory, ReplyThread) == 1
@@ -133,7 +135,7 @@ def test_a_reply_to_the_acknowledgement_joins_the_thread_and_gets_no_second_one(
 def test_a_reply_that_reads_like_a_crime_report_is_answered_at_once_and_flagged(
         intake: Intake, inbound_settings: Settings, sent: Sent,
         factory: sessionmaker[Session]) -> None:
-    to = address(inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
+    to = address(factory, inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
     intake.process(email(to, "Thanks for the newsletter."), via=Via.FILE)
     assert answers(factory, MessageKind.REPLY_ACK) == 1
     outcome = intake.process(
@@ -153,7 +155,9 @@ def test_a_reply_that_reads_like_a_crime_report_is_answered_at_once_and_flagged(
 def test_forged_reply_token_changes_nothing_and_is_kept_for_review(
         intake: Intake, inbound_settings: Settings, sent: Sent, tmp_path: Path,
         factory: sessionmaker[Session]) -> None:
-    genuine = sign_reference(inbound_settings.web.secret_key, Purpose.REPLY, sent.ann_delivery)
+    with factory() as session:
+        genuine = signed(session, inbound_settings.web.secret_key, Purpose.REPLY,
+                         sent.ann_delivery)
     tag = genuine.split("-")[1]
     forged = f"reply+{sent.bob_delivery}-{tag}@{DOMAIN}"  # Ann's tag on Bob's delivery
     outcome = intake.process(email(forged, "STOP"), via=Via.FILE)
@@ -193,7 +197,8 @@ def test_unreadable_message_goes_to_the_dead_letter_folder_with_the_reason(
 def test_the_same_message_handed_over_twice_is_handled_once(
         intake: Intake, inbound_settings: Settings, sent: Sent,
         factory: sessionmaker[Session]) -> None:
-    data = email(address(inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery), "Hello")
+    to = address(factory, inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
+    data = email(to, "Hello")
     first = intake.process(data, via=Via.LMTP)
     second = intake.process(data, via=Via.IMAP)
     assert not first.duplicate and second.duplicate
@@ -203,7 +208,8 @@ def test_the_same_message_handed_over_twice_is_handled_once(
 def test_unsubscribe_by_mailto_leaves_and_confirms_once(
         intake: Intake, inbound_settings: Settings, sent: Sent,
         factory: sessionmaker[Session]) -> None:
-    to = address(inbound_settings, "unsubscribe", Purpose.UNSUBSCRIBE, sent.ann_subscription)
+    to = address(factory, inbound_settings, "unsubscribe", Purpose.UNSUBSCRIBE,
+                 sent.ann_subscription)
     first = intake.process(email(to, "", subject="unsubscribe"), via=Via.FILE)
     again = intake.process(email(to, "please", subject="unsubscribe me"), via=Via.FILE)
     assert first.kind == again.kind == Kind.COMMAND
@@ -217,7 +223,7 @@ def test_unsubscribe_by_mailto_leaves_and_confirms_once(
 def test_a_reply_that_only_says_stop_unsubscribes_from_that_ward(
         intake: Intake, inbound_settings: Settings, sent: Sent,
         factory: sessionmaker[Session]) -> None:
-    to = address(inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
+    to = address(factory, inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
     outcome = intake.process(email(to, "STOP\n\nOn Fri, the team wrote:\n> news"), via=Via.FILE)
     assert outcome.kind == Kind.COMMAND
     with factory() as session:
@@ -229,7 +235,7 @@ def test_a_reply_that_only_says_stop_unsubscribes_from_that_ward(
 def test_out_of_office_is_recorded_and_never_answered(
         intake: Intake, inbound_settings: Settings, sent: Sent,
         factory: sessionmaker[Session]) -> None:
-    to = address(inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
+    to = address(factory, inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
     outcome = intake.process(email(to, "I am out of the office until Monday.",
                                    subject="Automatic reply: news",
                                    headers={"Auto-Submitted": "auto-replied"}), via=Via.FILE)
@@ -240,7 +246,7 @@ def test_out_of_office_is_recorded_and_never_answered(
 def test_a_reply_from_a_mailing_list_is_stored_but_not_answered(
         intake: Intake, inbound_settings: Settings, sent: Sent,
         factory: sessionmaker[Session]) -> None:
-    to = address(inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
+    to = address(factory, inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
     outcome = intake.process(email(to, "Forwarded to our street group.",
                                    headers={"List-Id": "Mill Lane <mill.lists.example>"}),
                              via=Via.FILE)
@@ -252,7 +258,7 @@ def test_a_reply_from_a_mailing_list_is_stored_but_not_answered(
 def test_hard_bounce_suppresses_the_delivery_subscriber(
         intake: Intake, inbound_settings: Settings, sent: Sent,
         factory: sessionmaker[Session]) -> None:
-    to = address(inbound_settings, "bounces", Purpose.BOUNCE, sent.bob_delivery)
+    to = address(factory, inbound_settings, "bounces", Purpose.BOUNCE, sent.bob_delivery)
     data = soft_bounce("bob@home.example", to, 1).replace(b"Action: delayed", b"Action: failed")
     outcome = intake.process(data.replace(b"Status: 4.2.2", b"Status: 5.1.1"), via=Via.FILE)
     assert outcome.kind == Kind.BOUNCE and outcome.severity == "hard"
@@ -265,7 +271,7 @@ def test_hard_bounce_suppresses_the_delivery_subscriber(
 def test_soft_bounces_suppress_only_when_the_limit_is_reached_within_the_window(
         intake: Intake, inbound_settings: Settings, sent: Sent,
         factory: sessionmaker[Session]) -> None:
-    to = address(inbound_settings, "bounces", Purpose.BOUNCE, sent.bob_delivery)
+    to = address(factory, inbound_settings, "bounces", Purpose.BOUNCE, sent.bob_delivery)
     start = utcnow()
     # One long ago (outside the 30-day window), then three within it.
     intake.process(soft_bounce("bob@home.example", to, 0), via=Via.FILE,
@@ -286,7 +292,7 @@ def test_soft_bounces_suppress_only_when_the_limit_is_reached_within_the_window(
 def test_erasing_a_resident_erases_their_replies_and_export_lists_them(
         intake: Intake, inbound_settings: Settings, sent: Sent,
         factory: sessionmaker[Session]) -> None:
-    to = address(inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
+    to = address(factory, inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
     intake.process(email(to, "My hedge blocks the street light."), via=Via.FILE)
     with factory() as session, session.begin():
         exported = export_data(session, sent.ann, now=utcnow())

@@ -21,9 +21,9 @@ from alerts.inbound.journal import Via
 from alerts.inbound.reminders import overdue_conversations, send_reminders
 from alerts.inbound.replies import Reply, ReplyThread
 from subscriptions.base import utcnow
-from subscriptions.links import Purpose, sign_reference
+from subscriptions.links import Purpose
 from subscriptions.wards import Ward, get_ward
-from tests.factories import make_sent_message, make_subscriber, make_ward
+from tests.factories import make_sent_message, make_subscriber, make_ward, signed
 from tests.servers import SinkHandler
 
 RIV_TEAM = "team-riv@police.example"
@@ -56,9 +56,9 @@ def ann_replies(factory: sessionmaker[Session], settings: Settings, ward: str) -
         ann = make_subscriber(session, riv, "ann@home.example", name="Ann Example")
         delivery = make_sent_message(session, riv, [ann],
                                      subject="Riverside: bike marking")[ann.subscriber_id]
+        token = signed(session, settings.web.secret_key, Purpose.REPLY, delivery)
     message = EmailMessage()
     message["From"] = "Ann Example <ann@home.example>"
-    token = sign_reference(settings.web.secret_key, Purpose.REPLY, delivery)
     message["To"] = f"reply+{token}@{settings.mail.reply_domain}"
     message["Subject"] = "Re: Riverside: bike marking"
     message.set_content("Can I bring two bikes?\n\nOn Fri, Riverside team wrote:\n> Bikes.\n")

@@ -14,8 +14,8 @@ from alerts.inbound.intake import Intake
 from alerts.inbound.journal import Via
 from alerts.inbound.status import inbound_report
 from subscriptions.base import utcnow
-from subscriptions.links import Purpose, sign_reference
-from tests.factories import make_sent_message, make_subscriber, make_ward
+from subscriptions.links import Purpose
+from tests.factories import make_sent_message, make_subscriber, make_ward, signed
 
 
 def test_status_counts_what_came_in_what_is_held_and_what_the_team_has_not_had(
@@ -24,7 +24,7 @@ def test_status_counts_what_came_in_what_is_held_and_what_the_team_has_not_had(
         ward = make_ward(session, "RIV", "Riverside")
         ann = make_subscriber(session, ward, "ann@home.example")
         delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
-    token = sign_reference(settings.web.secret_key, Purpose.REPLY, delivery)
+        token = signed(session, settings.web.secret_key, Purpose.REPLY, delivery)
     intake = Intake(factory, settings)
     intake.process(f"From: ann@home.example\r\nTo: reply+{token}@reply.example.org\r\n"
                    "Subject: Re: news\r\n\r\nThanks!\r\n".encode(), via=Via.FILE)

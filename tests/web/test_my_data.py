@@ -27,6 +27,7 @@ from alerts.urgent import post_urgent
 from subscriptions.base import utcnow
 from subscriptions.consent import CURRENT_WORDING, WORDING, Consent, ConsentMethod
 from subscriptions.csv_io import import_rows, read_subscribers
+from subscriptions.links import new_nonce
 from subscriptions.subscribers import Status, Subscriber, Subscription, unsubscribe_everywhere
 from subscriptions.suppression import (
     Suppression,
@@ -35,7 +36,7 @@ from subscriptions.suppression import (
     suppress,
 )
 from subscriptions.wards import get_ward
-from tests.factories import make_subscriber, make_ward
+from tests.factories import make_subscriber, make_ward, stored_nonce
 from tests.servers import Received, SinkHandler
 from tests.web.test_residents import client_for, csrf_of, sign_up, subscriptions_of
 
@@ -222,23 +223,24 @@ def test_expired_forged_foreign_and_reused_links_are_refused_and_change_nothing(
     factory: sessionmaker[Session], settings: Settings, resident: int
 ) -> None:
     payload_of = {"s": resident}
-    genuine = data_token(settings, resident, "jo@home.example")
+    with factory() as session:
+        genuine = data_token(settings, resident, stored_nonce(session, Subscriber, resident))
 
     class LongAgo(TimestampSigner):
         def get_timestamp(self) -> int:
             return int(time.time()) - 25 * 3600
 
-    fingerprint = URLSafeTimedSerializer(settings.web.secret_key, salt=DATA_SALT).loads(
+    sealed = URLSafeTimedSerializer(settings.web.secret_key, salt=DATA_SALT).loads(
         genuine)["a"]
-    payload = {**payload_of, "a": fingerprint}
+    payload = {**payload_of, "a": sealed}
     expired = URLSafeTimedSerializer(settings.web.secret_key, salt=DATA_SALT,
                                      signer=LongAgo).dumps(payload)
     forged = URLSafeTimedSerializer("another-key", salt=DATA_SALT).dumps(payload)
     confirm_salt = URLSafeTimedSerializer(settings.web.secret_key, salt=CONFIRM_SALT).dumps(
         payload)
-    # Ids come back after a delete: a link for an erased address must not open the data of
-    # whoever gets the id next.
-    someone_else = data_token(settings, resident, "previous@home.example")
+    # A link for an erased row (its nonce) must not open the data of whoever is held under
+    # that id or address next.
+    someone_else = data_token(settings, resident, new_nonce())
     altered = genuine[:-3] + ("aaa" if not genuine.endswith("aaa") else "bbb")
     client = client_for(factory, settings)
     for token in (expired, forged, confirm_salt, someone_else, altered, "nonsense"):

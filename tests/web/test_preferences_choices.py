@@ -7,10 +7,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
-from subscriptions.links import Purpose, sign_reference
+from subscriptions.links import Purpose
 from subscriptions.subscribers import Subscriber, Subscription
 from subscriptions.wards import Ward
-from tests.factories import make_subscriber, make_ward
+from tests.factories import make_subscriber, make_ward, signed
 from tests.web.test_residents import client_for, csrf_of
 
 
@@ -31,8 +31,9 @@ def test_a_resident_chooses_topics_per_ward_and_a_language(
         riv, hil = make_ward(session, "RIV", "Riverside"), make_ward(session, "HIL", "Hillcrest")
         ident = make_subscriber(session, riv, "jo@home.example").id
         make_subscriber(session, hil, "jo@home.example")
+        token = signed(session, settings.web.secret_key, Purpose.PREFERENCES, ident)
+    path = f"/preferences/{token}"
     client = client_for(factory, settings)
-    path = f"/preferences/{sign_reference(settings.web.secret_key, Purpose.PREFERENCES, ident)}"
     page = client.get(path).text
     assert "Topics from Riverside" in page and "Topics from Hillcrest" in page
     assert 'name="all_topics" value="RIV"' in page
@@ -60,8 +61,9 @@ def test_unticking_everything_without_a_topic_is_refused_and_changes_nothing(
     with factory.begin() as session:
         ident = make_subscriber(session, make_ward(session, "RIV", "Riverside"),
                                 "jo@home.example").id
+        token = signed(session, settings.web.secret_key, Purpose.PREFERENCES, ident)
+    path = f"/preferences/{token}"
     client = client_for(factory, settings)
-    path = f"/preferences/{sign_reference(settings.web.secret_key, Purpose.PREFERENCES, ident)}"
     for form in ({"topic_wards": ["RIV"]},
                  {"topic_wards": ["RIV"], "topics": ["RIV:knitting"]},
                  {"topic_wards": ["RIV"], "all_topics": ["RIV"], "language": "fr"}):

@@ -29,11 +29,11 @@ from alerts.urgent import post_urgent
 from alerts.web.app import create_app
 from subscriptions.base import utcnow
 from subscriptions.consent import CURRENT_WORDING, WORDING
-from subscriptions.links import Purpose, nonces_in, seal, sign_reference
+from subscriptions.links import Purpose, new_nonce, nonces_in, seal, sign_reference
 from subscriptions.subscribers import Frequency, Status, Subscriber, Subscription
 from subscriptions.suppression import SuppressionReason, suppress
 from subscriptions.wards import Ward, get_ward
-from tests.factories import make_subscriber, make_ward
+from tests.factories import make_subscriber, make_ward, signed, stored_nonce
 from tests.servers import Received, SinkHandler
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -293,8 +293,9 @@ def test_posts_without_a_valid_csrf_token_are_refused(
 ) -> None:
     with factory.begin() as session:
         subscription = make_subscriber(session, get_ward(session, "RIV"), "jo@home.example")
-        ident = subscription.id
-    secret = settings.web.secret_key
+        ident, secret = subscription.id, settings.web.secret_key
+        preferences = f"/preferences/{signed(session, secret, Purpose.PREFERENCES, ident)}"
+        unsubscribe = f"/unsubscribe/{signed(session, secret, Purpose.UNSUBSCRIBE, ident)}"
     client = client_for(factory, settings)
     form = {"email": "new@home.example", "wards": ["RIV"], "frequency": "weekly"}
     assert client.post("/subscribe", data=form).status_code == 400
@@ -302,10 +303,8 @@ def test_posts_without_a_valid_csrf_token_are_refused(
     stranger = client_for(factory, settings)  # no cookie: a cross-site post
     assert stranger.post("/subscribe", data={**form, "csrf_token": real}).status_code == 400
     assert client.post("/subscribe", data={**form, "csrf_token": real + "x"}).status_code == 400
-    preferences = f"/preferences/{sign_reference(secret, Purpose.PREFERENCES, ident)}"
     refused = client.post(preferences, data={"frequency": "daily", "wards": ["RIV"]})
     assert refused.status_code == 400 and "Please try again" in refused.text
-    unsubscribe = f"/unsubscribe/{sign_reference(secret, Purpose.UNSUBSCRIBE, ident)}"
     assert client.post(unsubscribe, data={}).status_code == 400
     assert client.post(unsubscribe, data={"List-Unsubscribe": "Yes"}).status_code == 400
     assert subscriptions_of(factory, "new@home.example") == []
@@ -356,7 +355,8 @@ def test_one_click_also_accepts_multipart_form_data(
     with factory.begin() as session:
         ident = make_subscriber(session, make_ward(session, "RIV", "Riverside"),
                                 "jo@home.example").id
-    path = f"/unsubscribe/{sign_reference(settings.web.secret_key, Purpose.UNSUBSCRIBE, ident)}"
+        token = signed(session, settings.web.secret_key, Purpose.UNSUBSCRIBE, ident)
+    path = f"/unsubscribe/{token}"
     answer = client_for(factory, settings).post(
         path, files={"List-Unsubscribe": (None, "One-Click")})
     assert answer.status_code == 200
@@ -369,14 +369,16 @@ def test_forged_or_altered_unsubscribe_and_preferences_links_are_refused(
     with factory.begin() as session:
         ident = make_subscriber(session, make_ward(session, "RIV", "Riverside"),
                                 "jo@home.example").id
+        nonce = stored_nonce(session, Subscription, ident)
     secret = settings.web.secret_key
     client = client_for(factory, settings)
-    unsubscribe = sign_reference(secret, Purpose.UNSUBSCRIBE, ident)
-    preferences = sign_reference(secret, Purpose.PREFERENCES, ident)
+    unsubscribe = sign_reference(secret, Purpose.UNSUBSCRIBE, ident, nonce)
+    preferences = sign_reference(secret, Purpose.PREFERENCES, ident, nonce)
     bad_tokens = [
         f"{ident + 1}-{unsubscribe.split('-')[1]}",  # another subscription's id, same tag
         unsubscribe[:-1] + ("a" if unsubscribe[-1] != "a" else "b"),
-        sign_reference("another-key", Purpose.UNSUBSCRIBE, ident),
+        sign_reference("another-key", Purpose.UNSUBSCRIBE, ident, nonce),
+        sign_reference(secret, Purpose.UNSUBSCRIBE, ident, new_nonce()),  # another row's nonce
         preferences,  # a preferences token is not an unsubscribe token
         "garbage",
     ]
@@ -403,9 +405,10 @@ def test_the_unsubscribe_page_is_one_button_and_can_leave_every_ward(
         ident = make_subscriber(session, riv, "jo@home.example").id
         make_subscriber(session, hil, "jo@home.example")
         other = make_subscriber(session, riv, "sam@home.example").id
-    secret = settings.web.secret_key
+        leave = signed(session, settings.web.secret_key, Purpose.UNSUBSCRIBE, ident)
+        leave_other = signed(session, settings.web.secret_key, Purpose.UNSUBSCRIBE, other)
     client = client_for(factory, settings)
-    path = f"/unsubscribe/{sign_reference(secret, Purpose.UNSUBSCRIBE, ident)}"
+    path = f"/unsubscribe/{leave}"
     page = client.get(path)
     assert page.status_code == 200 and "Unsubscribe from Riverside" in page.text
     assert page.text.count("<button") == 1 and "Hillcrest" in page.text
@@ -413,10 +416,10 @@ def test_the_unsubscribe_page_is_one_button_and_can_leave_every_ward(
     assert done.status_code == 200 and "You are unsubscribed" in done.text
     assert [s.status for s in subscriptions_of(factory, "jo@home.example")] == [
         Status.UNSUBSCRIBED, Status.CONFIRMED]
-    path = f"/unsubscribe/{sign_reference(secret, Purpose.UNSUBSCRIBE, other)}"
+    path = f"/unsubscribe/{leave_other}"
     page = client.get(path)
     assert "other wards" not in page.text
-    path = f"/unsubscribe/{sign_reference(secret, Purpose.UNSUBSCRIBE, ident)}"
+    path = f"/unsubscribe/{leave}"
     client.post(path, data={"csrf_token": csrf_of(client.get(path).text), "everywhere": "yes"})
     assert {s.status for s in subscriptions_of(factory, "jo@home.example")} == {
         Status.UNSUBSCRIBED}
@@ -432,8 +435,9 @@ def test_preferences_change_frequency_pause_resume_and_wards(
         make_ward(session, "OLD", "Old Town")
         ident = make_subscriber(session, riv, "jo@home.example").id
         make_subscriber(session, hil, "jo@home.example")
+        token = signed(session, settings.web.secret_key, Purpose.PREFERENCES, ident)
     client = client_for(factory, settings)
-    path = f"/preferences/{sign_reference(settings.web.secret_key, Purpose.PREFERENCES, ident)}"
+    path = f"/preferences/{token}"
 
     def save(**form: object) -> str:
         response = client.post(path, data={**form, "csrf_token": csrf_of(client.get(path).text)})
