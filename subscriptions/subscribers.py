@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -102,13 +103,30 @@ def parse_frequency(value: str) -> Frequency:
         raise SubscriberError(f"frequency {value!r} is not one of {allowed}") from None
 
 
+# Control characters (CR, LF, tab, NUL…) and Unicode's line and paragraph separators: none
+# belongs in a name, and a line break in one breaks the header of every email it is in.
+_NOT_IN_NAMES = frozenset({"Cc", "Zl", "Zp"})
+
+
+def _has_control_character(text: str) -> bool:
+    return any(unicodedata.category(ch) in _NOT_IN_NAMES for ch in text)
+
+
 def check_name_and_scheme(name: str, scheme: str | None) -> tuple[str, str | None]:
-    """A resident's name and scheme, trimmed; SubscriberError if either is too long to keep."""
+    """A resident's name and scheme, trimmed; SubscriberError, naming the field, if either is
+    too long to keep or holds a line break or another control character. Every way a name
+    comes in (forms, CSV files, the command line) passes through here."""
     name, scheme = name.strip(), (scheme or "").strip() or None
     if len(name) > MAX_NAME:
         raise SubscriberError(f"name is longer than {MAX_NAME} characters")
+    if _has_control_character(name):
+        raise SubscriberError("name must not contain a line break, a tab or another "
+                              "control character")
     if scheme is not None and len(scheme) > MAX_SCHEME:
         raise SubscriberError(f"scheme is longer than {MAX_SCHEME} characters")
+    if scheme is not None and _has_control_character(scheme):
+        raise SubscriberError("scheme must not contain a line break, a tab or another "
+                              "control character")
     return name, scheme
 
 

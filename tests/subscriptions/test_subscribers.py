@@ -1,10 +1,14 @@
+import pytest
 from sqlalchemy.orm import Session
 
 from subscriptions.base import utcnow
 from subscriptions.consent import CURRENT_WORDING, Consent, ConsentMethod
+from subscriptions.csv_io import read_subscribers
 from subscriptions.subscribers import (
     Frequency,
     Status,
+    SubscriberError,
+    check_name_and_scheme,
     iter_subscriptions,
     subscribe,
     unsubscribe_everywhere,
@@ -60,3 +64,28 @@ def test_a_suppressed_address_cannot_be_subscribed_again_silently(session: Sessi
     unsuppress(session, "bounced@home.example")
     assert subscribe(session, "bounced@home.example", ward.code, consent(True),
                      confirmed=True).status == Status.CONFIRMED
+
+
+@pytest.mark.parametrize("name", [
+    "Ann\nBcc: all@home.example", "Ann\r\nArcher", "Ann\rArcher", "Ann\tArcher",
+    "Ann\x00", "Ann\x1b[31m", "Ann\x85Archer", "Ann\u2028Archer", "Ann\u2029Archer",
+])
+def test_a_name_with_a_line_break_or_any_control_character_is_refused_naming_the_field(
+    session: Session, name: str,
+) -> None:
+    ward = make_ward(session)
+    with pytest.raises(SubscriberError, match="name must not contain a line break"):
+        check_name_and_scheme(name, None)
+    with pytest.raises(SubscriberError, match="name must not contain a line break"):
+        subscribe(session, "ann@home.example", ward.code, consent(), name=name)
+    with pytest.raises(SubscriberError, match="scheme must not contain a line break"):
+        check_name_and_scheme("Ann", name)
+    rows, errors = read_subscribers('email,ward,name\nann@home.example,RIV,"' + name + '"\n')
+    assert rows == [] and [e.reason.split(" ")[:3] for e in errors] == [
+        ["name", "must", "not"]]
+
+
+def test_a_name_is_trimmed_and_may_hold_any_printable_character() -> None:
+    for name in ("  Ann Archer ", "Siân O'Brien-Jones", "李小龍", "=Ann", "Ann\u00a0Archer"):
+        assert check_name_and_scheme(name, " Mill Lane Watch ") == (
+            name.strip(), "Mill Lane Watch")
