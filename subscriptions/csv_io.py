@@ -3,6 +3,10 @@
 Columns are named in a header row: `email,ward` are required, `name,frequency,scheme`
 optional. Reading is pure: it checks each row on its own; `import_rows` then does the checks that
 need the database (does the ward exist?) and stores the good rows.
+
+Every CSV the product writes goes through `SafeWriter`: a cell that a spreadsheet would take
+for a formula (`=`, `+`, `-`, `@`, tab, CR first) is written with a single quote in front,
+which the reader here takes off again, so an export imports as it was.
 """
 
 from __future__ import annotations
@@ -104,7 +108,9 @@ def read_table(text: str, required: Sequence[str],
                                                                     delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    reader = csv.reader(io.StringIO(text), dialect)
+    # The sniffer is asked for the delimiter only: every spreadsheet quotes with '"', and a
+    # file whose cells start with `spreadsheet_text`'s quote must not be read as quoted by it.
+    reader = csv.reader(io.StringIO(text), dialect, quotechar='"', doublequote=True)
     header = next(reader, None)
     if header is None:
         raise CsvError(f"the file is empty; the first row must name the columns "
@@ -121,8 +127,9 @@ def read_table(text: str, required: Sequence[str],
 
         def cell(name: str, values: list[str] = values) -> str:
             position = index.get(name)
-            return values[position].strip() if position is not None and position < len(values) \
-                else ""
+            if position is None or position >= len(values):
+                return ""
+            return _from_spreadsheet_text(values[position].strip())
 
         yield reader.line_num, cell
 
@@ -154,9 +161,40 @@ def read_subscribers(
     return list(rows.values()), errors
 
 
+# OWASP's rule against CSV injection: a cell that begins with one of these is a formula to a
+# spreadsheet (Excel, LibreOffice, Google Sheets), which may run it when the file is opened.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_text(value: str) -> str:
+    """A cell as a spreadsheet shows it as text: one that would begin a formula gets a single
+    quote in front (the spreadsheet shows the rest as typed)."""
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def _from_spreadsheet_text(value: str) -> str:
+    """A cell read back: the quote `spreadsheet_text` put in front of a formula's first
+    character is taken off, so a file exported here imports as it was."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_STARTS) \
+        else value
+
+
+class SafeWriter:
+    """The one way the product writes CSV: `csv.writer`, every cell through
+    `spreadsheet_text`, so nothing a resident or an officer typed becomes a live formula."""
+
+    def __init__(self, out: TextIO) -> None:
+        # RFC 4180's CRLF (what Excel writes): the csv module quotes a cell holding a
+        # character of the line terminator, so a CR or LF inside a cell stays inside it.
+        self._writer = csv.writer(out, lineterminator="\r\n")
+
+    def writerow(self, row: Iterable[str]) -> None:
+        self._writer.writerow([spreadsheet_text(cell) for cell in row])
+
+
 def write_records(records: Iterable[SubscriptionRecord], out: TextIO) -> int:
     """Write export rows with a header; return how many rows were written."""
-    writer = csv.writer(out, lineterminator="\n")
+    writer = SafeWriter(out)
     writer.writerow(EXPORT_COLUMNS)
     count = 0
     for record in records:

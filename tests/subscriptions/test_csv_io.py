@@ -1,10 +1,21 @@
+import csv
+import io
+
 import pytest
 from sqlalchemy.orm import Session
 
 from subscriptions.base import utcnow
 from subscriptions.consent import Consent, ConsentMethod
-from subscriptions.csv_io import CsvError, decode, import_rows, read_subscribers
-from subscriptions.subscribers import Frequency, iter_subscriptions
+from subscriptions.csv_io import (
+    FORMULA_STARTS,
+    CsvError,
+    decode,
+    import_rows,
+    read_subscribers,
+    spreadsheet_text,
+    write_records,
+)
+from subscriptions.subscribers import Frequency, SubscriptionRecord, iter_subscriptions
 from tests.factories import make_ward
 
 
@@ -124,3 +135,32 @@ def test_the_files_excel_writes_are_all_read() -> None:
         assert errors == []
         assert [(r.email, r.ward, r.name) for r in rows] == [
             ("zoe@home.example", "RIV", "Zoë Brontë")]
+
+
+FORMULAS = ["=HYPERLINK(\"http://evil.example\",\"Click\")", "+44 20 7946 0000", "-2+3",
+            "@SUM(A1:A2)", "\tTabbed", "\rReturned"]
+
+
+def test_no_cell_of_an_export_starts_a_spreadsheet_formula_and_the_export_imports_as_it_was(
+) -> None:
+    records = [SubscriptionRecord(
+        email=f"r{n}@home.example", ward="RIV", name=name, frequency="weekly",
+        scheme=name if n == 0 else "", status="confirmed", consent_at=utcnow(),
+        consent_method="cli", consent_source="=cmd|' /C calc'!A0", consent_wording="2026-11")
+        for n, name in enumerate(FORMULAS)]
+    out = io.StringIO()
+    assert write_records(records, out) == len(FORMULAS)
+    rows = list(csv.reader(io.StringIO(out.getvalue())))
+    cells = [cell for row in rows[1:] for cell in row]
+    assert not [cell for cell in cells if cell.startswith(FORMULA_STARTS)]
+    assert [row[2] for row in rows[1:]] == ["'" + name for name in FORMULAS]
+    assert rows[1][4] == "'" + FORMULAS[0] and rows[1][8] == "'=cmd|' /C calc'!A0"
+    back, errors = read_subscribers(out.getvalue())
+    assert errors == []
+    assert [row.name for row in back] == [name.strip() for name in FORMULAS]
+    assert back[0].scheme == FORMULAS[0]
+
+
+def test_a_cell_that_starts_no_formula_is_written_as_it_is() -> None:
+    for value in ("Ann Archer", "O'Brien", "'quoted'", "a=b", "ann@home.example", ""):
+        assert spreadsheet_text(value) == value
