@@ -3,6 +3,12 @@ member list (see it, add one resident, remove one, import a CSV, export it, see 
 and why), the message they send to their members, and the printed digest for members
 without email.
 
+A coordinator sees only the residents who joined their scheme, and adding an address tells
+them nothing about it: an address new to us is asked to confirm (or, with written consent
+declared, joins at once); a resident already subscribed is sent an invitation to accept
+(`alerts.scheme_invitations`); anyone else (unsubscribed, paused, suppressed, erased, in
+another scheme) gets nothing. The answer is the same in every case.
+
 Every function takes the signed-in person (a `Principal`), loads the scheme by id and calls
 `require_scheme` itself, so the rule "a coordinator keeps only their own schemes" holds
 whatever page, URL or command asked; officers of the scheme's ward and administrators may
@@ -35,7 +41,7 @@ from alerts.accounts.access import (
 from alerts.accounts.audit import AuditEntry, record
 from alerts.accounts.users import Role, User, add_user, find_user
 from alerts.config import Settings
-from alerts.confirmations import ImportConfirmations, confirm_imported
+from alerts.confirmations import confirm_imported
 from alerts.delivery.fanout import fan_out
 from alerts.digests.printed import PrintedDigest, printed_digest
 from alerts.digests.render import (
@@ -45,9 +51,10 @@ from alerts.digests.render import (
 from alerts.inbound.classify import Kind
 from alerts.inbound.journal import InboundRecord
 from alerts.messages import Message, MessageKind
+from alerts.scheme_invitations import queue_invitations
 from subscriptions.addresses import AddressError, normalise_address
 from subscriptions.consent import COORDINATOR_WORDING, Consent, ConsentMethod
-from subscriptions.csv_io import CsvError, RowError, decode, write_records
+from subscriptions.csv_io import CsvError, RowError, SubscriberRow, decode, write_records
 from subscriptions.schemes import (
     Member,
     Scheme,
@@ -65,7 +72,6 @@ from subscriptions.schemes import (
 from subscriptions.subscribers import (
     Frequency,
     Status,
-    Subscriber,
     SubscriberError,
     Subscription,
     subscriber_not_suppressed,
@@ -135,14 +141,15 @@ class SchemeSummary:
     name: str
     ward_code: str
     ward_name: str
-    members: int  # not unsubscribed
+    members: int  # joined and still subscribed (confirmed or paused)
     confirmed: int
 
 
 def kept_schemes(session: Session, who: Principal) -> list[SchemeSummary]:
     """The schemes the person keeps: a coordinator their own, an officer their wards',
-    an administrator every one."""
-    live = (Subscription.status != Status.UNSUBSCRIBED)
+    an administrator every one. The counts are of members who joined (see `joined`), so
+    they do not move when an address is added that has yet to confirm."""
+    live = Subscription.status.in_([Status.CONFIRMED, Status.PAUSED])
     query = (
         select(Scheme,
                func.count(Subscription.id),
@@ -242,34 +249,40 @@ def view_scheme(session: Session, who: Principal, scheme_id: int, *,
 
 # --- adding and removing members -----------------------------------------------------------
 
-@dataclass(frozen=True)
-class Added:
-    subscription_id: int
-    status: str
-    # A confirmation email was queued (double opt-in), or one went in the last hour.
-    confirmation_queued: bool
-    confirmation_held_back: bool
-
-
 def _consent(who: Principal, where: str, *, prior_written: bool, now: datetime) -> Consent:
     return Consent(at=now, method=ConsentMethod.COORDINATOR, source=_source(who, where),
                    wording_version=COORDINATOR_WORDING, prior_consent_declared=prior_written)
 
 
-def _confirmations(session: Session, settings: Settings, consent: Consent, *,
-                   prior_written: bool, now: datetime) -> ImportConfirmations:
-    if prior_written:
-        return ImportConfirmations(0, 0)
-    return confirm_imported(session, settings, consent, now=now)
+def _join(session: Session, settings: Settings, who: Principal, scheme: Scheme,
+          rows: Sequence[SubscriberRow], consent: Consent, *, action: str,
+          now: datetime) -> list[RowError]:
+    """Add the rows (see `join_scheme`), then email each address that can join: the double
+    opt-in link to those made pending, the invitation to those already subscribed (one
+    of either an hour per address). Audited with counts only; return the rows that were not
+    for this scheme."""
+    joined = join_scheme(session, scheme, rows, consent,
+                         confirmed=consent.prior_consent_declared)
+    asked = confirm_imported(session, settings, consent, now=now)
+    invited = queue_invitations(session, settings, scheme, joined.invite, now=now)
+    how = "prior written consent declared; " if consent.prior_consent_declared else ""
+    _audit(session, who, action, f"scheme {scheme.id}",
+           f"{len(rows)} address(es); {how}{asked.queued} confirmation(s) and "
+           f"{invited.queued} invitation(s) queued, "
+           f"{asked.held_back + invited.held_back} held back (one sent in the last hour)", now)
+    return joined.errors
 
 
 def add_member(session: Session, settings: Settings, who: Principal, scheme_id: int, *,
                email: str, name: str, frequency: Frequency, resident_asked: bool,
-               prior_written: bool, where: str, now: datetime) -> Added:
+               prior_written: bool, where: str, now: datetime) -> None:
     """Add one resident to the scheme, the coordinator declaring that they asked to join
-    (recorded as consent with the page and the wording). A new address is sent the double
-    opt-in email unless `prior_written` declares they already gave consent in writing,
-    as `alerts subscribers import --confirmed` does."""
+    (recorded as consent with the page and the wording), with the rules of `join_scheme`:
+    an address new to us is sent the double opt-in email unless `prior_written` declares
+    they gave consent in writing; a resident already subscribed is invited and joins only
+    if they accept. Nothing is returned: whoever adds an address learns nothing about it
+    (the page says the same whatever happened). CoordinatorError for a form that cannot
+    be used, naming its field."""
     scheme = _scheme(session, who, scheme_id)
     if not resident_asked:
         raise CoordinatorError("Confirm that the resident asked to join the scheme", "asked")
@@ -281,20 +294,10 @@ def add_member(session: Session, settings: Settings, who: Principal, scheme_id: 
     except SubscriberError as exc:
         raise CoordinatorError(f"The {exc}", "name") from None
     consent = _consent(who, where, prior_written=prior_written, now=now)
-    joined = join_scheme(session, scheme, [row], consent, confirmed=prior_written)
-    if joined.errors:
-        raise CoordinatorError(_sentence(joined.errors[0].reason), "email")
-    subscription = session.scalars(
-        select(Subscription).join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(Subscriber.email == row.email, Subscription.ward_id == scheme.ward_id)).one()
-    asked = _confirmations(session, settings, consent, prior_written=prior_written, now=now)
-    how = ("prior written consent declared" if prior_written
-           else "confirmation email queued" if asked.queued
-           else "confirmation held back (one sent in the last hour)" if asked.held_back
-           else "no confirmation needed")
-    _audit(session, who, "scheme.member.add", f"subscription {subscription.id}",
-           f"scheme {scheme.id}; {subscription.status}; {how}", now)
-    return Added(subscription.id, subscription.status, asked.queued > 0, asked.held_back > 0)
+    errors = _join(session, settings, who, scheme, [row], consent, action="scheme.member.add",
+                   now=now)
+    if errors:
+        raise CoordinatorError(_sentence(errors[0].reason), "email")
 
 
 def _sentence(reason: str) -> str:
@@ -330,10 +333,11 @@ def remove_member(session: Session, who: Principal, scheme_id: int, subscription
 
 @dataclass(frozen=True)
 class Imported:
-    landed: int
+    """What an import says: how many addresses its good lines held, and its bad lines. Not
+    what became of each address: that is told to no one who adds them."""
+
+    addresses: int
     errors: list[RowError]
-    confirmations_queued: int
-    confirmations_held_back: int
 
 
 def import_members(session: Session, settings: Settings, who: Principal, scheme_id: int,
@@ -341,9 +345,10 @@ def import_members(session: Session, settings: Settings, who: Principal, scheme_
                    now: datetime) -> Imported:
     """Add the residents of a CSV to the scheme (`email` required; `ward`, `scheme`,
     `name`, `frequency` optional: the scheme's ward and name are implied). Bad lines are
-    returned with their line numbers and skipped; the good rows land in the caller's
-    transaction, all together or not at all. New addresses get the double opt-in email
-    unless `prior_written` declares every resident in the file gave consent in writing."""
+    returned with their line numbers and skipped; the good rows are added in the caller's
+    transaction, all together or not at all, with the rules of `add_member`: an address new
+    to us gets the double opt-in email unless `prior_written` declares every resident in the
+    file gave consent in writing; a resident already subscribed gets an invitation."""
     scheme = _scheme(session, who, scheme_id)
     if not resident_asked:
         raise CoordinatorError("Confirm that everyone in the file asked to join the scheme",
@@ -359,14 +364,9 @@ def import_members(session: Session, settings: Settings, who: Principal, scheme_
     except CsvError as exc:
         raise CoordinatorError(f"The file cannot be read: {exc}", "file") from None
     consent = _consent(who, where, prior_written=prior_written, now=now)
-    joined = join_scheme(session, scheme, rows, consent, confirmed=prior_written)
-    asked = _confirmations(session, settings, consent, prior_written=prior_written, now=now)
-    bad = sorted(errors + joined.errors, key=lambda e: e.line)
-    how = ("prior written consent declared" if prior_written
-           else f"{asked.queued} confirmation email(s) queued, {asked.held_back} held back")
-    _audit(session, who, "scheme.import", f"scheme {scheme.id}",
-           f"{joined.landed} row(s) landed, {len(bad)} bad line(s); {how}", now)
-    return Imported(joined.landed, bad, asked.queued, asked.held_back)
+    more = _join(session, settings, who, scheme, rows, consent, action="scheme.import",
+                 now=now)
+    return Imported(len(rows), sorted(errors + more, key=lambda e: e.line))
 
 
 def export_members(session: Session, who: Principal, scheme_id: int, out: TextIO, *,

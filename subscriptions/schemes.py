@@ -4,18 +4,26 @@ coordinators. A member is a subscription in the scheme's ward that names the sch
 Besides the scheme itself, this module holds the scheme-scoped rules for its members:
 reading a coordinator's CSV (the scheme's ward and name are implied, so `ward` and
 `scheme` columns are optional), adding residents (a file's rows or one at a time, through
-the same checks as `alerts subscribers import`), removing one, the export rows, and who is
-on the suppression list. Who may do any of it is decided by the caller (`alerts`).
+the same checks as `alerts subscribers import`), inviting residents who are already
+subscribed and their accepting, removing one, the export rows, and who is on the
+suppression list. Who may do any of it is decided by the caller (`alerts`).
+
+A coordinator sees only the members who joined: a resident who subscribed on their own is
+never pulled into a scheme by someone typing their address. They are invited, and join only
+when they accept; until then nothing about them (not even whether they are subscribed, in
+another scheme, suppressed or erased) reaches the person who added them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import ForeignKey, Select, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+from sqlalchemy.sql import ColumnElement
 
 from subscriptions.addresses import AddressError, normalise_address
 from subscriptions.base import NEVER_REUSED, Base, id_never_reused, utcnow
@@ -31,7 +39,6 @@ from subscriptions.subscribers import (
     SubscriptionRecord,
     check_name_and_scheme,
     parse_frequency,
-    stored_source,
 )
 from subscriptions.suppression import Suppression, address_hash
 from subscriptions.wards import Ward, get_ward
@@ -116,10 +123,21 @@ class Member:
 SUPPRESSED = "suppressed"
 
 
+def joined(scheme: Scheme) -> ColumnElement[bool]:
+    """For queries over subscriptions: the scheme's members, those who joined it. A member
+    confirmed their subscription with the scheme named (their own link, an invitation they
+    accepted, or written consent the coordinator declared for an address new to us), and
+    stays listed, as unsubscribed, if they leave. One still waiting to confirm is no
+    member: listing them would tell the coordinator which addresses were new to us."""
+    settled = Subscription.status.in_([Status.CONFIRMED, Status.PAUSED]) | (
+        (Subscription.status == Status.UNSUBSCRIBED) & Subscription.confirmed_at.is_not(None))
+    return (Subscription.ward_id == scheme.ward_id) & (Subscription.scheme == scheme.name) \
+        & settled
+
+
 def members_of(scheme: Scheme) -> Select[Subscription]:
-    """The subscriptions that belong to `scheme` (a query, for listing or fan-out)."""
-    return (select(Subscription)
-            .where(Subscription.ward_id == scheme.ward_id, Subscription.scheme == scheme.name))
+    """The subscriptions of the scheme's members (a query, for listing or fan-out)."""
+    return select(Subscription).where(joined(scheme))
 
 
 def list_members(session: Session, scheme: Scheme) -> list[Member]:
@@ -127,7 +145,7 @@ def list_members(session: Session, scheme: Scheme) -> list[Member]:
         select(Subscription, Subscriber, Suppression.address_hash)
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .outerjoin(Suppression, Suppression.email == Subscriber.email)
-        .where(Subscription.ward_id == scheme.ward_id, Subscription.scheme == scheme.name)
+        .where(joined(scheme))
         .order_by(Subscriber.email)
     ).all()
     return [Member(subscription.id, subscriber.id, subscriber.email, subscriber.name,
@@ -139,9 +157,8 @@ def list_members(session: Session, scheme: Scheme) -> list[Member]:
 def member_subscription(session: Session, scheme: Scheme, subscription_id: int) -> Subscription:
     """The subscription if it belongs to the scheme; a SchemeError otherwise (whoever asks
     about another scheme's member learns nothing about it)."""
-    subscription = session.get(Subscription, subscription_id)
-    if subscription is None or subscription.ward_id != scheme.ward_id \
-            or subscription.scheme != scheme.name:
+    subscription = session.scalar(members_of(scheme).where(Subscription.id == subscription_id))
+    if subscription is None:
         raise SchemeError(f"no such member of {scheme.name}")
     return subscription
 
@@ -161,8 +178,6 @@ def unsubscribe_member(session: Session, scheme: Scheme, subscription_id: int, *
 
 # --- adding members, from a file or one at a time ------------------------------------------
 
-OTHER_SCHEME = ("the address is on another scheme's list in this ward; that scheme's "
-                "coordinator or the ward team can move it")
 SCHEME_COLUMNS = ("email",)
 SCHEME_OPTIONAL = ("ward", "name", "frequency", "scheme")
 
@@ -220,82 +235,117 @@ def member_row(scheme: Scheme, email: str, *, name: str = "",
 
 @dataclass(frozen=True)
 class Joined:
-    """What adding rows to a scheme did: how many landed, which were refused and why."""
+    """What adding rows to a scheme leaves the caller to do, and the rows that were not for
+    this scheme. It says nothing of any address's state, and the person who added the rows
+    must be told nothing of it either (see `join_scheme`)."""
 
-    landed: int
+    # Subscriptions already in the ward whose residents are to be invited to join.
+    invite: list[int]
     errors: list[RowError]
 
 
-def _chunks(values: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+T = TypeVar("T")
+
+
+def _chunks(values: Sequence[T], size: int = 500) -> Iterator[Sequence[T]]:
     for at in range(0, len(values), size):
         yield values[at : at + size]
 
 
 def join_scheme(session: Session, scheme: Scheme, rows: Iterable[SubscriberRow],
                 consent: Consent, *, confirmed: bool) -> Joined:
-    """Add residents to the scheme in the caller's transaction, with the checks of
-    `alerts subscribers import` (suppressed addresses are refused) and these of its own:
+    """Add residents to the scheme in the caller's transaction. A coordinator may add only
+    people new to us; anyone else decides for themselves:
 
-    - an address new to the ward, or one that left it, becomes a member with this consent:
-      pending (the caller asks them to confirm) unless `confirmed` says they already gave
-      consent in writing;
-    - an address already subscribed to the ward, with no scheme or this one, joins the
-      scheme and keeps its own status and frequency (what a resident chose is theirs);
-      a pending one is confirmed when `confirmed` declares prior consent;
-    - an address on another scheme's list is refused: only that scheme may change it.
+    - an address new to us becomes a member pending confirmation with this consent (the
+      caller emails the double opt-in link), or a confirmed member when `confirmed`
+      declares they gave consent in writing;
+    - an address we hold with no subscription in the ward gets one, pending confirmation
+      (written consent is not taken for someone who subscribed on their own);
+    - a confirmed or pending subscription in the ward, in no scheme or waiting for this
+      one, is returned in `invite`: it changes only if its resident accepts the invitation;
+    - an address on the suppression list (bounced, complained, erased), one that left the
+      ward or paused it, one on another scheme's list and a member already change nothing.
+      Written consent overrides none of these.
     """
     errors: list[RowError] = []
-    pending: list[SubscriberRow] = []
+    wanted: dict[str, SubscriberRow] = {}
     for row in rows:
         if row.ward != scheme.ward.code or row.scheme != scheme.name:
             errors.append(RowError(row.line, f"not a row for {scheme.name}"))
         else:
-            pending.append(row)
-    existing: dict[str, Subscription] = {}
-    emails = sorted({row.email for row in pending})
+            wanted[row.email] = row
+    emails = sorted(wanted)
+    hashes = {email: address_hash(email) for email in emails}
+    refused: set[str] = set()
+    known: dict[str, int] = {}
     for chunk in _chunks(emails):
-        for subscriber_email, found in session.execute(
-            select(Subscriber.email, Subscription)
-            .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-            .where(Subscriber.email.in_(chunk), Subscription.ward_id == scheme.ward_id)
-        ):
-            existing[subscriber_email] = found
-    fresh: list[SubscriberRow] = []
-    landed = 0
-    for row in pending:
-        subscription = existing.get(row.email)
-        if subscription is None or subscription.status == Status.UNSUBSCRIBED:
-            fresh.append(row)
+        refused.update(session.scalars(select(Suppression.address_hash).where(
+            Suppression.address_hash.in_([hashes[email] for email in chunk]))))
+        known.update(session.execute(
+            select(Subscriber.email, Subscriber.id).where(Subscriber.email.in_(chunk))).all())
+    in_ward: dict[int, Subscription] = {}
+    for ids in _chunks(sorted(known.values())):
+        in_ward.update((found.subscriber_id, found) for found in session.scalars(
+            select(Subscription).where(Subscription.subscriber_id.in_(ids),
+                                       Subscription.ward_id == scheme.ward_id)))
+    new: list[SubscriberRow] = []
+    elsewhere: list[SubscriberRow] = []
+    invite: list[int] = []
+    for email, row in wanted.items():
+        if hashes[email] in refused:
             continue
-        if subscription.scheme is not None and subscription.scheme != scheme.name:
-            errors.append(RowError(row.line, OTHER_SCHEME))
-            continue
-        refused = session.get(Suppression, address_hash(row.email))
-        if refused is not None:
-            errors.append(RowError(row.line, f"the address is on the suppression list "
-                                             f"({refused.reason})"))
-            continue
-        _keep(subscription, scheme, row, consent, confirmed=confirmed)
-        landed += 1
-    imported, more = import_rows(session, fresh, consent, confirmed=confirmed)
+        subscriber_id = known.get(email)
+        if subscriber_id is None:
+            new.append(row)
+        elif subscriber_id not in in_ward:
+            elsewhere.append(row)
+        elif may_be_invited(in_ward[subscriber_id], scheme) \
+                and not is_member(in_ward[subscriber_id], scheme):
+            invite.append(in_ward[subscriber_id].id)
+    _, more = import_rows(session, new, consent, confirmed=confirmed)
+    _, others = import_rows(session, elsewhere, replace(consent, prior_consent_declared=False),
+                            confirmed=False)
     session.flush()
-    return Joined(landed + imported, sorted(errors + more, key=lambda e: e.line))
+    return Joined(sorted(invite), sorted(errors + more + others, key=lambda e: e.line))
 
 
-def _keep(subscription: Subscription, scheme: Scheme, row: SubscriberRow, consent: Consent,
-          *, confirmed: bool) -> None:
+def is_member(subscription: Subscription, scheme: Scheme) -> bool:
+    """Whether the subscription is a confirmed member of the scheme."""
+    return subscription.scheme == scheme.name and subscription.status == Status.CONFIRMED
+
+
+def may_be_invited(subscription: Subscription, scheme: Scheme) -> bool:
+    """Whether the resident of this subscription may be invited to join the scheme, or
+    accept its invitation: subscribed to its ward (confirmed, or waiting to confirm), in no
+    other scheme. A member already may accept again, which changes nothing. (Suppression
+    is the caller's check: the address is on the subscriber.)"""
+    return subscription.ward_id == scheme.ward_id \
+        and subscription.status in (Status.CONFIRMED, Status.PENDING) \
+        and subscription.scheme in (None, scheme.name)
+
+
+def invitation_open(session: Session, subscription: Subscription, scheme: Scheme) -> bool:
+    """Whether the resident may still accept the scheme's invitation: not if they left the
+    ward or paused it, joined another scheme, or their address went on the suppression list
+    since it was sent."""
+    return may_be_invited(subscription, scheme) \
+        and session.get(Suppression, address_hash(subscription.subscriber.email)) is None
+
+
+def accept_invitation(session: Session, subscription: Subscription, scheme: Scheme, *,
+                      now: datetime) -> bool:
+    """The resident accepts the scheme's invitation: their subscription joins the scheme,
+    and is confirmed if it was waiting (the invitation reached their address). False, and
+    nothing changes, if it is no longer open (`invitation_open`)."""
+    if not invitation_open(session, subscription, scheme):
+        return False
     subscription.scheme = scheme.name
-    if row.name and not subscription.subscriber.name:
-        subscription.subscriber.name = row.name
-    if confirmed and subscription.status == Status.PENDING:
-        # Confirmed on the strength of this declaration: it becomes the consent on record.
+    if subscription.status == Status.PENDING:
         subscription.status = Status.CONFIRMED
-        subscription.confirmed_at = consent.at
-        subscription.consent_at = consent.at
-        subscription.consent_method = consent.method
-        subscription.consent_source = stored_source(consent)
-        subscription.consent_wording = consent.wording_version
-        subscription.consent_prior_declared = consent.prior_consent_declared
+        subscription.confirmed_at = now
+    session.flush()
+    return True
 
 
 # --- what the coordinator reads back ------------------------------------------------------
@@ -307,7 +357,7 @@ def scheme_records(session: Session, scheme: Scheme) -> Iterator[SubscriptionRec
         select(Subscription, Subscriber, Suppression.address_hash)
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .outerjoin(Suppression, Suppression.email == Subscriber.email)
-        .where(Subscription.ward_id == scheme.ward_id, Subscription.scheme == scheme.name)
+        .where(joined(scheme))
         .order_by(Subscriber.email)
     )
     code = scheme.ward.code
@@ -340,7 +390,7 @@ def suppressed_members(session: Session, scheme: Scheme) -> list[SuppressedMembe
         select(Subscription, Subscriber, Suppression)
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .join(Suppression, Suppression.email == Subscriber.email)
-        .where(Subscription.ward_id == scheme.ward_id, Subscription.scheme == scheme.name)
+        .where(joined(scheme))
         .order_by(Suppression.created_at.desc(), Subscriber.email)
     )
     return [SuppressedMember(

@@ -3,8 +3,10 @@ Watch schemes, their coordinators and their member lists.
 
 The member commands go through the coordinators' service (alerts.coordinators), as the
 coordinators' pages do, so the same rules hold: the consent recorded, the double opt-in
-email unless --confirmed declares prior consent, an audit entry for each change. The
-operator at the command line may act on any scheme.
+email unless --confirmed declares prior consent (for addresses new to us only), an
+invitation to accept for residents already subscribed, the same answer whatever became of
+an address, an audit entry for each change. The operator at the command line may act on
+any scheme. `members` lists those who joined.
 """
 
 from __future__ import annotations
@@ -30,6 +32,17 @@ from subscriptions.addresses import normalise_address
 from subscriptions.base import utcnow
 from subscriptions.schemes import add_scheme, get_scheme, list_members, list_schemes
 from subscriptions.subscribers import Frequency
+
+
+def _answer(scheme: str, *, many: bool, confirmed: bool) -> str:
+    """What adding says, whatever became of each address."""
+    who = f"each address that can join {scheme}" if many \
+        else f"if this address can join {scheme}, it"
+    done = ("added if it was new to us, or sent an invitation to accept if it is already "
+            "subscribed" if confirmed
+            else "sent an email to confirm or an invitation to accept; it is a member once "
+                 "it has")
+    return f"{who} has been {done}"
 
 
 def register(cli: click.Group) -> None:
@@ -85,7 +98,8 @@ def list_(runtime: Runtime, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_runtime
 def members(runtime: Runtime, name: str, as_json: bool) -> None:
-    """List a scheme's members and the state of each (suppressed: never sent to)."""
+    """List a scheme's members (those who joined) and the state of each (suppressed:
+    never sent to)."""
     with runtime.sessions()() as session:
         rows = [{"email": m.email, "name": m.name, "status": m.state,
                  "frequency": m.frequency, "joined_at": m.joined_at.isoformat()}
@@ -107,9 +121,11 @@ def import_(runtime: Runtime, name: str, file: Path, confirmed: bool) -> None:
     """Add the residents of a CSV to scheme NAME (email required; name, frequency optional;
     ward and scheme, if present, must be the scheme's).
 
-    Everyone in the file is recorded as having asked to join. Without --confirmed, each new
-    address is sent one confirmation email and nothing else until it confirms. Bad lines are
-    reported with their numbers and skipped; the good ones land together.
+    Everyone in the file is recorded as having asked to join. Each address new to us is sent
+    one confirmation email and nothing else until it confirms, or, with --confirmed, joins at
+    once; each resident already subscribed is sent an invitation, and joins if they accept.
+    Nothing overrides an unsubscribe, a suppression or an erasure. Bad lines are reported
+    with their numbers and skipped; the good ones are added together.
     """
     now = utcnow()
     try:
@@ -123,13 +139,9 @@ def import_(runtime: Runtime, name: str, file: Path, confirmed: bool) -> None:
         fail(f"{file}: {exc}")
     for error in result.errors:
         warn(f"{file}: {error}; row skipped")
-    state = "confirmed" if confirmed else "pending confirmation unless already subscribed"
-    click.echo(f"{result.landed} member(s) of {name} from {file} ({state}); skipped "
+    click.echo(f"{result.addresses} address(es) for {name} from {file}; skipped "
                f"{len(result.errors)} bad row(s)")
-    if not confirmed:
-        click.echo(f"queued {result.confirmations_queued} confirmation email(s)"
-                   + (f"; {result.confirmations_held_back} address(es) already sent one in "
-                      "the last hour" if result.confirmations_held_back else ""))
+    click.echo(_answer(name, many=True, confirmed=confirmed))
     if result.errors:
         raise SystemExit(1)
 
@@ -156,21 +168,19 @@ def export(runtime: Runtime, name: str) -> None:
 @pass_runtime
 def add_member_(runtime: Runtime, name: str, email: str, resident_name: str, frequency: str,
                 confirmed: bool) -> None:
-    """Add EMAIL to scheme NAME, recorded as having asked to join."""
+    """Add EMAIL to scheme NAME, recorded as having asked to join (see `import` for what
+    becomes of it; the answer is the same whatever did)."""
     try:
         with transaction(runtime.sessions()) as session:
             scheme = get_scheme(session, name)
-            added = add_member(session, runtime.settings, command_line_principal(cli_actor()),
-                               scheme.id, email=email, name=resident_name,
-                               frequency=Frequency(frequency), resident_asked=True,
-                               prior_written=confirmed, where="alerts schemes add-member",
-                               now=utcnow())
+            add_member(session, runtime.settings, command_line_principal(cli_actor()),
+                       scheme.id, email=email, name=resident_name,
+                       frequency=Frequency(frequency), resident_asked=True,
+                       prior_written=confirmed, where="alerts schemes add-member",
+                       now=utcnow())
     except CoordinatorError as exc:
-        fail(str(exc))
-    asked = (" (confirmation email queued)" if added.confirmation_queued
-             else " (a confirmation email went in the last hour)"
-             if added.confirmation_held_back else "")
-    click.echo(f"added to {name}: {added.status}{asked}")
+        fail(f"--name: {exc}" if exc.field == "name" else str(exc))
+    click.echo(_answer(name, many=False, confirmed=confirmed))
 
 
 @schemes.command("remove-member")

@@ -1,7 +1,9 @@
 """The coordinators' pages under `/staff/schemes/`: the schemes a person keeps, a scheme's
 members (add one, remove one), import a CSV, export one, who bounced and why, and a message
 to the members (write, preview the real email, send), and the ward's latest digest as a PDF to
-print for members without email.
+print for members without email. On the residents' side, `/scheme-invitation/{token}`: the
+page a scheme's invitation links to, whose one button (a POST) joins the scheme; opening the
+link changes nothing, since mail scanners open every link in an email.
 
 Handlers are thin: they parse the form, check its CSRF token, call `alerts.coordinators`
 (which decides who may do what and audits every change) and render. Plain `def`s, so FastAPI
@@ -17,9 +19,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.accounts.access import Principal
 from alerts.accounts.reset_mail import invitation, send_reset_mail
+from alerts.config import Settings
 from alerts.coordinators import (
     MAX_BODY,
     MAX_IMPORT_BYTES,
@@ -44,7 +48,12 @@ from alerts.coordinators import (
 )
 from alerts.db import transaction
 from alerts.digests.printed import NoDigestYet, pdf_filename, render_pdf
+from alerts.digests.render import environment
 from alerts.messages import fill_links
+from alerts.scheme_invitations import INVITE_PATH, accept, preview_invitation
+from alerts.translations import HTML_LANG
+from alerts.web.languages import request_language
+from alerts.web.residents import HEADERS as RESIDENT_HEADERS
 from alerts.web.staff import HEADERS, StaffSite
 from subscriptions.base import utcnow
 from subscriptions.consent import COORDINATOR_WORDING, WORDING
@@ -59,14 +68,12 @@ FREQUENCIES = [
 ]
 # What the scheme page says after a change (Post/Redirect/Get: the notice travels as a key).
 NOTICES = {
-    "added-asked": "Added. We have emailed them a link to confirm; they get nothing else "
-                   "until they do.",
-    "added-held": "Added. They were sent a confirmation email in the last hour, so no "
-                  "other was sent; they get nothing until they confirm.",
-    "added-pending": "Added. They are waiting to confirm their address and get nothing "
-                     "until they do.",
-    "added-confirmed": "Added and confirmed: they will get the scheme's messages and "
-                       "the ward's news.",
+    # The same whatever became of the address: the page tells no one who is subscribed.
+    "invited": "If this address can join the scheme, we have sent it an invitation. "
+               "They appear in the list once they accept it.",
+    "invited-written": "If this address can join the scheme, it has been added, or, if "
+                       "it is already subscribed, sent an invitation to accept. Only "
+                       "those who have joined appear in the list.",
     "removed": "Removed. They will get no more emails for this ward.",
     "created": "Scheme added. Its coordinator can sign in and see it now.",
     "created-invited": "Scheme added. We have emailed its coordinator a link to choose a "
@@ -91,6 +98,14 @@ def _tidy(errors: dict[str, str]) -> dict[str, str]:
 
 
 def coordinators_router(site: StaffSite) -> APIRouter:
+    """The staff pages, and the residents' invitation page beside them."""
+    both = APIRouter()
+    both.include_router(_staff_router(site))
+    both.include_router(_invitation_router(site.factory, site.settings))
+    return both
+
+
+def _staff_router(site: StaffSite) -> APIRouter:
     router = APIRouter(prefix="/staff/schemes")
     settings = site.settings
 
@@ -168,16 +183,14 @@ def coordinators_router(site: StaffSite) -> APIRouter:
                 "frequency": "Choose how often they hear about the ward's news"})
         try:
             with transaction(site.factory) as session:
-                added = add_member(session, settings, who, scheme_id, email=email, name=name,
-                                   frequency=Frequency(frequency), resident_asked=asked == "yes",
-                                   prior_written=written == "yes", where=request.url.path,
-                                   now=utcnow())
+                add_member(session, settings, who, scheme_id, email=email, name=name,
+                           frequency=Frequency(frequency), resident_asked=asked == "yes",
+                           prior_written=written == "yes", where=request.url.path,
+                           now=utcnow())
         except CoordinatorError as exc:
             return scheme_page(request, who, scheme_id, form=form, status=400,
                                errors=_tidy({exc.field: str(exc)}))
-        notice = ("added-confirmed" if added.status == "confirmed"
-                  else "added-asked" if added.confirmation_queued
-                  else "added-held" if added.confirmation_held_back else "added-pending")
+        notice = "invited-written" if written == "yes" else "invited"
         return site.redirect(f"/staff/schemes/{scheme_id}?done={notice}")
 
     @router.get("/{scheme_id}/members/{subscription_id}/remove", response_class=HTMLResponse)
@@ -234,7 +247,8 @@ def coordinators_router(site: StaffSite) -> APIRouter:
         except CoordinatorError as exc:
             return import_page(request, who, scheme_id, status=400, context={
                 **keep, "errors": _tidy({exc.field: str(exc)})})
-        return import_page(request, who, scheme_id, context={"result": result})
+        return import_page(request, who, scheme_id, context={
+            "result": result, "declared": written == "yes"})
 
     @router.get("/{scheme_id}/export")
     def export(request: Request, scheme_id: int) -> Response:
@@ -330,5 +344,35 @@ def coordinators_router(site: StaffSite) -> APIRouter:
                                 errors=refused(exc), status=400)
         shown = "again" if sent.repeated else str(sent.deliveries)
         return site.redirect(f"/staff/schemes/{scheme_id}/message?sent={shown}")
+
+    return router
+
+
+def _invitation_router(factory: sessionmaker[Session], settings: Settings) -> APIRouter:
+    """A resident's page: the signed link alone authorises it (no cookie is set or read,
+    as for an RFC 8058 one-click unsubscribe), so it needs no sign-in and no CSRF token."""
+    router = APIRouter()
+
+    def page(request: Request, context: dict[str, Any], *, status: int) -> HTMLResponse:
+        # No language switch link: following it would open the invitation link again.
+        language = request_language(request, switchable=False)
+        body = environment(language=language).get_template(
+            "web/scheme_invitation.html").render(force=settings.force, **context)
+        return HTMLResponse(body, status_code=status, headers={
+            **RESIDENT_HEADERS, "Content-Language": HTML_LANG[language]})
+
+    @router.get(INVITE_PATH + "{token}", response_class=HTMLResponse)
+    def invitation_get(request: Request, token: str) -> HTMLResponse:
+        with factory() as session:
+            view = preview_invitation(session, settings, token)
+        return page(request, {"view": view, "token": token, "done": False},
+                    status=200 if view is not None else 400)
+
+    @router.post(INVITE_PATH + "{token}", response_class=HTMLResponse)
+    def invitation_post(request: Request, token: str) -> HTMLResponse:
+        with transaction(factory) as session:
+            view = accept(session, settings, token, now=utcnow())
+        return page(request, {"view": view, "token": token, "done": view is not None},
+                    status=200 if view is not None else 400)
 
     return router

@@ -1,6 +1,7 @@
 """Schemes and their members (subscriptions.schemes): reading a coordinator's CSV (pure, with
-line numbers), joining residents to a scheme with the import's rules, the export rows, who is
-suppressed, and removing a member.
+line numbers), joining residents to a scheme (only addresses new to us are added; residents
+already subscribed are invited and join when they accept), the members a coordinator sees
+(only those who joined), the export rows, who is suppressed, and removing a member.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from sqlalchemy.orm import Session
 from subscriptions.base import utcnow
 from subscriptions.consent import COORDINATOR_WORDING, WORDING, Consent, ConsentMethod
 from subscriptions.csv_io import CsvError, SubscriberRow
+from subscriptions.personal_data import erase_subscriber
 from subscriptions.schemes import (
-    OTHER_SCHEME,
+    Scheme,
     SchemeError,
+    accept_invitation,
     add_scheme,
+    invitation_open,
     join_scheme,
     list_members,
     member_row,
@@ -105,40 +109,86 @@ def subscription_of(session: Session, email: str) -> Subscription:
                            .where(Subscriber.email == email)).one()
 
 
-def test_joining_adds_new_addresses_keeps_ward_subscribers_and_refuses_other_schemes(
+def rows_for(scheme: Scheme, *emails: str) -> list[SubscriberRow]:
+    return [SubscriberRow(line, email, scheme.ward.code, email.split("@")[0].title(),
+                          Frequency.WEEKLY, scheme.name)
+            for line, email in enumerate(emails, start=2)]
+
+
+def test_joining_adds_only_addresses_new_to_us_and_invites_those_already_subscribed(
     session: Session,
 ) -> None:
-    ward = make_ward(session, "RIV", "Riverside")
+    ward, hill = make_ward(session, "RIV", "Riverside"), make_ward(session, "HIL")
     mill = add_scheme(session, "Mill Lane Watch", "RIV")
     add_scheme(session, "Church Street Watch", "RIV")
-    make_subscriber(session, ward, "eve@home.example", frequency=Frequency.DAILY)
-    make_subscriber(session, ward, "pen@home.example", confirmed=False)
-    church = make_subscriber(session, ward, "dan@home.example")
-    church.scheme = "Church Street Watch"
-    left = make_subscriber(session, ward, "old@home.example")
-    left.status, left.scheme = Status.UNSUBSCRIBED, "Church Street Watch"
+    eve = make_subscriber(session, ward, "eve@home.example", frequency=Frequency.DAILY)
+    pen = make_subscriber(session, ward, "pen@home.example", confirmed=False)
+    make_subscriber(session, ward, "dan@home.example").scheme = "Church Street Watch"
+    make_subscriber(session, ward, "old@home.example").status = Status.UNSUBSCRIBED
+    make_subscriber(session, ward, "pau@home.example").status = Status.PAUSED
+    make_subscriber(session, hill, "far@home.example", name="Far Away")
     suppress(session, "kim@home.example", SuppressionReason.COMPLAINT)
-    rows = [member_row(mill, email, name=name) for email, name in (
-        ("new@home.example", "New"), ("eve@home.example", "Eve"), ("pen@home.example", ""),
-        ("dan@home.example", ""), ("old@home.example", ""), ("kim@home.example", ""))]
-    rows = [SubscriberRow(n, r.email, r.ward, r.name, r.frequency, r.scheme)
-            for n, r in enumerate(rows, start=2)]
-    joined = join_scheme(session, mill, rows, consent(prior=True), confirmed=True)
-    assert joined.landed == 4
-    assert [(e.line, e.reason) for e in joined.errors] == [
-        (5, OTHER_SCHEME), (7, joined.errors[1].reason)]
-    assert "suppression list (complaint)" in joined.errors[1].reason
-    eve, pen, old, new = (subscription_of(session, e) for e in (
-        "eve@home.example", "pen@home.example", "old@home.example", "new@home.example"))
-    assert (eve.scheme, eve.status, eve.frequency, eve.consent_method) == (
-        "Mill Lane Watch", "confirmed", "daily", "cli")
-    assert eve.subscriber.name == "Eve"
-    assert (pen.status, pen.consent_method, pen.consent_prior_declared) == (
-        "confirmed", "coordinator", True)
-    assert (old.scheme, old.status) == ("Mill Lane Watch", "confirmed")
-    assert (new.scheme, new.status, new.consent_wording) == (
-        "Mill Lane Watch", "confirmed", COORDINATOR_WORDING)
-    assert subscription_of(session, "dan@home.example").scheme == "Church Street Watch"
+    erased = make_subscriber(session, ward, "gone@home.example")
+    erase_subscriber(session, erased.subscriber_id, now=NOW)
+    before = {s.id: (s.status, s.scheme, s.frequency, s.consent_method)
+              for s in session.scalars(select(Subscription))}
+
+    joined = join_scheme(session, mill, rows_for(
+        mill, "new@home.example", "eve@home.example", "pen@home.example", "dan@home.example",
+        "old@home.example", "pau@home.example", "far@home.example", "kim@home.example",
+        "gone@home.example"), consent(prior=True), confirmed=True)
+
+    assert (joined.invite, joined.errors) == (sorted([eve.id, pen.id]), [])
+    # Nobody already subscribed was changed, written consent or not.
+    assert {s.id: (s.status, s.scheme, s.frequency, s.consent_method)
+            for s in session.scalars(select(Subscription)) if s.id in before} == before
+    new = subscription_of(session, "new@home.example")
+    assert (new.scheme, new.status, new.consent_wording, new.subscriber.name) == (
+        "Mill Lane Watch", "confirmed", COORDINATOR_WORDING, "New")
+    # Known to us in another ward: asked to confirm here, whatever the coordinator declared.
+    far = session.scalars(select(Subscription).join(Subscriber).where(
+        Subscriber.email == "far@home.example", Subscription.ward_id == ward.id)).one()
+    assert (far.scheme, far.status, far.consent_prior_declared, far.subscriber.name) == (
+        "Mill Lane Watch", "pending", False, "Far Away")
+    for gone in ("kim@home.example", "gone@home.example"):
+        assert session.scalar(select(Subscriber).where(Subscriber.email == gone)) is None
+    assert [m.email for m in list_members(session, mill)] == ["new@home.example"]
+
+
+def test_an_invitation_once_accepted_makes_a_member_and_confirms_one_still_waiting(
+    session: Session,
+) -> None:
+    ward = make_ward(session, "RIV")
+    mill = add_scheme(session, "Mill Lane Watch", "RIV")
+    eve = make_subscriber(session, ward, "eve@home.example", frequency=Frequency.DAILY)
+    pen = make_subscriber(session, ward, "pen@home.example", confirmed=False)
+    joined = join_scheme(session, mill, rows_for(mill, "eve@home.example", "pen@home.example"),
+                         consent(), confirmed=False)
+    assert list_members(session, mill) == []
+    for subscription in (eve, pen):
+        assert accept_invitation(session, subscription, mill, now=NOW)
+        assert accept_invitation(session, subscription, mill, now=NOW)  # again: no change
+    assert sorted(joined.invite) == sorted([eve.id, pen.id])
+    assert [(m.email, m.status, m.frequency) for m in list_members(session, mill)] == [
+        ("eve@home.example", "confirmed", "daily"), ("pen@home.example", "confirmed", "weekly")]
+    assert pen.confirmed_at == NOW and pen.consent_method == ConsentMethod.OFFICER_CLI
+
+
+def test_an_invitation_cannot_be_accepted_once_the_resident_left_or_was_suppressed(
+    session: Session,
+) -> None:
+    ward = make_ward(session, "RIV")
+    mill = add_scheme(session, "Mill Lane Watch", "RIV")
+    church = add_scheme(session, "Church Street Watch", "RIV")
+    left, paused, other, bounced = (make_subscriber(session, ward) for _ in range(4))
+    left.status, paused.status, other.scheme = (Status.UNSUBSCRIBED, Status.PAUSED,
+                                                church.name)
+    suppress(session, bounced.subscriber.email, SuppressionReason.HARD_BOUNCE)
+    for subscription in (left, paused, other, bounced):
+        assert not invitation_open(session, subscription, mill)
+        assert not accept_invitation(session, subscription, mill, now=NOW)
+    assert [s.scheme for s in (left, paused, other, bounced)] == [None, None, church.name, None]
+    assert (left.status, paused.status) == ("unsubscribed", "paused")
 
 
 def test_a_row_for_another_ward_or_scheme_is_refused_even_when_built_by_hand(
@@ -150,7 +200,7 @@ def test_a_row_for_another_ward_or_scheme_is_refused_even_when_built_by_hand(
     rows = [SubscriberRow(2, "a@home.example", "HIL", "", Frequency.WEEKLY, "Mill Lane Watch"),
             SubscriberRow(3, "b@home.example", "RIV", "", Frequency.WEEKLY, "Other")]
     joined = join_scheme(session, mill, rows, consent(), confirmed=False)
-    assert joined.landed == 0 and [e.line for e in joined.errors] == [2, 3]
+    assert joined.invite == [] and [e.line for e in joined.errors] == [2, 3]
     assert session.scalar(select(Subscriber.id)) is None
 
 
@@ -162,6 +212,8 @@ def test_members_export_rows_and_the_suppressed_show_who_is_not_sent_to(
     for email in ("ann@home.example", "bob@home.example"):
         make_subscriber(session, ward, email).scheme = mill.name
     make_subscriber(session, ward, "eve@home.example")
+    # Added by a coordinator, never confirmed: no member (and no one learns it was new).
+    make_subscriber(session, ward, "pat@home.example", confirmed=False).scheme = mill.name
     suppress(session, "bob@home.example", SuppressionReason.HARD_BOUNCE, "user unknown",
              now=NOW - timedelta(days=2))
     members = list_members(session, mill)

@@ -3,6 +3,11 @@ a CSV into their scheme and sees the bad lines named, messages the members (the 
 only the scheme's confirmed members, through the SMTP sink, with List-Unsubscribe and the
 how-to-report text), and cannot see or change another scheme's members by any URL. Every
 form needs its CSRF token; the export is a download that is never cached.
+
+Adding an address gives one answer whatever its state and shows nobody who has not joined;
+a resident already subscribed is emailed an invitation whose link opens a page that changes
+nothing until its button is pressed. A name with a line break is refused on the form and in
+a file; no cell of the export is a live spreadsheet formula.
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ from alerts.delivery.outbox import Delivery
 from alerts.delivery.sender import deliver_due
 from alerts.messages import Message
 from alerts.web.app import create_app
+from alerts.web.coordinators import NOTICES
+from subscriptions.base import utcnow
 from subscriptions.csv_io import EXPORT_COLUMNS
+from subscriptions.personal_data import erase_subscriber
 from subscriptions.schemes import add_scheme
 from subscriptions.subscribers import Subscriber, Subscription
 from subscriptions.suppression import SuppressionReason, suppress
@@ -135,24 +143,25 @@ def test_a_coordinator_imports_sees_bad_lines_messages_only_their_members_and_no
     assert listing.status_code == 200
     assert "Mill Lane Watch" in listing.text and "Church Street Watch" not in listing.text
 
-    # Import: the good lines land (declared written consent: confirmed at once), the bad
-    # ones are named by line.
+    # Import: the good lines land (declared written consent: addresses new to us are
+    # confirmed at once), the bad ones are named by line, and nothing is said of Dan.
     form = jo.get(f"/staff/schemes/{world.mill_lane}/import")
     imported = jo.post(f"/staff/schemes/{world.mill_lane}/import",
                        data={"asked": "yes", "written": "yes", "csrf_token": csrf_of(form.text)},
                        files={"file": ("members.csv", IMPORT.encode(), "text/csv")})
     assert imported.status_code == 200
     words = text_of(imported)
-    assert "2 members added or kept." in words
-    assert "3 lines skipped" in words
+    assert "3 addresses read. Each that can join the scheme has been added if it was new " \
+        "to us, or otherwise sent an email to confirm or an invitation to accept." in words
+    assert "2 lines skipped" in words
     assert "Line 3: email 'not-an-address' is not a valid address" in words
     assert "Line 4: frequency 'fortnightly' is not one of immediate, daily, weekly" in words
-    assert "Line 5: the address is on another scheme's list in this ward" in words
+    assert "Line 5" not in words
     page = jo.get(f"/staff/schemes/{world.mill_lane}")
-    for email in ("ann@home.example", "cat@home.example", "gil@home.example",
-                  "ivy@home.example"):
+    for email in ("ann@home.example", "gil@home.example", "ivy@home.example"):
         assert email in page.text
-    assert "dan@home.example" not in page.text and "eve@home.example" not in page.text
+    for email in ("cat@home.example", "dan@home.example", "eve@home.example"):
+        assert email not in page.text
 
     # Message the members: preview the real email, then send.
     form = jo.get(f"/staff/schemes/{world.mill_lane}/message")
@@ -259,8 +268,8 @@ def test_a_coordinator_adds_a_member_whose_consent_is_recorded_and_who_is_asked_
         "csrf_token": csrf_of(page.text)}, follow_redirects=False)
     assert added.status_code == 303
     shown = jo.get(added.headers["location"])
-    assert "We have emailed them a link to confirm" in shown.text
-    assert "kit@home.example" in shown.text
+    assert "If this address can join the scheme, we have sent it an invitation." in shown.text
+    assert "kit@home.example" not in shown.text  # not until Kit confirms
     with factory() as session:
         kit = session.scalars(select(Subscription).join(Subscriber)
                               .where(Subscriber.email == "kit@home.example")).one()
@@ -346,8 +355,7 @@ def test_the_export_is_a_csv_download_that_is_never_cached(
         'attachment; filename="mill-lane-watch-members.csv"'
     rows = list(csv.DictReader(io.StringIO(answer.text)))
     assert tuple(rows[0]) == EXPORT_COLUMNS
-    assert [(r["email"], r["status"]) for r in rows] == [
-        ("ann@home.example", "confirmed"), ("cat@home.example", "pending")]
+    assert [(r["email"], r["status"]) for r in rows] == [("ann@home.example", "confirmed")]
 
 
 def test_who_bounced_names_the_suppressed_members_and_why(
@@ -387,3 +395,148 @@ def test_an_officer_keeps_their_wards_schemes_and_a_visitor_is_sent_to_sign_in(
     answer = visitor.get(f"/staff/schemes/{world.mill_lane}/export", follow_redirects=False)
     assert answer.status_code == 303
     assert answer.headers["location"].startswith("/staff/sign-in?next=")
+
+
+# --- a coordinator stays inside their scheme ----------------------------------------------------
+
+def add_on_the_form(jo: TestClient, scheme_id: int, email: str, **fields: str) -> Response:
+    page = jo.get(f"/staff/schemes/{scheme_id}")
+    return jo.post(f"/staff/schemes/{scheme_id}/members", data={
+        "email": email, "name": "", "frequency": "weekly", "asked": "yes",
+        "csrf_token": csrf_of(page.text), **fields}, follow_redirects=False)
+
+
+@pytest.mark.parametrize("written", ["", "yes"])
+def test_the_add_form_gives_one_answer_whatever_the_address_and_shows_none_of_them(
+    factory: sessionmaker[Session], jo: TestClient, world: World, written: str
+) -> None:
+    with transaction(factory) as session:
+        riverside = session.get_one(Ward, session.get_one(Subscription, world.eve).ward_id)
+        make_subscriber(session, riverside, "left@home.example").status = "unsubscribed"
+        suppress(session, "kim@home.example", SuppressionReason.COMPLAINT)
+        gone = make_subscriber(session, riverside, "gone@home.example")
+        erase_subscriber(session, gone.subscriber_id, now=utcnow())
+    addresses = ["eve@home.example", "cat@home.example", "dan@home.example",
+                 "left@home.example", "kim@home.example", "gone@home.example",
+                 "nobody@home.example"]
+    before = text_of(jo.get(f"/staff/schemes/{world.mill_lane}"))
+    answers = {email: add_on_the_form(jo, world.mill_lane, email, written=written)
+               for email in addresses}
+    assert {(a.status_code, a.headers["location"]) for a in answers.values()} == {
+        (303, f"/staff/schemes/{world.mill_lane}?done=invited"
+              + ("-written" if written else ""))}
+    after = text_of(jo.get(answers["eve@home.example"].headers["location"]))
+    notice = NOTICES["invited-written" if written else "invited"]
+    assert notice in after
+    for email in addresses[:-1]:
+        assert email not in after
+    if written:  # written consent for an address new to us: a member at once
+        assert "nobody@home.example" in after
+    else:  # nobody has joined, so the page is as it was, but for the one answer
+        assert after.replace(f"{notice} ", "") == before
+    with factory() as session:
+        assert session.get_one(Subscription, world.eve).scheme is None
+        assert session.get_one(Subscription, world.dan).scheme == "Church Street Watch"
+        left = session.scalars(select(Subscription).join(Subscriber)
+                               .where(Subscriber.email == "left@home.example")).one()
+        assert left.status == "unsubscribed"
+        for email in ("kim@home.example", "gone@home.example"):
+            assert session.scalar(select(Subscriber).where(Subscriber.email == email)) is None
+
+
+INVITE_LINK = re.compile(r"https://alerts\.example\.org(/scheme-invitation/[^\s<\"]+)")
+
+
+def invitation_link(factory: sessionmaker[Session], email: str) -> str:
+    with factory() as session:
+        [text] = session.scalars(
+            select(Message.text).join(Delivery).join(Subscriber,
+                                                     Subscriber.id == Delivery.subscriber_id)
+            .where(Subscriber.email == email))
+    found = INVITE_LINK.search(text)
+    assert found, text
+    return found.group(1)
+
+
+def test_an_invited_resident_joins_only_by_pressing_the_button_their_link_opens(
+    factory: sessionmaker[Session], settings: Settings, jo: TestClient, world: World
+) -> None:
+    assert add_on_the_form(jo, world.mill_lane, "eve@home.example").status_code == 303
+    link = invitation_link(factory, "eve@home.example")
+    resident = TestClient(create_app(factory, settings=settings))
+    before = snapshot(factory)
+    for _ in range(2):  # a mail scanner, then the resident: opening changes nothing
+        opened = resident.get(link)
+        assert opened.status_code == 200
+        assert opened.headers["cache-control"] == "no-store"
+        assert "set-cookie" not in opened.headers
+        words = text_of(opened)
+        assert "Join Mill Lane Watch" in words
+        assert "Mill Lane Watch is a Neighbourhood Watch scheme in Riverside." in words
+        assert "the scheme's coordinator sees your name and email address" in words
+    assert snapshot(factory) == before
+    assert "eve@home.example" not in jo.get(f"/staff/schemes/{world.mill_lane}").text
+
+    joined = resident.post(link)
+    assert joined.status_code == 200
+    assert "You have joined Mill Lane Watch" in text_of(joined)
+    assert resident.post(link).status_code == 200  # pressing again changes nothing more
+    with factory() as session:
+        eve = session.get_one(Subscription, world.eve)
+        assert (eve.scheme, eve.status) == ("Mill Lane Watch", "confirmed")
+        joins = session.scalars(select(AuditEntry).where(
+            AuditEntry.action == "scheme.member.join")).all()
+        assert [(e.target, e.detail) for e in joins] == [
+            (f"subscription {world.eve}", f"scheme {world.mill_lane}; accepted an invitation")]
+    assert "eve@home.example" in jo.get(f"/staff/schemes/{world.mill_lane}").text
+
+
+def test_an_invitation_link_altered_expired_or_overtaken_joins_nothing(
+    factory: sessionmaker[Session], settings: Settings, jo: TestClient, world: World
+) -> None:
+    add_on_the_form(jo, world.mill_lane, "eve@home.example")
+    link = invitation_link(factory, "eve@home.example")
+    resident = TestClient(create_app(factory, settings=settings))
+    other_scheme = link[:-3] + ("aaa" if not link.endswith("aaa") else "bbb")
+    for bad in (other_scheme, "/scheme-invitation/not-a-token"):
+        assert resident.get(bad).status_code == 400
+        refused = resident.post(bad)
+        assert refused.status_code == 400
+        assert "This invitation cannot be used" in refused.text
+    with transaction(factory) as session:  # Eve leaves the ward before she accepts
+        session.get_one(Subscription, world.eve).status = "unsubscribed"
+    assert resident.post(link).status_code == 400
+    with factory() as session:
+        eve = session.get_one(Subscription, world.eve)
+        assert (eve.scheme, eve.status) == (None, "unsubscribed")
+
+
+def test_a_name_with_a_line_break_is_refused_on_the_form_and_in_a_file(
+    factory: sessionmaker[Session], jo: TestClient, world: World
+) -> None:
+    before = snapshot(factory)
+    refused = add_on_the_form(jo, world.mill_lane, "kit@home.example",
+                              name="Kit\r\nBcc: everyone@home.example")
+    assert refused.status_code == 400
+    assert '<a href="#name">The name must not contain a line break, a tab or another ' \
+        'control character</a>' in refused.text
+    assert 'aria-invalid="true"' in refused.text.split('id="name"')[1].split(">")[0]
+    form = jo.get(f"/staff/schemes/{world.mill_lane}/import")
+    imported = jo.post(f"/staff/schemes/{world.mill_lane}/import",
+                       data={"asked": "yes", "csrf_token": csrf_of(form.text)},
+                       files={"file": ("m.csv", b'email,name\nkit@home.example,"Kit\nBcc"\n',
+                                       "text/csv")})
+    assert "name must not contain a line break" in text_of(imported)
+    assert snapshot(factory)[:4] == before[:4]
+
+
+def test_no_cell_of_the_exported_file_is_a_live_spreadsheet_formula(
+    factory: sessionmaker[Session], jo: TestClient, world: World
+) -> None:
+    with transaction(factory) as session:
+        riverside = session.get_one(Ward, session.get_one(Subscription, world.eve).ward_id)
+        member(session, riverside, "Mill Lane Watch", "evil@home.example").subscriber.name = \
+            '=HYPERLINK("https://evil.example/","Update your details")'
+    rows = list(csv.reader(io.StringIO(jo.get(f"/staff/schemes/{world.mill_lane}/export").text)))
+    assert [row[2] for row in rows[1:]] == [
+        "", "'=HYPERLINK(\"https://evil.example/\",\"Update your details\")"]
