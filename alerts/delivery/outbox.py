@@ -117,9 +117,13 @@ def _lease(session: Session, candidates: Select[int], now: datetime,
            lease_seconds: int) -> list[int]:
     if session.get_bind().dialect.name == "postgresql":
         candidates = candidates.with_for_update(skip_locked=True)
+    # Materialised, so the LIMIT holds: as a plain subquery PostgreSQL may plan a nested
+    # loop that runs it again for each row it updates, each run skipping the rows locked by
+    # the last, and lease far more rows than asked (seen: all 5 with a limit of 2).
+    picked = candidates.cte("picked").prefix_with("MATERIALIZED")
     return list(session.scalars(
         update(Delivery)
-        .where(Delivery.id.in_(candidates.scalar_subquery()), due_condition(now))
+        .where(Delivery.id.in_(select(picked.c.id)), due_condition(now))
         .values(
             status=DeliveryStatus.SENDING,
             lease_until=now + timedelta(seconds=lease_seconds),
