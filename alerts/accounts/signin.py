@@ -81,7 +81,11 @@ def sign_in(session: Session, email: str, password: str, *, address: str,
         normal: str | None = normalise_address(email)
     except AddressError:
         normal = None  # no account has it; counted on the text as typed
-    account, network = _key("account", normal or email.strip()), _key("address", address)
+    # Case-folded on top: the lock may only be coarser than the lookup, never finer, so no
+    # spelling that reaches an account escapes its lock (folding "ß" to "ss" merges locks,
+    # never accounts).
+    account = _key("account", (normal or email.strip()).casefold())
+    network = _key("address", address)
     for key, limit in ((account, ACCOUNT_LIMIT), (network, ADDRESS_LIMIT)):
         count, oldest = _failures(session, key, at)
         if count >= limit and oldest is not None:
