@@ -88,6 +88,8 @@ def test_the_demo_residents_write_back_and_their_team_hears(tmp_path: Path) -> N
     kinds = [(outcome.kind, outcome.severity, outcome.flagged) for _, outcome in report.inbound]
     assert kinds == [("reply", None, False), ("reply", None, True), ("auto_reply", None, False),
                      ("bounce", "hard", False)]
+    # The bounce came to the digest's own bounces+TOKEN address, so it is believed.
+    assert report.inbound[-1][1].action == "suppressed (hard bounce)"
     messages = [message_from_bytes(path.read_bytes(), policy=policy.default)
                 for path in (report.outbox / "new").iterdir()]
     forwards = [m for m in messages if m["X-Alerts-Reply-Id"]]

@@ -64,6 +64,34 @@ def test_poll_handles_each_message_once_and_moves_it(
         assert is_suppressed(session, "bob@home.example")
 
 
+def test_poll_holds_a_report_that_came_without_a_bounces_token(
+        dovecot: Dovecot, tmp_path: Path, settings: Settings,
+        factory: sessionmaker[Session]) -> None:
+    dovecot.reset()
+    with factory() as session, session.begin():
+        make_subscriber(session, make_ward(session, "RIV", "Riverside"), "ann@home.example")
+    report = (b"Delivered-To: postmaster@reply.example.org\r\n"
+              b"From: MAILER-DAEMON@mx.stranger.example\r\nTo: postmaster@reply.example.org\r\n"
+              b"Subject: Undelivered Mail Returned to Sender\r\nMIME-Version: 1.0\r\n"
+              b'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n'
+              b"\r\n--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+              b"Reporting-MTA: dns; mx\r\n\r\nFinal-Recipient: rfc822; ann@home.example\r\n"
+              b"Action: failed\r\nStatus: 5.1.1\r\n--B--\r\n")
+    dovecot.append("INBOX", report)
+    config = tmp_path / "alerts.toml"
+    config.write_text(
+        f'[database]\nurl = "{settings.database.url}"\n[web]\nsecret_key = "{SECRET}"\n'
+        f'[inbound]\nimap_host = "{dovecot.host}"\nimap_port = {dovecot.port}\n'
+        f'imap_ssl = false\nimap_username = "{dovecot.username}"\n'
+        f'imap_password = "{dovecot.password}"\nheld_dir = "{tmp_path / "held"}"\n')
+    result = CliRunner().invoke(cli, ["--config", str(config), "inbound", "poll"])
+    assert result.exit_code == 0, result.output
+    with factory() as session:
+        assert not is_suppressed(session, "ann@home.example")
+    held = list((tmp_path / "held" / "review").glob("*.eml"))
+    assert [path.read_bytes() for path in held] == [report]
+
+
 def test_poll_without_a_mailbox_configured_says_which_key_to_set(
         tmp_path: Path, settings: Settings, factory: sessionmaker[Session]) -> None:
     config = tmp_path / "alerts.toml"

@@ -8,10 +8,11 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
+from alerts.db import make_engine, migrate, session_factory
 from alerts.delivery.outbox import Delivery
 from alerts.inbound.classify import Kind
 from alerts.inbound.intake import Intake
@@ -173,15 +174,71 @@ def test_forged_reply_token_changes_nothing_and_is_kept_for_review(
     assert "does not match" in held[0].with_suffix(".reason.txt").read_text()
 
 
+def hard_bounce(recipients: list[str], to: str) -> bytes:
+    """An RFC 3464 report saying that mail to each of `recipients` failed for good."""
+    return soft_bounce(recipients[0], to, 0).replace(b"Action: delayed", b"Action: failed") \
+        .replace(b"Status: 4.2.2", b"Status: 5.1.1").replace(b"\r\n--X--", b"".join(
+            f"\r\n\r\nFinal-Recipient: rfc822; {r}\r\nAction: failed\r\nStatus: 5.1.1"
+            .encode() for r in recipients[1:]) + b"\r\n--X--")
+
+
+def held(tmp_path: Path) -> list[bytes]:
+    return [path.read_bytes() for path in sorted((tmp_path / "held" / "review").glob("*.eml"))]
+
+
 def test_forged_bounce_token_suppresses_no_one(
-        intake: Intake, sent: Sent, factory: sessionmaker[Session]) -> None:
+        intake: Intake, sent: Sent, factory: sessionmaker[Session], tmp_path: Path) -> None:
     forged = f"bounces+{sent.bob_delivery}-{'a' * 20}@{DOMAIN}"
-    data = soft_bounce("bob@home.example", forged, 1).replace(b"Action: delayed", b"Action: failed")
-    data = data.replace(b"Status: 4.2.2", b"Status: 5.1.1")
-    outcome = intake.process(data, via=Via.FILE)
-    assert outcome.kind == Kind.REJECTED
+    outcome = intake.process(hard_bounce(["bob@home.example"], forged), via=Via.FILE)
     with factory() as session:
         assert not is_suppressed(session, "bob@home.example")
+    assert len(held(tmp_path)) == 1
+    assert outcome.kind == Kind.UNTRUSTED_BOUNCE  # counted apart from other held mail
+
+
+@pytest.mark.parametrize("to", [f"postmaster@{DOMAIN}", f"bounces@{DOMAIN}",
+                                "alerts@example.org", "reply+ann"])
+def test_a_report_without_a_genuine_bounces_token_suppresses_no_one_and_is_held(
+        to: str, intake: Intake, inbound_settings: Settings, sent: Sent,
+        factory: sessionmaker[Session], tmp_path: Path) -> None:
+    if to == "reply+ann":  # a genuine token, but of a reply address: no word on bounces
+        to = address(factory, inbound_settings, "reply", Purpose.REPLY, sent.ann_delivery)
+    report = hard_bounce(["ann@home.example", "bob@home.example"], to)
+    outcome = intake.process(report, via=Via.LMTP, envelope_sender="", envelope_recipients=(to,))
+    with factory() as session:
+        assert not is_suppressed(session, "ann@home.example")
+        assert not is_suppressed(session, "bob@home.example")
+        record = session.get_one(InboundRecord, outcome.record_id)
+        assert record.subscriber_id is None and record.held_as is not None
+    assert held(tmp_path) == [report]
+    assert outcome.kind == Kind.UNTRUSTED_BOUNCE and "nobody was suppressed" in outcome.action
+
+
+def test_an_x_failed_recipients_bounce_from_a_stranger_suppresses_no_one(
+        intake: Intake, sent: Sent, factory: sessionmaker[Session], tmp_path: Path) -> None:
+    data = (f"From: Mail Delivery System <mailer-daemon@mx.stranger.example>\r\n"
+            f"To: bounces@{DOMAIN}\r\nX-Failed-Recipients: ann@home.example, bob@home.example\r\n"
+            "Subject: Mail delivery failed: returning message to sender\r\n\r\n"
+            "This message was created automatically by mail delivery software.\r\n\r\n"
+            "  ann@home.example\r\n    Unrouteable address\r\n").encode()
+    outcome = intake.process(data, via=Via.FILE)
+    with factory() as session:
+        assert not is_suppressed(session, "ann@home.example")
+        assert not is_suppressed(session, "bob@home.example")
+    assert held(tmp_path) == [data]
+    assert outcome.kind == Kind.UNTRUSTED_BOUNCE
+
+
+def test_a_genuine_bounces_token_speaks_for_its_own_subscriber_only(
+        intake: Intake, inbound_settings: Settings, sent: Sent,
+        factory: sessionmaker[Session]) -> None:
+    to = address(factory, inbound_settings, "bounces", Purpose.BOUNCE, sent.bob_delivery)
+    outcome = intake.process(hard_bounce(["ann@home.example", "bob@home.example"], to),
+                             via=Via.FILE)
+    assert outcome.kind == Kind.BOUNCE and "suppressed" in outcome.action
+    with factory() as session:
+        assert is_suppressed(session, "bob@home.example")
+        assert not is_suppressed(session, "ann@home.example")  # the report named her too
 
 
 def test_unreadable_message_goes_to_the_dead_letter_folder_with_the_reason(
@@ -302,3 +359,57 @@ def test_erasing_a_resident_erases_their_replies_and_export_lists_them(
     assert count(factory, Reply) == 0 and count(factory, ReplyThread) == 0
     with factory() as session:
         assert session.scalars(select(InboundRecord.subscriber_id)).all() == [None]
+
+
+def test_erasing_a_resident_deletes_the_held_copies_that_hold_their_address(
+        intake: Intake, inbound_settings: Settings, sent: Sent, tmp_path: Path,
+        factory: sessionmaker[Session]) -> None:
+    forged = f"reply+{sent.ann_delivery}-{'a' * 20}@{DOMAIN}"
+    hers = [
+        email(forged, "Please call me about the hedge."),  # her words, a forged token
+        email("alerts@example.org", "Not a reply address.",  # from another mailbox of hers
+              sender="ann.at.work@office.example", headers={"Cc": "Ann@Home.Example"}),
+        hard_bounce(["ann@home.example", "bob@home.example"], f"postmaster@{DOMAIN}"),
+        b"ann@home.example wrote this with no header at all\r\n",  # dead-letter
+    ]
+    bobs = email(f"reply+{sent.bob_delivery}-{'b' * 20}@{DOMAIN}", "Bob's words",
+                 sender="bob@home.example")
+    outcomes = [intake.process(data, via=Via.FILE) for data in [*hers, bobs]]
+    assert any(b"the hedge" in path.read_bytes() for path in (tmp_path / "held").rglob("*.eml"))
+    with factory() as session, session.begin():
+        assert erase_data(session, sent.ann, now=utcnow())
+    left = sorted((tmp_path / "held").rglob("*.*"))
+    assert [p.read_bytes() for p in left if p.suffix == ".eml"] == [bobs]
+    assert len(left) == 2  # and its .reason.txt
+    with factory() as session:
+        records = {r.id: r for r in session.scalars(select(InboundRecord))}
+    assert [records[o.record_id].held_as is None for o in outcomes] == [True] * 4 + [False]
+
+
+def test_copies_held_before_the_upgrade_are_linked_to_the_residents_they_name(
+        database_url: str, tmp_path: Path) -> None:
+    copy = tmp_path / "review" / "20261201T100000-0123456789abcdef.eml"
+    copy.parent.mkdir()
+    copy.write_bytes(email("alerts@example.org", "Held before 0012.", sender="Ann@Home.Example"))
+    engine = make_engine(database_url)
+    try:
+        migrate(engine, "0011")
+        now = "2026-12-01 10:00:00+00:00"
+        with engine.begin() as connection:
+            for ident, who in ((1, "ann"), (2, "bob")):
+                connection.execute(text(
+                    "INSERT INTO subscribers (id, email, name, created_at, nonce) "
+                    "VALUES (:id, :email, '', :now, 'n')"),
+                    {"id": ident, "email": f"{who}@home.example", "now": now})
+            connection.execute(text(
+                "INSERT INTO inbound_messages (id, content_hash, received_at, via, kind, action, "
+                "reason, held_as) VALUES (1, 'h', :now, 'file', 'reply', '', '', :held)"),
+                {"now": now, "held": str(copy)})
+        migrate(engine)
+        with session_factory(engine)() as session, session.begin():
+            assert erase_data(session, 2, now=utcnow())
+            assert copy.exists(), "Bob is not in it"
+            assert erase_data(session, 1, now=utcnow())
+        assert not copy.exists()
+    finally:
+        engine.dispose()

@@ -16,7 +16,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.config import Settings
 from alerts.inbound.intake import Intake
 from alerts.inbound.lmtp import InboundHandler, ListenAddressError, parse_listen, start_lmtp
-from tests.factories import make_sent_message, make_subscriber, make_ward
+from alerts.inbound.status import inbound_report
+from subscriptions.base import utcnow
+from subscriptions.links import Purpose
+from subscriptions.suppression import is_suppressed
+from tests.factories import make_sent_message, make_subscriber, make_ward, signed
+from tests.inbound.test_intake import hard_bounce
 
 T = TypeVar("T")
 
@@ -68,17 +73,26 @@ def test_listen_address_is_host_and_port() -> None:
         parse_listen("8024")
 
 
-def test_addresses_outside_the_reply_domain_are_refused_at_rcpt(
-        factory: sessionmaker[Session], settings: Settings) -> None:
-    def client(port: int) -> tuple[int, bytes]:
-        with smtplib.LMTP("127.0.0.1", port) as lmtp:
-            lmtp.ehlo_or_helo_if_needed = lambda: None  # type: ignore[method-assign]
-            lmtp.docmd("LHLO", "test")
-            lmtp.mail("ann@home.example")
-            return lmtp.rcpt("someone@elsewhere.example")
+def rcpt_codes(port: int, recipients: list[str]) -> dict[str, int]:
+    """The answer to RCPT TO for each address, in one LMTP session."""
+    with smtplib.LMTP("127.0.0.1", port) as lmtp:
+        lmtp.ehlo_or_helo_if_needed = lambda: None  # type: ignore[method-assign]
+        lmtp.docmd("LHLO", "test")
+        lmtp.mail("")
+        return {rcpt: lmtp.rcpt(rcpt)[0] for rcpt in recipients}
 
-    code, _ = with_server(Intake(factory, settings), settings, client)
-    assert code == 550
+
+def test_only_the_addresses_the_product_issues_are_accepted_at_rcpt(
+        factory: sessionmaker[Session], settings: Settings) -> None:
+    issued = ["reply+1-aaaaaaaaaaaaaaaaaaaa@reply.example.org",
+              "BOUNCES+1-aaaaaaaaaaaaaaaaaaaa@Reply.Example.Org",
+              "unsubscribe+1-aaaaaaaaaaaaaaaaaaaa@reply.example.org", "alerts@example.org"]
+    never = ["postmaster@reply.example.org", "bounces@reply.example.org",
+             "abuse@reply.example.org", "reply@reply.example.org",
+             "bounces+1-aaaaaaaaaaaaaaaaaaaa@elsewhere.example", "someone@elsewhere.example"]
+    codes = with_server(Intake(factory, settings), settings,
+                        lambda port: rcpt_codes(port, issued + never))
+    assert codes == {**dict.fromkeys(issued, 250), **dict.fromkeys(never, 550)}
 
 
 def test_each_recipient_gets_its_own_answer_after_data(
@@ -100,3 +114,38 @@ def test_a_database_that_cannot_be_used_gets_451_so_the_mta_keeps_the_message(
     answers = with_server(intake, settings, lambda port: lines_after_data(
         port, ["reply+1-aaaaaaaaaaaaaaaaaaaa@reply.example.org"], MESSAGE))
     assert answers[0].startswith(b"451 4.3.0")
+
+
+def test_bounces_a_stranger_sends_over_lmtp_suppress_nobody_and_are_counted(
+        factory: sessionmaker[Session], settings: Settings, tmp_path: Path) -> None:
+    with factory() as session, session.begin():
+        ward = make_ward(session, "RIV", "Riverside")
+        ann, bob = (make_subscriber(session, ward, f"{name}@home.example")
+                    for name in ("ann", "bob"))
+        bob_delivery = make_sent_message(session, ward, [ann, bob])[bob.subscriber_id]
+        genuine = signed(session, settings.web.secret_key, Purpose.BOUNCE, bob_delivery)
+    altered = f"bounces+{genuine[:-1]}{'b' if genuine.endswith('a') else 'a'}@reply.example.org"
+    stranger = (b"From: mailer-daemon@mx.stranger.example\r\nTo: alerts@example.org\r\n"
+                b"X-Failed-Recipients: ann@home.example\r\nSubject: Mail delivery failed\r\n"
+                b"\r\nThis message was created automatically by mail delivery software.\r\n")
+    both = ["ann@home.example", "bob@home.example"]
+
+    def client(port: int) -> dict[str, int]:
+        with smtplib.LMTP("127.0.0.1", port) as lmtp:
+            refused = lmtp.sendmail("", [altered], hard_bounce(["bob@home.example"], altered))
+            refused |= lmtp.sendmail("", ["alerts@example.org"], stranger)
+            try:
+                lmtp.sendmail("", ["postmaster@reply.example.org"],
+                              hard_bounce(both, "postmaster@reply.example.org"))
+            except smtplib.SMTPRecipientsRefused as error:
+                refused |= {rcpt: code for rcpt, (code, _) in error.recipients.items()}
+        return refused
+
+    refused = with_server(Intake(factory, settings), settings, client)
+    assert refused == {"postmaster@reply.example.org": 550}
+    with factory() as session:
+        assert not is_suppressed(session, "ann@home.example")
+        assert not is_suppressed(session, "bob@home.example")
+        report = inbound_report(session, utcnow(), max_attempts=settings.mail.max_attempts)
+    assert report.untrusted_bounces_last_week == 2 and report.held_last_week == 2
+    assert len(list((tmp_path / "held" / "review").glob("*.eml"))) == 2

@@ -15,7 +15,9 @@ from alerts.inbound.journal import Via
 from alerts.inbound.status import inbound_report
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose
+from subscriptions.suppression import is_suppressed
 from tests.factories import make_sent_message, make_subscriber, make_ward, signed
+from tests.inbound.test_intake import hard_bounce
 
 
 def test_status_counts_what_came_in_what_is_held_and_what_the_team_has_not_had(
@@ -48,3 +50,41 @@ def test_alerts_status_json_has_an_inbound_section(settings: Settings,
     result = CliRunner().invoke(cli, ["--config", str(config), "status", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["inbound"]["replies_to_forward"] == 0
+
+
+def test_an_unsigned_report_to_postmaster_and_an_altered_token_suppress_nobody_and_wait(
+        settings: Settings, factory: sessionmaker[Session], tmp_path: Path) -> None:
+    with factory() as session, session.begin():
+        ward = make_ward(session, "RIV", "Riverside")
+        ann, bob = (make_subscriber(session, ward, f"{name}@home.example")
+                    for name in ("ann", "bob"))
+        bob_delivery = make_sent_message(session, ward, [ann, bob])[bob.subscriber_id]
+        genuine = signed(session, settings.web.secret_key, Purpose.BOUNCE, bob_delivery)
+    altered = f"bounces+{genuine[:-1]}{'b' if genuine.endswith('a') else 'a'}@reply.example.org"
+    unsigned = tmp_path / "unsigned.eml"
+    unsigned.write_bytes(b"Delivered-To: postmaster@reply.example.org\r\n" + hard_bounce(
+        ["ann@home.example", "bob@home.example"], "postmaster@reply.example.org"))
+    tampered = tmp_path / "altered.eml"
+    tampered.write_bytes(hard_bounce(["bob@home.example"], altered))
+    config = tmp_path / "alerts.toml"
+    config.write_text(f'[database]\nurl = "{settings.database.url}"\n'
+                      f'[web]\nsecret_key = "{settings.web.secret_key}"\n'
+                      f'[inbound]\nheld_dir = "{tmp_path / "held"}"\n')
+    runner = CliRunner()
+
+    def alerts(*args: str) -> str:
+        result = runner.invoke(cli, ["--config", str(config), *args])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    handled = alerts("inbound", "process", "--json", str(unsigned), str(tampered))
+    with factory() as session:
+        assert not is_suppressed(session, "ann@home.example")
+        assert not is_suppressed(session, "bob@home.example")
+    assert [json.loads(line)["kind"] for line in handled.splitlines()] == \
+        ["untrusted_bounce", "untrusted_bounce"]
+    review = sorted(path.read_bytes() for path in (tmp_path / "held" / "review").glob("*.eml"))
+    assert review == sorted([unsigned.read_bytes(), tampered.read_bytes()])
+    inbound = json.loads(alerts("status", "--json"))["inbound"]
+    assert inbound["untrusted_bounces_last_week"] == 2 and inbound["held_last_week"] == 2
+    assert "bounces without a genuine bounces+ address (7 days): 2" in alerts("status")
