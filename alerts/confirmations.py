@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
@@ -25,7 +24,7 @@ from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.digests.render import ADDED_FOR_YOU, SIGNED_UP, Rendered, render_confirmation
 from alerts.messages import Message, MessageKind
 from subscriptions.consent import Consent, ConsentMethod
-from subscriptions.links import Purpose, nonces_in, seal, seal_matches
+from subscriptions.links import Purpose, nonces_in, open_sealed_link, sealed_link
 from subscriptions.subscribers import Frequency, Subscriber, Subscription
 from subscriptions.suppression import Suppression
 from subscriptions.wards import Ward
@@ -44,15 +43,10 @@ CONFIRM_PRIORITY = 5
 CONFIRM_URL_MARK = "__ALERTS_CONFIRM_URL__"
 
 
-def _serializer(settings: Settings) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.web.secret_key, salt=CONFIRM_SALT)
-
-
 def confirmation_token(settings: Settings, subscriber_id: int, nonce: str,
                        subscription_ids: tuple[int, ...]) -> str:
-    sealed = seal(settings.web.secret_key, Purpose.CONFIRM, subscriber_id, nonce)
-    return _serializer(settings).dumps(
-        {"s": subscriber_id, "ids": list(subscription_ids), "n": sealed})
+    return sealed_link(settings.web.secret_key, CONFIRM_SALT, Purpose.CONFIRM, subscriber_id,
+                       nonce, ids=list(subscription_ids))
 
 
 @dataclass(frozen=True)
@@ -66,20 +60,12 @@ def read_confirmation(session: Session, settings: Settings, token: str, *,
                       ) -> ConfirmationLink | None:
     """What a genuine, unexpired token confirms; None for a forged, altered or old one, or
     one for a resident who is no longer held (erased, even if the address came back)."""
-    try:
-        data = _serializer(settings).loads(token, max_age=max_age_seconds)
-    except BadSignature:  # SignatureExpired is one too
+    data = open_sealed_link(settings.web.secret_key, CONFIRM_SALT, Purpose.CONFIRM, token,
+                            nonces_in(session, Subscriber), max_age_seconds=max_age_seconds)
+    ids = None if data is None else data.get("ids")
+    if data is None or not isinstance(ids, list) or not all(isinstance(i, int) for i in ids):
         return None
-    if not isinstance(data, dict):
-        return None
-    subscriber, ids = data.get("s"), data.get("ids")
-    if not isinstance(subscriber, int) or not isinstance(ids, list) \
-            or not all(isinstance(i, int) for i in ids):
-        return None
-    if not seal_matches(settings.web.secret_key, Purpose.CONFIRM, subscriber,
-                        nonces_in(session, Subscriber)(subscriber), data.get("n")):
-        return None
-    return ConfirmationLink(subscriber, tuple(ids))
+    return ConfirmationLink(int(data["s"]), tuple(ids))
 
 
 def sign_up(session: Session, settings: Settings, *, email: str, ward_codes: list[str],

@@ -16,7 +16,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, exists, select, update
 from sqlalchemy.orm import Session, aliased
 
@@ -28,7 +27,7 @@ from alerts.digests.render import render_data_request
 from alerts.inbound.journal import InboundRecord, erase_held_copies
 from alerts.inbound.replies import Reply, ReplyThread, ThreadAnswer
 from alerts.messages import PERSONAL_KINDS, Message, MessageKind
-from subscriptions.links import Purpose, nonces_in, seal, seal_matches
+from subscriptions.links import Purpose, nonces_in, open_sealed_link, sealed_link
 from subscriptions.personal_data import (
     claim_data_request_slot,
     erase_subscriber,
@@ -44,32 +43,16 @@ DATA_MAX_AGE_HOURS = 24
 DATA_PRIORITY = 5
 
 
-def _serializer(settings: Settings) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.web.secret_key, salt=DATA_SALT)
-
-
 def data_token(settings: Settings, subscriber_id: int, nonce: str) -> str:
-    sealed = seal(settings.web.secret_key, Purpose.MY_DATA, subscriber_id, nonce)
-    return _serializer(settings).dumps({"s": subscriber_id, "a": sealed})
+    return sealed_link(settings.web.secret_key, DATA_SALT, Purpose.MY_DATA, subscriber_id, nonce)
 
 
 def read_data_link(session: Session, settings: Settings, token: str, *,
                    max_age_seconds: int = DATA_MAX_AGE_HOURS * 3600) -> int | None:
     """The subscriber a genuine, unexpired link names, if they are still held; else None."""
-    try:
-        data = _serializer(settings).loads(token, max_age=max_age_seconds)
-    except BadSignature:  # SignatureExpired is one too
-        return None
-    if not isinstance(data, dict):
-        return None
-    subscriber_id = data.get("s")
-    if not isinstance(subscriber_id, int):
-        return None
-    nonce = nonces_in(session, Subscriber)(subscriber_id)
-    if not seal_matches(settings.web.secret_key, Purpose.MY_DATA, subscriber_id, nonce,
-                        data.get("a")):
-        return None
-    return subscriber_id
+    data = open_sealed_link(settings.web.secret_key, DATA_SALT, Purpose.MY_DATA, token,
+                            nonces_in(session, Subscriber), max_age_seconds=max_age_seconds)
+    return None if data is None else int(data["s"])
 
 
 def request_data(session: Session, settings: Settings, email: str, *, now: datetime) -> bool:

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -29,7 +28,7 @@ from alerts.delivery.fanout import queue_for_subscriber
 from alerts.digests.render import Rendered, render_email
 from alerts.messages import Message, MessageKind
 from subscriptions.languages import Language, effective_language
-from subscriptions.links import Purpose, seal, seal_matches
+from subscriptions.links import Purpose, nonces_in, open_sealed_link, sealed_link
 from subscriptions.schemes import Scheme, accept_invitation, invitation_open, is_member
 from subscriptions.subscribers import Status, Subscription
 from subscriptions.web_consent import claim_confirmation_slots
@@ -41,14 +40,9 @@ INVITE_PATH = "/scheme-invitation/"
 INVITE_URL_MARK = "__ALERTS_INVITE_URL__"
 
 
-def _serializer(settings: Settings) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.web.secret_key, salt=INVITE_SALT)
-
-
 def invitation_token(settings: Settings, subscription: Subscription, scheme_id: int) -> str:
-    sealed = seal(settings.web.secret_key, Purpose.SCHEME_INVITATION, subscription.id,
-                  subscription.nonce)
-    return _serializer(settings).dumps({"s": subscription.id, "scheme": scheme_id, "n": sealed})
+    return sealed_link(settings.web.secret_key, INVITE_SALT, Purpose.SCHEME_INVITATION,
+                       subscription.id, subscription.nonce, scheme=scheme_id)
 
 
 @dataclass(frozen=True)
@@ -61,19 +55,14 @@ def read_invitation(session: Session, settings: Settings, token: str, *,
                     max_age_seconds: int = INVITE_MAX_AGE_DAYS * 86400) -> Invitation | None:
     """The subscription and scheme a genuine, unexpired link names, while the subscription's
     nonce is the one the link was sealed with; None otherwise."""
-    try:
-        data = _serializer(settings).loads(token, max_age=max_age_seconds)
-    except BadSignature:  # SignatureExpired is one too
+    data = open_sealed_link(settings.web.secret_key, INVITE_SALT, Purpose.SCHEME_INVITATION,
+                            token, nonces_in(session, Subscription),
+                            max_age_seconds=max_age_seconds)
+    scheme_id = None if data is None else data.get("scheme")
+    if data is None or not isinstance(scheme_id, int):
         return None
-    if not isinstance(data, dict):
-        return None
-    ident, scheme_id = data.get("s"), data.get("scheme")
-    if not isinstance(ident, int) or not isinstance(scheme_id, int):
-        return None
-    subscription = session.get(Subscription, ident)
-    if subscription is None or not seal_matches(settings.web.secret_key,
-                                                Purpose.SCHEME_INVITATION, ident,
-                                                subscription.nonce, data.get("n")):
+    subscription = session.get(Subscription, data["s"])
+    if subscription is None:
         return None
     scheme = session.get(Scheme, scheme_id)
     return Invitation(subscription, scheme) if scheme is not None else None

@@ -12,8 +12,9 @@ token is checked against.
 
 Tokens are lower-case base32 so that they survive mail systems that fold the case of
 local parts, and short enough for a 64-character local part. Credentials that carry more
-than an id (session cookies, reset, confirmation and data links) put a `seal` of their
-row's id and nonce inside their own signed payload.
+than an id put a `seal` of their row's id and nonce inside their own signed payload: session
+cookies and reset links (alerts.accounts.signin), and the expiring links made here by
+`sealed_link` and read by `open_sealed_link` (confirmation, "my data", scheme invitations).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import String, func, literal_column, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql import ColumnElement
@@ -111,3 +113,28 @@ def verify_reference(secret: str, purpose: Purpose, token: str,
     if seal_matches(secret, purpose, ident, nonce_of(ident), match.group(2)):
         return ident
     return None
+
+
+def sealed_link(secret: str, salt: str, purpose: Purpose, ident: int, nonce: str,
+                **extra: object) -> str:
+    """An expiring link token (itsdangerous, timed, `salt` its own) naming row `ident` as
+    `s`, sealed with its nonce as `n`, and carrying `extra` beside them."""
+    payload = {**extra, "s": ident, "n": seal(secret, purpose, ident, nonce)}
+    return URLSafeTimedSerializer(secret, salt=salt).dumps(payload)
+
+
+def open_sealed_link(secret: str, salt: str, purpose: Purpose, token: str,
+                     nonce_of: Callable[[int], str | None], *,
+                     max_age_seconds: int) -> dict[str, Any] | None:
+    """The payload of a genuine, unexpired `sealed_link` whose row still has the nonce it
+    was sealed with; None for anything else. `payload["s"]` is the row's id (an int)."""
+    try:
+        data = URLSafeTimedSerializer(secret, salt=salt).loads(token, max_age=max_age_seconds)
+    except BadSignature:  # SignatureExpired is one too
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("s"), int):
+        return None
+    ident: int = data["s"]
+    if not seal_matches(secret, purpose, ident, nonce_of(ident), data.get("n")):
+        return None
+    return data

@@ -231,8 +231,8 @@ def test_expired_forged_foreign_and_reused_links_are_refused_and_change_nothing(
             return int(time.time()) - 25 * 3600
 
     sealed = URLSafeTimedSerializer(settings.web.secret_key, salt=DATA_SALT).loads(
-        genuine)["a"]
-    payload = {**payload_of, "a": sealed}
+        genuine)["n"]
+    payload = {**payload_of, "n": sealed}
     expired = URLSafeTimedSerializer(settings.web.secret_key, salt=DATA_SALT,
                                      signer=LongAgo).dumps(payload)
     forged = URLSafeTimedSerializer("another-key", salt=DATA_SALT).dumps(payload)
