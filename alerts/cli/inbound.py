@@ -33,7 +33,8 @@ def _intake(runtime: Runtime) -> Intake:
 
 
 def _describe(name: str, outcome: Outcome) -> str:
-    kind = f"{outcome.kind}/{outcome.severity}" if outcome.severity else str(outcome.kind)
+    kind = outcome.reported_kind
+    kind = f"{kind}/{outcome.severity}" if outcome.severity else kind
     return f"{name}: {kind}: {outcome.action}"
 
 
@@ -64,7 +65,7 @@ def process(runtime: Runtime, files: tuple[Path, ...], as_json: bool) -> None:
                 continue
             if as_json:
                 click.echo(json.dumps({
-                    "file": name, "kind": str(outcome.kind), "severity": outcome.severity,
+                    "file": name, "kind": outcome.reported_kind, "severity": outcome.severity,
                     "recipient": outcome.recipient, "action": outcome.action,
                     "reply_id": outcome.reply_id, "flagged": outcome.flagged,
                 }))

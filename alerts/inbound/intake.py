@@ -82,6 +82,13 @@ class Outcome:
     flagged: bool = False
     duplicate: bool = False
 
+    @property
+    def reported_kind(self) -> str:
+        """The kind `alerts inbound process` reports, one of a fixed set that scripts rely
+        on (bounce, auto_reply, command, reply, rejected): a bounce that cannot be believed
+        was rejected. The journal keeps it apart, for `alerts status`."""
+        return str(Kind.REJECTED if self.kind == Kind.UNTRUSTED_BOUNCE else self.kind)
+
 
 @dataclass
 class Addressing:
