@@ -207,7 +207,9 @@ def subscribe(
     confirmed: bool = False,
 ) -> Subscription:
     """Create or renew a subscription; an existing one keeps its history but takes the new
-    frequency, and is confirmed only when `confirmed` says prior consent was given."""
+    frequency. `confirmed` (prior consent declared) confirms a new subscription or one
+    waiting for confirmation, never what a resident chose: one who left is renewed pending,
+    to confirm with their own link, and a paused one stays paused."""
     address = normalise_address(email)
     refused = session.get(Suppression, address_hash(address))
     if refused is not None:
@@ -243,8 +245,9 @@ def subscribe(
         )
         session.add(subscription)
     elif subscription.status == Status.UNSUBSCRIBED:
+        # `unsubscribed_at` stays until they confirm with their own link (see web_consent):
+        # until then, no declared consent confirms them.
         subscription.status = Status.PENDING
-        subscription.unsubscribed_at = None
         subscription.consent_at = consent.at
         subscription.consent_method = consent.method
         subscription.consent_source = source
@@ -253,7 +256,8 @@ def subscribe(
     subscription.frequency = frequency
     if scheme:
         subscription.scheme = scheme
-    if confirmed and subscription.status != Status.CONFIRMED:
+    if confirmed and subscription.status == Status.PENDING \
+            and subscription.unsubscribed_at is None:
         subscription.status = Status.CONFIRMED
         subscription.confirmed_at = consent.at
     session.flush()

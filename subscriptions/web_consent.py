@@ -103,6 +103,7 @@ def confirm_subscriptions(session: Session, subscriber_id: int,
         if subscription.status == Status.PENDING:
             subscription.status = Status.CONFIRMED
             subscription.confirmed_at = now
+            subscription.unsubscribed_at = None  # back by their own hand
             changed += 1
     session.flush()
     return changed

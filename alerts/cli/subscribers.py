@@ -75,10 +75,11 @@ def add(runtime: Runtime, email: str, ward_code: str, frequency: str, name: str,
 def import_(runtime: Runtime, file: Path, confirmed: bool) -> None:
     """Subscribe residents from a CSV (email,ward required; name,frequency,scheme optional).
 
-    Without --confirmed, each address the file makes newly pending is sent one confirmation
-    email (at most one an hour per address) and nothing else until it is confirmed. Bad rows
-    are reported with their line numbers and skipped; the good rows land together, or not at
-    all if the database refuses them.
+    Each address the file makes newly pending is sent one confirmation email (at most one an
+    hour per address) and nothing else until it is confirmed: without --confirmed every new
+    one, with it only residents who had left a ward (declared consent never overrides that).
+    Bad rows are reported with their line numbers and skipped; the good rows land together,
+    or not at all if the database refuses them.
     """
     try:
         rows, errors = read_subscribers(decode(file.read_bytes()))
@@ -91,15 +92,16 @@ def import_(runtime: Runtime, file: Path, confirmed: bool) -> None:
     asked = None
     with transaction(runtime.sessions()) as session, progress as bar:
         imported, unknown = import_rows(session, bar, consent, confirmed=confirmed)
-        if not confirmed:
-            asked = confirm_imported(session, runtime.settings, consent, now=utcnow())
+        # With --confirmed too: declared consent never renews a resident who left, so the
+        # file leaves them pending, and they are asked.
+        asked = confirm_imported(session, runtime.settings, consent, now=utcnow())
     errors += unknown
     for error in sorted(errors, key=lambda e: e.line):
         warn(f"{file}: {error}; row skipped")
     state = "confirmed" if confirmed else "pending confirmation"
     click.echo(f"imported {imported} subscription(s) from {file} ({state}); "
                f"skipped {len(errors)} bad row(s)")
-    if asked is not None:
+    if asked is not None and (asked.queued or asked.held_back or not confirmed):
         held = (f"; {asked.held_back} address(es) already sent one in the last hour"
                 if asked.held_back else "")
         click.echo(f"queued {asked.queued} confirmation email(s){held}; nothing else is sent "

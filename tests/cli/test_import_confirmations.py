@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 from alerts.config import load_settings
 from alerts.db import make_engine, session_factory
 from alerts.web.app import create_app
+from subscriptions.subscribers import Status, find_subscriber, unsubscribe_everywhere
 from tests.cli.test_commands import alerts, config, run  # noqa: F401 (fixtures)
 from tests.web.test_residents import confirm_by_button
 
@@ -121,3 +122,36 @@ def test_an_import_with_declared_prior_consent_sends_nothing(
     assert outbox(tmp_path) == []
     [row] = csv.DictReader(io.StringIO(run(alerts, config, "subscribers", "export").stdout))
     assert (row["status"], row["consent_method"]) == ("confirmed", "import")
+
+
+def test_declared_prior_consent_never_renews_a_resident_who_left_or_wakes_a_paused_one(
+    alerts: CliRunner, config: Path, tmp_path: Path  # noqa: F811
+) -> None:
+    run(alerts, config, "wards", "add", "RIV", "Riverside", "--team-email", "t@police.example")
+    for email in ("left@home.example", "paused@home.example"):
+        assert run(alerts, config, "subscribers", "add", email, "--ward", "RIV",
+                   "--confirmed").exit_code == 0
+    engine = make_engine(load_settings(config).database.url)
+    try:
+        with session_factory(engine).begin() as session:
+            unsubscribe_everywhere(session, "left@home.example")
+            paused = find_subscriber(session, "paused@home.example")
+            assert paused is not None
+            paused.subscriptions[0].status = Status.PAUSED
+    finally:
+        engine.dispose()
+    again = tmp_path / "old-list.csv"
+    again.write_text("email,ward\nleft@home.example,RIV\npaused@home.example,RIV\n"
+                     "new@home.example,RIV\n")
+    result = run(alerts, config, "subscribers", "import", str(again), "--confirmed")
+    assert result.exit_code == 0, result.output
+    assert "queued 1 confirmation email(s)" in result.stdout
+    run(alerts, config, "subscribers", "add", "left@home.example", "--ward", "RIV", "--confirmed")
+    assert exported(alerts, config) == {
+        ("left@home.example", "RIV"): "pending",  # asks them; only their own link confirms
+        ("paused@home.example", "RIV"): "paused",
+        ("new@home.example", "RIV"): "confirmed",
+    }
+    run(alerts, config, "deliver")
+    assert [m["To"] for m in outbox(tmp_path)] == ["left@home.example"]
+    assert "Confirm" in text_of(outbox(tmp_path)[0])
