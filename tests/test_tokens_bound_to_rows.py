@@ -29,11 +29,12 @@ from alerts.inbound.replies import Reply
 from alerts.items import Item
 from alerts.messages import Message
 from alerts.my_data import erase_data
+from alerts.scheme_invitations import queue_invitations
 from alerts.urgent import post_urgent
 from alerts.web.app import create_app
 from alerts.web.staff import SESSION_COOKIE
 from subscriptions.base import utcnow
-from subscriptions.schemes import Scheme
+from subscriptions.schemes import Scheme, add_scheme
 from subscriptions.subscribers import Status, Subscriber, Subscription
 from subscriptions.suppression import Suppression
 from subscriptions.wards import get_ward
@@ -42,7 +43,9 @@ from tests.servers import Received, SinkHandler
 
 PASSWORD = "correct horse battery staple"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-LINK = re.compile(r"https://alerts\.example\.org(/(?:preferences|confirm|my-data|useful)/[^\s\"<>]+)")
+LINK = re.compile(
+    r"https://alerts\.example\.org(/(?:preferences|confirm|my-data|useful|scheme-invitation)/"
+    r"[^\s\"<>]+)")
 
 
 def client_for(factory: sessionmaker[Session], settings: Settings) -> TestClient:
@@ -247,17 +250,23 @@ def test_rows_written_again_under_their_old_ids_refuse_every_old_link_and_addres
     sink, settings = smtp
     with factory.begin() as session:
         riv = make_ward(session, "RIV", "Riverside")
-        make_subscriber(session, riv, "jo@home.example", name="Jo")
+        jo = make_subscriber(session, riv, "jo@home.example", name="Jo")
+        scheme = add_scheme(session, "Mill Lane Watch", "RIV")
         post_urgent(session, settings, ward_code="RIV", title="Road closed",
                     body="Avoid the high street.", now=utcnow())
+        queue_invitations(session, settings, scheme, [jo.id], now=utcnow())
     deliver_due(factory, settings)
-    [alert] = mail_to(sink, "jo@home.example")
+    alert, invitation_mail = sorted(mail_to(sink, "jo@home.example"),
+                                    key=lambda mail: "Invitation" in mail.message["Subject"])
     [preferences] = links_in(alert.message, "preferences")
+    [invitation] = links_in(invitation_mail.message, "scheme-invitation")
     votes = links_in(alert.message, "useful")
     assert votes, "an alert asks whether it was useful"
     reply_to = parseaddr(alert.message["Reply-To"])[1]
+    mailto = re.findall(r"<mailto:([^>?]+)", alert.message["List-Unsubscribe"])[0]
     with factory.begin() as session:
-        delivery = session.scalars(select(Delivery)).one()
+        delivery = session.scalars(select(Delivery).join(Message)
+                                   .where(Message.kind == "alert")).one()
         message = session.get_one(Message, delivery.message_id)
         subscriber, subscription = ids_of(factory, "jo@home.example")
         kept = {"delivery": (delivery.id, delivery.message_id), "message": message.id}
@@ -266,6 +275,7 @@ def test_rows_written_again_under_their_old_ids_refuse_every_old_link_and_addres
         item_ids = list(session.scalars(select(Item.id)))
         session.execute(text("DELETE FROM message_items"))
         session.execute(text("DELETE FROM deliveries"))
+        session.execute(text("DELETE FROM messages WHERE id <> :id"), {"id": kept["message"]})
         session.delete(session.get_one(Message, kept["message"]))
         session.flush()
         session.execute(insert(Message).values(
@@ -283,6 +293,7 @@ def test_rows_written_again_under_their_old_ids_refuse_every_old_link_and_addres
         assert item_ids
     client = client_for(factory, settings)
     assert client.get(preferences).status_code in (400, 404)
+    assert client.post(invitation).status_code in (400, 404)
     for vote in votes:
         opened = client.get(vote)
         assert opened.status_code in (400, 404)
@@ -291,9 +302,14 @@ def test_rows_written_again_under_their_old_ids_refuse_every_old_link_and_addres
     reply = (f"From: jo@home.example\r\nTo: {reply_to}\r\nSubject: Re: Road closed\r\n"
              "Message-ID: <old-reply-2@home.example>\r\n\r\nThanks.\r\n").encode()
     intake.process(reply, via=Via.FILE, envelope_recipients=(reply_to,))
+    leave = (f"From: jo@home.example\r\nTo: {mailto}\r\nSubject: unsubscribe\r\n"
+             "Message-ID: <old-leave@home.example>\r\n\r\nunsubscribe\r\n").encode()
+    intake.process(leave, via=Via.FILE, envelope_recipients=(mailto,))
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(Reply)) == 0
-        assert session.scalars(select(Subscription.status)).one() == Status.CONFIRMED
+        kim = session.scalars(select(Subscription)).one()
+        assert (kim.status, kim.scheme) == (Status.CONFIRMED, None), \
+            "still subscribed, and in no scheme she did not join"
 
 
 def test_ids_are_never_given_twice_even_after_the_newest_row_is_deleted(
