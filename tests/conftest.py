@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sqlite3
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,8 @@ def _store_names(names: tuple[str, ...] | list[str], where: str) -> tuple[str, .
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "stores(*names): run this test only on these stores (sqlite, postgresql)")
+    config.addinivalue_line(
+        "markers", "empty_database: the test's database has no schema (not even `alerts init`'s)")
     raw = os.environ.get(STORES_VARIABLE, ",".join(STORES))
     config.stash[selected_stores] = _store_names(
         [name.strip() for name in raw.split(",") if name.strip()], STORES_VARIABLE)
@@ -91,14 +94,57 @@ def store(request: pytest.FixtureRequest) -> str:
     return name
 
 
+class SchemaTemplates:
+    """A database per store migrated once a run, which each test's database copies: running
+    every migration for every test (SQLite rebuilds tables in some) costs more than most
+    tests do."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._sqlite: Path | None = None
+        self._postgres: str | None = None
+
+    def copy_sqlite(self, to: Path) -> None:
+        if self._sqlite is None:
+            template = self.folder / "template.db"
+            engine = make_engine(f"sqlite:///{template}")
+            migrate(engine)
+            engine.dispose()
+            self._sqlite = template
+        # The backup API copies the pages whatever is still in the WAL file.
+        with closing(sqlite3.connect(self._sqlite)) as source, \
+                closing(sqlite3.connect(to)) as target:
+            source.backup(target)
+
+    def postgres(self, cluster: Cluster) -> str:
+        if self._postgres is None:
+            name = cluster.create_database()
+            engine = make_engine(cluster.url(name))
+            migrate(engine)
+            engine.dispose()  # a template must have no connections when it is copied
+            self._postgres = name
+        return self._postgres
+
+
+@pytest.fixture(scope="session")
+def schema_templates(tmp_path_factory: pytest.TempPathFactory) -> SchemaTemplates:
+    return SchemaTemplates(tmp_path_factory.mktemp("schema-templates"))
+
+
 @pytest.fixture
-def database_url(store: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
-    """An empty database of this test's own on `store`."""
+def database_url(store: str, tmp_path: Path, request: pytest.FixtureRequest,
+                 schema_templates: SchemaTemplates) -> Iterator[str]:
+    """A database of this test's own on `store`, migrated to the newest schema; empty, with
+    no schema at all, for a test marked `empty_database`."""
+    empty = request.node.get_closest_marker("empty_database") is not None
     if store == "sqlite":
-        yield f"sqlite:///{tmp_path / 'alerts.db'}"
+        path = tmp_path / "alerts.db"
+        if not empty:
+            schema_templates.copy_sqlite(path)
+        yield f"sqlite:///{path}"
         return
     cluster: Cluster = request.getfixturevalue("postgres")
-    name = cluster.create_database()
+    name = cluster.create_database("template0" if empty else schema_templates.postgres(cluster))
     try:
         yield cluster.url(name)
     finally:

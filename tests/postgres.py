@@ -85,14 +85,14 @@ class Cluster:
         return psycopg.connect(host=self.host, port=self.port, user=self.user,
                                dbname="postgres", autocommit=True)
 
-    def create_database(self) -> str:
-        """A new empty database; returns its name."""
+    def create_database(self, template: str = "template0") -> str:
+        """A new database, a copy of `template` (empty by default); returns its name."""
         name = f"test_{next(self._names)}"
         with self._admin() as admin:
-            # FILE_COPY copies template0's files as they are; WAL_LOG (the default) would
+            # FILE_COPY copies the template's files as they are; WAL_LOG (the default) would
             # write them all through the WAL, which is slower for many small databases.
-            admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 STRATEGY FILE_COPY")
-                          .format(sql.Identifier(name)))
+            admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {} STRATEGY FILE_COPY")
+                          .format(sql.Identifier(name), sql.Identifier(template)))
         return name
 
     def drop_database(self, name: str) -> None:

@@ -59,6 +59,7 @@ def test_a_plain_postgresql_url_is_served_by_psycopg(database_url: str) -> None:
         engine.dispose()
 
 
+@pytest.mark.empty_database
 def test_migrating_a_database_with_rows_keeps_them_gives_each_a_nonce_and_never_reuses_ids(
     database_url: str,
 ) -> None:

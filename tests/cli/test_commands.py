@@ -49,6 +49,7 @@ def one_line_error(result: Result) -> str:
     return lines[0]
 
 
+@pytest.mark.empty_database
 def test_init_creates_then_reports_up_to_date(config: Path) -> None:
     runner = CliRunner()
     first = run(runner, config, "init")
@@ -57,6 +58,7 @@ def test_init_creates_then_reports_up_to_date(config: Path) -> None:
     assert again.exit_code == 0 and "up to date" in again.stdout
 
 
+@pytest.mark.empty_database
 def test_commands_on_a_database_not_yet_initialised_say_what_to_do(config: Path) -> None:
     assert "run `alerts init` first" in one_line_error(run(CliRunner(), config, "wards", "list"))
 

@@ -386,6 +386,7 @@ def test_erasing_a_resident_deletes_the_held_copies_that_hold_their_address(
     assert [records[o.record_id].held_as is None for o in outcomes] == [True] * 4 + [False]
 
 
+@pytest.mark.empty_database
 def test_copies_held_before_the_upgrade_are_linked_to_the_residents_they_name(
         database_url: str, tmp_path: Path) -> None:
     copy = tmp_path / "review" / "20261201T100000-0123456789abcdef.eml"
