@@ -36,6 +36,11 @@ from sqlalchemy.sql import ColumnElement
 _TAG_BYTES = 12
 _TOKEN = re.compile(r"^([0-9]{1,18})-([a-z2-7]{20})$")
 NONCE_LENGTH = 32
+# The nonce of a subscription or delivery written before nonces existed (migration 0011):
+# the unsubscribe links and reply+/bounces+ addresses in mail already sent were signed over
+# the id alone, and keep working, since those ids are never given again. Every row written
+# since has a random nonce, so no such token can act on a new row.
+LEGACY_NONCE = ""
 
 
 class Purpose(StrEnum):
@@ -73,7 +78,9 @@ def new_nonce_sql(dialect: str) -> ColumnElement[str]:
 
 def seal(secret: str, purpose: Purpose, ident: int, nonce: str) -> str:
     """The tag that binds a credential to row `ident` as long as its nonce is `nonce`."""
-    message = f"{purpose.value}:{ident}:{nonce}".encode()
+    signed = f"{purpose.value}:{ident}" if nonce == LEGACY_NONCE else \
+        f"{purpose.value}:{ident}:{nonce}"
+    message = signed.encode()
     mac = hmac.new(secret.encode(), message, hashlib.sha256)
     return base64.b32encode(mac.digest()[:_TAG_BYTES]).decode().rstrip("=").lower()
 

@@ -1,9 +1,14 @@
 """The migrations: they build the schema the models describe, on SQLite and on PostgreSQL."""
 
+import base64
+import hashlib
+import hmac
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
+from sqlalchemy.orm import Session
 
 from alerts.db import (
     current_revision,
@@ -14,6 +19,8 @@ from alerts.db import (
 )
 from alerts.schema import metadata
 from alerts.service.scheduler import JOB_TABLE
+from subscriptions.links import LEGACY_NONCE, Purpose, nonces_in, verify_reference
+from subscriptions.subscribers import Subscription
 
 
 def test_init_migrates_an_empty_database_to_the_newest_schema(engine: Engine) -> None:
@@ -98,12 +105,20 @@ def test_migrating_a_database_with_rows_keeps_them_gives_each_a_nonce_and_never_
                 "VALUES (1, 'pc@police.example', '', 'admin', 1, :now)"), {"now": now})
         migrate(engine)
         with engine.begin() as connection:
-            for table in ("subscribers", "subscriptions", "deliveries"):
-                nonces = connection.execute(text(f"SELECT nonce FROM {table}")).scalars().all()
-                assert len(nonces) == 3, f"{table} kept every row"
-                assert len(set(nonces)) == 3 and all(len(n) == 32 for n in nonces)
+            nonces = connection.execute(text("SELECT nonce FROM subscribers")).scalars().all()
+            assert len(set(nonces)) == 3 and all(len(n) == 32 for n in nonces)
             for table in ("messages", "users"):
                 assert connection.execute(text(f"SELECT nonce FROM {table}")).scalar()
+            # Rows named in mail already sent keep the links and addresses in it working.
+            for table in ("subscriptions", "deliveries"):
+                nonces = connection.execute(text(f"SELECT nonce FROM {table}")).scalars().all()
+                assert nonces == [LEGACY_NONCE] * 3, f"{table} kept every row"
+            sent_before = "2-" + base64.b32encode(hmac.new(
+                b"secret", b"unsubscribe:2", hashlib.sha256).digest()[:12]).decode().rstrip(
+                "=").lower()  # an unsubscribe token as the product signed it before 0011
+            with Session(connection) as session:
+                assert verify_reference("secret", Purpose.UNSUBSCRIBE, sent_before,
+                                        nonces_in(session, Subscription)) == 2
             connection.execute(text("DELETE FROM deliveries WHERE id = 3"))
             connection.execute(text("DELETE FROM subscribers WHERE id = 3"))
             new_id = connection.execute(text(

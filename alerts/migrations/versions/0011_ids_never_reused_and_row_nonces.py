@@ -3,7 +3,10 @@
 Tables whose ids appear in tokens get ids that are never handed out twice (SQLite:
 AUTOINCREMENT, which means rebuilding the table; PostgreSQL: an identity column in place of
 the serial default, continuing after the highest id), and the tables whose rows tokens name
-get a `nonce`, filled with a random value for every existing row.
+get a `nonce`. Existing users, subscribers and messages get a random one (their sessions,
+reset, confirmation, data and vote links are short-lived and are issued again); existing
+subscriptions and deliveries get the legacy value '' (subscriptions.links.LEGACY_NONCE), so
+the unsubscribe links and reply+/bounces+ addresses in mail already sent keep working.
 
 Revision ID: 0011
 Revises: 0010
@@ -23,6 +26,7 @@ depends_on: str | Sequence[str] | None = None
 NEVER_REUSED = ('users', 'subscribers', 'subscriptions', 'deliveries', 'messages', 'items',
                 'schemes')
 WITH_NONCE = ('users', 'subscribers', 'subscriptions', 'deliveries', 'messages')
+IN_SENT_MAIL = ('subscriptions', 'deliveries')
 
 _RANDOM_HEX = {
     'sqlite': "lower(hex(randomblob(16)))",
@@ -36,7 +40,8 @@ def upgrade() -> None:
         with op.batch_alter_table(table) as batch_op:
             batch_op.add_column(sa.Column('nonce', sa.String(length=32), nullable=True))
         # Each row its own value: the expression is evaluated per row.
-        op.execute(f"UPDATE {table} SET nonce = {_RANDOM_HEX[dialect]}")
+        value = "''" if table in IN_SENT_MAIL else _RANDOM_HEX[dialect]
+        op.execute(f"UPDATE {table} SET nonce = {value}")
     if dialect == 'sqlite':
         # Rebuilt with AUTOINCREMENT (foreign keys are off during migrations: see env.py).
         for table in NEVER_REUSED:
