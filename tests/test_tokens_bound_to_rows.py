@@ -14,7 +14,6 @@ import re
 from email.message import EmailMessage
 from email.utils import parseaddr
 
-from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -31,7 +30,6 @@ from alerts.messages import Message
 from alerts.my_data import erase_data
 from alerts.scheme_invitations import queue_invitations
 from alerts.urgent import post_urgent
-from alerts.web.app import create_app
 from alerts.web.staff import SESSION_COOKIE
 from subscriptions.base import utcnow
 from subscriptions.schemes import Scheme, add_scheme
@@ -40,22 +38,12 @@ from subscriptions.suppression import Suppression
 from subscriptions.wards import get_ward
 from tests.factories import make_subscriber, make_ward
 from tests.servers import Received, SinkHandler
+from tests.web.test_residents import client_for, csrf_of
 
 PASSWORD = "correct horse battery staple"
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 LINK = re.compile(
     r"https://alerts\.example\.org(/(?:preferences|confirm|my-data|useful|scheme-invitation)/"
     r"[^\s\"<>]+)")
-
-
-def client_for(factory: sessionmaker[Session], settings: Settings) -> TestClient:
-    return TestClient(create_app(factory, settings=settings))
-
-
-def csrf_of(page: str) -> str:
-    match = CSRF.search(page)
-    assert match, "every form carries a CSRF token"
-    return match.group(1)
 
 
 def links_in(message: EmailMessage, kind: str) -> list[str]:
