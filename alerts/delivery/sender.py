@@ -34,7 +34,6 @@ from alerts.delivery.outbox import (
     mark_failed,
     mark_for_retry,
 )
-from alerts.delivery.rejections import is_hard_bounce
 from alerts.delivery.smtp import SmtpTransport
 from alerts.delivery.transport import (
     PermanentFailure,
@@ -184,8 +183,7 @@ async def deliver_due_async(
                                 unavailable=isinstance(exc, ServerUnavailable))
             except PermanentFailure as exc:
                 return _Outcome(ident, attempts, _Result.FAILED, exc.reason,
-                                hard_bounce=exc.hard_bounce
-                                or is_hard_bounce(exc.code, exc.reason))
+                                hard_bounce=exc.hard_bounce)
             except ValueError as exc:
                 # building refuses what no retry can mend, e.g. a line break in a header.
                 detail = redact(str(exc), outgoing.recipient_email)
