@@ -48,12 +48,9 @@ from alerts.coordinators import (
 )
 from alerts.db import transaction
 from alerts.digests.printed import NoDigestYet, pdf_filename, render_pdf
-from alerts.digests.render import environment
 from alerts.messages import fill_links
 from alerts.scheme_invitations import INVITE_PATH, accept, preview_invitation
-from alerts.translations import HTML_LANG
-from alerts.web.languages import request_language
-from alerts.web.residents import HEADERS as RESIDENT_HEADERS
+from alerts.web.residents import linked_page
 from alerts.web.staff import HEADERS, StaffSite
 from subscriptions.base import utcnow
 from subscriptions.consent import COORDINATOR_WORDING, WORDING
@@ -354,12 +351,7 @@ def _invitation_router(factory: sessionmaker[Session], settings: Settings) -> AP
     router = APIRouter()
 
     def page(request: Request, context: dict[str, Any], *, status: int) -> HTMLResponse:
-        # No language switch link: following it would open the invitation link again.
-        language = request_language(request, switchable=False)
-        body = environment(language=language).get_template(
-            "web/scheme_invitation.html").render(force=settings.force, **context)
-        return HTMLResponse(body, status_code=status, headers={
-            **RESIDENT_HEADERS, "Content-Language": HTML_LANG[language]})
+        return linked_page(request, settings, "scheme_invitation", context, status=status)
 
     @router.get(INVITE_PATH + "{token}", response_class=HTMLResponse)
     def invitation_get(request: Request, token: str) -> HTMLResponse:

@@ -68,6 +68,18 @@ FormText = Annotated[str, Form()]
 FormList = Annotated[list[str], Form()]
 
 
+def linked_page(request: Request, settings: Settings, name: str, context: dict[str, Any], *,
+                status: int = 200) -> HTMLResponse:
+    """A page that a signed link in an email opens on its own (a vote, a scheme invitation):
+    in the resident's language as their other pages have it, with no switch link, since
+    remembering its choice would take a cookie, and these pages set none."""
+    language = request_language(request, switchable=False)
+    body = environment(language=language).get_template(f"web/{name}.html").render(
+        force=settings.force, **context)
+    return HTMLResponse(body, status_code=status,
+                        headers={**HEADERS, "Content-Language": HTML_LANG[language]})
+
+
 def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIRouter:
     router = APIRouter()
     csrf = Csrf(settings.web.secret_key)

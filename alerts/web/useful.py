@@ -20,11 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
 from alerts.db import transaction
-from alerts.digests.render import environment
-from alerts.translations import HTML_LANG
 from alerts.useful import read_stored_vote, record_vote, vote_question
-from alerts.web.languages import request_language
-from alerts.web.residents import HEADERS
+from alerts.web.residents import linked_page
 from subscriptions.base import utcnow
 
 ANSWERS = {"yes": True, "no": False}
@@ -34,13 +31,7 @@ def useful_router(factory: sessionmaker[Session], settings: Settings) -> APIRout
     router = APIRouter()
     def page(request: Request, name: str, context: dict[str, Any], *,
              status: int = 200) -> HTMLResponse:
-        # The resident's language as their other pages have it; no switch link, since
-        # remembering its choice would take a cookie, and these pages set none.
-        language = request_language(request, switchable=False)
-        body = environment(language=language).get_template(f"web/{name}.html").render(
-            force=settings.force, **context)
-        return HTMLResponse(body, status_code=status,
-                            headers={**HEADERS, "Content-Language": HTML_LANG[language]})
+        return linked_page(request, settings, name, context, status=status)
 
     def invalid_link(request: Request) -> HTMLResponse:
         return page(request, "invalid", {"what": "useful"}, status=400)
