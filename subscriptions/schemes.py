@@ -38,9 +38,10 @@ from subscriptions.subscribers import (
     Subscription,
     SubscriptionRecord,
     check_name_and_scheme,
+    confirm_by_resident,
     parse_frequency,
 )
-from subscriptions.suppression import Suppression, address_hash
+from subscriptions.suppression import Suppression, address_hash, is_suppressed
 from subscriptions.wards import Ward, get_ward
 
 
@@ -330,7 +331,7 @@ def invitation_open(session: Session, subscription: Subscription, scheme: Scheme
     ward or paused it, joined another scheme, or their address went on the suppression list
     since it was sent."""
     return may_be_invited(subscription, scheme) \
-        and session.get(Suppression, address_hash(subscription.subscriber.email)) is None
+        and not is_suppressed(session, subscription.subscriber.email)
 
 
 def accept_invitation(session: Session, subscription: Subscription, scheme: Scheme, *,
@@ -341,9 +342,7 @@ def accept_invitation(session: Session, subscription: Subscription, scheme: Sche
     if not invitation_open(session, subscription, scheme):
         return False
     subscription.scheme = scheme.name
-    if subscription.status == Status.PENDING:
-        subscription.status = Status.CONFIRMED
-        subscription.confirmed_at = now
+    confirm_by_resident(subscription, now)
     session.flush()
     return True
 

@@ -264,6 +264,18 @@ def subscribe(
     return subscription
 
 
+def confirm_by_resident(subscription: Subscription, now: datetime) -> bool:
+    """A pending subscription confirmed by its resident with a link only their address got
+    (a confirmation, a scheme's invitation); one who had left is back by their own hand.
+    False, and nothing changes, if it was not pending."""
+    if subscription.status != Status.PENDING:
+        return False
+    subscription.status = Status.CONFIRMED
+    subscription.confirmed_at = now
+    subscription.unsubscribed_at = None
+    return True
+
+
 def unsubscribe_everywhere(session: Session, email: str) -> int:
     """Mark every subscription of the address unsubscribed; return how many changed."""
     subscriber = find_subscriber(session, email)

@@ -24,6 +24,7 @@ from subscriptions.subscribers import (
     SubscriberError,
     Subscription,
     claim_send_slots,
+    confirm_by_resident,
     stored_source,
     subscribe,
 )
@@ -100,11 +101,7 @@ def confirm_subscriptions(session: Session, subscriber_id: int,
         select(Subscription).where(Subscription.subscriber_id == subscriber_id,
                                    Subscription.id.in_(list(subscription_ids)))
     ):
-        if subscription.status == Status.PENDING:
-            subscription.status = Status.CONFIRMED
-            subscription.confirmed_at = now
-            subscription.unsubscribed_at = None  # back by their own hand
-            changed += 1
+        changed += confirm_by_resident(subscription, now)
     session.flush()
     return changed
 
