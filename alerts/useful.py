@@ -13,7 +13,6 @@ commits.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import re
@@ -31,7 +30,7 @@ from alerts.delivery.outbox import Delivery
 from alerts.items import Item
 from alerts.messages import THIS_MESSAGES_ITEM, Message, MessageItem
 from subscriptions.base import Base, utcnow
-from subscriptions.links import nonces_in
+from subscriptions.links import Purpose, nonces_in, seal
 
 
 class UsefulVote(Base):
@@ -48,9 +47,6 @@ class UsefulVote(Base):
     voted_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-# Bound into every tag, so no other signed link of the product can pass for a vote.
-_PURPOSE = "useful-vote"
-_TAG_BYTES = 12
 _NUMBER = re.compile(r"[A-Za-z0-9_-]{22}")
 _TOKEN = re.compile(
     rf"([0-9]{{1,18}})\.([0-9]{{1,18}})\.([yn])\.({_NUMBER.pattern})\.([a-z2-7]{{20}})")
@@ -71,10 +67,11 @@ class Ballot:
 
 
 def _tag(secret: str, ballot: Ballot, message_nonce: str) -> str:
-    signed = (f"{_PURPOSE}:{ballot.item_ref}:{ballot.message_id}:"
-              f"{'y' if ballot.useful else 'n'}:{ballot.number}:{message_nonce}")
-    mac = hmac.new(secret.encode(), signed.encode(), hashlib.sha256)
-    return base64.b32encode(mac.digest()[:_TAG_BYTES]).decode().rstrip("=").lower()
+    # The message's seal (its own purpose, so no other signed link can pass for a vote),
+    # with the rest of the ballot sealed in beside the message's nonce.
+    answer = "y" if ballot.useful else "n"
+    return seal(secret, Purpose.VOTE, ballot.message_id,
+                f"{ballot.item_ref}:{answer}:{ballot.number}:{message_nonce}")
 
 
 def new_ballot_number() -> str:
