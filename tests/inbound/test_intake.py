@@ -174,6 +174,19 @@ def test_forged_reply_token_changes_nothing_and_is_kept_for_review(
     assert "does not match" in held[0].with_suffix(".reason.txt").read_text()
 
 
+def ann_and_bob_and_an_altered_bounces_address(factory: sessionmaker[Session],
+                                               settings: Settings) -> str:
+    """Ann and Bob of Riverside, each sent a message; Bob's bounces+ address with its token
+    altered by one character."""
+    with factory() as session, session.begin():
+        ward = make_ward(session, "RIV", "Riverside")
+        ann, bob = (make_subscriber(session, ward, f"{name}@home.example")
+                    for name in ("ann", "bob"))
+        bob_delivery = make_sent_message(session, ward, [ann, bob])[bob.subscriber_id]
+        genuine = signed(session, settings.web.secret_key, Purpose.BOUNCE, bob_delivery)
+    return f"bounces+{genuine[:-1]}{'b' if genuine.endswith('a') else 'a'}@reply.example.org"
+
+
 def hard_bounce(recipients: list[str], to: str) -> bytes:
     """An RFC 3464 report saying that mail to each of `recipients` failed for good."""
     return soft_bounce(recipients[0], to, 0).replace(b"Action: delayed", b"Action: failed") \

@@ -18,10 +18,9 @@ from alerts.inbound.intake import Intake
 from alerts.inbound.lmtp import InboundHandler, ListenAddressError, parse_listen, start_lmtp
 from alerts.inbound.status import inbound_report
 from subscriptions.base import utcnow
-from subscriptions.links import Purpose
 from subscriptions.suppression import is_suppressed
-from tests.factories import make_sent_message, make_subscriber, make_ward, signed
-from tests.inbound.test_intake import hard_bounce
+from tests.factories import make_sent_message, make_subscriber, make_ward
+from tests.inbound.test_intake import ann_and_bob_and_an_altered_bounces_address, hard_bounce
 
 T = TypeVar("T")
 
@@ -118,13 +117,7 @@ def test_a_database_that_cannot_be_used_gets_451_so_the_mta_keeps_the_message(
 
 def test_bounces_a_stranger_sends_over_lmtp_suppress_nobody_and_are_counted(
         factory: sessionmaker[Session], settings: Settings, tmp_path: Path) -> None:
-    with factory() as session, session.begin():
-        ward = make_ward(session, "RIV", "Riverside")
-        ann, bob = (make_subscriber(session, ward, f"{name}@home.example")
-                    for name in ("ann", "bob"))
-        bob_delivery = make_sent_message(session, ward, [ann, bob])[bob.subscriber_id]
-        genuine = signed(session, settings.web.secret_key, Purpose.BOUNCE, bob_delivery)
-    altered = f"bounces+{genuine[:-1]}{'b' if genuine.endswith('a') else 'a'}@reply.example.org"
+    altered = ann_and_bob_and_an_altered_bounces_address(factory, settings)
     stranger = (b"From: mailer-daemon@mx.stranger.example\r\nTo: alerts@example.org\r\n"
                 b"X-Failed-Recipients: ann@home.example\r\nSubject: Mail delivery failed\r\n"
                 b"\r\nThis message was created automatically by mail delivery software.\r\n")

@@ -17,7 +17,7 @@ from subscriptions.base import utcnow
 from subscriptions.links import Purpose
 from subscriptions.suppression import is_suppressed
 from tests.factories import make_sent_message, make_subscriber, make_ward, signed
-from tests.inbound.test_intake import hard_bounce
+from tests.inbound.test_intake import ann_and_bob_and_an_altered_bounces_address, hard_bounce
 
 
 def test_status_counts_what_came_in_what_is_held_and_what_the_team_has_not_had(
@@ -54,13 +54,7 @@ def test_alerts_status_json_has_an_inbound_section(settings: Settings,
 
 def test_an_unsigned_report_to_postmaster_and_an_altered_token_suppress_nobody_and_wait(
         settings: Settings, factory: sessionmaker[Session], tmp_path: Path) -> None:
-    with factory() as session, session.begin():
-        ward = make_ward(session, "RIV", "Riverside")
-        ann, bob = (make_subscriber(session, ward, f"{name}@home.example")
-                    for name in ("ann", "bob"))
-        bob_delivery = make_sent_message(session, ward, [ann, bob])[bob.subscriber_id]
-        genuine = signed(session, settings.web.secret_key, Purpose.BOUNCE, bob_delivery)
-    altered = f"bounces+{genuine[:-1]}{'b' if genuine.endswith('a') else 'a'}@reply.example.org"
+    altered = ann_and_bob_and_an_altered_bounces_address(factory, settings)
     unsigned = tmp_path / "unsigned.eml"
     unsigned.write_bytes(b"Delivered-To: postmaster@reply.example.org\r\n" + hard_bounce(
         ["ann@home.example", "bob@home.example"], "postmaster@reply.example.org"))
