@@ -68,6 +68,9 @@ class SchedulerSettings:
     collect_minutes: int = 15
     outbox_poll_seconds: float = 1.0
     reconcile_seconds: float = 60.0
+    # A job whose next run is this far in the past means the scheduler has stopped waking:
+    # /healthz answers 503 and `alerts status` says "stalled", naming the job.
+    stall_grace_seconds: float = 300.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,11 @@ class SourcesSettings:
     user_agent: str = "neighbourhood-alerts/0.1 (+https://github.com/neighbourhood-alerts)"
     calendar_weeks: int = 6
     max_item_age_days: int = 30
+    # Bounds on what one source may bring in one collect (a broken or hostile feed or
+    # calendar); what is left out is reported, naming the source.
+    max_occurrences_per_event: int = 100  # a recurring calendar event, within calendar_weeks
+    max_items_per_collect: int = 500      # items (posts or sessions) kept from one source
+    max_feed_entries: int = 200           # an RSS/Atom feed: only its newest entries are read
 
 
 @dataclass(frozen=True)
@@ -95,6 +103,7 @@ class InboundSettings:
     soft_bounce_days: int = 30
     reminder_days: int = 3
     reminder_cron: str = "0 8 * * *"
+    lmtp_max_sessions: int = 50  # LMTP connections at once; more are answered 421 (try later)
 
 
 @dataclass(frozen=True)
@@ -275,6 +284,13 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("scheduler.outbox_poll_seconds must be more than 0")
     if scheduler.reconcile_seconds <= 0:
         raise ConfigError("scheduler.reconcile_seconds must be more than 0")
+    if scheduler.stall_grace_seconds <= 0:
+        raise ConfigError("scheduler.stall_grace_seconds must be more than 0")
+    for key in ("max_occurrences_per_event", "max_items_per_collect", "max_feed_entries"):
+        if getattr(settings.sources, key) < 1:
+            raise ConfigError(f"sources.{key} must be at least 1")
+    if settings.inbound.lmtp_max_sessions < 1:
+        raise ConfigError("inbound.lmtp_max_sessions must be at least 1")
     for topic in settings.topics.names:
         if "," in topic or len(topic) > MAX_TOPIC_NAME:
             raise ConfigError(f"topics.names: {topic!r} must have no comma and at most "
