@@ -3,6 +3,12 @@
 A digest carries the ward's items that no earlier digest carried: team posts and advice
 (newest first, archive items older than `max_age` left out) and contact sessions that have
 not started yet (soonest first). A ward with none of these gets no digest.
+
+A digest covers everything new, however much, but lists only a readable part of it
+(`listing`): the soonest `MAX_LISTED_SESSIONS` sessions and the newest `MAX_LISTED_ITEMS`
+of each section of news and advice. Every rendering (the email's HTML, text and calendar,
+the stored copy, previews and the printed sheet) lists that part and counts the rest, with
+the ward's public page (`ward_page_url`) where a reader finds them.
 """
 
 from __future__ import annotations
@@ -11,12 +17,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from gettext import NullTranslations
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from alerts.items import Item, ItemKind
 from alerts.translations import both
 from subscriptions.languages import Language
 from subscriptions.topics import follows
+
+# How much one digest lists; the rest are counted. A resident reads a digest in a minute or
+# two, often on a phone: ten coming sessions, ten team updates and ten pieces of advice are
+# more than a busy ward's week. It also keeps the email's HTML below the 102 KB after which
+# Gmail clips a message, hiding its foot (how to report a crime, unsubscribe): with feed
+# summaries of a paragraph each, a full English digest is about 30 KB and a bilingual one,
+# which holds everything twice, about 60 KB, leaving room for longer posts. A calendar that
+# repeats without end (one made 59,933 sessions and an 8 MB digest) still lists ten.
+MAX_LISTED_SESSIONS = 10
+MAX_LISTED_ITEMS = 10
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,39 @@ class DigestContent:
     @property
     def item_ids(self) -> list[int]:
         return [item.id for item in self.items]
+
+
+@dataclass(frozen=True)
+class Listing:
+    """What a rendering of a digest lists in each section, and how many more it only counts."""
+
+    posts: list[DigestItem]
+    advice: list[DigestItem]
+    sessions: list[DigestItem]
+    more_posts: int
+    more_advice: int
+    more_sessions: int
+
+
+def listing(posts: Sequence[DigestItem], advice: Sequence[DigestItem],
+            sessions: Sequence[DigestItem]) -> Listing:
+    """The first of each section, in the order given (news and advice newest first, sessions
+    soonest first), up to the limits; the rest counted."""
+    return Listing(
+        posts=list(posts[:MAX_LISTED_ITEMS]),
+        advice=list(advice[:MAX_LISTED_ITEMS]),
+        sessions=list(sessions[:MAX_LISTED_SESSIONS]),
+        more_posts=max(0, len(posts) - MAX_LISTED_ITEMS),
+        more_advice=max(0, len(advice) - MAX_LISTED_ITEMS),
+        more_sessions=max(0, len(sessions) - MAX_LISTED_SESSIONS),
+    )
+
+
+def ward_page_url(base_url: str, ward_code: str) -> str:
+    """The ward's public page on the site (`/wards/CODE/`, served by alerts.web.open_feeds):
+    its recent news and coming sessions, where a digest sends readers for what it only
+    counts."""
+    return f"{base_url.rstrip('/')}/wards/{quote(ward_code, safe='')}/"
 
 
 def safe_link(link: str | None) -> str | None:
@@ -108,7 +157,8 @@ def compose_digest(
 
 def digest_subject(content: DigestContent, language: Language = Language.ENGLISH) -> str:
     """'Riverside neighbourhood news: 2 updates and 1 contact session', in `language`
-    (bilingual: the Welsh subject, then the English one)."""
+    (bilingual: the Welsh subject, then the English one). The counts are of everything the
+    digest covers, listed or only counted."""
     news = len(content.posts) + len(content.advice)
     count = len(content.sessions)
 

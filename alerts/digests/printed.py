@@ -2,7 +2,9 @@
 without email.
 
 This module owns what goes on the sheet (the items the newest stored digest carried, read
-back through `MessageItem`, not the email's HTML), the print template's context, and the one
+back through `MessageItem`, not the email's HTML, listed within the email's own limits,
+`compose.listing`, the rest counted with the ward's page written out), the print template's
+context, and the one
 adapter that turns that HTML into PDF bytes with WeasyPrint. WeasyPrint is imported there and
 only there, so every other command works on a machine without Pango. Writing the file is
 atomic: a failure never leaves half a PDF where the caller asked for one.
@@ -18,14 +20,20 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.config import ForceSettings, Settings
-from alerts.digests.compose import DigestItem, newest_first, safe_link
+from alerts.digests.compose import (
+    DigestItem,
+    listing,
+    newest_first,
+    safe_link,
+    ward_page_url,
+)
 from alerts.digests.render import SessionSeries, environment, group_sessions, local_date
 from alerts.items import Item, ItemKind
 from alerts.messages import Message, MessageItem, MessageKind
@@ -56,6 +64,10 @@ class PrintedDigest:
     posts: list[DigestItem]
     advice: list[DigestItem]
     sessions: list[SessionSeries]
+    # How many more of each the digest carried than the sheet lists.
+    more_posts: int
+    more_advice: int
+    more_sessions: int
     force: ForceSettings
     # The ward's public news page, for readers who do go online; None while web.base_url is
     # still a loopback address, which would mean nothing on paper.
@@ -130,7 +142,7 @@ def printed_digest(session: Session, settings: Settings, ward: Ward, *, now: dat
                           "then print again")
     zone = ZoneInfo(settings.scheduler.timezone)
     made_at, message_ids = latest
-    posts, advice, sessions = sort_items(digest_items(session, message_ids), now)
+    shown = listing(*sort_items(digest_items(session, message_ids), now))
     return PrintedDigest(
         ward_code=ward.code,
         ward_name=ward.name,
@@ -138,9 +150,12 @@ def printed_digest(session: Session, settings: Settings, ward: Ward, *, now: dat
         digest_day=made_at.astimezone(zone).date(),
         digest_date=local_date(made_at, zone),
         printed_date=local_date(now, zone),
-        posts=posts,
-        advice=advice,
-        sessions=group_sessions(sessions, zone),
+        posts=shown.posts,
+        advice=shown.advice,
+        sessions=group_sessions(shown.sessions, zone),
+        more_posts=shown.more_posts,
+        more_advice=shown.more_advice,
+        more_sessions=shown.more_sessions,
         force=settings.force,
         archive_url=_archive_url(settings.web.base_url, ward.code),
     )
@@ -150,7 +165,7 @@ def _archive_url(base_url: str, ward_code: str) -> str | None:
     host = urlsplit(base_url).hostname or ""
     if host in ("localhost", "::1") or host.startswith("127."):
         return None
-    return f"{base_url.rstrip('/')}/wards/{quote(ward_code)}/"
+    return ward_page_url(base_url, ward_code)
 
 
 def printed_digest_for(session: Session, settings: Settings, ward_code: str, *, now: datetime,

@@ -27,7 +27,13 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from alerts.config import Settings
-from alerts.digests.compose import DigestContent, DigestItem, digest_subject
+from alerts.digests.compose import (
+    DigestContent,
+    DigestItem,
+    digest_subject,
+    listing,
+    ward_page_url,
+)
 from alerts.digests.invites import sessions_calendar
 from alerts.items import ItemKind
 from alerts.messages import MAX_SUBJECT, PREFERENCES_MARK, UNSUBSCRIBE_MARK
@@ -189,19 +195,27 @@ def render_digest(
     content: DigestContent, settings: Settings, *, now: datetime, env: Environment | None = None,
     language: Language = Language.ENGLISH,
 ) -> Rendered:
+    """The digest's email: its subject counts everything `content` covers; its HTML, text
+    and calendar list what `compose.listing` keeps and count the rest, with a link to the
+    ward's page."""
     zone = ZoneInfo(settings.scheduler.timezone)
+    shown = listing(content.posts, content.advice, content.sessions)
     rendered = _render_localised(
         "digest", lambda single: digest_subject(content, single), settings,
         lambda single: {
             "ward_name": content.ward_name,
             "ward_code": content.ward_code,
-            "posts": content.posts,
-            "advice": content.advice,
-            "sessions": group_sessions(content.sessions, zone, single),
+            "ward_url": ward_page_url(settings.web.base_url, content.ward_code),
+            "posts": shown.posts,
+            "advice": shown.advice,
+            "sessions": group_sessions(shown.sessions, zone, single),
+            "more_posts": shown.more_posts,
+            "more_advice": shown.more_advice,
+            "more_sessions": shown.more_sessions,
         }, now=now, env=env, language=language)
     domain = settings.mail.from_address.rpartition("@")[2] or "localhost"
     calendar = sessions_calendar(
-        content.sessions, ward_name=content.ward_name, uid_domain=domain, now=now
+        shown.sessions, ward_name=content.ward_name, uid_domain=domain, now=now
     )
     return replace(rendered, calendar=calendar)
 

@@ -1,6 +1,14 @@
 from datetime import UTC, datetime, timedelta
 
-from alerts.digests.compose import DigestItem, compose_digest, digest_subject
+from alerts.digests.compose import (
+    MAX_LISTED_ITEMS,
+    MAX_LISTED_SESSIONS,
+    DigestItem,
+    compose_digest,
+    digest_subject,
+    listing,
+    ward_page_url,
+)
 from alerts.items import ItemKind
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -57,3 +65,21 @@ def test_subject_counts_updates_and_sessions() -> None:
     ], now=NOW, max_age=MONTH)
     assert content is not None
     assert digest_subject(content) == "Riverside neighbourhood news: 1 update and 1 contact session"
+
+
+def test_a_listing_keeps_the_first_of_each_section_and_counts_the_rest() -> None:
+    posts = [item(i) for i in range(MAX_LISTED_ITEMS + 7)]
+    sessions = [item(i, ItemKind.SESSION, starts=NOW) for i in range(MAX_LISTED_SESSIONS + 1)]
+
+    shown = listing(posts, [item(99, ItemKind.ADVICE)], sessions)
+
+    assert shown.posts == posts[:MAX_LISTED_ITEMS] and shown.more_posts == 7
+    assert shown.advice == [item(99, ItemKind.ADVICE)] and shown.more_advice == 0
+    assert shown.sessions == sessions[:MAX_LISTED_SESSIONS] and shown.more_sessions == 1
+
+
+def test_the_ward_page_is_the_sites_archive_page_of_the_ward() -> None:
+    assert ward_page_url("https://alerts.example.org/", "RIV") == \
+        "https://alerts.example.org/wards/RIV/"
+    assert ward_page_url("https://alerts.example.org", "A/B C") == \
+        "https://alerts.example.org/wards/A%2FB%20C/"
