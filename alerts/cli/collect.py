@@ -20,7 +20,8 @@ def collect(runtime: Runtime, source_id: int | None, as_json: bool) -> None:
     """Fetch every feed and calendar once and store new items.
 
     A source that fails is reported and the others are still collected; the exit
-    status is 1 when any source failed.
+    status is 1 when any source failed. What the caps on one source (sources.max_*) left
+    out is reported on stderr, naming the source.
     """
     report = collect_sources(runtime.sessions(), runtime.settings, source_id=source_id,
                              bus=runtime.bus())
@@ -37,6 +38,8 @@ def collect(runtime: Runtime, source_id: int | None, as_json: bool) -> None:
                     f"{result.description}: {result.added} new, {result.updated} updated"
                     + (f", {result.withdrawn} withdrawn" if result.withdrawn else "")
                 )
+            for line in result.left_out:
+                warn(f"left out: {line}")
     failed = [r for r in report.results if r.error]
     if failed:
         raise click.ClickException(

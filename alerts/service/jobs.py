@@ -60,6 +60,8 @@ def collect_source(source_id: int) -> None:
             elif result.added or result.updated or result.withdrawn:
                 log.info("collect:%d: %d new, %d updated, %d withdrawn", source_id,
                          result.added, result.updated, result.withdrawn)
+            for line in result.left_out:
+                log.warning("collect:%d: left out: %s", source_id, line)
 
 
 def digest_due(ward_code: str, frequency: str) -> None:

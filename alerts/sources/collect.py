@@ -2,7 +2,9 @@
 
 Each source is fetched outside any database transaction and stored in its own transaction;
 a source that fails gets its one-line error recorded and the run goes on with the next, so
-one broken source never stops the others and nothing already stored is lost.
+one broken source never stops the others and nothing already stored is lost. What one source
+may bring in one collect is bounded (alerts/sources/bounds.py): each result says what was
+left out, naming the source.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from alerts.config import Settings
 from alerts.db import transaction
 from alerts.events import EventBus, ItemPublished
 from alerts.items import CollectedItem, store_items
+from alerts.sources.bounds import Bounded, first_items
 from alerts.sources.fetch import fetch, make_client
 from alerts.sources.ics import parse_calendar
 from alerts.sources.policeuk import collect_policeuk
@@ -43,7 +46,8 @@ SCHEDULE_KINDS = (SourceKind.ICS, SourceKind.POLICEUK)
 
 @dataclass(frozen=True)
 class SourceResult:
-    """What collecting one source did; `error` is a one-line reason naming the source."""
+    """What collecting one source did; `error` is a one-line reason naming the source, and
+    each of `left_out` a line naming it and what a cap left out of this collect."""
 
     source_id: int
     description: str
@@ -53,6 +57,7 @@ class SourceResult:
     not_modified: bool
     error: str | None
     new_item_ids: tuple[int, ...] = ()
+    left_out: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -180,6 +185,7 @@ def _collect_one(
         not_modified=read.items is None,
         error=None,
         new_item_ids=new_ids,
+        left_out=tuple(f"{target.description}: {note}" for note in read.left_out),
     )
 
 
@@ -190,10 +196,12 @@ class _Read:
     items: list[CollectedItem] | None
     etag: str | None
     last_modified: str | None
+    left_out: tuple[str, ...] = ()
 
 
 def _read(settings: Settings, client: httpx.Client, target: _Target, now: datetime) -> _Read:
     """Fetch and parse one source, touching no database; SourceError on any failure."""
+    bounds = settings.sources
     if target.kind == SourceKind.POLICEUK:
         items = collect_policeuk(
             client,
@@ -202,7 +210,8 @@ def _read(settings: Settings, client: httpx.Client, target: _Target, now: dateti
             now=now,
             timezone=settings.scheduler.timezone,
         )
-        return _Read(items, None, None)
+        kept = first_items(Bounded(items), bounds.max_items_per_collect)
+        return _Read(kept.items, None, None, kept.left_out)
     is_calendar = target.kind == SourceKind.ICS
     # A calendar is always fetched whole: its occurrences move forward with time, so a 304
     # would leave the coming weeks unexpanded while the file itself never changes.
@@ -215,15 +224,22 @@ def _read(settings: Settings, client: httpx.Client, target: _Target, now: dateti
     if not fetched.modified:
         return _Read(None, fetched.etag, fetched.last_modified)
     if is_calendar:
-        items = parse_calendar(
+        parsed = parse_calendar(
             fetched.content,
             now=now,
             weeks=settings.sources.calendar_weeks,
             timezone=settings.scheduler.timezone,
+            max_occurrences=bounds.max_occurrences_per_event,
+            max_items=bounds.max_items_per_collect,
         )
     else:
-        items = parse_feed(fetched.content, url=target.url)
-    return _Read(items, fetched.etag, fetched.last_modified)
+        parsed = parse_feed(
+            fetched.content,
+            url=target.url,
+            max_entries=bounds.max_feed_entries,
+            max_items=bounds.max_items_per_collect,
+        )
+    return _Read(parsed.items, fetched.etag, fetched.last_modified, parsed.left_out)
 
 
 def _failed(

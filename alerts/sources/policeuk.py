@@ -91,7 +91,9 @@ def collect_policeuk(
     timezone: str,
     limiter: TokenBucket = LIMITER,
 ) -> list[CollectedItem]:
-    """The neighbourhood's coming events and its priorities; SourceError if either fails.
+    """The neighbourhood's priorities, then its coming events soonest first (the order in
+    which the collect's `sources.max_items_per_collect` keeps them); SourceError if either
+    list fails.
 
     Both lists are fetched before anything is returned: half a neighbourhood would make the
     store withdraw every session that is merely missing from a failed answer.
@@ -101,8 +103,8 @@ def collect_policeuk(
     events = _get(client, f"{base}/events", force_neighbourhood, limiter)
     priorities = _get(client, f"{base}/priorities", force_neighbourhood, limiter)
     return [
-        *parse_events(events, now=now, timezone=timezone),
         *parse_priorities(priorities, timezone=timezone),
+        *parse_events(events, now=now, timezone=timezone),
     ]
 
 

@@ -2,23 +2,34 @@
 
 Pure: no I/O. HTML in entries is sanitised here (nh3, not feedparser's own sanitiser), so one
 allowlist decides what reaches an email.
+
+Only the newest entries are read (by published or updated date where the feed gives one, else
+in feed order; see alerts/sources/bounds.py): a quick pass of expat over the bytes finds each
+entry and its date, and feedparser is handed the document without the older ones, so a feed of
+60,000 entries costs little more than one of 200. A document expat cannot read (not well-formed,
+UTF-16, a DOCTYPE) goes to feedparser whole, and only the newest of its entries are kept.
 """
 
 from __future__ import annotations
 
 import calendar
 import hashlib
+import heapq
 import html
 import io
 import time
+import xml.parsers.expat
 import xml.sax
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
+from feedparser.datetimes import _parse_date as parse_feed_date  # the dates feedparser reads
 
 from alerts.items import CollectedItem, ItemKind
+from alerts.sources.bounds import Bounded, entries_note
 from alerts.sources.registry import SourceError
 from alerts.sources.sanitise import html_to_text, sanitise_html, shorten, text_to_html
 
@@ -28,16 +39,25 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 MAX_GUID = 1000
 MAX_TITLE = 500
 MAX_LINK = 2000
+ENTRY_NAMES = ("item", "entry")  # RSS 0.9x/1.0/2.0 and Atom, whatever their namespace
+PUBLISHED_NAMES = ("pubDate", "published", "issued", "date", "created")
+UPDATED_NAMES = ("updated", "modified")
 
 
-def parse_feed(content: bytes, *, url: str) -> list[CollectedItem]:
-    """The entries of an RSS or Atom document; `url` (where it came from) resolves relative links.
+def parse_feed(
+    content: bytes, *, url: str, max_entries: int = 200, max_items: int = 500
+) -> Bounded:
+    """The newest entries of an RSS or Atom document (at most `max_entries`, and at most
+    `max_items`), in feed order; `url` (where it came from) resolves relative links.
 
     Raises SourceError when the bytes are not a feed at all (an HTML page, random bytes);
-    a well-formed feed with no entries gives [].
+    a well-formed feed with no entries gives no items.
     """
+    cap, key = ((max_entries, "sources.max_feed_entries") if max_entries <= max_items
+                else (max_items, "sources.max_items_per_collect"))
+    document, found = _without_older_entries(content, cap)
     parsed = feedparser.parse(
-        io.BytesIO(content),  # a stream: feedparser would open a bytes "path" as a local file
+        io.BytesIO(document),  # a stream: feedparser would open a bytes "path" as a local file
         response_headers={"content-location": url, "content-type": "application/xml"},
         sanitize_html=False,
         resolve_relative_uris=True,
@@ -45,8 +65,95 @@ def parse_feed(content: bytes, *, url: str) -> list[CollectedItem]:
     entries: list[Any] = list(parsed.get("entries") or [])
     if not entries and not parsed.get("version"):
         raise SourceError(f"the document is not an RSS or Atom feed: {_why_not(content, parsed)}")
-    items = [_item(entry, url) for entry in entries]
-    return [item for item in items if item is not None]
+    if found is None:
+        found = len(entries)
+    stamps = [_stamp(entry.get("published_parsed") or entry.get("updated_parsed"))
+              for entry in entries]
+    items = [_item(entries[index], url) for index in _newest(stamps, cap)]
+    notes = (entries_note(cap, found, key),) if found > cap else ()
+    return Bounded([item for item in items if item is not None], notes)
+
+
+def _newest(stamps: Sequence[float | None], cap: int) -> list[int]:
+    """The indexes of the `cap` newest entries, in feed order: dated ones newest first, then
+    undated ones in feed order."""
+    if len(stamps) <= cap:
+        return list(range(len(stamps)))
+    def rank(index: int) -> tuple[int, float, int]:
+        stamp = stamps[index]
+        return (1, 0.0, index) if stamp is None else (0, -stamp, index)
+    return sorted(heapq.nsmallest(cap, range(len(stamps)), key=rank))
+
+
+def _without_older_entries(content: bytes, cap: int) -> tuple[bytes, int | None]:
+    """(the document without all but its `cap` newest entries, how many it had), or
+    (`content`, None) when expat cannot read it (feedparser then reads it whole)."""
+    head = content[:1024]
+    if b"\x00" in head or b"<!DOCTYPE" in head.upper():
+        return content, None  # UTF-16 or 32, or entities: leave it all to feedparser
+    spans: list[tuple[int, int]] = []
+    stamps: list[float | None] = []
+    depth = 0  # inside an entry: 1 for the entry element, 2 for its children, ...
+    begin = 0
+    dates: dict[str, str] = {}
+    reading: list[str] = []
+    parser = xml.parsers.expat.ParserCreate(namespace_separator=" ")
+
+    def start(name: str, attributes: dict[str, str]) -> None:
+        nonlocal depth, begin, dates
+        local = name.rsplit(" ", 1)[-1]
+        if depth == 0 and local in ENTRY_NAMES:
+            depth, begin, dates = 1, parser.CurrentByteIndex, {}
+        elif depth:
+            depth += 1
+            if depth == 2 and local in (*PUBLISHED_NAMES, *UPDATED_NAMES):
+                dates.setdefault(local, "")
+                reading[:] = [local]
+
+    def text(data: str) -> None:
+        if reading and depth == 2:
+            dates[reading[0]] += data
+
+    def end(name: str) -> None:
+        nonlocal depth
+        reading.clear()
+        if depth == 1:
+            at = parser.CurrentByteIndex  # "</item>", or just past a self-closing "<item/>"
+            stop = content.index(b">", at) + 1 if content.startswith(b"</", at) else at
+            spans.append((begin, stop))
+            stamps.append(_entry_stamp(dates))
+        depth = max(depth - 1, 0)
+
+    parser.StartElementHandler = start
+    parser.CharacterDataHandler = text
+    parser.EndElementHandler = end
+    try:
+        parser.Parse(content, True)
+    except (xml.parsers.expat.ExpatError, ValueError):
+        return content, None
+    if len(spans) <= cap:
+        return content, len(spans)
+    keep = set(_newest(stamps, cap))
+    parts: list[bytes] = []
+    done = 0
+    for index, (first, last) in enumerate(spans):
+        if index not in keep:
+            parts.append(content[done:first])
+            done = last
+    parts.append(content[done:])
+    return b"".join(parts), len(spans)
+
+
+def _entry_stamp(dates: dict[str, str]) -> float | None:
+    for names in (PUBLISHED_NAMES, UPDATED_NAMES):
+        for name in names:
+            if dates.get(name, "").strip():
+                return _stamp(parse_feed_date(dates[name].strip()))
+    return None
+
+
+def _stamp(parsed: time.struct_time | None) -> float | None:
+    return float(calendar.timegm(parsed)) if parsed else None
 
 
 def _why_not(content: bytes, parsed: Any) -> str:

@@ -37,7 +37,7 @@ URL:https://snt.police.example/riverside/sessions
 
 
 def parse(content: bytes, *, weeks: int = 6, now: datetime = NOW) -> list[CollectedItem]:
-    return parse_calendar(content, now=now, weeks=weeks, timezone=ZONE)
+    return parse_calendar(content, now=now, weeks=weeks, timezone=ZONE).items
 
 
 def starts(items: list[CollectedItem]) -> list[str]:

@@ -62,7 +62,7 @@ Ring the company first.</content>
 
 
 def test_rss_items_are_read_with_guid_title_link_and_date() -> None:
-    first, second = parse_feed(RSS, url=FEED_URL)
+    first, second = parse_feed(RSS, url=FEED_URL).items
     assert first.guid == "riverside-2026-041"
     assert first.title == "Arrest after string of shed break-ins"
     assert first.link == "https://snt.police.example/riverside/news/shed-arrest"
@@ -72,24 +72,24 @@ def test_rss_items_are_read_with_guid_title_link_and_date() -> None:
 
 
 def test_rss_html_is_sanitised() -> None:
-    first, _ = parse_feed(RSS, url=FEED_URL)
+    first, _ = parse_feed(RSS, url=FEED_URL).items
     assert "arrested a man on Mill Lane" in first.body_html
     assert "script" not in first.body_html
     assert "track()" not in first.body_html
 
 
 def test_an_item_without_guid_is_known_by_its_link() -> None:
-    _, second = parse_feed(RSS, url=FEED_URL)
+    _, second = parse_feed(RSS, url=FEED_URL).items
     assert second.guid == "https://snt.police.example/riverside/news/bikes"
 
 
 def test_a_crime_prevention_category_makes_an_advice_item() -> None:
-    _, second = parse_feed(RSS, url=FEED_URL)
+    _, second = parse_feed(RSS, url=FEED_URL).items
     assert second.kind == ItemKind.ADVICE
 
 
 def test_atom_entries_are_read_with_times_in_utc() -> None:
-    first, second = parse_feed(ATOM, url=FEED_URL)
+    first, second = parse_feed(ATOM, url=FEED_URL).items
     assert first.guid == "tag:snt.police.example,2026:northfield/17"
     assert first.link == "https://snt.police.example/northfield/17"
     assert first.published_at == datetime(2026, 3, 4, 17, 0, tzinfo=UTC)
@@ -98,19 +98,19 @@ def test_atom_entries_are_read_with_times_in_utc() -> None:
 
 
 def test_html_titles_become_plain_text_with_entities_unescaped() -> None:
-    first, _ = parse_feed(ATOM, url=FEED_URL)
+    first, _ = parse_feed(ATOM, url=FEED_URL).items
     assert first.title == "Fish & chip shop burglary appeal"
 
 
 def test_plain_text_content_is_escaped_into_paragraphs() -> None:
-    _, second = parse_feed(ATOM, url=FEED_URL)
+    _, second = parse_feed(ATOM, url=FEED_URL).items
     assert second.body_html == (
         "<p>Never let a caller in without checking.<br>\nRing the company first.</p>"
     )
 
 
 def test_a_category_label_mentioning_advice_makes_an_advice_item() -> None:
-    first, second = parse_feed(ATOM, url=FEED_URL)
+    first, second = parse_feed(ATOM, url=FEED_URL).items
     assert first.kind == ItemKind.POST
     assert second.kind == ItemKind.ADVICE
 
@@ -121,9 +121,9 @@ def test_an_entry_without_id_or_link_gets_a_stable_hash_guid() -> None:
       <pubDate>Fri, 06 Mar 2026 12:00:00 +0000</pubDate></item>
       <item><description>No title here</description></item>
     </channel></rss>"""
-    first, second = parse_feed(feed, url=FEED_URL)
+    first, second = parse_feed(feed, url=FEED_URL).items
     assert first.guid.startswith("sha256:")
-    assert parse_feed(feed, url=FEED_URL)[0].guid == first.guid
+    assert parse_feed(feed, url=FEED_URL).items[0].guid == first.guid
     assert first.link is None
     assert second.title == "(untitled)"
     assert second.guid != first.guid
@@ -132,8 +132,8 @@ def test_an_entry_without_id_or_link_gets_a_stable_hash_guid() -> None:
 def test_a_well_formed_feed_without_entries_gives_nothing() -> None:
     empty_rss = b'<rss version="2.0"><channel><title>Quiet</title></channel></rss>'
     empty_atom = b'<feed xmlns="http://www.w3.org/2005/Atom"><title>Quiet</title></feed>'
-    assert parse_feed(empty_rss, url=FEED_URL) == []
-    assert parse_feed(empty_atom, url=FEED_URL) == []
+    assert parse_feed(empty_rss, url=FEED_URL).items == []
+    assert parse_feed(empty_atom, url=FEED_URL).items == []
 
 
 @pytest.mark.parametrize(
@@ -151,7 +151,7 @@ def test_a_document_that_is_not_a_feed_is_refused_with_a_reason(
     content: bytes, reason: str
 ) -> None:
     with pytest.raises(SourceError) as raised:
-        parse_feed(content, url=FEED_URL)
+        parse_feed(content, url=FEED_URL).items
     message = str(raised.value)
     assert message.startswith("the document is not an RSS or Atom feed: ")
     assert reason in message
