@@ -16,6 +16,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TextIO
 
 from sqlalchemy import insert, select
@@ -32,8 +33,8 @@ from subscriptions.subscribers import (
     SubscriptionRecord,
     check_name_and_scheme,
     parse_frequency,
+    renew,
     stored_source,
-    subscribe,
 )
 from subscriptions.suppression import Suppression, address_hash
 from subscriptions.wards import Ward
@@ -70,48 +71,83 @@ class RowError:
 
 
 def decode(data: bytes) -> str:
-    """The text of a CSV as the spreadsheets people use write it.
+    """The text of a CSV as the spreadsheets people use write it (see `_encoding`)."""
+    return data.decode(_encoding(lambda: iter((data,))))
+
+
+def open_csv(path: Path) -> TextIO:
+    """A CSV file opened for reading as text, one row at a time, in the encoding `decode`
+    would choose: the file is read twice (first in 1 MB pieces to choose), never held
+    whole. Its lines may end in CRLF, LF or CR alone (old Mac Excel)."""
+
+    def pieces() -> Iterator[bytes]:
+        with path.open("rb") as raw:
+            yield from iter(lambda: raw.read(1 << 20), b"")
+
+    return path.open(encoding=_encoding(pieces), newline="")
+
+
+def _encoding(pieces: Callable[[], Iterator[bytes]]) -> str:
+    """The encoding of the bytes `pieces()` yields, as the spreadsheets people use write it.
 
     Excel's "CSV UTF-8" is UTF-8 with a byte-order mark; its "Unicode Text" is UTF-16 with
     one; its plain "CSV (Comma delimited)" on a UK machine is Windows-1252. UTF-8 is tried
     before Windows-1252 because any UTF-8 file with accents would also "decode" as 1252,
     wrongly.
     """
-    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError as exc:
-            raise CsvError(f"not readable UTF-16 text (byte {exc.start})") from None
+    head = next(pieces(), b"")
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        at = _undecodable(pieces(), "utf-16")
+        if at is not None:
+            raise CsvError(f"not readable UTF-16 text (byte {at})")
+        return "utf-16"
+    utf8_error = _undecodable(pieces(), "utf-8-sig")
+    if utf8_error is None:
+        return "utf-8-sig"
+    if _undecodable(pieces(), "cp1252") is None:
+        return "cp1252"
+    raise CsvError(f"not UTF-8 text (byte {utf8_error}) nor Windows-1252; in Excel choose "
+                   "'CSV UTF-8' when saving")
+
+
+def _undecodable(pieces: Iterator[bytes], encoding: str) -> int | None:
+    """The offset of the first byte that does not decode, None if every byte does."""
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
     try:
-        return data.decode("utf-8-sig")
+        for piece in pieces:
+            decoder.decode(piece)
+            offset += len(piece)
+        decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
-        utf8_error = exc
-    try:
-        return data.decode("cp1252")
-    except UnicodeDecodeError:
-        raise CsvError(
-            f"not UTF-8 text (byte {utf8_error.start}) nor Windows-1252; in Excel choose "
-            "'CSV UTF-8' when saving"
-        ) from None
+        return offset + exc.start
+    return None
 
 
 Cell = Callable[[str], str]
 
 
-def read_table(text: str, required: Sequence[str],
+def read_table(source: str | TextIO, required: Sequence[str],
                optional: Sequence[str]) -> Iterator[tuple[int, Cell]]:
     """The rows of a CSV whose header names its columns (any order, any case, Excel's
-    delimiters and BOM), as (line number, cell reader) pairs; blank rows are skipped.
-    Raises CsvError when the file is empty or the header lacks a required column."""
+    delimiters and BOM, lines ending in CRLF, LF or CR), as (line number, cell reader)
+    pairs, read one at a time; blank rows are skipped. `source` is the text, or a seekable
+    stream opened with newline="" (`open_csv`). Raises CsvError when the file is empty, the
+    header lacks a required column, or a line cannot be read as CSV at all (a cell longer
+    than the csv module's limit, say: a quote left open); the error names that line, and
+    the rows before it have been yielded."""
+    stream = io.StringIO(source, newline="") if isinstance(source, str) else source
+    sample = stream.read(4096)
+    stream.seek(0)
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096],
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample,
                                                                     delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
     # The sniffer is asked for the delimiter only: every spreadsheet quotes with '"', and a
     # file whose cells start with `spreadsheet_text`'s quote must not be read as quoted by it.
-    reader = csv.reader(io.StringIO(text), dialect, quotechar='"', doublequote=True)
-    header = next(reader, None)
+    reader = csv.reader(stream, dialect, quotechar='"', doublequote=True)
+    header = _next_row(reader)
     if header is None:
         raise CsvError(f"the file is empty; the first row must name the columns "
                        f"({','.join(required)},...)")
@@ -121,7 +157,7 @@ def read_table(text: str, required: Sequence[str],
         raise CsvError(f"the header row lacks the column{'s' if len(missing) > 1 else ''} "
                        f"{', '.join(missing)}; it has {', '.join(columns)}")
     index = {name: columns.index(name) for name in (*required, *optional) if name in columns}
-    for values in reader:
+    while (values := _next_row(reader)) is not None:
         if not any(value.strip() for value in values):
             continue
 
@@ -134,31 +170,88 @@ def read_table(text: str, required: Sequence[str],
         yield reader.line_num, cell
 
 
-def read_subscribers(
-    text: str, *, default_frequency: Frequency = Frequency.WEEKLY
-) -> tuple[list[SubscriberRow], list[RowError]]:
-    """Check every row; return the good ones (duplicates merged, last wins) and the errors."""
-    rows: dict[tuple[str, str], SubscriberRow] = {}
-    errors: list[RowError] = []
-    for line, cell in read_table(text, REQUIRED, OPTIONAL):
+def _next_row(reader: Any) -> list[str] | None:
+    """The reader's next row, None at the end; a line the csv module cannot read is a
+    CsvError naming it (the reader cannot be trusted past it: an open quote, say, would
+    make the lines after it one cell)."""
+    try:
+        return next(reader, None)
+    except csv.Error as exc:
+        reason = str(exc)
+        if reason.startswith("field larger than field limit"):
+            reason = (f"a cell is longer than {csv.field_size_limit():,} characters "
+                      "(a quote left open?)")
+        raise CsvError(f"line {reader.line_num}: {reason}; the file was read no further") \
+            from None
+
+
+def read_subscriber_rows(
+    source: str | TextIO, *, default_frequency: Frequency = Frequency.WEEKLY
+) -> Iterator[SubscriberRow | RowError]:
+    """Check each row on its own as it is read: a good row, or the error naming its line.
+    Raises CsvError as `read_table` does, after the rows before."""
+    for line, cell in read_table(source, REQUIRED, OPTIONAL):
         try:
             email = normalise_address(cell("email"))
         except AddressError as exc:
-            errors.append(RowError(line, f"email {exc}"))
+            yield RowError(line, f"email {exc}")
             continue
         ward = cell("ward")
         if not ward:
-            errors.append(RowError(line, "ward is empty"))
+            yield RowError(line, "ward is empty")
             continue
         try:
             frequency = parse_frequency(cell("frequency")) if cell("frequency") else \
                 default_frequency
             name, scheme = check_name_and_scheme(cell("name"), cell("scheme"))
         except SubscriberError as exc:
-            errors.append(RowError(line, str(exc)))
+            yield RowError(line, str(exc))
             continue
-        rows[(email, ward)] = SubscriberRow(line, email, ward, name, frequency, scheme)
+        yield SubscriberRow(line, email, ward, name, frequency, scheme)
+
+
+def read_subscribers(
+    text: str, *, default_frequency: Frequency = Frequency.WEEKLY
+) -> tuple[list[SubscriberRow], list[RowError]]:
+    """Check every row; return the good ones (duplicates merged, last wins) and the errors.
+    For a small file held whole; `read_subscriber_rows` reads a large one a row at a time."""
+    rows: dict[tuple[str, str], SubscriberRow] = {}
+    errors: list[RowError] = []
+    for item in read_subscriber_rows(text, default_frequency=default_frequency):
+        if isinstance(item, RowError):
+            errors.append(item)
+        else:
+            rows[(item.email, item.ward)] = item
     return list(rows.values()), errors
+
+
+# Rows a batch holds: each batch is checked against the database and written in one
+# transaction, so an import holds one batch in memory whatever the file's size.
+BATCH_ROWS = 2_000
+
+
+def batches(items: Iterable[SubscriberRow | RowError], size: int = BATCH_ROWS,
+            ) -> Iterator[tuple[list[SubscriberRow], list[RowError]]]:
+    """The rows `read_subscriber_rows` reads, in batches of at most `size` lines, each as
+    its good rows and its errors (in line order). A CsvError the reader raises comes after
+    the batch holding the rows before its line, so they can still be kept."""
+    good: list[SubscriberRow] = []
+    bad: list[RowError] = []
+    try:
+        for item in items:
+            if isinstance(item, RowError):
+                bad.append(item)
+            else:
+                good.append(item)
+            if len(good) + len(bad) >= size:
+                yield good, bad
+                good, bad = [], []
+    except CsvError:
+        if good or bad:
+            yield good, bad
+        raise
+    if good or bad:
+        yield good, bad
 
 
 # OWASP's rule against CSV injection: a cell that begins with one of these is a formula to a
@@ -224,10 +317,12 @@ def import_rows(
     suppressed address or a name too long to keep is reported, not stored.
 
     Addresses new to the ward, the bulk of a coordinator's file, are written with a few
-    set-based statements; a row that renews an existing subscription goes through
-    `subscribe`, so both paths keep the same rules.
+    set-based statements; a row that renews an existing subscription is loaded with the
+    others and changed by `renew`, `subscribe`'s own rule, so both paths keep the same
+    rules (and a file imported again costs a few queries a batch, not a few a row).
     """
-    pending = list(rows)
+    # The same address and ward twice: the last row wins, as a later file would.
+    pending = list({(row.email, row.ward): row for row in rows}.values())
     errors: list[RowError] = []
     wards = {ward.code: ward.id for ward in session.scalars(select(Ward))}
     checked: list[tuple[SubscriberRow, str, str | None]] = []
@@ -254,15 +349,14 @@ def import_rows(
         known.update(session.execute(
             select(Subscriber.email, Subscriber.id).where(Subscriber.email.in_(chunk))
         ).all())
-    existing: set[tuple[int, int]] = set()
+    existing: dict[tuple[int, int], Subscription] = {}
     for chunk in _chunks(sorted(set(known.values()))):
-        existing.update(session.execute(
-            select(Subscription.subscriber_id, Subscription.ward_id)
-            .where(Subscription.subscriber_id.in_(chunk))
-        ).all())
+        existing.update(((found.subscriber_id, found.ward_id), found) for found in
+                        session.scalars(select(Subscription)
+                                        .where(Subscription.subscriber_id.in_(chunk))))
 
     imported = 0
-    renewals: list[tuple[SubscriberRow, str, str | None]] = []
+    renewals: list[tuple[SubscriberRow, Subscription, str, str | None]] = []
     new_people: dict[str, str] = {}
     fresh: list[tuple[SubscriberRow, str | None]] = []
     for row, name, scheme in checked:
@@ -273,8 +367,10 @@ def import_rows(
                                              "after `alerts suppression remove`"))
             continue
         subscriber_id = known.get(row.email)
-        if subscriber_id is not None and (subscriber_id, wards[row.ward]) in existing:
-            renewals.append((row, name, scheme))
+        renewed = None if subscriber_id is None else existing.get((subscriber_id,
+                                                                   wards[row.ward]))
+        if renewed is not None:
+            renewals.append((row, renewed, name, scheme))
             continue
         if subscriber_id is None:
             new_people.setdefault(row.email, name)
@@ -306,9 +402,12 @@ def import_rows(
             for row, scheme in fresh
         ])
         imported += len(fresh)
-    for row, name, scheme in renewals:
-        subscribe(session, row.email, row.ward, consent, frequency=row.frequency,
-                  name=name, scheme=scheme, confirmed=confirmed)
+    people = {subscriber.id: subscriber for chunk in _chunks(sorted(
+        {renewed.subscriber_id for _, renewed, _, _ in renewals}))
+        for subscriber in session.scalars(select(Subscriber).where(Subscriber.id.in_(chunk)))}
+    for row, renewed, name, scheme in renewals:
+        renew(people[renewed.subscriber_id], renewed, consent, frequency=row.frequency,
+              name=name, scheme=scheme, confirmed=confirmed)
         imported += 1
     session.flush()
     return imported, errors

@@ -225,8 +225,6 @@ def subscribe(
         subscriber = Subscriber(email=address, name=name)
         session.add(subscriber)
         session.flush()
-    elif name and not subscriber.name:
-        subscriber.name = name
     subscription = session.scalar(
         select(Subscription).where(
             Subscription.subscriber_id == subscriber.id, Subscription.ward_id == ward.id
@@ -244,13 +242,27 @@ def subscribe(
             consent_prior_declared=consent.prior_consent_declared,
         )
         session.add(subscription)
-    elif subscription.status == Status.UNSUBSCRIBED:
+    renew(subscriber, subscription, consent, frequency=frequency, name=name, scheme=scheme,
+          confirmed=confirmed)
+    session.flush()
+    return subscription
+
+
+def renew(subscriber: Subscriber, subscription: Subscription, consent: Consent, *,
+          frequency: Frequency, name: str, scheme: str | None, confirmed: bool) -> None:
+    """`subscribe`'s rule for a subscription that exists (a new one is pending), the name and
+    scheme already checked: it takes the new frequency (and scheme, and a name if it had
+    none); one who left is renewed pending with this consent; `confirmed` confirms only one
+    waiting for confirmation."""
+    if name and not subscriber.name:
+        subscriber.name = name
+    if subscription.status == Status.UNSUBSCRIBED:
         # `unsubscribed_at` stays until they confirm with their own link (see web_consent):
         # until then, no declared consent confirms them.
         subscription.status = Status.PENDING
         subscription.consent_at = consent.at
         subscription.consent_method = consent.method
-        subscription.consent_source = source
+        subscription.consent_source = stored_source(consent)
         subscription.consent_wording = consent.wording_version
         subscription.consent_prior_declared = consent.prior_consent_declared
     subscription.frequency = frequency
@@ -260,8 +272,6 @@ def subscribe(
             and subscription.unsubscribed_at is None:
         subscription.status = Status.CONFIRMED
         subscription.confirmed_at = consent.at
-    session.flush()
-    return subscription
 
 
 def confirm_by_resident(subscription: Subscription, now: datetime) -> bool:

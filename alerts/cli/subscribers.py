@@ -12,7 +12,14 @@ from alerts.confirmations import confirm_imported
 from alerts.db import transaction
 from subscriptions.base import utcnow
 from subscriptions.consent import Consent, ConsentMethod
-from subscriptions.csv_io import CsvError, decode, import_rows, read_subscribers, write_records
+from subscriptions.csv_io import (
+    CsvError,
+    batches,
+    import_rows,
+    open_csv,
+    read_subscriber_rows,
+    write_records,
+)
 from subscriptions.languages import Language
 from subscriptions.subscribers import (
     Frequency,
@@ -22,6 +29,9 @@ from subscriptions.subscribers import (
     unsubscribe_everywhere,
 )
 from subscriptions.topics import TopicError, choose_topics, join_topics
+
+# A file of bad rows names the first this many; every one is counted.
+MAX_ERRORS_SHOWN = 100
 
 
 def register(cli: click.Group) -> None:
@@ -78,35 +88,52 @@ def import_(runtime: Runtime, file: Path, confirmed: bool) -> None:
     Each address the file makes newly pending is sent one confirmation email (at most one an
     hour per address) and nothing else until it is confirmed: without --confirmed every new
     one, with it only residents who had left a ward (declared consent never overrides that).
-    Bad rows are reported with their line numbers and skipped; the good rows land together,
-    or not at all if the database refuses them.
+    Bad rows are reported with their line numbers (the first 100) and skipped. The file is
+    read and written 2,000 rows at a time, each batch with its confirmation emails in one
+    transaction: if the import stops part-way, the batches before stay, and importing the
+    same file again adds the rest without asking anyone twice.
     """
+    consent = None
+    imported = queued = held_back = bad = 0
     try:
-        rows, errors = read_subscribers(decode(file.read_bytes()))
+        with open_csv(file) as stream, click.progressbar(
+                length=file.stat().st_size, label="importing", file=sys.stderr,
+                hidden=file.stat().st_size < 1_000_000) as bar:
+            for good, errors in batches(read_subscriber_rows(stream)):
+                # Each batch its own consent moment, so that its confirmations are its own.
+                consent = Consent(at=utcnow(), method=ConsentMethod.CSV_IMPORT,
+                                  source=file.name, prior_consent_declared=confirmed)
+                with transaction(runtime.sessions()) as session:
+                    added, unknown = import_rows(session, good, consent, confirmed=confirmed)
+                    # With --confirmed too: declared consent never renews a resident who
+                    # left, so the file leaves them pending, and they are asked.
+                    asked = confirm_imported(session, runtime.settings, consent, now=utcnow())
+                imported, queued, held_back = (imported + added, queued + asked.queued,
+                                               held_back + asked.held_back)
+                for error in sorted(errors + unknown, key=lambda e: e.line):
+                    bad += 1
+                    if bad <= MAX_ERRORS_SHOWN:
+                        warn(f"{file}: {error}; row skipped")
+                bar.update(stream.buffer.tell() - bar.pos)
     except CsvError as exc:
-        fail(f"{file}: {exc}")
-    consent = Consent(at=utcnow(), method=ConsentMethod.CSV_IMPORT, source=file.name,
-                      prior_consent_declared=confirmed)
-    progress = click.progressbar(rows, label="importing", file=sys.stderr,
-                                 hidden=len(rows) < 1000)
-    asked = None
-    with transaction(runtime.sessions()) as session, progress as bar:
-        imported, unknown = import_rows(session, bar, consent, confirmed=confirmed)
-        # With --confirmed too: declared consent never renews a resident who left, so the
-        # file leaves them pending, and they are asked.
-        asked = confirm_imported(session, runtime.settings, consent, now=utcnow())
-    errors += unknown
-    for error in sorted(errors, key=lambda e: e.line):
-        warn(f"{file}: {error}; row skipped")
+        stopped: CsvError | None = exc
+    else:
+        stopped = None
+    if consent is None and stopped is not None:
+        fail(f"{file}: {stopped}")
+    if bad > MAX_ERRORS_SHOWN:
+        warn(f"{file}: {bad - MAX_ERRORS_SHOWN} more bad row(s) skipped, not listed")
     state = "confirmed" if confirmed else "pending confirmation"
     click.echo(f"imported {imported} subscription(s) from {file} ({state}); "
-               f"skipped {len(errors)} bad row(s)")
-    if asked is not None and (asked.queued or asked.held_back or not confirmed):
-        held = (f"; {asked.held_back} address(es) already sent one in the last hour"
-                if asked.held_back else "")
-        click.echo(f"queued {asked.queued} confirmation email(s){held}; nothing else is sent "
+               f"skipped {bad} bad row(s)")
+    if queued or held_back or (consent is not None and not confirmed):
+        held = (f"; {held_back} address(es) already sent one in the last hour"
+                if held_back else "")
+        click.echo(f"queued {queued} confirmation email(s){held}; nothing else is sent "
                    "to an address until it is confirmed")
-    if errors:
+    if stopped is not None:
+        fail(f"{file}: {stopped}")
+    if bad:
         raise SystemExit(1)
 
 
