@@ -3,8 +3,12 @@
 One pass (`deliver_due`) claims rows in batches until none is due. Each claimed row is checked
 again at send time: a subscription that is no longer confirmed cancels the row, so an address
 that left after fan-out is never sent to. Sends run concurrently (at most `mail.concurrency`
-in flight, paced to `mail.rate_per_second` when set); outcomes are written and committed once
-per batch. A 4xx or a dropped connection queues the row again with backoff, a 5xx fails it.
+in flight, paced to `mail.rate_per_second` when set). Each success is recorded as soon as its
+250 arrives (`_Recorder`: the successes that arrive during one write go in the next, one
+UPDATE and commit each), and a send's slot is free again only once its row says `sent`; so
+however the process dies, at most `mail.concurrency` messages were accepted by the relay
+without being recorded, and only those can go out twice. Failures are written once per
+batch. A 4xx or a dropped connection queues the row again with backoff, a 5xx fails it.
 When the transport cannot reach its server at all, the pass stops after the current batch so
 an outage does not walk the whole queue; the rest stays queued for the next pass.
 
@@ -85,6 +89,63 @@ class _Outcome:
     reason: str = ""
     unavailable: bool = False
     hard_bounce: bool = False
+    recorded: bool = False  # a success already written by the recorder
+
+
+class _Recorder:
+    """Writes successes to the outbox as they come: `sent(id)` returns once the row is
+    committed as `sent`. The ids that arrive while one write is under way (in a worker
+    thread, so the sends go on meanwhile) all go in the next write, so a busy pass makes a
+    few writes of several rows rather than one a row, and an idle one waits for nothing."""
+
+    def __init__(self, factory: sessionmaker[Session], clock: Callable[[], datetime]) -> None:
+        self._factory = factory
+        self._clock = clock
+        self._pending: list[int] = []
+        self._waiting: list[asyncio.Future[None]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def sent(self, delivery_id: int) -> None:
+        """Record one success; raises what the write raised if it failed."""
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append(delivery_id)
+        self._waiting.append(done)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_pending())
+        await done
+
+    async def _write_pending(self) -> None:
+        while self._pending:
+            ids, self._pending = self._pending, []
+            waiting, self._waiting = self._waiting, []
+            try:
+                await asyncio.to_thread(self._write, ids)
+            except Exception as exc:
+                log.warning("could not record %d sent rows (%s); trying again at the end of "
+                            "the batch", len(ids), type(exc).__name__)
+                for done in waiting:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for done in waiting:
+                if not done.done():  # its send was cancelled meanwhile: recorded all the same
+                    done.set_result(None)
+
+    def _write(self, ids: list[int]) -> None:
+        with self._factory() as session:
+            mark_all_sent(session, ids, self._clock())
+            session.commit()
+
+    def close(self) -> None:
+        """Write what is still pending now: the pass is ending early (cancelled)."""
+        if self._writer is not None:
+            self._writer.cancel()  # a write under way in its thread still completes
+        if self._pending:
+            ids, self._pending = self._pending, []
+            try:
+                self._write(ids)
+            except Exception:
+                log.exception("could not record %d sent rows", len(ids))
 
 
 class _Pacer:
@@ -189,57 +250,69 @@ async def deliver_due_async(
                 detail = redact(str(exc), outgoing.recipient_email)
                 return _Outcome(ident, attempts, _Result.FAILED, detail)
             except Exception as exc:
-                # A fault of ours must not abandon the batch: the rows already sent in it
-                # still have to be marked, or they would go out again when the lease ends.
+                # A fault of ours must not abandon the batch: its other rows still have to
+                # be sent and recorded, or they would wait for the lease to end.
                 detail = redact(f"{type(exc).__name__}: {exc}", outgoing.recipient_email)
                 log.error("delivery %d: unexpected error: %s", ident, detail)
                 return _Outcome(ident, attempts, _Result.RETRY, f"unexpected error: {detail}")
-        return _Outcome(ident, attempts, _Result.SENT)
+            # Still holding the slot: it is free again only once the success is on record.
+            try:
+                await recorder.sent(ident)
+            except Exception:
+                return _Outcome(ident, attempts, _Result.SENT)  # written with the batch
+        return _Outcome(ident, attempts, _Result.SENT, recorded=True)
 
     batch = safe_batch_size(batch_size, mail)
     # Each message is encoded once per pass; each copy only swaps in its own links.
     encoded: dict[int, PreparedMessage] = {}
+    recorder = _Recorder(factory, clock)
 
-    async with carrier:
-        while True:
-            with factory() as session:
-                ids = claim_due(session, limit=batch, lease_seconds=mail.lease_seconds,
-                                now=clock())
-                if not ids:
+    try:
+        async with carrier:
+            while True:
+                with factory() as session:
+                    ids = claim_due(session, limit=batch, lease_seconds=mail.lease_seconds,
+                                    now=clock())
+                    if not ids:
+                        break
+                    ready, cancelled = _load(session, ids)
+                    for ident, reason in cancelled:
+                        mark_cancelled(session, ident, reason)
+                        report.cancelled += 1
+                    # Commit before sending: no transaction stays open while the network works.
+                    session.commit()
+
+                outcomes = await asyncio.gather(*(attempt(claimed) for claimed in ready))
+
+                with factory() as session:
+                    addresses = {c.outgoing.delivery_id: c.outgoing.recipient_email
+                                 for c in ready}
+                    delivered = [o for o in outcomes if o.result is _Result.SENT]
+                    # Successes the recorder could not write get a second chance here.
+                    mark_all_sent(session,
+                                  [o.delivery_id for o in delivered if not o.recorded], clock())
+                    report.sent += len(delivered)
+                    failures = [
+                        _record(session, outcome, addresses[outcome.delivery_id], settings,
+                                clock(), report)
+                        for outcome in outcomes
+                        if outcome.result is not _Result.SENT
+                    ]
+                    session.commit()
+                if bus is not None:
+                    for failure in failures:
+                        bus.publish(failure)
+                log.info("batch of %d done; this pass so far: %s", len(ids), report)
+                if on_progress is not None:
+                    on_progress(len(ids))
+                if should_stop is not None and should_stop():
+                    break  # between batches: everything claimed so far is sent and recorded
+                if any(outcome.unavailable for outcome in outcomes):
+                    log.warning("stopping this pass: the mail server cannot be reached; "
+                                "the remaining rows stay queued")
                     break
-                ready, cancelled = _load(session, ids)
-                for ident, reason in cancelled:
-                    mark_cancelled(session, ident, reason)
-                    report.cancelled += 1
-                # Commit before sending so no transaction stays open while the network works.
-                session.commit()
-
-            outcomes = await asyncio.gather(*(attempt(claimed) for claimed in ready))
-
-            with factory() as session:
-                addresses = {c.outgoing.delivery_id: c.outgoing.recipient_email for c in ready}
-                delivered = [o.delivery_id for o in outcomes if o.result is _Result.SENT]
-                mark_all_sent(session, delivered, clock())
-                report.sent += len(delivered)
-                failures = [
-                    _record(session, outcome, addresses[outcome.delivery_id], settings,
-                            clock(), report)
-                    for outcome in outcomes
-                    if outcome.result is not _Result.SENT
-                ]
-                session.commit()
-            if bus is not None:
-                for failure in failures:
-                    bus.publish(failure)
-            log.info("batch of %d done; this pass so far: %s", len(ids), report)
-            if on_progress is not None:
-                on_progress(len(ids))
-            if should_stop is not None and should_stop():
-                break  # between batches: everything claimed so far is sent and recorded
-            if any(outcome.unavailable for outcome in outcomes):
-                log.warning("stopping this pass: the mail server cannot be reached; "
-                            "the remaining rows stay queued")
-                break
+    finally:
+        recorder.close()
     return report
 
 

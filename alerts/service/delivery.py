@@ -9,6 +9,11 @@ mail queued by other processes, such as `alerts post --urgent` in another shell.
 Each pass also forwards residents' replies that are due to their ward teams (the replies
 table is that queue; see alerts/inbound/forward.py).
 
+Starting: the rows a sender on this host left in `sending` when it died (kill -9, a crash)
+are taken back at once when the holder of their lease is provably gone
+(outbox.end_leases_of_the_dead); rows of a sender on another host, or still running, keep
+their lease until it ends.
+
 Stopping: `stop()` lets the batch in hand finish (its sends complete and are recorded),
 then the pass ends; rows not yet claimed stay queued for the next start.
 """
@@ -22,7 +27,7 @@ import logging
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.config import Settings
-from alerts.delivery.outbox import any_due
+from alerts.delivery.outbox import any_due, end_leases_of_the_dead
 from alerts.delivery.sender import deliver_due_async, make_transport
 from alerts.delivery.transport import Transport
 from alerts.events import EventBus
@@ -66,6 +71,7 @@ class DeliveryLoop:
     async def run(self) -> None:
         poll = self.settings.scheduler.outbox_poll_seconds
         pause = poll
+        self._take_back_from_the_dead()
         while not self._stopping:
             self._wake.clear()
             try:
@@ -87,6 +93,18 @@ class DeliveryLoop:
         if report.forwarded or report.failed or report.retried:
             log.info("replies to ward teams: forwarded %d, to retry %d, failed %d",
                      report.forwarded, report.retried, report.failed)
+
+    def _take_back_from_the_dead(self) -> None:
+        try:
+            with self.factory() as session:
+                freed = end_leases_of_the_dead(session, utcnow())
+        except Exception:
+            log.exception("could not look for rows left by a sender that died; their "
+                          "leases will end by themselves")
+            return
+        if freed:
+            log.warning("%d rows left in 'sending' by a sender on this host that is no longer "
+                        "running are due again", freed)
 
     def _due(self) -> bool:
         with self.factory() as session:
