@@ -1,8 +1,10 @@
 """Subscriber CSV files: reading rows for import (with line-numbered errors) and export rows.
 
 Columns are named in a header row: `email,ward` are required, `name,frequency,scheme`
-optional. Reading is pure: it checks each row on its own; `import_rows` then does the checks that
-need the database (does the ward exist?) and stores the good rows.
+optional. Reading is pure: it checks each row on its own, a row at a time from a stream
+(`open_csv`, `read_subscriber_rows`, `batches`), so a file of any size is held one batch at
+a time; `import_rows` then does the checks that need the database (does the ward exist?) and
+stores a batch's good rows.
 
 Every CSV the product writes goes through `SafeWriter`: a cell that a spreadsheet would take
 for a formula (`=`, `+`, `-`, `@`, tab, CR first) is written with a single quote in front,
