@@ -8,10 +8,13 @@ Stopping: the first SIGINT or SIGTERM stops taking new work (no new job starts, 
 batch is claimed), lets the delivery batch in flight finish and be recorded, waits for the
 running jobs, shuts the scheduler down, stops uvicorn and disposes the engine: exit 0. A
 second signal stops at once: the batch in flight is cancelled and running jobs are
-abandoned. Rows that a forced stop leaves in `sending` are not lost: their lease
-(`mail.lease_seconds`) runs out and the next claim takes them again. A message that was
-handed to the relay but not yet recorded as sent may then go out twice; that is the price
-of not waiting, and the reason the first signal waits.
+abandoned. Rows that a forced stop (or kill -9, or a crash) leaves in `sending` are not
+lost: the next sender to start on this host takes them back at once, since their lease names
+a holder that is gone (alerts.delivery.outbox.end_leases_of_the_dead); elsewhere their lease
+(`mail.lease_seconds`) runs out and the next claim takes them again. Each message is
+recorded as sent as soon as the relay accepts it, so only those in flight, at most
+`mail.concurrency`, may then go out twice; that is the price of not waiting, and the reason
+the first signal waits.
 """
 
 from __future__ import annotations
