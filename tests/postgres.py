@@ -71,12 +71,26 @@ def free_port() -> int:
 
 @dataclass
 class Cluster:
-    """A running server: where it listens, and fresh databases on demand."""
+    """A running server: where it listens, and fresh databases on demand; it can be stopped
+    and started again on the same port (a test of an outage uses a cluster of its own)."""
 
     host: str
     port: int
     user: str = SUPERUSER
     _names: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _server: _Server | None = None
+
+    def stop(self) -> None:
+        """Stop the server as an operator would (`pg_ctl stop --mode fast`: sessions end)."""
+        assert self._server is not None
+        self._server.control("stop", "--mode", "fast")
+
+    def start(self) -> None:
+        """Start the stopped server again on the same port; return once it takes connections."""
+        assert self._server is not None
+        self._server.control("start", "--log", self._server.log, "--options",
+                             self._server.options)
+        _wait_for_connections(self, self._server.log)
 
     def url(self, database: str) -> str:
         return f"postgresql+psycopg://{self.user}@{self.host}:{self.port}/{database}"
@@ -132,6 +146,21 @@ class _Runner:
                               stdin=subprocess.DEVNULL, env={**os.environ, "LC_ALL": "C"})
 
 
+@dataclass(frozen=True)
+class _Server:
+    binaries: Path
+    runner: _Runner
+    data: Path
+    log: Path
+    options: str
+
+    def control(self, action: str, *options: str | Path) -> None:
+        result = self.runner.run(self.binaries / "pg_ctl", action, "--pgdata", self.data,
+                                 "--wait", "--timeout", "60", *options, timeout=90)
+        if result.returncode != 0:
+            raise PostgresUnavailable(_failed(f"pg_ctl {action}", result, self.log))
+
+
 def _failed(what: str, result: subprocess.CompletedProcess[str], log: Path | None = None) -> str:
     detail = (result.stderr or result.stdout).strip()
     if log is not None and log.exists():
@@ -173,7 +202,8 @@ def _start(binaries: Path, runner: _Runner, data: Path, sockets: Path, log: Path
         result = runner.run(binaries / "pg_ctl", "start", "--pgdata", data, "--log", log,
                             "--wait", "--timeout", "60", "--options", options, timeout=90)
         if result.returncode == 0:
-            cluster = Cluster("127.0.0.1", port)
+            cluster = Cluster("127.0.0.1", port,
+                              _server=_Server(binaries, runner, data, log, options))
             _wait_for_connections(cluster, log)
             return cluster
         if attempt == attempts or "could not bind" not in log.read_text(errors="replace"):

@@ -1,5 +1,9 @@
 """`alerts run`, `alerts worker` and `alerts web` as real processes, against a real SMTP sink,
-a real HTTP feed server and the real database; plus the job plan and /healthz in-process."""
+a real HTTP feed server and the real database; plus the job plan and /healthz in-process; and
+`alerts run` outliving its store (an SQLite database another process keeps locked past the
+busy timeout, a PostgreSQL server stopped and started again): the scheduler stays alive,
+/healthz and `alerts status` say it has stalled (naming the job) while it cannot work, and
+the job that came due meanwhile runs once when the store is back."""
 
 from __future__ import annotations
 
@@ -7,10 +11,13 @@ import asyncio
 import dataclasses
 import importlib
 import inspect as introspect
+import json
 import signal
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,7 +38,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.cli import cli
 from alerts.config import Settings
-from alerts.db import MIGRATIONS, make_engine, session_factory
+from alerts.db import MIGRATIONS, make_engine, migrate, session_factory
 from alerts.delivery.outbox import Delivery
 from alerts.digests.publish import queue_digests
 from alerts.items import ItemKind, store_items
@@ -44,7 +51,16 @@ from subscriptions.base import utcnow
 from subscriptions.subscribers import Frequency
 from subscriptions.wards import get_ward
 from tests.factories import make_subscriber, make_ward
-from tests.processes import AlertsProcess, free_port, healthz, slow_down, start_alerts, wait_for
+from tests.postgres import postgres_cluster
+from tests.processes import (
+    AlertsProcess,
+    free_port,
+    healthz,
+    run_alerts,
+    slow_down,
+    start_alerts,
+    wait_for,
+)
 from tests.servers import FeedServer, SinkHandler, smtp_sink
 
 LONDON = ZoneInfo("Europe/London")
@@ -578,3 +594,189 @@ def test_two_services_share_one_database_and_one_scheduler_leader(
     assert service.recipients() == Counter(emails), "each copy sent once by one of the two"
     assert "took over the scheduler" in second.output()
     assert len(service.job_ids()) == len(set(service.job_ids()))
+
+
+# Outages of the store under a running `alerts run`.
+
+DIGEST = "digest:RIV:weekly"
+GRACE = 2  # scheduler.stall_grace_seconds in these tests
+
+
+def configure_for_outages(service: Service) -> None:
+    """A short busy timeout (a write gives up on a lock after half a second) and a short
+    stall grace, on top of the service tests' config."""
+    text = service.config.read_text(encoding="utf-8")
+    text = text.replace("[mail]\n", "busy_timeout_seconds = 0.5\n[mail]\n", 1)
+    service.config.write_text(text + f"stall_grace_seconds = {GRACE}\n", encoding="utf-8")
+
+
+def due_at(engine: Engine, job_id: str, moment: datetime) -> None:
+    """Move a stored job's next run, as if its time had come (through the store itself)."""
+    store = SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)
+    store.start(None, "default")
+    job = store.lookup_job(job_id)
+    job.next_run_time = moment
+    store.update_job(job)
+
+
+def answer(base_url: str) -> tuple[int, dict[str, Any]] | None:
+    """/healthz's status code and report, or None while nothing answers."""
+    try:
+        response = httpx.get(f"{base_url}/healthz", timeout=3.0)
+    except httpx.TransportError:
+        return None
+    report: dict[str, Any] = response.json()
+    return response.status_code, report
+
+
+def ran_since(service: Service, job_id: str, moment: datetime) -> bool:
+    """Whether the job's stored next run shows it ran after `moment`."""
+    got = answer(service.base_url)
+    if got is None:
+        return False
+    [job] = [job for job in got[1]["scheduler"]["jobs"] if job["id"] == job_id]
+    return datetime.fromisoformat(job["next_run_time"]) > moment + timedelta(seconds=1)
+
+
+def stalled_ids(report: dict[str, Any]) -> list[str]:
+    return [job["id"] for job in report["scheduler"].get("stalled", [])]
+
+
+def wait_until_stalled(service: Service, process: AlertsProcess) -> dict[str, Any]:
+    def stalled() -> dict[str, Any] | None:
+        got = answer(service.base_url)
+        if got is None or DIGEST not in stalled_ids(got[1]):
+            return None
+        code, report = got
+        assert code == 503 and report["status"] == "stalled", got
+        return report
+
+    report: dict[str, Any] = wait_for(stalled, what="/healthz to say the digest stalled",
+                                      timeout=30, process=process, interval=0.2)
+    return report
+
+
+def start(service: Service) -> AlertsProcess:
+    """`alerts run`, once /healthz says ok (a loaded machine takes its time to import)."""
+    process = service.start()
+    wait_until_healthy(service, process)
+    return process
+
+
+def wait_until_healthy(service: Service, process: AlertsProcess) -> None:
+    def healthy() -> bool:
+        got = answer(service.base_url)
+        return got is not None and got[0] == 200 and got[1]["status"] == "ok"
+
+    wait_for(healthy, what="/healthz to be 200 ok again", timeout=30, process=process,
+             interval=0.2)
+
+
+def assert_said_once(log: str) -> None:
+    """The store's failure and its return are one line each, not one per retry."""
+    assert log.count("cannot use its job store") <= 1, log
+    assert log.count("job store answers again") <= 1, log
+    assert log.count("cannot check the scheduler lock") <= 1, log
+    assert "@home.example" not in log
+
+
+@contextmanager
+def exclusive_lock(database: Path) -> Iterator[None]:
+    """Another connection holding SQLite's write lock (BEGIN EXCLUSIVE) until the block ends."""
+    with closing(sqlite3.connect(database, isolation_level=None, timeout=30)) as holder:
+        holder.execute("BEGIN EXCLUSIVE")
+        try:
+            yield
+        finally:
+            holder.execute("ROLLBACK")
+
+
+@pytest.mark.stores("sqlite")
+def test_a_database_locked_past_the_busy_timeout_stalls_the_scheduler_until_it_is_free(
+    service: Service,
+) -> None:
+    configure_for_outages(service)
+    emails = riverside(service.factory, 3)
+    service.cli("post", "--ward", "RIV", "--title", "Road closed", "--body", "Until Friday.")
+    process = start(service)
+    try:
+        # The weekly digest comes due three seconds from now, while the lock is held.
+        due_at(service.engine, DIGEST, utcnow() + timedelta(seconds=3))
+        with exclusive_lock(Path(service.engine.url.database or "")):
+            report = wait_until_stalled(service, process)
+            assert report["database"] == "ok"  # reading still works; writing does not
+            status = run_alerts(service.config, "status", "--json")
+            text = run_alerts(service.config, "status")
+            assert not service.sink.received  # nothing ran while the store was locked
+        assert status.returncode == 0, status.stderr
+        assert DIGEST in [job["id"] for job in json.loads(status.stdout)["scheduler"]["stalled"]]
+        assert "scheduler: STALLED" in text.stdout and DIGEST in text.stdout, text.stdout
+
+        wait_for(lambda: len(service.sink.received) >= 3, what="the digest that was due",
+                 timeout=30, process=process)
+        wait_until_healthy(service, process)
+        time.sleep(1.0)  # a second run of the digest would queue and send in this time
+    finally:
+        assert process.stop() == 0, process.output()
+    assert service.recipients() == Counter(emails)  # each resident once
+    log = process.output()
+    assert "cannot use its job store" in log and "job store answers again" in log
+    assert_said_once(log)
+
+
+@pytest.mark.stores("postgresql")
+def test_a_postgresql_restart_under_alerts_run_stalls_the_scheduler_until_it_is_back(
+    store: str, tmp_path: Path, sink: tuple[SinkHandler, int],
+) -> None:
+    handler, smtp_port = sink
+    # A cluster of its own: stopping the run's shared cluster would break other tests.
+    with postgres_cluster() as cluster:
+        engine = make_engine(cluster.url(cluster.create_database()))
+        migrate(engine)
+        web_port = free_port()
+        url = engine.url.render_as_string(hide_password=False)
+        config = write_config(tmp_path / "alerts.toml", url, smtp_port, web_port)
+        service = Service(config, web_port, smtp_port, handler, session_factory(engine),
+                          engine, tmp_path)
+        configure_for_outages(service)
+        emails = riverside(service.factory, 3)
+        service.cli("post", "--ward", "RIV", "--title", "Road closed", "--body", "Until Friday.")
+        process = start(service)
+        try:
+            rewound = utcnow()
+            due_at(service.engine, DIGEST, rewound + timedelta(seconds=6))
+            # Once the scheduler has run a job after that, it has read the new time: what it
+            # remembers names the overdue digest while the database is away.
+            wait_for(lambda: ran_since(service, "reconcile", rewound), what="a reconcile",
+                     process=process)
+            cluster.stop()
+            try:
+                report = wait_until_stalled(service, process)
+                assert report["database"] != "ok"
+                assert not service.sink.received
+            finally:
+                cluster.start()
+            wait_for(lambda: len(service.sink.received) >= 3, what="the digest that was due",
+                     timeout=40, process=process)
+            wait_until_healthy(service, process)
+            time.sleep(1.0)
+        finally:
+            assert process.stop() == 0, process.output()
+            engine.dispose()
+    assert service.recipients() == Counter(emails)
+    assert_said_once(process.output())
+
+
+def test_alerts_status_names_a_job_the_scheduler_left_overdue(service: Service) -> None:
+    riverside(service.factory, 1)
+    process = start(service)
+    assert process.stop() == 0, process.output()
+    assert "scheduler: STALLED" not in service.cli("status")
+    # As if the leader had died ten minutes ago, with the digest due then: nothing ran it.
+    due_at(service.engine, DIGEST, utcnow() - timedelta(minutes=10))
+
+    text = service.cli("status")
+    report = json.loads(service.cli("status", "--json"))["scheduler"]
+    assert "scheduler: STALLED" in text and DIGEST in text, text
+    [stalled] = [job for job in report["stalled"] if job["id"] == DIGEST]
+    assert 600 <= stalled["overdue_seconds"] < 700

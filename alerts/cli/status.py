@@ -1,12 +1,15 @@
-"""`alerts status`: the outbox and inbound mail at a glance, for an operator."""
+"""`alerts status`: the scheduler, the outbox and inbound mail at a glance, for an operator."""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 import click
 
 from alerts.cli.app import Runtime, pass_runtime, print_json
 from alerts.delivery.status import outbox_report
 from alerts.inbound.status import inbound_report
+from alerts.service.scheduler import SchedulerStatus, stored_status
 from subscriptions.base import utcnow
 
 
@@ -18,15 +21,17 @@ def register(cli: click.Group) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_runtime
 def status(runtime: Runtime, as_json: bool) -> None:
-    """Outbox depth by state, what is due, the oldest queued row, send rate, failures;
-    inbound mail of the last day, what waits for a person, bounces no token vouched for,
-    replies not yet forwarded."""
+    """Scheduled jobs and any that stalled; outbox depth by state, what is due, the oldest
+    queued row, send rate, failures; inbound mail of the last day, what waits for a person,
+    bounces no token vouched for, replies not yet forwarded."""
     now = utcnow()
     with runtime.sessions()() as session:
         report = outbox_report(session, now)
         inbound = inbound_report(session, now, max_attempts=runtime.settings.mail.max_attempts)
+    scheduler = stored_status(runtime.engine, runtime.settings.scheduler, now)
     if as_json:
         print_json({
+            "scheduler": {"jobs": scheduler["jobs"], "stalled": scheduler.get("stalled", [])},
             "outbox": report.by_status,
             "due": report.due,
             "oldest_queued_seconds": report.oldest_queued_seconds,
@@ -44,6 +49,7 @@ def status(runtime: Runtime, as_json: bool) -> None:
             },
         })
         return
+    click.echo(_scheduler_line(scheduler, runtime.settings.scheduler.stall_grace_seconds))
     depth = ", ".join(f"{count} {state}" for state, count in report.by_status.items())
     click.echo(f"outbox: {depth}")
     oldest = report.oldest_queued_seconds
@@ -63,3 +69,16 @@ def status(runtime: Runtime, as_json: bool) -> None:
     click.echo(f"replies: {inbound.replies_to_forward} waiting to reach their team, "
                f"{inbound.replies_not_forwarded} not forwarded (see `alerts replies list`), "
                f"{inbound.open_threads} open thread(s)")
+
+
+def _scheduler_line(report: SchedulerStatus, grace: float) -> str:
+    stalled = report.get("stalled", [])
+    if stalled:
+        late = ", ".join(f"{job['id']} ({job['overdue_seconds']} s)" for job in stalled)
+        return (f"scheduler: STALLED, overdue by more than {grace:g} s: {late}; is `alerts run` "
+                "up, and can it use the database? (its log says why)")
+    times = [job["next_run_time"] for job in report["jobs"] if job["next_run_time"]]
+    if not times:
+        return "scheduler: no jobs stored (has `alerts run` started?)"
+    return (f"scheduler: {len(report['jobs'])} job(s), the next at "
+            f"{min(times, key=datetime.fromisoformat)}")

@@ -15,11 +15,17 @@ a holder that is gone (alerts.delivery.outbox.end_leases_of_the_dead); elsewhere
 recorded as sent as soon as the relay accepts it, so only those in flight, at most
 `mail.concurrency`, may then go out twice; that is the price of not waiting, and the reason
 the first signal waits.
+
+Staying up: a job store that fails for a while (a locked SQLite, a PostgreSQL restarting)
+does not stop the scheduler (see `scheduler.ServiceScheduler`), and a leader whose lock went
+with its database connection stops scheduling at once and goes on as a follower, leading
+again when it gets the lock back.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -47,12 +53,14 @@ from alerts.service.delivery import DeliveryLoop
 from alerts.service.leader import Leadership, leadership_for
 from alerts.service.scheduler import (
     SchedulerStatus,
+    describe,
     make_scheduler,
     scheduler_status,
     stored_status,
 )
 from alerts.service.webserver import EmbeddedServer, ServiceError, address, listen, make_server
 from alerts.web.app import create_app
+from subscriptions.base import utcnow
 
 log = logging.getLogger("alerts.service")
 
@@ -156,19 +164,49 @@ async def _first_of(stopper: Stopper, *tasks: asyncio.Task[None]) -> bool:
 
 async def _watch_leadership(leadership: Leadership, scheduler: Any, lead: Callable[[], str],
                             settings: Settings, stopper: Stopper) -> None:
-    """A follower tries for the lock and takes over the scheduler when it gets it; a
-    leader that lost its lock (its database connection died) stops rather than risk two
-    schedulers, so that a supervisor restarts it as a follower."""
+    """A follower tries for the lock and takes over the scheduler when it gets it. A leader
+    that lost its lock (its database connection ended: the server restarted, or the
+    connection was cut) shuts its scheduler down at once rather than risk two schedulers,
+    and goes on as a follower: it leads again if it gets the lock back first, and then the
+    jobs that came due meanwhile run once. While the database cannot be reached the tries
+    fail; the log says so once, and once when it answers again."""
     interval = min(settings.scheduler.reconcile_seconds, LEADERSHIP_SECONDS)
+    unreachable = False
     while not stopper.requested.is_set():
         await asyncio.sleep(interval)
+        try:
+            await _check_leadership(leadership, scheduler, lead)
+        except Exception as exc:
+            if not unreachable:
+                log.error("alerts run: cannot check the scheduler lock (%s); trying every %g s",
+                          describe(exc), interval)
+            unreachable = True
+            continue
+        if unreachable:
+            log.info("alerts run: the scheduler lock can be checked again")
+            unreachable = False
+
+
+async def _check_leadership(leadership: Leadership, scheduler: Any,
+                            lead: Callable[[], str]) -> None:
+    if scheduler.running:
+        if not await asyncio.to_thread(leadership.still_held):
+            log.error("alerts run: lost the scheduler lock (its database connection ended); "
+                      "scheduling stops until this process or another takes it again")
+            scheduler.shutdown(wait=False)
+        return
+    if not await asyncio.to_thread(leadership.try_acquire):
+        return
+    try:
+        # On the loop's thread: the scheduler binds to the running loop as it starts.
+        log.info("alerts run: took over the scheduler: %s", lead())
+    except BaseException:
+        # Not half a leader: the lock goes, for this process or another to try again.
         if scheduler.running:
-            if not await asyncio.to_thread(leadership.still_held):
-                log.error("alerts run: lost the scheduler lock; stopping")
-                raise RuntimeError("the scheduler lock was lost")
-        elif await asyncio.to_thread(leadership.try_acquire):
-            # On the loop's thread: the scheduler binds to the running loop as it starts.
-            log.info("alerts run: took over the scheduler: %s", lead())
+            scheduler.shutdown(wait=False)
+        with contextlib.suppress(Exception):
+            leadership.release()
+        raise
 
 
 def _wake_on_events(bus: EventBus, wake: Callable[[], None]) -> None:
@@ -249,8 +287,9 @@ async def _service(settings: Settings, engine: Engine, factory: sessionmaker[Ses
             raise
 
         def status() -> SchedulerStatus:
-            report = scheduler_status(scheduler)
-            report["role"] = "leader" if scheduler.running else "follower"
+            # A follower reads the job table too, so it sees a stalled leader.
+            report = scheduler_status(scheduler, engine, settings.scheduler, utcnow())
+            report["role"] = "leader" if report["running"] else "follower"
             return report
 
         app = create_app(factory, settings=settings, scheduler=status,
@@ -312,9 +351,8 @@ async def _web(settings: Settings, engine: Engine, factory: sessionmaker[Session
                host: str, port: int) -> int:
     with Stopper("alerts web") as stopper:
         sock = listen(host, port)
-        zone = settings.scheduler.timezone
         app = create_app(factory, settings=settings,
-                         scheduler=lambda: stored_status(engine, zone))
+                         scheduler=lambda: stored_status(engine, settings.scheduler, utcnow()))
         server = make_server(app)
         web = asyncio.create_task(server.serve(sockets=[sock]), name="the web server")
         log.info("alerts web: pid %d, listening on %s", os.getpid(), address(sock))

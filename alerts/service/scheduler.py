@@ -1,18 +1,28 @@
-"""APScheduler on the project's database: the scheduler `alerts run` drives, and how its
-jobs are reported (live from the scheduler, or read from the job table by another process).
+"""APScheduler on the project's database: the scheduler `alerts run` drives, how it
+outlives a job store that fails for a while, and how its jobs are reported (by the leader,
+or read from the job table by any other process), stalled ones named.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import Column, Engine, Float, MetaData, Table, Unicode, inspect, select
+from apscheduler.schedulers.base import STATE_RUNNING, STATE_STOPPED
+from apscheduler.util import utc_timestamp_to_datetime
+from sqlalchemy import Column, Engine, Float, MetaData, Table, Unicode, inspect, null, select
 
-from alerts.config import Settings
+from alerts.config import SchedulerSettings, Settings
+
+log = logging.getLogger(__name__)
 
 # APScheduler creates and owns this table; the migrations leave it alone (see migrations/env.py).
 JOB_TABLE = "apscheduler_jobs"
@@ -22,25 +32,191 @@ JOB_TABLE = "apscheduler_jobs"
 MISFIRE_GRACE_SECONDS = 3600
 
 
+# While its job store fails, the scheduler tries it again after these many seconds, doubling
+# each time up to the last, so a long outage costs one try a minute.
+STORE_RETRY_FIRST = 1.0
+STORE_RETRY_MOST = 60.0
+
+# How many of the next jobs the scheduler keeps in mind, to name the overdue ones while the
+# job table cannot be read.
+REMEMBERED_JOBS = 20
+
+
 class JobStatus(TypedDict):
     id: str
     next_run_time: str | None
 
 
+class StalledJob(TypedDict):
+    id: str
+    overdue_seconds: int
+
+
 class SchedulerStatus(TypedDict):
     running: bool
     jobs: list[JobStatus]
+    # Jobs overdue by more than `scheduler.stall_grace_seconds`: nothing is running them.
+    stalled: NotRequired[list[StalledJob]]
     role: NotRequired[str]
+    # Why the scheduler cannot use its job store, while it cannot.
+    store_error: NotRequired[str]
 
 
-def make_scheduler(engine: Engine, settings: Settings) -> Any:
-    """An AsyncIOScheduler whose jobs live in `apscheduler_jobs` of the project's database.
+def describe(error: BaseException) -> str:
+    """An error in one short line: its kind and the database's own words, not the SQL (whose
+    parameters hold pickled job state)."""
+    reason = getattr(error, "orig", None) or error
+    words = " ".join(str(reason).split())
+    return f"{type(error).__name__}: {words}"[:200]
+
+
+class JobStore(SQLAlchemyJobStore):  # type: ignore[misc]
+    """`apscheduler_jobs` in the project's database, for `ServiceScheduler`.
+
+    A failure to read the due jobs is kept in `failure` for the scheduler to handle (APScheduler
+    would log it at every retry itself), and the next jobs read with the next run time are kept
+    in `upcoming`, so that the overdue ones can be named while the table cannot be read.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine=engine, tablename=JOB_TABLE)
+        self.failure: Exception | None = None
+        self.upcoming: list[tuple[str, float]] = []
+
+    def get_due_jobs(self, now: datetime) -> list[Any]:
+        try:
+            jobs: list[Any] = super().get_due_jobs(now)
+        except Exception as exc:
+            self.failure = exc
+            return []
+        return jobs
+
+    def get_next_run_time(self) -> datetime | None:
+        column = self.jobs_t.c.next_run_time
+        query = (select(self.jobs_t.c.id, column).where(column != null()).order_by(column)
+                 .limit(REMEMBERED_JOBS))
+        with self.engine.begin() as connection:
+            self.upcoming = [(ident, stamp) for ident, stamp in connection.execute(query)]
+        if not self.upcoming:
+            return None
+        moment: datetime = utc_timestamp_to_datetime(self.upcoming[0][1])
+        return moment
+
+    def check_writable(self) -> None:
+        """Raise unless the job table takes a write now (on SQLite: no other process holds
+        the write lock past the busy timeout). Changes nothing."""
+        with self.engine.connect() as connection:
+            connection.execute(self.jobs_t.update().where(self.jobs_t.c.id == "")
+                               .values(next_run_time=None))
+            connection.rollback()
+
+
+@dataclass(frozen=True)
+class StoreFailure:
+    since: float  # time.monotonic()
+    reason: str
+
+
+class ServiceScheduler(AsyncIOScheduler):  # type: ignore[misc]
+    """APScheduler's asyncio scheduler, made to outlive a job store that fails for a while.
+
+    APScheduler 3.11 runs the due jobs in `_process_jobs`, which `wakeup()` calls on the
+    event loop before arming its timer with the wait it returns. A store error there (from
+    `update_job` after submitting a job, `get_next_run_time` or `remove_job`; a locked SQLite
+    or a PostgreSQL that went away) propagates out of `wakeup()`, so the timer is never armed
+    again: the scheduler says it is running and never runs another job. Here such an error
+    is logged once and the processing stops; a probe in a worker thread (never blocking the
+    loop) tries the store for a write after 1 s, then 2, 4, … up to a minute, and once it
+    answers the scheduler wakes up: each job that came due meanwhile runs once (coalesced),
+    and one line says the store is back. Jobs are not submitted while the store fails, since
+    a job whose next run cannot be stored would be submitted again at every retry.
+    """
+
+    def __init__(self, store: JobStore, **options: Any) -> None:
+        super().__init__(jobstores={"default": store}, **options)
+        self.store = store
+        self.store_failure: StoreFailure | None = None
+        self._retry_in = STORE_RETRY_FIRST
+        self._store_answered = False
+        self._probing = False
+
+    def start(self, paused: bool = False) -> None:
+        self._retry_in = STORE_RETRY_FIRST
+        super().start(paused)
+
+    def _process_jobs(self) -> float | None:
+        if self.state != STATE_RUNNING:
+            return None
+        if self.store_failure is not None and not self._store_answered:
+            self._probe_later()
+            return None
+        self.store.failure = None
+        try:
+            wait: float | None = super()._process_jobs()
+        except Exception as exc:
+            self._store_failed(exc)
+            return None
+        if self.store.failure is not None:
+            self._store_failed(self.store.failure)
+            return None
+        if self.store_failure is not None:
+            log.warning("the scheduler's job store answers again after %.0f s; the jobs due "
+                        "meanwhile run now", time.monotonic() - self.store_failure.since)
+            self.store_failure = None
+            self._retry_in = STORE_RETRY_FIRST
+        self._store_answered = False
+        return wait
+
+    def _store_failed(self, error: Exception) -> None:
+        self._store_answered = False
+        if self.store_failure is None:
+            self.store_failure = StoreFailure(time.monotonic(), describe(error))
+            log.error("the scheduler cannot use its job store (%s); no job runs until it "
+                      "answers again (tried after %g s, then twice as long each time, up to "
+                      "every %g s)", self.store_failure.reason, STORE_RETRY_FIRST,
+                      STORE_RETRY_MOST)
+        else:
+            self._retry_in = min(self._retry_in * 2, STORE_RETRY_MOST)
+        self._probe_later()
+
+    def _probe_later(self) -> None:
+        if self._probing or self._eventloop is None:
+            return
+        self._probing = True
+        self._eventloop.call_later(self._retry_in, self._probe)
+
+    def _probe(self) -> None:
+        if self.state == STATE_STOPPED or self._eventloop is None:
+            self._probing = False
+            return
+        try:
+            probe = self._eventloop.run_in_executor(None, self.store.check_writable)
+        except RuntimeError:  # the loop is closing
+            self._probing = False
+            return
+        probe.add_done_callback(self._probed)
+
+    def _probed(self, probe: asyncio.Future[None]) -> None:
+        self._probing = False
+        if self.state == STATE_STOPPED:
+            return
+        if probe.cancelled() or probe.exception() is not None:
+            self._retry_in = min(self._retry_in * 2, STORE_RETRY_MOST)
+            self._probe_later()
+            return
+        self._store_answered = True
+        self.wakeup()
+
+
+def make_scheduler(engine: Engine, settings: Settings) -> ServiceScheduler:
+    """The scheduler of `alerts run`: its jobs live in `apscheduler_jobs` of the project's
+    database, and it outlives that store's failures.
 
     Its default executor runs plain (non-async) job functions in the event loop's default
     executor, a thread pool, so blocking jobs never hold up the loop.
     """
-    return AsyncIOScheduler(
-        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)},
+    return ServiceScheduler(
+        JobStore(engine),
         timezone=settings.scheduler.timezone,
         job_defaults={
             "coalesce": True,
@@ -50,35 +226,55 @@ def make_scheduler(engine: Engine, settings: Settings) -> Any:
     )
 
 
-def scheduler_status(scheduler: Any) -> SchedulerStatus:
-    """What a running scheduler holds: every job and when it next runs."""
-    jobs: list[JobStatus] = [
-        {"id": job.id, "next_run_time": _iso(job.next_run_time)}
-        for job in sorted(scheduler.get_jobs(), key=lambda job: job.id)
-    ]
-    return {"running": bool(scheduler.running), "jobs": jobs}
+def scheduler_status(scheduler: ServiceScheduler, engine: Engine, settings: SchedulerSettings,
+                     now: datetime) -> SchedulerStatus:
+    """What this process's scheduler has planned: the job table as stored (so a job whose
+    run could not be recorded shows as overdue), or, while the table cannot be read, the
+    next jobs as the scheduler last read them; and why the store fails, if it does."""
+    try:
+        report = stored_status(engine, settings, now)
+    except Exception as exc:
+        report = _report(scheduler.store.upcoming, settings, now)
+        report["store_error"] = describe(exc)
+    report["running"] = bool(scheduler.running)
+    failure = scheduler.store_failure
+    if failure is not None and report["running"]:
+        report["store_error"] = failure.reason
+    return report
 
 
-def stored_status(engine: Engine, timezone: str) -> SchedulerStatus:
-    """The jobs as the job table holds them, for a process that runs no scheduler itself."""
+def stored_status(engine: Engine, settings: SchedulerSettings, now: datetime) -> SchedulerStatus:
+    """The jobs as the job table holds them, read by any process (`alerts web`, a follower,
+    `alerts status`): a job overdue by more than `stall_grace_seconds` is stalled."""
     if not inspect(engine).has_table(JOB_TABLE):
-        return {"running": False, "jobs": []}
+        return {"running": False, "jobs": [], "stalled": []}
     # Only the two plain columns are read: unpickling job state is the scheduler's business.
     table = Table(JOB_TABLE, MetaData(), Column("id", Unicode(191), primary_key=True),
                   Column("next_run_time", Float(25)))
-    zone = ZoneInfo(timezone)
     with engine.connect() as connection:
         rows = connection.execute(select(table.c.id, table.c.next_run_time).order_by(table.c.id))
-        jobs: list[JobStatus] = [
-            {
-                "id": ident,
-                "next_run_time": None if stamp is None else _iso(
-                    datetime.fromtimestamp(stamp, UTC).astimezone(zone)
-                ),
-            }
-            for ident, stamp in rows
-        ]
-    return {"running": False, "jobs": jobs}
+        return _report([(ident, stamp) for ident, stamp in rows], settings, now)
+
+
+def _report(rows: Sequence[tuple[str, float | None]], settings: SchedulerSettings,
+            now: datetime) -> SchedulerStatus:
+    zone = ZoneInfo(settings.timezone)
+    jobs: list[JobStatus] = [
+        {
+            "id": ident,
+            "next_run_time": None if stamp is None else _iso(
+                datetime.fromtimestamp(stamp, UTC).astimezone(zone)
+            ),
+        }
+        for ident, stamp in sorted(rows)
+    ]
+    late = [(now.timestamp() - stamp, ident) for ident, stamp in rows if stamp is not None]
+    stalled: list[StalledJob] = [
+        {"id": ident, "overdue_seconds": int(seconds)}
+        for seconds, ident in sorted(late, reverse=True)
+        if seconds > settings.stall_grace_seconds
+    ]
+    return {"running": False, "jobs": jobs, "stalled": stalled}
 
 
 def _iso(moment: datetime | None) -> str | None:

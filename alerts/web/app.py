@@ -23,7 +23,7 @@ from alerts.events import EventBus
 from alerts.service.scheduler import SchedulerStatus
 from alerts.web.auth import auth_router
 from alerts.web.coordinators import coordinators_router
-from alerts.web.health import check_health
+from alerts.web.health import check_health, http_status
 from alerts.web.officers import officers_router
 from alerts.web.open_feeds import open_feeds_router
 from alerts.web.residents import residents_router
@@ -53,7 +53,7 @@ web wakes the delivery loop of `alerts run`; without one the pages wire their ow
     def healthz() -> JSONResponse:
         report = check_health(factory, scheduler, scheduler_required=scheduler_required,
                               now=utcnow())
-        return JSONResponse(dict(report), status_code=200 if report["database"] == "ok" else 503)
+        return JSONResponse(dict(report), status_code=http_status(report))
 
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(
         settings.web.trusted_proxies if settings is not None else ()))

@@ -1,5 +1,6 @@
-"""What `/healthz` reports: whether the database answers, what the scheduler has planned,
-and how deep and how old the outbox is. Counts only: no address or content is read.
+"""What `/healthz` reports: whether the database answers, what the scheduler has planned
+(and whether it has stalled), and how deep and how old the outbox is. Counts only: no address
+or content is read.
 """
 
 from __future__ import annotations
@@ -52,8 +53,9 @@ def check_health(
     scheduler_required: bool,
     now: datetime,
 ) -> Health:
-    """The report; `status` is "degraded" when the database fails or a required scheduler
-    is not running."""
+    """The report; `status` is "stalled" when a process that schedules (`alerts run`, leader
+    or follower) sees a job overdue by more than `scheduler.stall_grace_seconds`, else
+    "degraded" when the database fails or a required scheduler is not running."""
     database = "ok"
     outbox: OutboxStatus | None = None
     try:
@@ -69,9 +71,15 @@ def check_health(
     # A follower's scheduler is idle by design while another process leads.
     following = planned.get("role") == "follower"
     healthy = database == "ok" and (planned["running"] or following or not scheduler_required)
+    stalled = scheduler_required and bool(planned.get("stalled"))
     return {
-        "status": "ok" if healthy else "degraded",
+        "status": "stalled" if stalled else "ok" if healthy else "degraded",
         "database": database,
         "scheduler": planned,
         "outbox": outbox,
     }
+
+
+def http_status(report: Health) -> int:
+    """503 when the database fails or the scheduler has stalled, so a monitor notices."""
+    return 200 if report["database"] == "ok" and report["status"] != "stalled" else 503
