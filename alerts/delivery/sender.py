@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -94,9 +95,10 @@ class _Outcome:
 
 class _Recorder:
     """Writes successes to the outbox as they come: `sent(id)` returns once the row is
-    committed as `sent`. The ids that arrive while one write is under way (in a worker
-    thread, so the sends go on meanwhile) all go in the next write, so a busy pass makes a
-    few writes of several rows rather than one a row, and an idle one waits for nothing."""
+    committed as `sent`. The ids that arrive while one write is under way (in a thread of
+    its own, so the sends go on meanwhile, and never behind `alerts run`'s jobs in the
+    loop's default executor) all go in the next write, so a busy pass makes a few writes of
+    several rows rather than one a row, and an idle one waits for nothing."""
 
     def __init__(self, factory: sessionmaker[Session], clock: Callable[[], datetime]) -> None:
         self._factory = factory
@@ -104,6 +106,7 @@ class _Recorder:
         self._pending: list[int] = []
         self._waiting: list[asyncio.Future[None]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="alerts-record")
 
     async def sent(self, delivery_id: int) -> None:
         """Record one success; raises what the write raised if it failed."""
@@ -119,7 +122,8 @@ class _Recorder:
             ids, self._pending = self._pending, []
             waiting, self._waiting = self._waiting, []
             try:
-                await asyncio.to_thread(self._write, ids)
+                await asyncio.get_running_loop().run_in_executor(self._thread, self._write,
+                                                                 ids)
             except Exception as exc:
                 log.warning("could not record %d sent rows (%s); trying again at the end of "
                             "the batch", len(ids), type(exc).__name__)
@@ -137,9 +141,10 @@ class _Recorder:
             session.commit()
 
     def close(self) -> None:
-        """Write what is still pending now: the pass is ending early (cancelled)."""
+        """At the end of the pass: write now what is still pending (it ended early)."""
         if self._writer is not None:
             self._writer.cancel()  # a write under way in its thread still completes
+        self._thread.shutdown(wait=False)
         if self._pending:
             ids, self._pending = self._pending, []
             try:
@@ -267,8 +272,8 @@ async def deliver_due_async(
     encoded: dict[int, PreparedMessage] = {}
     recorder = _Recorder(factory, clock)
 
-    try:
-        async with carrier:
+    async with carrier:
+        try:
             while True:
                 with factory() as session:
                     ids = claim_due(session, limit=batch, lease_seconds=mail.lease_seconds,
@@ -311,8 +316,8 @@ async def deliver_due_async(
                     log.warning("stopping this pass: the mail server cannot be reached; "
                                 "the remaining rows stay queued")
                     break
-    finally:
-        recorder.close()
+        finally:
+            recorder.close()  # before the connections say QUIT, which may take a while
     return report
 
 
