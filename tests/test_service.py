@@ -94,7 +94,14 @@ class Service:
 
     def start_and_wait(self) -> tuple[AlertsProcess, dict[str, Any]]:
         process = self.start()
-        report = wait_for(lambda: healthz(self.base_url), what="/healthz", process=process)
+        try:
+            # Importing takes seconds on a loaded machine.
+            report = wait_for(lambda: healthz(self.base_url), what="/healthz", timeout=30,
+                              process=process)
+        except BaseException:
+            process.process.kill()  # not left running to slow down every test after this
+            process.process.wait()
+            raise
         return process, report
 
     def cli(self, *args: str) -> str:
@@ -385,7 +392,7 @@ def test_web_alone_reports_the_jobs_the_scheduler_stored(service: Service) -> No
     web = start_alerts(service.config, "web", "--port", str(port), log=service.tmp / "web.log")
     try:
         report = wait_for(lambda: healthz(f"http://127.0.0.1:{port}"), what="/healthz",
-                          process=web)
+                          timeout=30, process=web)
     finally:
         assert web.stop() == 0, web.output()
     assert report["status"] == "ok" and report["scheduler"]["running"] is False
@@ -545,6 +552,25 @@ def test_healthz_reports_the_outbox_and_fails_without_a_database(
     assert "no such table" in broken.json()["database"]
 
 
+def test_healthz_answers_503_stalled_when_a_scheduling_process_sees_an_overdue_job(
+    factory: sessionmaker[Session],
+) -> None:
+    stalled: SchedulerStatus = {
+        "running": True, "role": "leader",
+        "jobs": [{"id": "digest:RIV:weekly", "next_run_time": "2025-06-06T16:00:00+01:00"}],
+        "stalled": [{"id": "digest:RIV:weekly", "overdue_seconds": 900}],
+    }
+    leader = get_healthz(create_app(factory, scheduler=lambda: stalled,
+                                    scheduler_required=True))
+    assert leader.status_code == 503
+    assert leader.json()["status"] == "stalled" and leader.json()["database"] == "ok"
+    assert leader.json()["scheduler"]["stalled"] == stalled["stalled"]
+    # `alerts web` runs no jobs: it names the stalled ones and goes on serving pages.
+    web = get_healthz(create_app(factory, scheduler=lambda: {**stalled, "running": False}))
+    assert web.status_code == 200 and web.json()["status"] == "ok"
+    assert web.json()["scheduler"]["stalled"] == stalled["stalled"]
+
+
 def test_the_migrations_leave_the_scheduler_table_alone(engine: Engine) -> None:
     scheduler = BackgroundScheduler(
         jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)})
@@ -570,7 +596,7 @@ def test_two_services_share_one_database_and_one_scheduler_leader(
     second_url = f"http://127.0.0.1:{second_port}"
     try:
         following = wait_for(lambda: healthz(second_url), what="the second /healthz",
-                             process=second)
+                             timeout=30, process=second)
         assert report["scheduler"]["role"] == "leader"
         assert following["scheduler"]["role"] == "follower"
         assert following["status"] == "ok"
@@ -656,13 +682,6 @@ def wait_until_stalled(service: Service, process: AlertsProcess) -> dict[str, An
     return report
 
 
-def start(service: Service) -> AlertsProcess:
-    """`alerts run`, once /healthz says ok (a loaded machine takes its time to import)."""
-    process = service.start()
-    wait_until_healthy(service, process)
-    return process
-
-
 def wait_until_healthy(service: Service, process: AlertsProcess) -> None:
     def healthy() -> bool:
         got = answer(service.base_url)
@@ -698,7 +717,7 @@ def test_a_database_locked_past_the_busy_timeout_stalls_the_scheduler_until_it_i
     configure_for_outages(service)
     emails = riverside(service.factory, 3)
     service.cli("post", "--ward", "RIV", "--title", "Road closed", "--body", "Until Friday.")
-    process = start(service)
+    process, _ = service.start_and_wait()
     try:
         # The weekly digest comes due three seconds from now, while the lock is held.
         due_at(service.engine, DIGEST, utcnow() + timedelta(seconds=3))
@@ -741,7 +760,7 @@ def test_a_postgresql_restart_under_alerts_run_stalls_the_scheduler_until_it_is_
         configure_for_outages(service)
         emails = riverside(service.factory, 3)
         service.cli("post", "--ward", "RIV", "--title", "Road closed", "--body", "Until Friday.")
-        process = start(service)
+        process, _ = service.start_and_wait()
         try:
             rewound = utcnow()
             due_at(service.engine, DIGEST, rewound + timedelta(seconds=6))
@@ -769,7 +788,7 @@ def test_a_postgresql_restart_under_alerts_run_stalls_the_scheduler_until_it_is_
 
 def test_alerts_status_names_a_job_the_scheduler_left_overdue(service: Service) -> None:
     riverside(service.factory, 1)
-    process = start(service)
+    process, _ = service.start_and_wait()
     assert process.stop() == 0, process.output()
     assert "scheduler: STALLED" not in service.cli("status")
     # As if the leader had died ten minutes ago, with the digest due then: nothing ran it.

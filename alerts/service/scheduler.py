@@ -129,7 +129,10 @@ class ServiceScheduler(AsyncIOScheduler):  # type: ignore[misc]
     loop) tries the store for a write after 1 s, then 2, 4, … up to a minute, and once it
     answers the scheduler wakes up: each job that came due meanwhile runs once (coalesced),
     and one line says the store is back. Jobs are not submitted while the store fails, since
-    a job whose next run cannot be stored would be submitted again at every retry.
+    a job whose next run cannot be stored would be submitted again at every retry; a job
+    submitted in the very pass that failed (its next run not stored) runs again then, once.
+    The one store call that fails still holds up the loop for as long as it takes to fail
+    (on SQLite, `database.busy_timeout_seconds`); the probes never do.
     """
 
     def __init__(self, store: JobStore, **options: Any) -> None:
