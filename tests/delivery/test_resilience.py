@@ -155,7 +155,7 @@ def test_a_sender_killed_mid_batch_loses_nothing_repeats_at_most_its_connections
         first.process.wait()
         second = start_alerts(config, "worker", log=tmp_path / "second.log")
         try:
-            wait_for(lambda: sent(factory) == 1_000, what="every row sent", timeout=60,
+            wait_for(lambda: sent(factory) == 1_000, what="every row sent", timeout=120,
                      process=second)
         finally:
             assert second.stop() == 0, second.output()
