@@ -7,11 +7,21 @@ start to its exit, including forwarding every reply to the ward team (maildir tr
 Baseline, measured in the same run: Python's email parser reading the same files with no
 database (the floor any intake pays). Prints messages a second for both and their ratio,
 checks that each message was classified as generated, and prints peak memory.
+
+    python bench/inbound_process.py --huge
+
+Huge messages instead: some 24 MB each (a reply with a photo, a reply of text, one in
+HTML, a bounce returning a big message, a photo under a forged token, which is held),
+each handed to `Intake.process` in this process. Baseline, in the same run: a
+normal-sized reply. Prints the seconds each took and the ratio to the baseline; run it with
+PYTHONPATH pointing at an older tree to see that tree's figures.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
+import dataclasses
 import json
 import random
 import resource
@@ -41,7 +51,7 @@ DOMAIN = "reply.example.org"
 RESIDENTS = 500
 
 
-def seed(url: str) -> list[tuple[str, int, str]]:
+def seed(url: str, residents: int = RESIDENTS) -> list[tuple[str, int, str]]:
     """A ward, its residents and a sent digest; returns (address, delivery id, the
     delivery's nonce) for each."""
     engine = make_engine(url)
@@ -55,7 +65,7 @@ def seed(url: str) -> list[tuple[str, int, str]]:
         session.add(message)
         session.flush()
         people = []
-        for n in range(RESIDENTS):
+        for n in range(residents):
             address = f"resident{n}@home.example"
             subscription = subscribe(session, address, "RIV", consent, confirmed=True)
             queue_for_subscriber(session, message, subscription.subscriber_id)
@@ -137,10 +147,89 @@ def write_messages(folder: Path, people: list[tuple[str, int, str]],
     return files
 
 
+HUGE = 24 * 1024 * 1024
+
+
+def huge(kind: str, address: str, delivery: int, nonce: str, n: int) -> bytes:
+    """A message of some 24 MB; `kind` says which."""
+    if kind == "bounce":
+        line = b"Bike marking at the library on Saturday, and more news from the team.\r\n"
+        returned = (b"--B\r\nContent-Type: message/rfc822\r\n\r\nSubject: Riverside news"
+                    b"\r\n\r\n" + line * (HUGE // len(line)) + b"\r\n--B--\r\n")
+        report = bounce(address, delivery, nonce, n, hard=True)
+        return report.replace(b"--B--\r\n", returned)
+    head = reply(address, delivery, nonce, n).split(b"\r\n\r\n", 1)[0]
+    if kind == "forged photo":
+        head = forged(address, delivery, n).split(b"\r\n\r\n", 1)[0]
+    head = head.replace(b"Content-Type: text/plain; charset=utf-8\r\n", b"")
+    words = b"Will the team be at the fete? "
+    if kind in ("photo", "forged photo"):
+        photo = base64.encodebytes(bytes(range(256)) * (HUGE * 3 // 4 // 256))
+        return (head + b'\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="P"'
+                b"\r\n\r\n--P\r\nContent-Type: text/plain\r\n\r\n" + words + b"Photo attached."
+                b"\r\n--P\r\nContent-Type: image/jpeg\r\nContent-Transfer-Encoding: base64\r\n"
+                b"\r\n" + photo.replace(b"\n", b"\r\n") + b"--P--\r\n")
+    if kind == "text":
+        line = b"Someone parks on the pavement by the school every morning, and more.\r\n"
+        return (head + b"\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + words
+                + b"\r\n" + line * (HUGE // len(line)))
+    line = b"<p>Someone parks on the <b>pavement</b> by the school every morning.</p>\r\n"
+    return (head + b"\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>" + words
+            + b"</p>\r\n" + line * (HUGE // len(line)))
+
+
+def main_huge() -> None:
+    from alerts.config import load_settings
+    from alerts.inbound.intake import Intake
+    from alerts.inbound.journal import Via
+
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        url = f"sqlite:///{folder / 'alerts.db'}"
+        people = seed(url, residents=20)
+        base = load_settings(environ={})
+        settings = dataclasses.replace(
+            base, database=dataclasses.replace(base.database, url=url),
+            mail=dataclasses.replace(base.mail, maildir=str(folder / "outbox"),
+                                     reply_domain=DOMAIN),
+            web=dataclasses.replace(base.web, secret_key=SECRET),
+            inbound=dataclasses.replace(base.inbound, held_dir=str(folder / "held")))
+        engine = make_engine(url)
+        intake = Intake(session_factory(engine), settings)
+
+        def timed(raw: bytes) -> tuple[float, float, str]:
+            """(wall seconds, CPU seconds, what was done)"""
+            started, cpu = time.perf_counter(), time.process_time()
+            outcome = intake.process(raw, via=Via.FILE)
+            return (time.perf_counter() - started, time.process_time() - cpu,
+                    f"{outcome.kind}: {outcome.action}")
+
+        normal = sorted(timed(reply(*people[n % 10], n))[:2] for n in range(11))
+        wall, cpu = normal[len(normal) // 2]
+        print(f"a normal reply (baseline, median of {len(normal)}): {wall * 1000:.1f} ms, "
+              f"{cpu * 1000:.1f} ms of CPU")
+        print("24 MB message        size   wall (x baseline)   CPU (x baseline)  outcome")
+        for n, kind in enumerate(("photo", "text", "html", "bounce", "forged photo"), 100):
+            raw = huge(kind, *people[10 + n % 10], n)
+            took, used, what = timed(raw)
+            print(f"{kind:<18} {len(raw) / 2**20:5.1f} MB {took:6.2f} s ({took / wall:4.0f})  "
+                  f"{used:6.2f} s ({used / cpu:4.0f})  {shorten(what, 40)}")
+        engine.dispose()
+
+
+def shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--huge", action="store_true",
+                        help="time 24 MB messages against a normal one instead")
     options = parser.parse_args()
+    if options.huge:
+        main_huge()
+        return
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         url = f"sqlite:///{folder / 'alerts.db'}"

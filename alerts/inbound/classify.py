@@ -281,7 +281,7 @@ _DAEMONS = ("mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "po
 
 
 def _bounce(mail: InboundMail, reply_domain: str) -> Classification | None:
-    temporary, permanent = _flufl_failures(mail.raw)
+    temporary, permanent = _flufl_failures(mail.head)
     report = list(_dsn_recipients(mail.message))
     failures = [r for r in report if r.action not in ("delivered", "relayed", "expanded")]
     if report and not failures and not permanent and not temporary:

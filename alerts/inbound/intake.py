@@ -48,7 +48,7 @@ from alerts.inbound.journal import (
 from alerts.inbound.mail import InboundMail, MalformedMail, parse_mail
 from alerts.inbound.replies import Reply, thread_for
 from alerts.inbound.signals import emergency_signals
-from alerts.inbound.text import ReplyText, body_text, split_reply
+from alerts.inbound.text import UNREAD_NOTE, ReplyText, body_text, split_reply
 from alerts.messages import Message
 from alerts.sources.sanitise import shorten
 from subscriptions.base import utcnow
@@ -217,7 +217,7 @@ class Intake:
         try:
             mail = parse_mail(raw, envelope_sender=envelope_sender,
                               envelope_recipients=envelope_recipients)
-            text = split_reply(body_text(mail.message))
+            text = split_reply(body_text(mail.message, cut=mail.truncated))
             classification = classify(mail, new_text=text.new,
                                       reply_domain=settings.mail.reply_domain)
         except MalformedMail as error:
@@ -322,7 +322,8 @@ class Intake:
                                now=now, delivery=delivery, ward_id=ward.id)
         reply = Reply(thread_id=thread.id, ward_id=ward.id, subscriber_id=delivery.subscriber_id,
                       message_id=message.id, inbound_id=record.id, received_at=now,
-                      subject=shorten(mail.subject, 300), text=text.new, quoted=text.quoted,
+                      subject=shorten(mail.subject, 300), quoted=text.quoted,
+                      text=f"{text.new}\n\n{UNREAD_NOTE}".lstrip() if mail.truncated else text.new,
                       signals=",".join(signals), flagged=bool(signals), original=mail.raw,
                       forward_next_at=now)
         session.add(reply)

@@ -28,7 +28,9 @@ from subscriptions.base import Base, utcnow
 from subscriptions.subscribers import Subscriber
 
 # Anything shaped like an address, wherever it is in a held copy (headers, a report, a quote).
-_ADDRESS = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
+# Starting only where a run of local-part characters starts keeps the scan linear: otherwise
+# every line of a base64 photo is tried from each of its 76 characters (24 MB took 19 s).
+_ADDRESS = re.compile(r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 MAX_ADDRESSES_LOOKED_UP = 1000
 _LOOKUP_CHUNK = 500
 

@@ -6,6 +6,12 @@ are refused at RCPT with 550, so a misrouted or made-up message goes back to its
 than into the journal. After DATA, LMTP answers once for each accepted recipient:
 250 when the message was handled (or had been already), 451 when the database could not be
 used, so the MTA keeps the message and tries again later; nothing is lost either way.
+
+Bounds: at most `inbound.lmtp_max_sessions` sessions at once; one more is greeted with 421
+and closed (the MTA tries again later), and a slot frees when a session ends, however it
+ends. A message may be at most `MAX_MESSAGE_BYTES` (advertised as SIZE): one declared
+bigger is refused at MAIL, one that turns out bigger gets 552 5.3.4 for each recipient after
+DATA (the MTA returns it to its sender), and intake reads only the first part of any message.
 """
 
 from __future__ import annotations
@@ -13,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import AnyStr
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -46,6 +54,7 @@ class InboundHandler:
         self.domain = settings.mail.reply_domain.lower()
         self.own = settings.mail.from_address.lower()
         self.after = after
+        self.max_sessions = settings.inbound.lmtp_max_sessions
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
@@ -82,10 +91,66 @@ def _per_recipient(recipients: tuple[str, ...], status: str) -> str:
     return "\r\n".join(status for _ in recipients or ("",))
 
 
+@dataclass
+class _Sessions:
+    limit: int
+    open: int = 0
+    refusing: bool = False  # logged once a busy spell, not once a refused connection
+
+
+# aiosmtpd answers these once, after DATA; LMTP owes one answer per accepted recipient
+# (RFC 2033 section 4.2), or the MTA waits for the rest of them.
+_AFTER_DATA = {
+    "552 Error: Too much mail data": "552 5.3.4 Message too big for this service",
+    "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long (RFC 5321 4.5.3.1.6)",
+}
+
+
+class _Session(LMTP):
+    """One LMTP connection, counted against the limit while it is open."""
+
+    def __init__(self, handler: InboundHandler, sessions: _Sessions) -> None:
+        super().__init__(handler, data_size_limit=MAX_MESSAGE_BYTES, enable_SMTPUTF8=True,
+                         decode_data=False, hostname="alerts-inbound", ident="alerts inbound")
+        self.sessions = sessions
+        self.counted = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        sessions = self.sessions
+        if not self.counted and sessions.open >= sessions.limit:
+            if not sessions.refusing:
+                log.warning("LMTP: %d sessions open (inbound.lmtp_max_sessions); new ones "
+                            "are answered 421 until one ends", sessions.open)
+            sessions.refusing = True
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(b"421 4.3.2 Too many sessions, try again later\r\n")
+            transport.close()
+            return
+        if not self.counted:
+            self.counted = True
+            sessions.open += 1
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if not self.counted:
+            return  # refused: aiosmtpd never saw it
+        self.counted = False
+        self.sessions.open -= 1
+        self.sessions.refusing = self.sessions.open >= self.sessions.limit
+        super().connection_lost(error)
+
+    async def push(self, status: AnyStr) -> None:
+        envelope = self.envelope
+        if isinstance(status, str) and status in _AFTER_DATA and envelope is not None \
+                and envelope.rcpt_tos:
+            await super().push(_per_recipient(tuple(envelope.rcpt_tos), _AFTER_DATA[status]))
+            return
+        await super().push(status)
+
+
 async def start_lmtp(handler: InboundHandler, host: str, port: int) -> asyncio.Server:
-    """Listen on host:port; the caller closes the returned server."""
+    """Listen on host:port, at most `inbound.lmtp_max_sessions` sessions at once; the caller
+    closes the returned server."""
     loop = asyncio.get_running_loop()
-    return await loop.create_server(
-        lambda: LMTP(handler, data_size_limit=MAX_MESSAGE_BYTES, enable_SMTPUTF8=True,
-                     decode_data=False, hostname="alerts-inbound", ident="alerts inbound"),
-        host=host, port=port)
+    sessions = _Sessions(handler.max_sessions)
+    return await loop.create_server(lambda: _Session(handler, sessions), host=host, port=port)

@@ -26,7 +26,11 @@ from typing import Any
 import nh3
 from mailparser_reply import EmailMessage as ParsedBody
 
-__all__ = ["ReplyText", "body_text", "html_to_text", "new_text", "split_reply"]
+__all__ = ["UNREAD_NOTE", "ReplyText", "body_text", "html_to_text", "new_text", "split_reply"]
+
+# Ends the stored text of a reply read only in part (`alerts.inbound.mail.READ_BYTES`).
+UNREAD_NOTE = ("[This email was too long to read in full: only its start was read here. "
+               "The whole email is kept, and attached when it is forwarded.]")
 
 
 @dataclass(frozen=True)
@@ -46,21 +50,25 @@ def new_text(message: EmailMessage) -> str:
 # Reading the body
 # ---------------------------------------------------------------------------------------------
 
-def body_text(message: EmailMessage) -> str:
-    """The text of the best body part, LF line ends, or "" when there is no text part."""
+def body_text(message: EmailMessage, *, cut: bool = False) -> str:
+    """The text of the best body part, LF line ends, or "" when there is no text part.
+
+    `cut`: the message was read only in part (`InboundMail.truncated`), so its text may end
+    inside a character; that character is dropped rather than the charset doubted.
+    """
     plain = message.get_body(preferencelist=("plain",))
     if isinstance(plain, MIMEPart):
-        text = _plain_text(plain)
+        text = _plain_text(plain, cut)
         if text.strip():
             return text
     # Some clients send an empty text/plain beside the HTML that holds the words.
     rich = message.get_body(preferencelist=("html",))
     if isinstance(rich, MIMEPart):
-        return html_to_text(_decoded(rich))
+        return html_to_text(_decoded(rich, cut))
     return ""
 
 
-def _decoded(part: MIMEPart) -> str:
+def _decoded(part: MIMEPart, cut: bool) -> str:
     """The part's payload as text; a wrong or unknown charset costs characters, never the text."""
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
@@ -70,8 +78,7 @@ def _decoded(part: MIMEPart) -> str:
     # "unknown-8bit" from Outlook usually means. Only the last resort replaces bytes.
     for charset in (declared, "utf-8", "cp1252"):
         try:
-            codecs.lookup(charset)
-            text = payload.decode(charset)
+            text = _decoded_as(payload, charset, cut)
         except (LookupError, UnicodeDecodeError):
             continue
         break
@@ -80,12 +87,23 @@ def _decoded(part: MIMEPart) -> str:
     return _normalise_line_ends(text)
 
 
+def _decoded_as(payload: bytes, charset: str, cut: bool) -> str:
+    """The payload in `charset`; when `cut`, less a character cut off at its very end."""
+    codecs.lookup(charset)
+    try:
+        return payload.decode(charset)
+    except UnicodeDecodeError as error:
+        if not cut or error.end < len(payload) or len(payload) - error.start > 3:
+            raise
+        return payload[:error.start].decode(charset)
+
+
 def _normalise_line_ends(text: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _plain_text(part: MIMEPart) -> str:
-    text = _decoded(part)
+def _plain_text(part: MIMEPart, cut: bool) -> str:
+    text = _decoded(part, cut)
     if str(part.get_param("format", "", header="content-type")).lower() == "flowed":
         delsp = str(part.get_param("delsp", "no", header="content-type")).lower() == "yes"
         text = _unflow(text, delsp=delsp)
