@@ -19,6 +19,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import (
+    Connection,
     ForeignKey,
     Index,
     Select,
@@ -232,8 +233,9 @@ def _lease(session: Session, candidates: Select[int], now: datetime,
     ).all())
 
 
-def mark_all_sent(session: Session, delivery_ids: list[int], now: datetime) -> None:
-    """One statement for a batch's successes: most rows of a batch end this way."""
+def mark_all_sent(session: Session | Connection, delivery_ids: list[int],
+                  now: datetime) -> None:
+    """One statement for many successes: most rows end this way."""
     if delivery_ids:
         session.execute(
             update(Delivery)
