@@ -799,3 +799,55 @@ def test_alerts_status_names_a_job_the_scheduler_left_overdue(service: Service) 
     assert "scheduler: STALLED" in text and DIGEST in text, text
     [stalled] = [job for job in report["stalled"] if job["id"] == DIGEST]
     assert 600 <= stalled["overdue_seconds"] < 700
+
+
+# A job the store can refer to by name: what ran, in order.
+RUNS: list[str] = []
+
+
+def record_run(name: str) -> None:
+    RUNS.append(name)
+
+
+@pytest.mark.empty_database
+def test_a_job_started_as_its_next_run_could_not_be_stored_runs_once_when_the_store_is_back(
+    tmp_path: Path,
+) -> None:
+    """The failing pass had already started the job; its next run is stored first when the
+    store answers, so the job does not come due again at once."""
+    from alerts.service.scheduler import make_scheduler
+
+    path = tmp_path / "jobs.db"
+    engine = make_engine(f"sqlite:///{path}", busy_timeout=0.2)
+    RUNS.clear()
+
+    async def scenario() -> None:
+        scheduler = make_scheduler(engine, Settings())
+        scheduler.start(paused=True)
+        scheduler.add_job("tests.test_service:record_run", "interval", hours=1, args=["hourly"],
+                          id="hourly", next_run_time=datetime.now(ZoneInfo("UTC"))
+                          + timedelta(seconds=1))
+        with closing(sqlite3.connect(path, isolation_level=None)) as locker:
+            locker.execute("BEGIN EXCLUSIVE")
+            scheduler.resume()
+            deadline = time.monotonic() + 20
+            while scheduler.store_failure is None and time.monotonic() < deadline:
+                await asyncio.sleep(0.1)
+            assert scheduler.store_failure is not None, "the job's next run was stored"
+            await asyncio.sleep(0.5)
+            assert RUNS == ["hourly"]
+            locker.execute("ROLLBACK")
+        deadline = time.monotonic() + 30
+        while scheduler.store_failure is not None and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert scheduler.store_failure is None, "the scheduler never found its store again"
+        await asyncio.sleep(1.0)
+        scheduler.shutdown(wait=False)
+        assert RUNS == ["hourly"]
+        next_run = scheduler.store.lookup_job("hourly").next_run_time
+        assert next_run > datetime.now(ZoneInfo("UTC")) + timedelta(minutes=50)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        engine.dispose()

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
+from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING, STATE_STOPPED
@@ -75,13 +76,35 @@ class JobStore(SQLAlchemyJobStore):  # type: ignore[misc]
 
     A failure to read the due jobs is kept in `failure` for the scheduler to handle (APScheduler
     would log it at every retry itself), and the next jobs read with the next run time are kept
-    in `upcoming`, so that the overdue ones can be named while the table cannot be read.
+    in `upcoming`, so that the overdue ones can be named while the table cannot be read. A
+    job whose next run could not be stored after it was started is kept in `unsaved` and
+    stored first when the table answers again, so that it does not run a second time.
     """
 
     def __init__(self, engine: Engine) -> None:
         super().__init__(engine=engine, tablename=JOB_TABLE)
         self.failure: Exception | None = None
         self.upcoming: list[tuple[str, float]] = []
+        self.unsaved: dict[str, Any] = {}
+
+    def update_job(self, job: Any) -> None:
+        try:
+            super().update_job(job)
+        except JobLookupError:
+            raise
+        except Exception:
+            self.unsaved[job.id] = job
+            raise
+        self.unsaved.pop(job.id, None)
+
+    def save_unsaved(self) -> None:
+        """Store the next runs that a failure kept back (a job removed meanwhile stays
+        removed); raises, keeping the rest, if the table still fails."""
+        for job in list(self.unsaved.values()):
+            try:
+                self.update_job(job)
+            except JobLookupError:
+                self.unsaved.pop(job.id, None)
 
     def get_due_jobs(self, now: datetime) -> list[Any]:
         try:
@@ -130,7 +153,8 @@ class ServiceScheduler(AsyncIOScheduler):  # type: ignore[misc]
     answers the scheduler wakes up: each job that came due meanwhile runs once (coalesced),
     and one line says the store is back. Jobs are not submitted while the store fails, since
     a job whose next run cannot be stored would be submitted again at every retry; a job
-    submitted in the very pass that failed (its next run not stored) runs again then, once.
+    started in the very pass that failed has its next run stored first when the store
+    answers, so it does not run twice.
     The one store call that fails still holds up the loop for as long as it takes to fail
     (on SQLite, `database.busy_timeout_seconds`); the probes never do.
     """
@@ -155,6 +179,7 @@ class ServiceScheduler(AsyncIOScheduler):  # type: ignore[misc]
             return None
         self.store.failure = None
         try:
+            self.store.save_unsaved()
             wait: float | None = super()._process_jobs()
         except Exception as exc:
             self._store_failed(exc)
