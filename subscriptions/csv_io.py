@@ -38,7 +38,7 @@ from subscriptions.subscribers import (
     renew,
     stored_source,
 )
-from subscriptions.suppression import Suppression, address_hash
+from subscriptions.suppression import Suppression, normal_address_hash
 from subscriptions.wards import Ward
 
 REQUIRED = ("email", "ward")
@@ -339,7 +339,7 @@ def import_rows(
             continue
         checked.append((row, name, scheme))
 
-    hashes = {row.email: address_hash(row.email) for row, _, _ in checked}
+    hashes = {row.email: normal_address_hash(row.email) for row, _, _ in checked}
     refused: dict[str, str] = {}
     for chunk in _chunks(sorted(set(hashes.values()))):
         refused.update(session.execute(

@@ -38,7 +38,13 @@ class Suppression(Base):
 
 
 def address_hash(email: str) -> str:
-    return hashlib.sha256(normalise_address(email).encode("utf-8")).hexdigest()
+    return normal_address_hash(normalise_address(email))
+
+
+def normal_address_hash(normal: str) -> str:
+    """`address_hash` of an address already in its stored form (checking it again costs
+    more than the hash, and an import hashes every row)."""
+    return hashlib.sha256(normal.encode("utf-8")).hexdigest()
 
 
 def suppress(session: Session, email: str, reason: SuppressionReason, detail: str = "", *,
