@@ -39,7 +39,7 @@ from subscriptions.subscribers import (
     stored_source,
 )
 from subscriptions.suppression import Suppression, normal_address_hash
-from subscriptions.wards import Ward
+from subscriptions.wards import Ward, WardError, WardRow, check_ward
 
 REQUIRED = ("email", "ward")
 OPTIONAL = ("name", "frequency", "scheme")
@@ -413,3 +413,29 @@ def import_rows(
         imported += 1
     session.flush()
     return imported, errors
+
+
+WARD_COLUMNS = ("code", "name", "team_email")
+
+
+def parse_wards_csv(text: str) -> tuple[list[WardRow], list[str]]:
+    """Read `code,name,team_email` rows (any line ends, as `read_table`); return the good
+    rows and one error per bad row. A file that cannot be read is a WardError naming why."""
+    rows: list[WardRow] = []
+    errors: list[str] = []
+    seen: set[str] = set()
+    try:
+        for line, cell in read_table(text, WARD_COLUMNS, ()):
+            try:
+                code, name, team = check_ward(cell("code"), cell("name"), cell("team_email"))
+            except WardError as exc:
+                errors.append(f"line {line}: {exc}")
+                continue
+            if code in seen:
+                errors.append(f"line {line}: ward code {code!r} appears twice in the file")
+                continue
+            seen.add(code)
+            rows.append(WardRow(line, code, name, team))
+    except CsvError as exc:
+        raise WardError(str(exc)) from None
+    return rows, errors

@@ -8,8 +8,6 @@ first half ("SW1A") is one index look-up.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,7 +16,7 @@ from sqlalchemy import ForeignKey, String, insert, select, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from subscriptions.base import Base
-from subscriptions.csv_io import RowError
+from subscriptions.csv_io import CsvError, RowError, read_table
 from subscriptions.wards import Ward
 
 # The shapes Royal Mail issues: outward A9, A99, AA9, AA99, A9A, AA9A; inward 9AA.
@@ -61,35 +59,27 @@ class PostcodeRow:
 def parse_postcodes_csv(text: str) -> tuple[list[PostcodeRow], list[RowError]]:
     """Read `postcode,ward` rows; return the good rows and one error per bad line. A
     postcode given twice for the same ward is merged; for two wards, the second is bad."""
-    reader = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    header = next(reader, None)
-    columns = [name.strip().lower() for name in header or []]
-    missing = [name for name in ("postcode", "ward") if name not in columns]
-    if missing:
-        raise PostcodeError(f"the header row lacks the column(s) {', '.join(missing)}")
-    at_postcode, at_ward = columns.index("postcode"), columns.index("ward")
     rows: dict[str, PostcodeRow] = {}
     errors: list[RowError] = []
-    for values in reader:
-        line = reader.line_num
-        if not any(value.strip() for value in values):
-            continue
-        cells = [*values, "", ""]
-        ward = cells[at_ward].strip()
-        try:
-            postcode = normalise_postcode(cells[at_postcode])
-        except PostcodeError as exc:
-            errors.append(RowError(line, str(exc)))
-            continue
-        if not ward:
-            errors.append(RowError(line, "ward is empty"))
-            continue
-        earlier = rows.get(postcode)
-        if earlier is not None and earlier.ward != ward:
-            errors.append(RowError(line, f"{postcode} is already given to ward "
-                                         f"{earlier.ward!r} on line {earlier.line}"))
-            continue
-        rows.setdefault(postcode, PostcodeRow(line, postcode, ward))
+    try:
+        for line, cell in read_table(text, ("postcode", "ward"), ()):
+            ward = cell("ward")
+            try:
+                postcode = normalise_postcode(cell("postcode"))
+            except PostcodeError as exc:
+                errors.append(RowError(line, str(exc)))
+                continue
+            if not ward:
+                errors.append(RowError(line, "ward is empty"))
+                continue
+            earlier = rows.get(postcode)
+            if earlier is not None and earlier.ward != ward:
+                errors.append(RowError(line, f"{postcode} is already given to ward "
+                                             f"{earlier.ward!r} on line {earlier.line}"))
+                continue
+            rows.setdefault(postcode, PostcodeRow(line, postcode, ward))
+    except CsvError as exc:
+        raise PostcodeError(str(exc)) from None
     return list(rows.values()), errors
 
 

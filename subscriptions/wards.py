@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -89,33 +87,6 @@ def get_ward(session: Session, code: str) -> Ward:
 
 def list_wards(session: Session) -> list[Ward]:
     return list(session.scalars(select(Ward).order_by(Ward.code)))
-
-
-def parse_wards_csv(text: str) -> tuple[list[WardRow], list[str]]:
-    """Read `code,name,team_email` rows; return the good rows and one error per bad row."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    missing = {"code", "name", "team_email"} - {
-        (h or "").strip().lower() for h in reader.fieldnames or []
-    }
-    if missing:
-        raise WardError(f"the header row lacks the column(s) {', '.join(sorted(missing))}")
-    rows: list[WardRow] = []
-    errors: list[str] = []
-    seen: set[str] = set()
-    for record in reader:
-        line = reader.line_num
-        values = {(k or "").strip().lower(): (v or "") for k, v in record.items()}
-        try:
-            code, name, team = check_ward(values["code"], values["name"], values["team_email"])
-        except WardError as exc:
-            errors.append(f"line {line}: {exc}")
-            continue
-        if code in seen:
-            errors.append(f"line {line}: ward code {code!r} appears twice in the file")
-            continue
-        seen.add(code)
-        rows.append(WardRow(line, code, name, team))
-    return rows, errors
 
 
 def import_wards(session: Session, rows: list[WardRow]) -> tuple[int, list[str]]:

@@ -9,7 +9,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from alerts.cli.app import Runtime, fail, pass_runtime, print_json, warn
 from alerts.db import transaction
-from subscriptions.csv_io import CsvError, decode
+from subscriptions.csv_io import CsvError, decode, parse_wards_csv
 from subscriptions.languages import Language
 from subscriptions.postcodes import PostcodeError, import_postcodes, parse_postcodes_csv
 from subscriptions.wards import (
@@ -19,7 +19,6 @@ from subscriptions.wards import (
     get_ward,
     import_wards,
     list_wards,
-    parse_wards_csv,
 )
 
 

@@ -48,7 +48,13 @@ from alerts.sources.registry import add_source, officer_source
 from alerts.urgent import UrgentOutcome, post_urgent
 from subscriptions.base import utcnow
 from subscriptions.consent import Consent, ConsentMethod
-from subscriptions.csv_io import RowError, decode, import_rows, read_subscribers
+from subscriptions.csv_io import (
+    RowError,
+    decode,
+    import_rows,
+    parse_wards_csv,
+    read_subscribers,
+)
 from subscriptions.languages import Language
 from subscriptions.schemes import add_scheme
 from subscriptions.subscribers import (
@@ -59,7 +65,7 @@ from subscriptions.subscribers import (
     unsubscribe_everywhere,
 )
 from subscriptions.topics import join_topics
-from subscriptions.wards import get_ward, import_wards, parse_wards_csv
+from subscriptions.wards import get_ward, import_wards
 
 DATA = Path(__file__).with_name("data")
 MARKER = "# written by `alerts demo`"

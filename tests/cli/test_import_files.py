@@ -125,3 +125,33 @@ def test_an_import_that_dies_part_way_keeps_whole_batches_and_running_it_again_a
     assert set(landed) == set(addresses)
     assert landed[addresses[1]] == "daily"
     assert asked == len(addresses), "nobody is asked twice"
+
+
+@pytest.mark.parametrize("ending", ["\r\n", "\n", "\r"], ids=["CRLF", "LF", "CR"])
+def test_wards_and_postcodes_files_with_any_line_ends_load_every_row(
+    alerts: CliRunner, config: Path, tmp_path: Path, ending: str  # noqa: F811
+) -> None:
+    wards = tmp_path / "wards.csv"
+    wards.write_bytes(b"\xef\xbb\xbf" + ending.join([
+        "code,name,team_email", "RIV,Riverside,riv@police.example",
+        "HIL,Hillcrest,hil@police.example", ""]).encode())
+    loaded = run(alerts, config, "wards", "import", str(wards))
+    assert loaded.exit_code == 0, loaded.stderr
+    assert "added 2 ward(s)" in loaded.stdout
+    postcodes = tmp_path / "postcodes.csv"
+    postcodes.write_bytes(ending.join(["postcode,ward", "RV1 1AA,RIV", "HL2 1AA,HIL",
+                                       ""]).encode())
+    placed = run(alerts, config, "wards", "import-postcodes", str(postcodes))
+    assert placed.exit_code == 0, placed.stderr
+    assert "2" in placed.stdout
+
+
+@pytest.mark.parametrize("command", [("wards", "import"), ("wards", "import-postcodes")])
+def test_a_wards_or_postcodes_line_the_csv_module_cannot_read_is_one_line_naming_it(
+    alerts: CliRunner, config: Path, tmp_path: Path, command: tuple[str, ...]  # noqa: F811
+) -> None:
+    file = tmp_path / "file.csv"
+    header = "code,name,team_email" if command[1] == "import" else "postcode,ward"
+    file.write_text(f'{header}\n"{"x" * 1_900_000}\n', encoding="utf-8")
+    error = one_line_error(run(alerts, config, *command, str(file)))
+    assert "line 2" in error and "longer than" in error

@@ -1,7 +1,8 @@
 import pytest
 from sqlalchemy.orm import Session
 
-from subscriptions.wards import WardError, add_ward, import_wards, list_wards, parse_wards_csv
+from subscriptions.csv_io import parse_wards_csv
+from subscriptions.wards import WardError, add_ward, import_wards, list_wards
 
 
 def test_a_ward_code_that_is_already_taken_is_refused(session: Session) -> None:
