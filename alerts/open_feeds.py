@@ -26,14 +26,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from feedgen.feed import FeedGenerator
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from alerts.digests.compose import DigestItem, safe_link
+from alerts.digests.compose import DigestItem, safe_link, ward_page_url
 from alerts.digests.invites import calendar_of
 from alerts.digests.publish import DIGESTED_KINDS
 from alerts.digests.render import when
@@ -117,7 +116,7 @@ class FeedUrls:
 
     @classmethod
     def for_ward(cls, base_url: str, code: str) -> FeedUrls:
-        page = f"{base_url.rstrip('/')}/wards/{quote(code, safe='')}/"
+        page = ward_page_url(base_url, code)
         return cls(page, f"{page}feed.atom", f"{page}sessions.ics", f"{page}items.json")
 
     def entry_id(self, item: FeedItem) -> str:
