@@ -95,9 +95,9 @@ def test_an_endless_event_keeps_its_first_occurrences_and_the_collect_says_so(
     (result,) = collect(factory, settings, now=now).results
 
     items = items_of(factory, source)
-    assert settings.sources.max_occurrences_per_event == 100
     assert result.error is None
     assert result.added == len(items) == 100
+    assert settings.sources.max_occurrences_per_event == 100
     assert all(item.kind == ItemKind.SESSION and item.title == "Drop-in" for item in items)
     # The soonest 100, one step apart, from the one in progress at `now` (floating times are
     # London's, whose seconds are UTC's).
@@ -138,9 +138,9 @@ def test_a_calendar_with_more_events_than_the_cap_keeps_the_soonest(
 
     (result,) = collect(factory, settings, now=now).results
 
-    assert settings.sources.max_items_per_collect == 500
     titles = {item.title for item in items_of(factory, source)}
     assert result.added == len(titles) == 500
+    assert settings.sources.max_items_per_collect == 500
     assert titles == {f"Session {n}" for n in range(1, 501)}
     assert left_out(result) == [
         f"{source.describe()}: kept the first 500 of 600 items (100 left out: "
@@ -177,10 +177,10 @@ def test_a_feed_of_60000_entries_keeps_only_the_200_newest(
 
     (result,) = collect(factory, settings, now=base + timedelta(days=60)).results
 
-    assert settings.sources.max_feed_entries == 200
     assert result.error is None
     titles = {item.title for item in items_of(factory, source)}
     assert result.added == len(titles) == 200
+    assert settings.sources.max_feed_entries == 200
     assert titles == {f"News {n}" for n in range(59_800, 60_000)}
     assert left_out(result) == [
         f"{source.describe()}: kept the newest 200 of 60,000 entries (59,800 left out: "
@@ -194,14 +194,14 @@ def test_a_feed_without_dates_keeps_its_first_entries(
     body = rss([(n, None) for n in range(1_000)])
     source = new_source(session, "rss", feeds.put("/news.xml", body))
 
-    (result,) = collect(factory, with_sources(settings, max_feed_entries=50)).results
+    (result,) = collect(factory, settings).results
 
     assert [item.title for item in items_of(factory, source)] == [
-        f"News {n}" for n in range(50)
+        f"News {n}" for n in range(200)
     ]
     assert left_out(result) == [
-        f"{source.describe()}: kept the newest 50 of 1,000 entries (950 left out: "
-        "sources.max_feed_entries = 50)"
+        f"{source.describe()}: kept the newest 200 of 1,000 entries (800 left out: "
+        "sources.max_feed_entries = 200)"
     ]
 
 
