@@ -143,14 +143,21 @@ def config_for(path: Path, settings: Settings, smtp_port: int, **mail: object) -
 def test_a_sender_killed_mid_batch_loses_nothing_repeats_at_most_its_connections_and_is_resumed_at_once(  # noqa: E501
     factory: sessionmaker[DbSession], settings: Settings, tmp_path: Path
 ) -> None:
-    """A batch (100) larger than the connections (10), and the default lease of 5 minutes:
-    the restarted worker on the same host does not wait for the dead one's lease."""
+    """A batch (50: safe_batch_size) larger than the connections (10), and the default lease
+    of 5 minutes: the restarted worker on the same host does not wait for the dead one's
+    lease."""
     queue_many(factory, 1_000)
     with smtp_sink() as (sink, port):
         config = config_for(tmp_path / "alerts.toml", settings, port, batch_size=100)
         first = start_alerts(config, "worker", log=tmp_path / "first.log")
-        wait_for(lambda: len(sink.received) >= 300, what="300 sent", timeout=60,
-                 process=first)
+
+        def mid_batch() -> bool:
+            with factory() as session:
+                return len(sink.received) >= 275 and bool(session.scalar(
+                    select(func.count()).select_from(Delivery)
+                    .where(Delivery.status == "sending")))
+
+        wait_for(mid_batch, what="275 sent, a batch in hand", timeout=60, process=first)
         os.kill(first.process.pid, signal.SIGKILL)
         first.process.wait()
         second = start_alerts(config, "worker", log=tmp_path / "second.log")
