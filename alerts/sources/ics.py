@@ -77,8 +77,8 @@ def parse_calendar(
         query = recurring_ical_events.of(
             calendar, components=[ComponentsWithName("VEVENT", series=_BoundedSeries)]
         )
+        latest: datetime | None = None  # of the sessions kept, once more than the cap came
         for series in query.series:
-            latest = kept[-1].starts_at if len(kept) >= max_items else None
             sessions, more, cut = _sessions(series, start, stop, zone, now, max_occurrences,
                                             latest)
             if getattr(series.recurrence, "truncated", False):
@@ -90,6 +90,7 @@ def parse_calendar(
             kept.extend(sessions)
             if len(kept) >= 2 * max_items:
                 kept = _soonest(kept, now)[:max_items]
+                latest = kept[-1].starts_at
     except (ValueError, KeyError, IndexError, TypeError, AttributeError, OverflowError) as exc:
         raise SourceError(_invalid(content, exc)) from None
     kept = _soonest(kept, now)

@@ -151,7 +151,7 @@ def test_a_document_that_is_not_a_feed_is_refused_with_a_reason(
     content: bytes, reason: str
 ) -> None:
     with pytest.raises(SourceError) as raised:
-        parse_feed(content, url=FEED_URL).items
+        parse_feed(content, url=FEED_URL)
     message = str(raised.value)
     assert message.startswith("the document is not an RSS or Atom feed: ")
     assert reason in message
