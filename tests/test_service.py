@@ -696,6 +696,8 @@ def assert_said_once(log: str) -> None:
     assert log.count("cannot use its job store") <= 1, log
     assert log.count("job store answers again") <= 1, log
     assert log.count("cannot check the scheduler lock") <= 1, log
+    assert log.count("delivery pass failed") <= 1, log
+    assert log.count("delivery works again") <= 1, log
     assert "@home.example" not in log
 
 

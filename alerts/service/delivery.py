@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -71,6 +72,7 @@ class DeliveryLoop:
     async def run(self) -> None:
         poll = self.settings.scheduler.outbox_poll_seconds
         pause = poll
+        failing_since: float | None = None
         self._take_back_from_the_dead()
         while not self._stopping:
             self._wake.clear()
@@ -78,15 +80,28 @@ class DeliveryLoop:
                 await self._forward_replies()
                 if self._due():
                     sent = await self._one_pass()
-                    pause = poll
                     if sent:
+                        pause, failing_since = poll, self._recovered(failing_since)
                         continue
             except Exception:
-                log.exception("delivery pass failed; trying again in %.0f s", pause)
+                # Once per outage, not once a pass: a database that is away for an hour
+                # would otherwise fill the log with the same traceback.
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                    log.exception("delivery pass failed; trying again after %g s, then twice "
+                                  "as long each time up to every %g s (one line when it works "
+                                  "again)", pause, MAX_ERROR_PAUSE)
                 await self._sleep(pause)
                 pause = min(pause * 2, MAX_ERROR_PAUSE)
                 continue
+            pause, failing_since = poll, self._recovered(failing_since)
             await self._sleep(poll)
+
+    @staticmethod
+    def _recovered(failing_since: float | None) -> None:
+        if failing_since is not None:
+            log.warning("delivery works again after %.0f s of failed passes",
+                        time.monotonic() - failing_since)
 
     async def _forward_replies(self) -> None:
         report = await forward_due_async(self.factory, self.settings, now=utcnow())
