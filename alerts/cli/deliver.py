@@ -8,7 +8,7 @@ import click
 from sqlalchemy import func, select
 
 from alerts.cli.app import Runtime, pass_runtime, print_json, progress_enabled
-from alerts.delivery.outbox import Delivery, DeliveryStatus
+from alerts.delivery.outbox import Delivery, DeliveryStatus, end_leases_of_the_dead
 from alerts.delivery.sender import deliver_due
 from subscriptions.base import utcnow
 
@@ -26,6 +26,9 @@ def deliver(runtime: Runtime, as_json: bool) -> None:
     settings.require_secret_key()
     factory = runtime.sessions()
     with factory() as session:
+        # Rows a sender on this host left in `sending` when it died are sent now, not when
+        # their lease ends.
+        end_leases_of_the_dead(session, utcnow())
         due = session.scalar(
             select(func.count()).select_from(Delivery).where(
                 Delivery.status == DeliveryStatus.QUEUED, Delivery.next_attempt_at <= utcnow()

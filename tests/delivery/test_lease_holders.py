@@ -8,7 +8,9 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
+from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +24,7 @@ from alerts.delivery.outbox import (
 )
 from alerts.delivery.sender import deliver_due
 from subscriptions.base import utcnow
+from tests.cli.test_commands import alerts, config, run  # noqa: F401 (fixtures)
 from tests.delivery.test_resilience import queue_many
 from tests.servers import SinkHandler
 
@@ -92,3 +95,17 @@ def test_a_recorded_row_no_longer_names_a_holder(
     with factory() as session:
         assert set(session.execute(select(Delivery.status, Delivery.lease_holder))) == {
             ("sent", None)}
+
+
+def test_alerts_deliver_sends_at_once_the_rows_of_a_local_sender_that_died(
+    factory: sessionmaker[Session], alerts: CliRunner, config: Path,  # noqa: F811
+) -> None:
+    queue_many(factory, 2)
+    left = _claim_one_for(factory, _a_holder_that_has_exited())
+
+    result = run(alerts, config, "deliver")
+
+    assert result.exit_code == 0, result.stderr
+    assert "sent 2 " in result.stdout
+    with factory() as session:
+        assert session.get(Delivery, left).status == DeliveryStatus.SENT
