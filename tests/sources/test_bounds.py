@@ -13,32 +13,17 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.cli import cli
 from alerts.config import Settings
-from alerts.items import Item, ItemKind
+from alerts.items import ItemKind
 from alerts.sources.collect import SourceResult, collect
 from alerts.sources.registry import Source, add_source
 from tests.factories import make_ward
 from tests.servers import FeedServer
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def stamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-
-
-def calendar(*events: list[str]) -> str:
-    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Riverside SNT//Sessions//EN"]
-    for event in events:
-        lines += ["BEGIN:VEVENT", *event, "END:VEVENT"]
-    lines.append("END:VCALENDAR")
-    return "\r\n".join(lines) + "\r\n"
+from tests.sources.test_collect import calendar, now_utc, stamp
+from tests.sources.test_policeuk import items_of
 
 
 def drop_in(first: str, rule: str) -> list[str]:
@@ -51,13 +36,6 @@ def new_source(session: Session, kind: str, url: str) -> Source:
     source = add_source(session, make_ward(session).code, kind, url)
     session.commit()
     return source
-
-
-def items_of(factory: sessionmaker[Session], source: Source) -> list[Item]:
-    with factory() as fresh:
-        return list(fresh.scalars(
-            select(Item).where(Item.source_id == source.id).order_by(Item.id)
-        ))
 
 
 def with_sources(settings: Settings, **changes: object) -> Settings:
