@@ -111,6 +111,17 @@ def test_the_size_limit_is_advertised_and_a_message_over_it_gets_552_for_each_re
     assert [a[:9] for a in answers] == [b"552 5.3.4", b"552 5.3.4"]
 
 
+def signed_address_of(factory: sessionmaker[Session], settings: Settings, resident: str,
+                      prefix: str, purpose: Purpose, **details: str) -> str:
+    """The `prefix+TOKEN@` address of the one delivery of a message sent to `resident` of
+    Riverside."""
+    with factory() as session, session.begin():
+        ward = make_ward(session, "RIV", "Riverside")
+        subscriber = make_subscriber(session, ward, resident, **details)
+        delivery = make_sent_message(session, ward, [subscriber])[subscriber.subscriber_id]
+    return address(factory, settings, prefix, purpose, delivery)
+
+
 def huge_reply(to: str) -> bytes:
     """A reply of some 24 MB: the resident's words, the quote, then photos."""
     message = EmailMessage()
@@ -147,11 +158,8 @@ class Spy:
 def test_a_24_mb_reply_is_read_from_its_start_and_reaches_the_ward_team_whole(
         factory: sessionmaker[Session], settings: Settings,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    with factory() as session, session.begin():
-        ward = make_ward(session, "RIV", "Riverside")
-        ann = make_subscriber(session, ward, "ann@home.example", name="Ann Example")
-        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
-    to = address(factory, settings, "reply", Purpose.REPLY, delivery)
+    to = signed_address_of(factory, settings, "ann@home.example", "reply", Purpose.REPLY,
+                           name="Ann Example")
     raw = huge_reply(to)
     assert HUGE - MB < len(raw) < HUGE + MB
     spy = Spy(monkeypatch)
@@ -182,11 +190,7 @@ def test_a_24_mb_reply_is_read_from_its_start_and_reaches_the_ward_team_whole(
 
 def test_a_24_mb_text_reply_is_stored_cut_with_a_note(
         factory: sessionmaker[Session], settings: Settings) -> None:
-    with factory() as session, session.begin():
-        ward = make_ward(session, "RIV", "Riverside")
-        ann = make_subscriber(session, ward, "ann@home.example")
-        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
-    to = address(factory, settings, "reply", Purpose.REPLY, delivery)
+    to = signed_address_of(factory, settings, "ann@home.example", "reply", Purpose.REPLY)
     line = "Words and more words about parking on the pavement outside the school.\r\n"
     raw = (f"From: ann@home.example\r\nTo: {to}\r\nSubject: Re: news\r\n"
            "Content-Type: text/plain; charset=utf-8\r\n\r\n"
@@ -205,11 +209,7 @@ def test_a_24_mb_text_reply_is_stored_cut_with_a_note(
 def test_a_24_mb_bounce_still_suppresses_and_a_24_mb_forgery_is_held_whole(
         factory: sessionmaker[Session], settings: Settings, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    with factory() as session, session.begin():
-        ward = make_ward(session, "RIV", "Riverside")
-        bob = make_subscriber(session, ward, "bob@home.example")
-        delivery = make_sent_message(session, ward, [bob])[bob.subscriber_id]
-    to = address(factory, settings, "bounces", Purpose.BOUNCE, delivery)
+    to = signed_address_of(factory, settings, "bob@home.example", "bounces", Purpose.BOUNCE)
     line = b"Bike marking at the library on Saturday, and more news from the team.\r\n"
     returned = b"Subject: Riverside news\r\n\r\n" + line * (HUGE // len(line))
     big_part = b"--X\r\nContent-Type: message/rfc822\r\n\r\n" + returned + b"\r\n--X--"
@@ -237,11 +237,7 @@ def test_a_24_mb_bounce_still_suppresses_and_a_24_mb_forgery_is_held_whole(
 
 def test_a_welsh_reply_read_only_in_part_keeps_its_letters_where_the_cut_splits_one(
         factory: sessionmaker[Session], settings: Settings) -> None:
-    with factory() as session, session.begin():
-        ward = make_ward(session, "RIV", "Riverside")
-        ann = make_subscriber(session, ward, "ann@home.example")
-        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
-    to = address(factory, settings, "reply", Purpose.REPLY, delivery)
+    to = signed_address_of(factory, settings, "ann@home.example", "reply", Purpose.REPLY)
     words = "Diolch yn fawr, mae\u2019r t\u0177 yn ddiogel.\n".encode()
     words += b" " * ((1 - len(words)) % 3)  # each dash below starts 1 byte past a 3-byte mark
     text = words + "\u2014".encode() * (12 * MB // 3)
