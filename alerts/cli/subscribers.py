@@ -95,10 +95,11 @@ def import_(runtime: Runtime, file: Path, confirmed: bool) -> None:
     """
     consent = None
     imported = queued = held_back = bad = 0
+    size = file.stat().st_size
     try:
         with open_csv(file) as stream, click.progressbar(
-                length=file.stat().st_size, label="importing", file=sys.stderr,
-                hidden=file.stat().st_size < 1_000_000 or not sys.stderr.isatty()) as bar:
+                length=size, label="importing", file=sys.stderr,
+                hidden=size < 1_000_000 or not sys.stderr.isatty()) as bar:
             for good, errors in batches(read_subscriber_rows(stream)):
                 # Each batch its own consent moment, so that its confirmations are its own.
                 consent = Consent(at=utcnow(), method=ConsentMethod.CSV_IMPORT,
