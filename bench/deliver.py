@@ -532,8 +532,8 @@ def populate(url: str, wards: int, subscribers: int) -> dict[str, int]:
     """A fresh schema (`alerts init`), wards, confirmed subscribers and each ward's items."""
     from sqlalchemy import insert
 
-    from alerts.db import make_engine, migrate, session_factory
-    from alerts.items import ItemKind, store_items
+    from alerts.core.db import make_engine, migrate, session_factory
+    from alerts.sources.items import ItemKind, store_items
     from alerts.sources.officer import officer_item
     from alerts.sources.registry import officer_source
     from subscriptions.consent import CURRENT_WORDING, ConsentMethod
@@ -600,12 +600,12 @@ def measure_a(config: str) -> dict[str, Any]:
     """SQLite, one process: queue every ward's digest, then send everything due."""
     from sqlalchemy import func, select
 
-    from alerts.config import load_settings
-    from alerts.db import make_engine, session_factory
+    from alerts.core.config import load_settings
+    from alerts.core.db import make_engine, session_factory
     from alerts.delivery.outbox import Delivery, DeliveryStatus
     from alerts.delivery.sender import deliver_due
-    from alerts.digests.publish import queue_digests
-    from alerts.messages import Message
+    from alerts.usecases.digest_rounds import queue_digests
+    from alerts.mail.messages import Message
 
     settings = load_settings(config)
     engine = make_engine(settings.database.url)
@@ -639,10 +639,10 @@ def digest_sample(config: str) -> tuple[str, bytes]:
     """One personalised digest as delivery sends it, from a database where A has run."""
     from sqlalchemy import select
 
-    from alerts.config import load_settings
-    from alerts.db import make_engine, session_factory
-    from alerts.delivery.mime import Outgoing, build_email
-    from alerts.messages import Message, MessageKind
+    from alerts.core.config import load_settings
+    from alerts.core.db import make_engine, session_factory
+    from alerts.mail.mime import Outgoing, build_email
+    from alerts.mail.messages import Message, MessageKind
     from subscriptions.links import new_nonce
     from subscriptions.wards import Ward
 
@@ -706,14 +706,14 @@ def measure_naive(config: str, port: str, sample: str) -> dict[str, Any]:
     commit per row, sequential smtplib over one connection."""
     from sqlalchemy import select
 
-    from alerts.config import load_settings
-    from alerts.db import make_engine, session_factory
-    from alerts.delivery.mime import Outgoing, build_email_slowly
+    from alerts.core.config import load_settings
+    from alerts.core.db import make_engine, session_factory
+    from alerts.mail.mime import Outgoing, build_email_slowly
     from alerts.delivery.outbox import Delivery, DeliveryStatus
     from alerts.digests.compose import DigestContent, compose_digest
-    from alerts.digests.publish import items_between
-    from alerts.digests.render import render_digest
-    from alerts.messages import Message, MessageKind
+    from alerts.usecases.digest_rounds import items_between
+    from alerts.mail.render import render_digest
+    from alerts.mail.messages import Message, MessageKind
     from subscriptions.subscribers import Status, Subscriber, Subscription
     from subscriptions.wards import Ward
 
@@ -827,10 +827,10 @@ def stop_workers(workers: list[Worker]) -> list[int]:
 def measure_b(folder: Path, sink: SmtpSink, wards: int, subscribers: int) -> dict[str, Any]:
     from sqlalchemy import func, select
 
-    from alerts.config import load_settings
-    from alerts.db import make_engine, session_factory
+    from alerts.core.config import load_settings
+    from alerts.core.db import make_engine, session_factory
     from alerts.delivery.outbox import Delivery, DeliveryStatus
-    from alerts.digests.publish import queue_digests
+    from alerts.usecases.digest_rounds import queue_digests
     from tests.postgres import postgres_cluster
 
     with postgres_cluster() as cluster:

@@ -41,8 +41,8 @@ POSTS = [("Courier fraud calls", "scams"), ("Doorstep traders", "scams"),
 def populate(url: str, wards: int, subscribers: int, *, choices: bool) -> None:
     from sqlalchemy import insert
 
-    from alerts.db import make_engine, migrate, session_factory
-    from alerts.items import ItemKind, store_items
+    from alerts.core.db import make_engine, migrate, session_factory
+    from alerts.sources.items import ItemKind, store_items
     from alerts.sources.officer import officer_item
     from alerts.sources.registry import officer_source
     from subscriptions.consent import CURRENT_WORDING, ConsentMethod
@@ -85,9 +85,9 @@ def populate(url: str, wards: int, subscribers: int, *, choices: bool) -> None:
 
 
 def measure(template: Path, folder: Path) -> tuple[float, int, int]:
-    from alerts.config import Settings
-    from alerts.db import make_engine, session_factory
-    from alerts.digests.publish import queue_digests
+    from alerts.core.config import Settings
+    from alerts.core.db import make_engine, session_factory
+    from alerts.usecases.digest_rounds import queue_digests
 
     best, deliveries, messages = float("inf"), 0, 0
     for run in range(3):

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from email_validator import EmailNotValidError, validate_email  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from alerts.db import make_engine  # noqa: E402
+from alerts.core.db import make_engine  # noqa: E402
 from subscriptions.subscribers import Subscription  # noqa: E402
 from tests.postgres import postgres_cluster  # noqa: E402
 

@@ -36,10 +36,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session
 
-from alerts.db import make_engine, migrate, session_factory
+from alerts.core.db import make_engine, migrate, session_factory
 from alerts.delivery.fanout import queue_for_subscriber
 from alerts.delivery.outbox import Delivery, DeliveryStatus
-from alerts.messages import Message, MessageKind
+from alerts.mail.messages import Message, MessageKind
 from subscriptions.base import utcnow
 from subscriptions.consent import Consent, ConsentMethod
 from subscriptions.links import Purpose, sign_reference
@@ -179,7 +179,7 @@ def huge(kind: str, address: str, delivery: int, nonce: str, n: int) -> bytes:
 
 
 def main_huge() -> None:
-    from alerts.config import load_settings
+    from alerts.core.config import load_settings
     from alerts.inbound.intake import Intake
     from alerts.inbound.journal import Via
 

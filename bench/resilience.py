@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 from aiosmtpd.smtp import SMTP, Envelope, Session  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from alerts.db import make_engine, migrate, session_factory  # noqa: E402
+from alerts.core.db import make_engine, migrate, session_factory  # noqa: E402
 from alerts.delivery.outbox import Delivery  # noqa: E402
 from subscriptions.subscribers import Subscriber  # noqa: E402
 from tests.delivery.test_resilience import queue_many  # noqa: E402

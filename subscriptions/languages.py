@@ -1,7 +1,7 @@
 """Languages a resident can read their email in: English, Welsh, or both (Welsh first).
 
 A ward has a language for everyone on its list; a subscriber may choose their own, which
-wins. The translations themselves live with the templates (`alerts/translations.py`).
+wins. The translations themselves live with the templates (`alerts/core/translations.py`).
 """
 
 from __future__ import annotations

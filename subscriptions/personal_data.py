@@ -2,7 +2,7 @@
 erasure, which leaves only a hashed suppression entry behind.
 
 Plain functions over a session; the caller commits. What `alerts` holds about the same
-person (the deliveries sent to them) is added and erased by `alerts.my_data`, which calls
+person (the deliveries sent to them) is added and erased by `alerts.usecases.my_data`, which calls
 these: this package knows nothing of `alerts`.
 """
 

@@ -4,7 +4,7 @@ The deployer names the topics (`topics.names` in the config). An item and a subs
 keep theirs as one sorted, comma-separated string, so that residents who follow the same
 topics share one rendered digest. A subscription with no choice (None) follows every
 topic; an item with no topic (general team news, advice, contact sessions) goes to
-everyone; urgent alerts ignore topics altogether (see `alerts.urgent`).
+everyone; urgent alerts ignore topics altogether (see `alerts.usecases.posting`).
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ import uvicorn
 from playwright.sync_api import Browser, Page, Playwright, ViewportSize, sync_playwright
 from starlette.types import ASGIApp
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from tests.processes import free_port, wait_for
 
 __all__ = [

@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings, load_settings
-from alerts.db import make_engine, migrate, session_factory
+from alerts.core.config import Settings, load_settings
+from alerts.core.db import make_engine, migrate, session_factory
 from tests.imap import dovecot  # noqa: F401  (session fixture, found by name)
 from tests.postgres import Cluster, PostgresUnavailable, postgres_cluster
 from tests.servers import FeedServer, SinkHandler, feed_server, smtp_sink

@@ -48,7 +48,7 @@ def make_sent_message(session: Session, ward: Ward, subscriptions: list[Subscrip
 
     from alerts.delivery.fanout import queue_for_subscriber
     from alerts.delivery.outbox import Delivery, DeliveryStatus
-    from alerts.messages import Message
+    from alerts.mail.messages import Message
 
     message = Message(ward_id=ward.id, kind=kind, subject=subject, html="<p>news</p>",
                       text="news", calendar=None)

@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 from imapclient import IMAPClient
 
-from alerts.config import InboundSettings
+from alerts.core.config import InboundSettings
 
 DOVECOT = Path("/usr/sbin/dovecot")
 INSTALL_HINT = (

@@ -33,10 +33,10 @@ from alerts.accounts.signin import (
     user_for_reset,
 )
 from alerts.accounts.users import MAX_PASSWORD, MIN_PASSWORD, User, find_user, set_password
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery.sender import make_transport
-from alerts.delivery.staff_mail import staff_email, staff_envelope
 from alerts.delivery.transport import DeliveryFailure, redact
+from alerts.mail.staff import staff_email, staff_envelope
 from subscriptions.base import utcnow
 
 log = logging.getLogger(__name__)

@@ -23,9 +23,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.accounts.users import UserError
-from alerts.config import ConfigError, Settings, load_settings
-from alerts.db import DatabaseError, make_engine, require_current_schema, session_factory
-from alerts.events import EventBus
+from alerts.core.config import ConfigError, Settings, load_settings
+from alerts.core.db import DatabaseError, make_engine, require_current_schema, session_factory
+from alerts.core.events import EventBus
 from alerts.sources.registry import SourceError
 from subscriptions.addresses import AddressError
 from subscriptions.schemes import SchemeError
@@ -124,7 +124,7 @@ class Runtime:
     def bus(self) -> EventBus:
         """The event bus of this process, with the pipeline's handlers wired in."""
         if self._bus is None:
-            from alerts.pipeline import wire
+            from alerts.usecases.pipeline import wire
 
             self._bus = EventBus()
             wire(self._bus, self.sessions(), self.settings)

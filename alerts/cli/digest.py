@@ -7,9 +7,14 @@ from pathlib import Path
 import click
 
 from alerts.cli.app import Runtime, fail, pass_runtime, print_json
-from alerts.digests.printed import PrintError, printed_digest_for, render_pdf, write_atomically
-from alerts.digests.publish import preview_digest, queue_digests
-from alerts.messages import fill_links
+from alerts.mail.messages import fill_links
+from alerts.usecases.digest_rounds import preview_digest, queue_digests
+from alerts.usecases.printed_digests import (
+    PrintError,
+    printed_digest_for,
+    render_pdf,
+    write_atomically,
+)
 from subscriptions.base import utcnow
 
 

@@ -9,12 +9,12 @@ from zoneinfo import ZoneInfo
 import click
 
 from alerts.cli.app import Runtime, fail, pass_runtime
-from alerts.db import transaction
-from alerts.events import ItemPublished, UrgentAlertPosted
-from alerts.items import ItemKind, store_items
+from alerts.core.db import transaction
+from alerts.core.events import ItemPublished, UrgentAlertPosted
+from alerts.sources.items import ItemKind, store_items
 from alerts.sources.officer import officer_item
 from alerts.sources.registry import officer_source
-from alerts.urgent import post_urgent
+from alerts.usecases.posting import post_urgent
 from subscriptions.base import utcnow
 from subscriptions.wards import get_ward
 

@@ -1,7 +1,7 @@
 """`alerts schemes add|list|members|import|export|add-member|remove-member`: Neighbourhood
 Watch schemes, their coordinators and their member lists.
 
-The member commands go through the coordinators' service (alerts.coordinators), as the
+The member commands go through the coordinators' service (alerts.usecases.coordinators), as the
 coordinators' pages do, so the same rules hold: the consent recorded, the double opt-in
 email unless --confirmed declares prior consent (for addresses new to us only), an
 invitation to accept for residents already subscribed, the same answer whatever became of
@@ -19,7 +19,8 @@ import click
 from alerts.accounts.audit import record
 from alerts.accounts.users import Role, add_user, find_user
 from alerts.cli.app import Runtime, cli_actor, fail, pass_runtime, print_json, warn
-from alerts.coordinators import (
+from alerts.core.db import transaction
+from alerts.usecases.coordinators import (
     CoordinatorError,
     add_member,
     command_line_principal,
@@ -27,7 +28,6 @@ from alerts.coordinators import (
     import_members,
     remove_member,
 )
-from alerts.db import transaction
 from subscriptions.addresses import normalise_address
 from subscriptions.base import utcnow
 from subscriptions.schemes import add_scheme, get_scheme, list_members, list_schemes

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from alerts.cli.app import Runtime, pass_runtime
-from alerts.db import migrate
+from alerts.core.db import migrate
 
 
 def register(cli: click.Group) -> None:

@@ -7,9 +7,9 @@ from datetime import datetime
 import click
 
 from alerts.cli.app import Runtime, pass_runtime, print_json
+from alerts.core.scheduler_store import SchedulerStatus, stored_status
 from alerts.delivery.status import outbox_report
 from alerts.inbound.status import inbound_report
-from alerts.service.scheduler import SchedulerStatus, stored_status
 from subscriptions.base import utcnow
 
 

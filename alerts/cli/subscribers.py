@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from alerts.cli.app import Runtime, fail, pass_runtime, warn
-from alerts.confirmations import confirm_imported
-from alerts.db import transaction
+from alerts.core.db import transaction
+from alerts.usecases.confirmations import confirm_imported
 from subscriptions.base import utcnow
 from subscriptions.consent import Consent, ConsentMethod
 from subscriptions.csv_io import (

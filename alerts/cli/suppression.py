@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from alerts.cli.app import Runtime, pass_runtime, print_json
-from alerts.db import transaction
+from alerts.core.db import transaction
 from subscriptions.suppression import (
     SuppressionReason,
     list_suppressions,

@@ -18,7 +18,7 @@ from alerts.accounts.users import (
     set_password,
 )
 from alerts.cli.app import Runtime, cli_actor, pass_runtime, print_json
-from alerts.db import transaction
+from alerts.core.db import transaction
 
 
 def register(cli: click.Group) -> None:

@@ -8,7 +8,7 @@ import click
 from apscheduler.triggers.cron import CronTrigger
 
 from alerts.cli.app import Runtime, fail, pass_runtime, print_json, warn
-from alerts.db import transaction
+from alerts.core.db import transaction
 from subscriptions.csv_io import CsvError, decode, parse_wards_csv
 from subscriptions.languages import Language
 from subscriptions.postcodes import PostcodeError, import_postcodes, parse_postcodes_csv

@@ -1,1 +1,3 @@
-"""Delivery: fan a message out to rows in the outbox, build each email, hand it to a transport."""
+"""Delivery: fan a message out to rows in the outbox, and the one sender that claims them,
+has each email made (`alerts.mail`) and hands it to a transport. Only this package opens a
+transport."""

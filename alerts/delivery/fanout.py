@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from alerts.delivery.outbox import Delivery, DeliveryStatus
-from alerts.messages import Message
+from alerts.mail.messages import Message
 from subscriptions.base import utcnow
 from subscriptions.links import new_nonce_sql
 from subscriptions.subscribers import (

@@ -29,9 +29,9 @@ from enum import StrEnum
 from sqlalchemy import Connection, Engine, and_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import MailSettings, Settings
+from alerts.core.config import MailSettings, Settings
+from alerts.core.events import DeliveryFailed, EventBus
 from alerts.delivery.maildir import MaildirTransport
-from alerts.delivery.mime import Outgoing, PreparedMessage, personalise_email, prepare_message
 from alerts.delivery.outbox import (
     Delivery,
     claim_due,
@@ -48,8 +48,8 @@ from alerts.delivery.transport import (
     Transport,
     redact,
 )
-from alerts.events import DeliveryFailed, EventBus
-from alerts.messages import ANSWER_KINDS, Message, MessageKind
+from alerts.mail.messages import ANSWER_KINDS, Message, MessageKind
+from alerts.mail.mime import Outgoing, PreparedMessage, personalise_email, prepare_message
 from subscriptions.base import utcnow
 from subscriptions.subscribers import Status, Subscriber, Subscription
 from subscriptions.suppression import Suppression, SuppressionReason, suppress

@@ -27,7 +27,7 @@ from aiosmtplib import (
     SMTPResponseException,
 )
 
-from alerts.config import MailSettings
+from alerts.core.config import MailSettings
 from alerts.delivery.rejections import is_hard_bounce
 from alerts.delivery.transport import (
     DeliveryFailure,

@@ -33,19 +33,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.accounts.users import Role, add_user
-from alerts.config import Settings, load_settings
-from alerts.db import make_engine, migrate, session_factory, transaction
+from alerts.core.config import Settings, load_settings
+from alerts.core.db import make_engine, migrate, session_factory, transaction
 from alerts.delivery.sender import DeliveryReport, deliver_due
-from alerts.digests.publish import DigestOutcome, queue_digests
 from alerts.inbound.forward import ForwardReport, forward_due
 from alerts.inbound.intake import Intake, Outcome
 from alerts.inbound.journal import Via
-from alerts.items import ItemKind, store_items
-from alerts.messages import Message, MessageKind, fill_links
+from alerts.mail.messages import Message, MessageKind, fill_links
 from alerts.sources.collect import CollectReport, collect
+from alerts.sources.items import ItemKind, store_items
 from alerts.sources.officer import officer_item
 from alerts.sources.registry import add_source, officer_source
-from alerts.urgent import UrgentOutcome, post_urgent
+from alerts.usecases.digest_rounds import DigestOutcome, queue_digests
+from alerts.usecases.posting import UrgentOutcome, post_urgent
 from subscriptions.base import utcnow
 from subscriptions.consent import Consent, ConsentMethod
 from subscriptions.csv_io import (

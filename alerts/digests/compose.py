@@ -19,8 +19,8 @@ from datetime import datetime, timedelta
 from gettext import NullTranslations
 from urllib.parse import quote, urlsplit
 
-from alerts.items import Item, ItemKind
-from alerts.translations import both
+from alerts.core.translations import both
+from alerts.sources.items import Item, ItemKind
 from subscriptions.languages import Language
 from subscriptions.topics import follows
 

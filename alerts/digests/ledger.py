@@ -17,7 +17,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql import ColumnElement
 
-from alerts.items import Item
+from alerts.sources.items import Item
 from alerts.sources.registry import Source
 from subscriptions.base import Base, utcnow
 from subscriptions.languages import Language

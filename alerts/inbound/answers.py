@@ -9,11 +9,11 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery.fanout import queue_for_subscriber
-from alerts.digests.render import Rendered, render_left, render_reply_ack
 from alerts.inbound.replies import ReplyThread, ThreadAnswer
-from alerts.messages import Message, MessageKind
+from alerts.mail.messages import Message, MessageKind
+from alerts.mail.render import Rendered, render_left, render_reply_ack
 from subscriptions.wards import Ward
 
 # A reply that reads like an emergency is answered ahead of any queued digest.

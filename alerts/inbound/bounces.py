@@ -15,7 +15,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from alerts.config import InboundSettings
+from alerts.core.config import InboundSettings
 from alerts.inbound.classify import Classification, Severity
 from alerts.inbound.journal import soft_bounces_since
 from subscriptions.subscribers import Subscriber

@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.inbound.answers import confirm_left
 from subscriptions.subscribers import Status, Subscription
 from subscriptions.wards import Ward

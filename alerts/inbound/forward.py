@@ -23,13 +23,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery.outbox import retry_delay
 from alerts.delivery.sender import make_transport
-from alerts.delivery.staff_mail import staff_email, staff_envelope
 from alerts.delivery.transport import DeliveryFailure, PermanentFailure, Transport
 from alerts.inbound.replies import Reply, ReplyThread
-from alerts.messages import Message
+from alerts.mail.messages import Message
+from alerts.mail.staff import staff_email, staff_envelope
 from subscriptions.subscribers import Subscriber
 from subscriptions.wards import Ward
 

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
-from alerts.config import InboundSettings
+from alerts.core.config import InboundSettings
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
+from alerts.core.events import BounceReceived, ReplyReceived
 from alerts.delivery.outbox import Delivery
-from alerts.events import BounceReceived, ReplyReceived
 from alerts.inbound.answers import acknowledge
 from alerts.inbound.bounces import apply_bounce
 from alerts.inbound.classify import Classification, Kind, classify, refuse_to_answer
@@ -49,7 +49,7 @@ from alerts.inbound.mail import InboundMail, MalformedMail, parse_mail
 from alerts.inbound.replies import Reply, thread_for
 from alerts.inbound.signals import emergency_signals
 from alerts.inbound.text import UNREAD_NOTE, ReplyText, body_text, split_reply
-from alerts.messages import Message
+from alerts.mail.messages import Message
 from alerts.sources.sanitise import shorten
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose, nonces_in, verify_reference

@@ -25,7 +25,7 @@ from typing import AnyStr
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.inbound.intake import Intake, IntakeUnavailable, Outcome, issued_address
 from alerts.inbound.journal import Via
 from alerts.inbound.mail import MAX_MESSAGE_BYTES

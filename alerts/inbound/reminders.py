@@ -20,11 +20,11 @@ from email.message import EmailMessage
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery.sender import make_transport
-from alerts.delivery.staff_mail import staff_email, staff_envelope
 from alerts.delivery.transport import DeliveryFailure
 from alerts.inbound.replies import Reply, ReplyThread
+from alerts.mail.staff import staff_email, staff_envelope
 from alerts.sources.sanitise import shorten
 from subscriptions.subscribers import Subscriber
 from subscriptions.wards import Ward

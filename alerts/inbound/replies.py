@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from alerts.messages import Message
+from alerts.mail.messages import Message
 from subscriptions.base import Base, utcnow
 from subscriptions.subscribers import Subscriber
 from subscriptions.wards import Ward, get_ward

@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the engine that `alerts.db.migrate` hands over."""
+"""Alembic environment: runs on the engine that `alerts.core.db.migrate` hands over."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 from alembic import context
 from sqlalchemy import Engine, create_engine
 
-from alerts.db import server_default_comparison
-from alerts.schema import metadata
-from alerts.service.scheduler import JOB_TABLE
+from alerts.core.db import server_default_comparison
+from alerts.core.scheduler_store import JOB_TABLE
+from alerts.migrations.schema import metadata
 
 config = context.config
 

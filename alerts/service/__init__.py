@@ -6,6 +6,6 @@ and `alerts worker` (the delivery loop alone, to scale out).
 callables the job store refers to; `context` is where those callables find the running
 service; `delivery` is the outbox loop; `webserver` serves the web app inside the same loop.
 
-This package imports nothing at load time, so the migrations can read `scheduler.JOB_TABLE`
-without pulling in the web stack.
+This package imports nothing at load time; what other processes read of the job table is
+`alerts.core.scheduler_store`'s.
 """

@@ -16,8 +16,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
-from alerts.events import EventBus
+from alerts.core.config import Settings
+from alerts.core.events import EventBus
 
 
 class JobTracker:

@@ -27,11 +27,11 @@ import time
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
+from alerts.core.events import EventBus
 from alerts.delivery.outbox import any_due, end_leases_of_the_dead
 from alerts.delivery.sender import deliver_due_async, make_transport
 from alerts.delivery.transport import Transport
-from alerts.events import EventBus
 from alerts.inbound.forward import forward_due_async
 from subscriptions.base import utcnow
 

@@ -14,7 +14,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from alerts.events import DigestDue
+from alerts.core.events import DigestDue
 from alerts.inbound.imap import ImapError
 from alerts.inbound.intake import Intake
 from alerts.inbound.intake import poll_inbox as intake_poll

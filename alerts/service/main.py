@@ -37,27 +37,22 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
-from alerts.events import (
+from alerts.core.config import Settings
+from alerts.core.events import (
     DigestQueued,
     EventBus,
     ItemPublished,
     ReplyReceived,
     UrgentAlertPosted,
 )
+from alerts.core.scheduler_store import SchedulerStatus, stored_status
 from alerts.inbound.intake import Intake
 from alerts.inbound.lmtp import InboundHandler, ListenAddressError, parse_listen, start_lmtp
 from alerts.service import context, plan
 from alerts.service.context import JobTracker, ServiceContext
 from alerts.service.delivery import DeliveryLoop
 from alerts.service.leader import Leadership, leadership_for
-from alerts.service.scheduler import (
-    SchedulerStatus,
-    describe,
-    make_scheduler,
-    scheduler_status,
-    stored_status,
-)
+from alerts.service.scheduler import describe, make_scheduler, scheduler_status
 from alerts.service.webserver import EmbeddedServer, ServiceError, address, listen, make_server
 from alerts.web.app import create_app
 from subscriptions.base import utcnow

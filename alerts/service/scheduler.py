@@ -8,25 +8,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, NotRequired, TypedDict
-from zoneinfo import ZoneInfo
+from datetime import datetime
+from typing import Any
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.schedulers.base import STATE_RUNNING, STATE_STOPPED
 from apscheduler.util import utc_timestamp_to_datetime
-from sqlalchemy import Column, Engine, Float, MetaData, Table, Unicode, inspect, null, select
+from sqlalchemy import Engine, null, select
 
-from alerts.config import SchedulerSettings, Settings
+from alerts.core.config import SchedulerSettings, Settings
+from alerts.core.scheduler_store import JOB_TABLE, SchedulerStatus, report_of, stored_status
 
 log = logging.getLogger(__name__)
-
-# APScheduler creates and owns this table; the migrations leave it alone (see migrations/env.py).
-JOB_TABLE = "apscheduler_jobs"
 
 # A digest missed while the service was down still goes out, once, if the service is back
 # within the hour; later than that it waits for its next time rather than arriving stale.
@@ -41,26 +37,6 @@ STORE_RETRY_MOST = 60.0
 # How many of the next jobs the scheduler keeps in mind, to name the overdue ones while the
 # job table cannot be read.
 REMEMBERED_JOBS = 20
-
-
-class JobStatus(TypedDict):
-    id: str
-    next_run_time: str | None
-
-
-class StalledJob(TypedDict):
-    id: str
-    overdue_seconds: int
-
-
-class SchedulerStatus(TypedDict):
-    running: bool
-    jobs: list[JobStatus]
-    # Jobs overdue by more than `scheduler.stall_grace_seconds`: nothing is running them.
-    stalled: NotRequired[list[StalledJob]]
-    role: NotRequired[str]
-    # Why the scheduler cannot use its job store, while it cannot.
-    store_error: NotRequired[str]
 
 
 def describe(error: BaseException) -> str:
@@ -262,7 +238,7 @@ def scheduler_status(scheduler: ServiceScheduler, engine: Engine, settings: Sche
     try:
         report = stored_status(engine, settings, now)
     except Exception as exc:
-        report = _report(scheduler.store.upcoming, settings, now)
+        report = report_of(scheduler.store.upcoming, settings, now)
         report["store_error"] = describe(exc)
     report["running"] = bool(scheduler.running)
     failure = scheduler.store_failure
@@ -271,39 +247,3 @@ def scheduler_status(scheduler: ServiceScheduler, engine: Engine, settings: Sche
     return report
 
 
-def stored_status(engine: Engine, settings: SchedulerSettings, now: datetime) -> SchedulerStatus:
-    """The jobs as the job table holds them, read by any process (`alerts web`, a follower,
-    `alerts status`): a job overdue by more than `stall_grace_seconds` is stalled."""
-    if not inspect(engine).has_table(JOB_TABLE):
-        return {"running": False, "jobs": [], "stalled": []}
-    # Only the two plain columns are read: unpickling job state is the scheduler's business.
-    table = Table(JOB_TABLE, MetaData(), Column("id", Unicode(191), primary_key=True),
-                  Column("next_run_time", Float(25)))
-    with engine.connect() as connection:
-        rows = connection.execute(select(table.c.id, table.c.next_run_time).order_by(table.c.id))
-        return _report([(ident, stamp) for ident, stamp in rows], settings, now)
-
-
-def _report(rows: Sequence[tuple[str, float | None]], settings: SchedulerSettings,
-            now: datetime) -> SchedulerStatus:
-    zone = ZoneInfo(settings.timezone)
-    jobs: list[JobStatus] = [
-        {
-            "id": ident,
-            "next_run_time": None if stamp is None else _iso(
-                datetime.fromtimestamp(stamp, UTC).astimezone(zone)
-            ),
-        }
-        for ident, stamp in sorted(rows)
-    ]
-    late = [(now.timestamp() - stamp, ident) for ident, stamp in rows if stamp is not None]
-    stalled: list[StalledJob] = [
-        {"id": ident, "overdue_seconds": int(seconds)}
-        for seconds, ident in sorted(late, reverse=True)
-        if seconds > settings.stall_grace_seconds
-    ]
-    return {"running": False, "jobs": jobs, "stalled": stalled}
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()

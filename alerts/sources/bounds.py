@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from alerts.items import CollectedItem
+from alerts.sources.items import CollectedItem
 
 MAX_NAMED = 3  # events named one by one in a note; the rest are counted
 MAX_NAME = 80

@@ -18,13 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
-from alerts.db import transaction
-from alerts.events import EventBus, ItemPublished
-from alerts.items import CollectedItem, store_items
+from alerts.core.config import Settings
+from alerts.core.db import transaction
+from alerts.core.events import EventBus, ItemPublished
 from alerts.sources.bounds import Bounded, first_items
 from alerts.sources.fetch import fetch, make_client
 from alerts.sources.ics import parse_calendar
+from alerts.sources.items import CollectedItem, store_items
 from alerts.sources.policeuk import collect_policeuk
 from alerts.sources.registry import (
     FETCHED_KINDS,

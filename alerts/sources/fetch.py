@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.sources.registry import SourceError
 
 ACCEPT = (

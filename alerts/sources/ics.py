@@ -26,8 +26,8 @@ from recurring_ical_events.selection.name import ComponentsWithName
 from recurring_ical_events.series import Series
 from recurring_ical_events.util import compare_greater, convert_to_datetime
 
-from alerts.items import CollectedItem, ItemKind
 from alerts.sources.bounds import Bounded, items_note, occurrences_note, unread_note
+from alerts.sources.items import CollectedItem, ItemKind
 from alerts.sources.registry import SourceError
 from alerts.sources.sanitise import as_safe_html, shorten
 

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable
 from datetime import datetime
 
-from alerts.items import CollectedItem, ItemKind
+from alerts.sources.items import CollectedItem, ItemKind
 from alerts.sources.registry import SourceError
 from alerts.sources.sanitise import as_safe_html
 from subscriptions.topics import TopicError, choose_topics, join_topics

@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from alerts.items import CollectedItem, ItemKind
 from alerts.sources.fetch import HTTPStatusError, fetch
+from alerts.sources.items import CollectedItem, ItemKind
 from alerts.sources.registry import SourceError, split_force_neighbourhood
 from alerts.sources.sanitise import as_safe_html, html_to_text
 

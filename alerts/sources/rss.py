@@ -28,8 +28,8 @@ from urllib.parse import urljoin, urlsplit
 import feedparser
 from feedparser.datetimes import _parse_date as parse_feed_date  # the dates feedparser reads
 
-from alerts.items import CollectedItem, ItemKind
 from alerts.sources.bounds import Bounded, entries_note
+from alerts.sources.items import CollectedItem, ItemKind
 from alerts.sources.registry import SourceError
 from alerts.sources.sanitise import html_to_text, sanitise_html, shorten, text_to_html
 

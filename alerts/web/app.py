@@ -18,9 +18,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session, sessionmaker
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from alerts.config import Settings
-from alerts.events import EventBus
-from alerts.service.scheduler import SchedulerStatus
+from alerts.core.config import Settings
+from alerts.core.events import EventBus
+from alerts.core.scheduler_store import SchedulerStatus
 from alerts.web.auth import auth_router
 from alerts.web.coordinators import coordinators_router
 from alerts.web.health import check_health, http_status

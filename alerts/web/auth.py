@@ -28,7 +28,7 @@ from alerts.accounts.reset_mail import (
 )
 from alerts.accounts.signin import RESET_MINUTES, Refusal, sign_in, sign_out
 from alerts.accounts.users import MIN_PASSWORD, User
-from alerts.db import transaction
+from alerts.core.db import transaction
 from alerts.web.staff import StaffSite
 from subscriptions.base import utcnow
 

@@ -5,7 +5,7 @@ print for members without email. On the residents' side, `/scheme-invitation/{to
 page a scheme's invitation links to, whose one button (a POST) joins the scheme; opening the
 link changes nothing, since mail scanners open every link in an email.
 
-Handlers are thin: they parse the form, check its CSRF token, call `alerts.coordinators`
+Handlers are thin: they parse the form, check its CSRF token, call `alerts.usecases.coordinators`
 (which decides who may do what and audits every change) and render. Plain `def`s, so FastAPI
 runs them in worker threads. Every page works without JavaScript. No resident's address is
 written to a log; the CSV export is a download that is never cached.
@@ -23,8 +23,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.accounts.access import Principal
 from alerts.accounts.reset_mail import invitation, send_reset_mail
-from alerts.config import Settings
-from alerts.coordinators import (
+from alerts.core.config import Settings
+from alerts.core.db import transaction
+from alerts.mail.messages import fill_links
+from alerts.usecases.coordinators import (
     MAX_BODY,
     MAX_IMPORT_BYTES,
     MAX_SUBJECT,
@@ -46,10 +48,8 @@ from alerts.coordinators import (
     view_scheme,
     wards_for_new_schemes,
 )
-from alerts.db import transaction
-from alerts.digests.printed import NoDigestYet, pdf_filename, render_pdf
-from alerts.messages import fill_links
-from alerts.scheme_invitations import INVITE_PATH, accept, preview_invitation
+from alerts.usecases.printed_digests import NoDigestYet, pdf_filename, render_pdf
+from alerts.usecases.scheme_invitations import INVITE_PATH, accept, preview_invitation
 from alerts.web.residents import linked_page
 from alerts.web.staff import HEADERS, StaffSite
 from subscriptions.base import utcnow

@@ -12,9 +12,9 @@ from typing import TypedDict
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.core.scheduler_store import SchedulerStatus
 from alerts.delivery.outbox import DeliveryStatus
 from alerts.delivery.status import outbox_report
-from alerts.service.scheduler import SchedulerStatus
 
 
 class OutboxStatus(TypedDict):

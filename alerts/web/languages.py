@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 from fastapi import Request, Response
 
-from alerts.translations import COOKIE, HTML_LANG, page_language
+from alerts.core.translations import COOKIE, HTML_LANG, page_language
 from subscriptions.languages import Language
 
 # The page in the other language, named in that language.

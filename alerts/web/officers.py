@@ -3,7 +3,7 @@ form (team update, contact session, advice, urgent alert behind a confirmation s
 preview of the real email, the digest preview, the ward's sources, the replies inbox and
 each conversation with its "handled" mark and answer box.
 
-Handlers are thin: parse the form, call `alerts.officers` (which checks that the ward is
+Handlers are thin: parse the form, call `alerts.usecases.officers` (which checks that the ward is
 the signed-in person's and audits every change), render. A ward not theirs is `Forbidden`
 (403) from the service, whatever the page or URL; a form whose hidden ward differs from its
 page's is refused the same way, before anything is stored.
@@ -25,14 +25,14 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
-from alerts import officers
 from alerts.accounts.access import Forbidden, Principal
 from alerts.accounts.users import Role
-from alerts.db import transaction
-from alerts.events import EventBus, ItemPublished, UrgentAlertPosted
-from alerts.items import ItemKind
-from alerts.officers import Draft, InputError, NotFound
-from alerts.pipeline import wire
+from alerts.core.db import transaction
+from alerts.core.events import EventBus, ItemPublished, UrgentAlertPosted
+from alerts.sources.items import ItemKind
+from alerts.usecases import officers
+from alerts.usecases.officers import Draft, InputError, NotFound
+from alerts.usecases.pipeline import wire
 from alerts.web.staff import StaffSite
 from subscriptions.base import utcnow
 

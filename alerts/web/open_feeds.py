@@ -9,7 +9,8 @@
 Every answer carries `Cache-Control: public, max-age=300`, a strong ETag over its body and,
 for a ward, `Last-Modified` (the newest item); a matching `If-None-Match` (or, without one, an
 `If-Modified-Since` not older than that) gets 304. No cookie is set and no form is shown.
-Handlers read through `alerts.open_feeds` and render; they are plain `def`s (worker threads).
+Handlers read through `alerts.usecases.open_feeds` and render; they are plain `def`s (worker
+threads).
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
-from alerts.digests.render import environment, when
-from alerts.open_feeds import (
+from alerts.core.config import Settings
+from alerts.core.translations import HTML_LANG, babel_locale
+from alerts.mail.render import environment, when
+from alerts.usecases.open_feeds import (
     FeedUrls,
     WardFeed,
     atom_feed,
@@ -37,7 +39,6 @@ from alerts.open_feeds import (
     load_ward_feed,
     uid_domain,
 )
-from alerts.translations import HTML_LANG, babel_locale
 from alerts.web.languages import VARY, request_language, switch_link
 from alerts.web.residents import HEADERS
 from subscriptions.base import utcnow

@@ -2,7 +2,7 @@
 one-click) and "my data" (download or erase, after an emailed link). Plain HTML forms from
 `templates/web/`, no JavaScript needed.
 
-Handlers parse the request, call `alerts.confirmations`, `alerts.my_data` or
+Handlers parse the request, call `alerts.usecases.confirmations`, `alerts.usecases.my_data` or
 `subscriptions.web_consent`, and render. They are plain `def`s: FastAPI runs them in worker
 threads, so database work never blocks the event loop. No address is written to a log.
 """
@@ -16,17 +16,23 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
-from alerts.confirmations import (
+from alerts.core.config import Settings
+from alerts.core.db import transaction
+from alerts.core.translations import HTML_LANG, N_
+from alerts.mail.render import environment
+from alerts.usecases.confirmations import (
     CONFIRM_MAX_AGE_HOURS,
     confirm,
     preview_confirmation,
     sign_up,
 )
-from alerts.db import transaction
-from alerts.digests.render import environment
-from alerts.my_data import DATA_MAX_AGE_HOURS, erase_data, export_data, read_data_link, request_data
-from alerts.translations import HTML_LANG, N_
+from alerts.usecases.my_data import (
+    DATA_MAX_AGE_HOURS,
+    erase_data,
+    export_data,
+    read_data_link,
+    request_data,
+)
 from alerts.web.csrf import Csrf
 from alerts.web.languages import remember_choice, request_language, switch_link
 from subscriptions.addresses import AddressError, normalise_address

@@ -19,8 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.accounts.access import Forbidden, Principal, principal_for
 from alerts.accounts.signin import SESSION_HOURS, session_token, user_for_token
 from alerts.accounts.users import User
-from alerts.config import Settings
-from alerts.digests.render import environment
+from alerts.core.config import Settings
+from alerts.mail.render import environment
 from alerts.web.csrf import Csrf
 
 SESSION_COOKIE = "alerts_staff"

@@ -7,7 +7,7 @@
 
 The signed token is the only thing read: no cookie is set, and neither the address, the
 request's IP nor its user agent is stored or logged with a vote (the access log is off).
-Handlers parse, call `alerts.useful` and render; plain `def`s, run in worker threads.
+Handlers parse, call `alerts.usecases.votes` and render; plain `def`s, run in worker threads.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
-from alerts.db import transaction
-from alerts.useful import read_stored_vote, record_vote, vote_question
+from alerts.core.config import Settings
+from alerts.core.db import transaction
+from alerts.usecases.votes import read_stored_vote, record_vote, vote_question
 from alerts.web.residents import linked_page
 from subscriptions.base import utcnow
 

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.accounts import signin
 from alerts.accounts.users import Role, add_user
-from alerts.config import ConfigError, Settings, load_settings
+from alerts.core.config import ConfigError, Settings, load_settings
 from alerts.service.webserver import address, listen, make_server
 from alerts.web.app import create_app
 from tests.factories import make_ward

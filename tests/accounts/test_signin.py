@@ -37,7 +37,7 @@ from alerts.accounts.signin import (
     user_for_token,
 )
 from alerts.accounts.users import Role, User, add_user, set_password
-from alerts.config import Settings
+from alerts.core.config import Settings
 from subscriptions.base import utcnow
 from tests.factories import make_ward
 

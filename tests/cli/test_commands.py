@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from alerts.cli import cli
-from alerts.config import Settings
+from alerts.core.config import Settings
 from subscriptions.base import utcnow
 from tests.servers import FeedServer
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from alerts.config import load_settings
-from alerts.db import make_engine, session_factory
+from alerts.core.config import load_settings
+from alerts.core.db import make_engine, session_factory
 from alerts.web.app import create_app
 from subscriptions.subscribers import Status, find_subscriber, unsubscribe_everywhere
 from tests.cli.test_commands import alerts, config, run  # noqa: F401 (fixtures)

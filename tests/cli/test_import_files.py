@@ -15,8 +15,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 import subscriptions.csv_io
-from alerts.config import load_settings
-from alerts.db import make_engine, session_factory
+from alerts.core.config import load_settings
+from alerts.core.db import make_engine, session_factory
 from alerts.delivery.outbox import Delivery
 from subscriptions.addresses import normalise_address
 from subscriptions.subscribers import Subscriber, Subscription

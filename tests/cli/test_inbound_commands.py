@@ -11,7 +11,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from alerts.cli import cli
-from alerts.config import Settings
+from alerts.core.config import Settings
 from subscriptions.links import Purpose
 from tests.factories import make_sent_message, make_subscriber, make_ward, signed
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import sessionmaker
 from alerts.accounts.audit import AuditEntry
 from alerts.accounts.users import User, find_user, verify_password
 from alerts.cli import cli
-from alerts.config import Settings
+from alerts.core.config import Settings
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
-from alerts.config import Settings
-from alerts.items import Item
+from alerts.core.config import Settings
+from alerts.sources.items import Item
 from subscriptions.subscribers import Subscriber, Subscription
 from tests.cli.test_commands import alerts, config, one_line_error, run  # noqa: F401 (fixtures)
 

@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.delivery.fanout import fan_out
 from alerts.delivery.outbox import Delivery, DeliveryStatus
-from alerts.messages import UNSUBSCRIBE_MARK, Message
+from alerts.mail.messages import UNSUBSCRIBE_MARK, Message
 from subscriptions.subscribers import Status
 from subscriptions.wards import Ward
 from tests.factories import make_subscriber, make_ward

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery.outbox import (
     Delivery,
     DeliveryStatus,

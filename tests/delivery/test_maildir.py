@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery import maildir
 from alerts.delivery.maildir import MaildirTransport
 from alerts.delivery.outbox import DeliveryStatus

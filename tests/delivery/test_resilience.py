@@ -19,11 +19,11 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session as DbSession
 from sqlalchemy.orm import sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery.fanout import fan_out
 from alerts.delivery.outbox import Delivery
 from alerts.delivery.sender import deliver_due, deliver_due_async
-from alerts.messages import Message
+from alerts.mail.messages import Message
 from subscriptions.base import utcnow
 from tests.factories import make_ward
 from tests.processes import slow_down, start_alerts, wait_for

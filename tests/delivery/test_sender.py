@@ -17,12 +17,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery.fanout import fan_out
 from alerts.delivery.maildir import MaildirError
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.delivery.sender import DeliveryReport, deliver_due
-from alerts.messages import UNSUBSCRIBE_MARK, Message
+from alerts.mail.messages import UNSUBSCRIBE_MARK, Message
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose, nonces_in, verify_reference
 from subscriptions.subscribers import Status, Subscriber, Subscription
@@ -386,7 +386,7 @@ def test_progress_is_reported_after_each_batch(
 def test_each_failure_is_published_as_an_event_without_the_address(
     factory: sessionmaker[Session], smtp: tuple[SinkHandler, Settings]
 ) -> None:
-    from alerts.events import DeliveryFailed, EventBus
+    from alerts.core.events import DeliveryFailed, EventBus
 
     handler, settings = smtp
     emails = queue(factory, 3)

@@ -10,13 +10,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
+from alerts.core.events import EventBus
 from alerts.delivery.fanout import fan_out
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.delivery.sender import deliver_due
-from alerts.events import EventBus
-from alerts.messages import Message
-from alerts.pipeline import wire
+from alerts.mail.messages import Message
+from alerts.usecases.pipeline import wire
 from subscriptions.suppression import Suppression
 from tests.factories import make_subscriber, make_ward
 from tests.servers import SinkHandler

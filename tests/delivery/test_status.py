@@ -9,12 +9,12 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.cli import cli
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery.fanout import fan_out
 from alerts.delivery.outbox import Delivery
 from alerts.delivery.sender import deliver_due
 from alerts.delivery.status import failure_reason
-from alerts.messages import Message
+from alerts.mail.messages import Message
 from tests.factories import make_subscriber, make_ward
 from tests.servers import SinkHandler
 

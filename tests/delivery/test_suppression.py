@@ -10,12 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.cli import cli
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery.fanout import fan_out
 from alerts.delivery.outbox import Delivery
 from alerts.delivery.rejections import is_hard_bounce
 from alerts.delivery.sender import deliver_due
-from alerts.messages import Message
+from alerts.mail.messages import Message
 from subscriptions.suppression import SuppressionReason, is_suppressed, suppress
 from subscriptions.wards import Ward
 from tests.factories import make_subscriber, make_ward

@@ -14,17 +14,17 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
-from alerts.db import transaction
+from alerts.core.config import Settings
+from alerts.core.db import transaction
 from alerts.delivery.sender import deliver_due
-from alerts.digests.publish import queue_digests
-from alerts.items import CollectedItem, ItemKind, store_items
+from alerts.sources.items import CollectedItem, ItemKind, store_items
 from alerts.sources.registry import officer_source
+from alerts.usecases.digest_rounds import queue_digests
 from subscriptions.languages import Language
 from subscriptions.wards import get_ward
-from tests.digests.test_print import alerts, assert_a4, config, pdf_pages  # noqa: F401
 from tests.factories import make_subscriber, make_ward
 from tests.servers import SinkHandler
+from tests.usecases.test_printed_digests import alerts, assert_a4, config, pdf_pages  # noqa: F401
 
 # What a digest lists (alerts.digests.compose.MAX_LISTED_SESSIONS and MAX_LISTED_ITEMS): the
 # soonest ten sessions, the newest ten posts and the newest ten pieces of advice.

@@ -9,7 +9,7 @@ from alerts.digests.compose import (
     listing,
     ward_page_url,
 )
-from alerts.items import ItemKind
+from alerts.sources.items import ItemKind
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 MONTH = timedelta(days=30)

@@ -10,13 +10,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery.outbox import Delivery
-from alerts.digests.publish import queue_digests, queue_immediate
 from alerts.digests.schedule import digest_schedule
-from alerts.items import CollectedItem, ItemKind, store_items
-from alerts.messages import Message, MessageItem
+from alerts.mail.messages import Message, MessageItem
+from alerts.sources.items import CollectedItem, ItemKind, store_items
 from alerts.sources.registry import officer_source
+from alerts.usecases.digest_rounds import queue_digests, queue_immediate
 from subscriptions.subscribers import Frequency, Subscriber, Subscription
 from subscriptions.wards import Ward, get_ward
 from tests.factories import make_subscriber, make_ward

@@ -10,14 +10,14 @@ from email.message import EmailMessage
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery.sender import deliver_due
 from alerts.digests.compose import DigestContent, DigestItem, compose_digest
-from alerts.digests.publish import queue_digests
-from alerts.digests.render import Rendered, render_alert, render_digest
-from alerts.items import CollectedItem, ItemKind, store_items
-from alerts.messages import UNSUBSCRIBE_MARK, fill_links
+from alerts.mail.messages import UNSUBSCRIBE_MARK, fill_links
+from alerts.mail.render import Rendered, render_alert, render_digest
+from alerts.sources.items import CollectedItem, ItemKind, store_items
 from alerts.sources.registry import officer_source
+from alerts.usecases.digest_rounds import queue_digests
 from alerts.web.app import create_app
 from subscriptions.languages import Language
 from subscriptions.wards import get_ward

@@ -9,15 +9,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery.outbox import Delivery
 from alerts.delivery.sender import deliver_due
-from alerts.digests.publish import queue_digests, queue_immediate
-from alerts.items import ItemKind, store_items
-from alerts.messages import Message
+from alerts.mail.messages import Message
+from alerts.sources.items import ItemKind, store_items
 from alerts.sources.officer import officer_item
 from alerts.sources.registry import SourceError, officer_source
-from alerts.urgent import post_urgent
+from alerts.usecases.digest_rounds import queue_digests, queue_immediate
+from alerts.usecases.posting import post_urgent
 from subscriptions.base import utcnow
 from subscriptions.subscribers import Frequency, Subscriber
 from subscriptions.topics import TopicError, choose_topics, follows, join_topics, topics_by_ward

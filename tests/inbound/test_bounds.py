@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.inbound import classify, intake
 from alerts.inbound.classify import Kind
 from alerts.inbound.forward import forward_due

@@ -18,16 +18,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.cli import cli
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery.outbox import Delivery
 from alerts.inbound.journal import InboundRecord
-from alerts.messages import Message, MessageKind
+from alerts.mail.messages import Message, MessageKind
 from subscriptions.subscribers import Subscriber
 from subscriptions.suppression import is_suppressed
 from tests.factories import make_subscriber, make_ward
 from tests.processes import free_port, healthz, start_alerts, wait_for
 from tests.servers import Received, SinkHandler, smtp_sink
-from tests.test_service import write_config
+from tests.service.test_service import write_config
 
 ANN = "ann@home.example"
 BOB = "bob@home.example"

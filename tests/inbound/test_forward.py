@@ -8,7 +8,7 @@ from email.message import EmailMessage
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.inbound.forward import forward_due
 from alerts.inbound.intake import Intake
 from alerts.inbound.journal import Via

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from imapclient import IMAPClient
 
-from alerts.config import InboundSettings
+from alerts.core.config import InboundSettings
 from alerts.inbound.imap import ImapError, PollReport, RetryLater, poll_mailbox
 from tests.imap import Dovecot, free_port
 

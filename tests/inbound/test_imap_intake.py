@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.cli import cli
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.inbound.replies import Reply
 from subscriptions.links import Purpose
 from subscriptions.suppression import is_suppressed

@@ -11,15 +11,15 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
-from alerts.db import make_engine, migrate, session_factory
+from alerts.core.config import Settings
+from alerts.core.db import make_engine, migrate, session_factory
 from alerts.delivery.outbox import Delivery
 from alerts.inbound.classify import Kind
 from alerts.inbound.intake import Intake
 from alerts.inbound.journal import InboundRecord, Via
 from alerts.inbound.replies import Reply, ReplyThread
-from alerts.messages import Message, MessageKind
-from alerts.my_data import erase_data, export_data
+from alerts.mail.messages import Message, MessageKind
+from alerts.usecases.my_data import erase_data, export_data
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose
 from subscriptions.subscribers import Status, Subscription

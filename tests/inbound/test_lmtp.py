@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.inbound.intake import Intake
 from alerts.inbound.lmtp import InboundHandler, ListenAddressError, parse_listen, start_lmtp
 from alerts.inbound.status import inbound_report

@@ -11,15 +11,15 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts import officers
 from alerts.accounts.access import principal_for
 from alerts.accounts.users import Role, add_user
 from alerts.cli import cli
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.inbound.intake import Intake
 from alerts.inbound.journal import Via
 from alerts.inbound.reminders import overdue_conversations, send_reminders
 from alerts.inbound.replies import Reply, ReplyThread
+from alerts.usecases import officers
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose
 from subscriptions.wards import Ward, get_ward

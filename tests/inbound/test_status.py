@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.cli import cli
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.inbound.intake import Intake
 from alerts.inbound.journal import Via
 from alerts.inbound.status import inbound_report

@@ -16,9 +16,9 @@ from click.testing import CliRunner
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.cli import cli
-from alerts.config import Settings
-from alerts.items import ItemKind
+from alerts.core.config import Settings
 from alerts.sources.collect import SourceResult, collect
+from alerts.sources.items import ItemKind
 from alerts.sources.registry import Source, add_source
 from tests.factories import make_ward
 from tests.servers import FeedServer

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
-from alerts.items import Item, ItemKind
+from alerts.core.config import Settings
 from alerts.sources.collect import collect
 from alerts.sources.fetch import fetch
+from alerts.sources.items import Item, ItemKind
 from alerts.sources.registry import Source, SourceError, add_source, officer_source
 from tests.factories import make_ward
 from tests.servers import FeedServer

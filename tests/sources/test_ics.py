@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from alerts.items import CollectedItem, ItemKind
 from alerts.sources.ics import parse_calendar
+from alerts.sources.items import CollectedItem, ItemKind
 from alerts.sources.registry import SourceError
 
 # A Monday in March, a fortnight before the clocks go forward (29 March 2026).

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from alerts.items import ItemKind
+from alerts.sources.items import ItemKind
 from alerts.sources.officer import officer_item
 from alerts.sources.registry import SourceError
 

@@ -15,10 +15,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
-from alerts.digests.publish import preview_digest
-from alerts.items import Item, ItemKind
+from alerts.core.config import Settings
 from alerts.sources.collect import collect
+from alerts.sources.items import Item, ItemKind
 from alerts.sources.policeuk import (
     BURST,
     RATE_PER_SECOND,
@@ -28,6 +27,7 @@ from alerts.sources.policeuk import (
     parse_priorities,
 )
 from alerts.sources.registry import Source, SourceError, add_source
+from alerts.usecases.digest_rounds import preview_digest
 from tests.factories import make_ward
 from tests.servers import FeedServer
 

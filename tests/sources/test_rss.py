@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from alerts.items import ItemKind
+from alerts.sources.items import ItemKind
 from alerts.sources.registry import SourceError
 from alerts.sources.rss import parse_feed
 

@@ -22,10 +22,10 @@ from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery.sender import DeliveryReport, deliver_due
-from alerts.urgent import post_urgent
-from alerts.useful import UsefulVote
+from alerts.usecases.posting import post_urgent
+from alerts.usecases.votes import UsefulVote
 from alerts.web.app import create_app
 from subscriptions.base import utcnow
 from subscriptions.subscribers import Status, Subscriber, Subscription

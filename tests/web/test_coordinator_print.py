@@ -12,12 +12,12 @@ from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.accounts.users import Role, add_user
-from alerts.config import Settings
-from alerts.db import transaction
+from alerts.core.config import Settings
+from alerts.core.db import transaction
 from alerts.web.app import create_app
 from subscriptions.schemes import add_scheme
-from tests.digests.test_print import assert_a4, pdf_pages, publish_digest
 from tests.factories import make_ward
+from tests.usecases.test_printed_digests import assert_a4, pdf_pages, publish_digest
 from tests.web.test_coordinators import PASSWORD, signed_in, text_of
 
 BUTTON = "Print the latest digest (PDF)"

@@ -26,11 +26,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.accounts.audit import AuditEntry
 from alerts.accounts.users import Role, add_user
-from alerts.config import Settings
-from alerts.db import transaction
+from alerts.core.config import Settings
+from alerts.core.db import transaction
 from alerts.delivery.outbox import Delivery
 from alerts.delivery.sender import deliver_due
-from alerts.messages import Message
+from alerts.mail.messages import Message
 from alerts.web.app import create_app
 from alerts.web.coordinators import NOTICES
 from subscriptions.base import utcnow

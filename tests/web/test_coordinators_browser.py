@@ -22,11 +22,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.accounts.users import Role, add_user
-from alerts.config import Settings
-from alerts.db import transaction
+from alerts.core.config import Settings
+from alerts.core.db import transaction
 from alerts.delivery.outbox import Delivery
 from alerts.delivery.sender import deliver_due
-from alerts.messages import Message
+from alerts.mail.messages import Message
 from alerts.web.app import create_app
 from subscriptions.schemes import add_scheme
 from subscriptions.subscribers import Subscriber, Subscription

@@ -16,14 +16,14 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
-from alerts.confirmations import CONFIRM_SALT
+from alerts.core.config import Settings
 from alerts.delivery.outbox import Delivery
 from alerts.delivery.sender import deliver_due
 from alerts.digests.ledger import SubscriptionProgress
-from alerts.messages import Message, MessageKind
-from alerts.my_data import DATA_SALT, data_token
-from alerts.urgent import post_urgent
+from alerts.mail.messages import Message, MessageKind
+from alerts.usecases.confirmations import CONFIRM_SALT
+from alerts.usecases.my_data import DATA_SALT, data_token
+from alerts.usecases.posting import post_urgent
 from subscriptions.base import utcnow
 from subscriptions.consent import CURRENT_WORDING, WORDING, Consent, ConsentMethod
 from subscriptions.csv_io import import_rows, read_subscribers
@@ -259,7 +259,7 @@ def test_expired_forged_foreign_and_reused_links_are_refused_and_change_nothing(
 def test_erasure_keeps_an_earlier_reason_but_drops_the_address(
     factory: sessionmaker[Session], settings: Settings
 ) -> None:
-    from alerts.my_data import erase_data
+    from alerts.usecases.my_data import erase_data
 
     with factory.begin() as session:
         subscription = make_subscriber(session, make_ward(session, "RIV", "Riverside"),

@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.items import Item
+from alerts.sources.items import Item
 from tests.web.test_officers import (  # noqa: F401 (fixtures)
     UPDATE,
     client,

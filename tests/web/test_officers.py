@@ -21,15 +21,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.accounts.audit import AuditEntry
 from alerts.accounts.signin import ACCOUNT_LIMIT
 from alerts.accounts.users import Role, add_user
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery.sender import deliver_due
 from alerts.inbound.replies import ReplyThread, ThreadAnswer
-from alerts.items import Item
-from alerts.messages import Message, MessageKind
+from alerts.mail.messages import Message, MessageKind
+from alerts.sources.items import Item
 from alerts.web.app import create_app
 from alerts.web.staff import SESSION_COOKIE
 from tests.servers import SinkHandler
-from tests.test_officers import RESIDENT, RESIDENT_WORDS, World, build_world, reply
+from tests.usecases.test_officers import RESIDENT, RESIDENT_WORDS, World, build_world, reply
 
 PASSWORD = "correct horse battery staple"
 OFFICER = "pc.bloggs@police.example"

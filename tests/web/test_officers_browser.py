@@ -15,13 +15,13 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery.sender import deliver_due
-from alerts.items import Item, ItemKind
+from alerts.sources.items import Item, ItemKind
 from alerts.web.app import create_app
 from tests.browser import check_page, off_loop, serve_app, served_settings
 from tests.servers import SinkHandler
-from tests.test_officers import RESIDENT, RESIDENT_WORDS, reply
+from tests.usecases.test_officers import RESIDENT, RESIDENT_WORDS, reply
 from tests.web.test_officers import OFFICER, PASSWORD, with_passwords
 
 pytest_plugins = ("tests.browser",)

@@ -13,12 +13,12 @@ from fastapi.testclient import TestClient
 from icalendar import Calendar
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
-from alerts.items import ItemKind
+from alerts.core.config import Settings
+from alerts.sources.items import ItemKind
 from alerts.web.app import create_app
 from subscriptions.base import utcnow
 from tests.factories import make_subscriber, make_ward
-from tests.test_open_feeds import publish
+from tests.usecases.test_open_feeds import publish
 
 FEEDS = {
     "/wards/RIV/": "text/html; charset=utf-8",

@@ -9,13 +9,13 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
-from alerts.items import ItemKind
+from alerts.core.config import Settings
+from alerts.sources.items import ItemKind
 from alerts.web.app import create_app
 from subscriptions.base import utcnow
 from tests.browser import check_page, serve_app
 from tests.factories import make_ward
-from tests.test_open_feeds import publish
+from tests.usecases.test_open_feeds import publish
 
 pytest_plugins = ("tests.browser",)
 

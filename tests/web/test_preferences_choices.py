@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from subscriptions.links import Purpose
 from subscriptions.subscribers import Subscriber, Subscription
 from subscriptions.wards import Ward

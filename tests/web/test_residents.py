@@ -18,14 +18,14 @@ from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
-from alerts.confirmations import CONFIRM_SALT, confirmation_token
+from alerts.core.config import Settings
 from alerts.delivery.outbox import Delivery
 from alerts.delivery.sender import deliver_due
-from alerts.digests.publish import queue_digests
-from alerts.items import CollectedItem, ItemKind, store_items
+from alerts.sources.items import CollectedItem, ItemKind, store_items
 from alerts.sources.registry import officer_source
-from alerts.urgent import post_urgent
+from alerts.usecases.confirmations import CONFIRM_SALT, confirmation_token
+from alerts.usecases.digest_rounds import queue_digests
+from alerts.usecases.posting import post_urgent
 from alerts.web.app import create_app
 from subscriptions.base import utcnow
 from subscriptions.consent import CURRENT_WORDING, WORDING

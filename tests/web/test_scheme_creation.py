@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.accounts.users import find_user
-from alerts.config import Settings
+from alerts.core.config import Settings
 from subscriptions.schemes import Scheme, find_scheme
 from tests.web.test_officers import client_for, post, sign_in, with_passwords
 

@@ -19,22 +19,16 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.config import Settings
+from alerts.core.config import Settings
 from alerts.delivery.sender import deliver_due
-from alerts.digests.publish import queue_digests
-from alerts.items import CollectedItem, ItemKind, store_items
-from alerts.messages import MessageItem
-from alerts.schema import Base
+from alerts.mail.messages import MessageItem
+from alerts.mail.vote_links import Ballot, new_ballot_number
+from alerts.migrations.schema import Base
+from alerts.sources.items import CollectedItem, ItemKind, store_items
 from alerts.sources.registry import officer_source
-from alerts.urgent import post_urgent
-from alerts.useful import (
-    MIN_AUDIENCE,
-    Ballot,
-    UsefulVote,
-    new_ballot_number,
-    read_stored_vote,
-    record_vote,
-)
+from alerts.usecases.digest_rounds import queue_digests
+from alerts.usecases.posting import post_urgent
+from alerts.usecases.votes import MIN_AUDIENCE, UsefulVote, read_stored_vote, record_vote
 from alerts.web.app import create_app
 from subscriptions.base import utcnow
 from subscriptions.subscribers import Frequency
@@ -234,7 +228,7 @@ def test_a_forged_or_altered_vote_link_records_nothing(
 
 def test_the_post_and_alert_emails_carry_vote_links_for_their_item(
         factory: sessionmaker[Session], settings: Settings, client: TestClient) -> None:
-    from alerts.digests.publish import queue_immediate
+    from alerts.usecases.digest_rounds import queue_immediate
 
     with factory.begin() as session:
         ward = make_ward(session, "RIV", "Riverside")

@@ -1,0 +1,103 @@
+"""Messages: a digest or alert rendered once for a ward, and the items it carried."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from subscriptions.base import NEVER_REUSED, Base, id_never_reused, utcnow
+from subscriptions.links import nonce_column
+from subscriptions.wards import Ward
+
+
+class MessageKind(StrEnum):
+    DIGEST = "digest"
+    POST = "post"
+    ALERT = "alert"
+    CONFIRM = "confirm"  # the double opt-in email: the one message a pending address gets
+    # The "my data" link: goes to a resident whatever the state of their subscriptions,
+    # since leaving does not end their right to see or erase what is held.
+    DATA_REQUEST = "data_request"
+    # Answers to mail a resident sent: the acknowledgement of a reply (once a thread, or at
+    # once when the reply reads like a crime report) and the "you have left" note that
+    # confirms an emailed unsubscribe. They go whatever the subscription's state.
+    REPLY_ACK = "reply_ack"
+    LEFT = "left"
+    # Written by a person: an officer's answer to a resident's reply (in its thread), and a
+    # coordinator's message to their own scheme's members.
+    TEAM_ANSWER = "team_answer"
+    SCHEME = "scheme"
+
+
+# Kinds written for one resident (not a ward): erased with them.
+PERSONAL_KINDS = (MessageKind.CONFIRM, MessageKind.DATA_REQUEST, MessageKind.REPLY_ACK,
+                  MessageKind.LEFT, MessageKind.TEAM_ANSWER)
+# Kinds that answer mail a resident sent: RFC 3834 marks them auto-replied, not generated.
+ANSWER_KINDS = (MessageKind.REPLY_ACK, MessageKind.LEFT)
+# Kinds a person wrote: RFC 3834 says no Auto-Submitted mark ("no").
+WRITTEN_KINDS = (MessageKind.TEAM_ANSWER, MessageKind.SCHEME)
+
+
+# Rendered bodies hold these markers where each recipient's own signed links go;
+# delivery swaps them in, so a message is rendered once however many it reaches.
+UNSUBSCRIBE_MARK = "__ALERTS_UNSUBSCRIBE_URL__"
+PREFERENCES_MARK = "__ALERTS_PREFERENCES_URL__"
+# "Was this useful?": one mark per item and answer, `__ALERTS_USEFUL_<item id>_yes__` or
+# `_no__`, written by templates/email/_useful.*; delivery makes each a signed vote link
+# (alerts.usecases.votes). Item id 0 stands for the one item of the message (an urgent alert is
+# rendered before its item is stored).
+USEFUL_MARK = r"__ALERTS_USEFUL_[0-9]{1,18}_(?:yes|no)__"
+_USEFUL = re.compile(r"__ALERTS_USEFUL_([0-9]{1,18})_(yes|no)__")
+THIS_MESSAGES_ITEM = 0
+
+MAX_SUBJECT = 300
+
+
+def fill_links(body: str, unsubscribe: str, preferences: str,
+               useful: str | Callable[[int, bool], str] = "#") -> str:
+    """A rendered body with these links where its marks are: a resident's own signed links
+    at delivery, or stand-ins where staff preview a message. `useful` makes each vote link
+    from (item id, answer) at delivery; a plain string is the stand-in for every one, so no
+    mark is ever left in a body."""
+    def vote(mark: re.Match[str]) -> str:
+        return useful(int(mark[1]), mark[2] == "yes") if callable(useful) else useful
+
+    return _USEFUL.sub(vote, body).replace(UNSUBSCRIBE_MARK, unsubscribe).replace(
+        PREFERENCES_MARK, preferences)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = NEVER_REUSED
+
+    id: Mapped[int] = id_never_reused()
+    ward_id: Mapped[int] = mapped_column(ForeignKey("wards.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    subject: Mapped[str] = mapped_column(String(MAX_SUBJECT))
+    html: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    calendar: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    language: Mapped[str] = mapped_column(String(16), default="en", server_default="en")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The "was this useful?" links of this message are bound to it (see useful).
+    nonce: Mapped[str] = nonce_column()
+
+    ward: Mapped[Ward] = relationship()
+
+
+class MessageItem(Base):
+    """Which items a message carried: a ward's next digest holds only items not yet sent."""
+
+    __tablename__ = "message_items"
+
+    message_id: Mapped[int] = mapped_column(
+        ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True
+    )
+    item_id: Mapped[int] = mapped_column(
+        ForeignKey("items.id", ondelete="CASCADE"), primary_key=True, index=True
+    )

@@ -1,0 +1,540 @@
+"""What officers do, as services: see their wards at a glance, write and publish posts,
+contact sessions, advice and urgent alerts, preview digests, read and answer residents'
+replies.
+
+Every function takes the signed-in `Principal` and checks, itself, that the ward it touches
+is theirs (`require_ward`, raising `Forbidden`): the pages call these functions and are
+never the only guard. Every change is written to the audit log with who made it; the
+entries name records by id, never a resident's address or words. Posting goes through the
+same services as `alerts post` (`officer_item`, `store_items`, `post_urgent`); an answer to a
+resident goes through the outbox like every other message. No web types here: callers pass
+plain values and commit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
+
+from alerts.accounts.access import Principal, can_use_ward, require_ward
+from alerts.accounts.audit import record
+from alerts.core.config import Settings
+from alerts.delivery.outbox import Delivery, DeliveryStatus
+from alerts.digests.compose import DigestItem
+from alerts.inbound.answers import ANSWER_PRIORITY, queue_in_thread
+from alerts.inbound.replies import Reply, ReplyThread, ThreadAnswer
+from alerts.mail.messages import Message, MessageKind, fill_links
+from alerts.mail.render import (
+    Rendered,
+    fit_subject,
+    render_alert,
+    render_email,
+    render_post,
+)
+from alerts.sources.items import CollectedItem, Item, ItemKind, store_items
+from alerts.sources.officer import MAX_LOCATION, MAX_TITLE, officer_item
+from alerts.sources.registry import Source, SourceError, SourceKind, officer_source
+from alerts.sources.sanitise import as_safe_html, shorten
+from alerts.usecases.digest_rounds import preview_digest
+from alerts.usecases.posting import post_urgent
+from alerts.usecases.votes import Tally, count_votes
+from subscriptions.languages import Language
+from subscriptions.subscribers import Frequency, Status, Subscriber, Subscription
+from subscriptions.suppression import is_suppressed
+from subscriptions.topics import TopicError, choose_topics
+from subscriptions.wards import Ward, find_ward, list_wards
+
+MAX_BODY = 20_000
+MAX_ANSWER = 10_000
+INBOX_LIMIT = 200
+POST_KINDS = (ItemKind.POST, ItemKind.ADVICE, ItemKind.SESSION)
+# A preview is one copy of the email, not any resident's: their own links are not made.
+PREVIEW_LINK = "#each-resident-gets-their-own-link"
+
+
+class NotFound(LookupError):
+    """No such ward or thread (the page answers 404)."""
+
+
+class InputError(ValueError):
+    """What an officer wrote cannot be used; `errors` maps each form field to what is wrong."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(errors.values()))
+        self.errors = errors
+
+
+def _audit(session: Session, who: Principal, action: str, target: str, detail: str = "", *,
+           now: datetime) -> None:
+    record(session, who.email, action, target, detail, user_id=who.user_id, now=now)
+
+
+# --- wards -------------------------------------------------------------------------------
+
+
+def ward_for(session: Session, who: Principal, code: str) -> Ward:
+    """The ward with this code, if the person may use it."""
+    ward = find_ward(session, code)
+    if ward is None:
+        raise NotFound("no such ward")
+    require_ward(who, ward.id)
+    return ward
+
+
+@dataclass(frozen=True)
+class WardGlance:
+    code: str
+    name: str
+    confirmed: int
+    pending: int
+    last_digest_at: datetime | None
+    queued: int  # mail for the ward waiting in the outbox
+    open_threads: int  # replies not yet marked handled
+
+
+def _open_thread() -> ColumnElement[bool]:
+    # A thread is open until marked handled, and opens again when the resident writes after.
+    return or_(ReplyThread.handled_at.is_(None), Reply.received_at > ReplyThread.handled_at)
+
+
+def wards_at_a_glance(session: Session, who: Principal) -> list[WardGlance]:
+    """The person's wards (every ward for an administrator, none for a coordinator) with
+    their figures."""
+    return _glances(session, [w for w in list_wards(session) if can_use_ward(who, w.id)])
+
+
+def ward_glance(session: Session, who: Principal, code: str) -> WardGlance:
+    return _glances(session, [ward_for(session, who, code)])[0]
+
+
+def _glances(session: Session, wards: list[Ward]) -> list[WardGlance]:
+    """Each ward's figures, a few grouped queries for all of them together."""
+    ids = [w.id for w in wards]
+    if not ids:
+        return []
+    counts: dict[tuple[int, str], int] = {
+        (ward_id, status): n for ward_id, status, n in session.execute(
+            select(Subscription.ward_id, Subscription.status, func.count())
+            .where(Subscription.ward_id.in_(ids))
+            .group_by(Subscription.ward_id, Subscription.status))}
+    last_digest: dict[int, datetime | None] = dict(session.execute(
+        select(Message.ward_id, func.max(Message.created_at))
+        .where(Message.ward_id.in_(ids), Message.kind == MessageKind.DIGEST)
+        .group_by(Message.ward_id)).all())
+    queued: dict[int, int] = dict(session.execute(
+        select(Message.ward_id, func.count(Delivery.id))
+        .join(Message, Message.id == Delivery.message_id)
+        .where(Message.ward_id.in_(ids),
+               Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]))
+        .group_by(Message.ward_id)).all())
+    open_threads: dict[int, int] = dict(session.execute(
+        select(ReplyThread.ward_id, func.count(func.distinct(ReplyThread.id)))
+        .join(Reply, Reply.thread_id == ReplyThread.id)
+        .where(ReplyThread.ward_id.in_(ids), _open_thread())
+        .group_by(ReplyThread.ward_id)).all())
+    return [
+        WardGlance(code=w.code, name=w.name,
+                   confirmed=counts.get((w.id, Status.CONFIRMED), 0),
+                   pending=counts.get((w.id, Status.PENDING), 0),
+                   last_digest_at=last_digest.get(w.id), queued=queued.get(w.id, 0),
+                   open_threads=open_threads.get(w.id, 0))
+        for w in wards
+    ]
+
+
+@dataclass(frozen=True)
+class RecentItem:
+    title: str
+    kind: str
+    collected_at: datetime
+    from_officers: bool
+    # Residents' answers to "Was this useful?" (contact sessions are not asked about).
+    votes: Tally = field(default_factory=Tally)
+
+
+def recent_items(session: Session, who: Principal, code: str, *,
+                 limit: int = 10) -> list[RecentItem]:
+    """The ward's newest items, whoever wrote them (an officer or a feed), with their votes."""
+    ward = ward_for(session, who, code)
+    rows = session.execute(
+        select(Item.id, Item.title, Item.kind, Item.collected_at, Source.kind)
+        .join(Source, Source.id == Item.source_id)
+        .where(Source.ward_id == ward.id, Item.withdrawn_at.is_(None))
+        .order_by(Item.collected_at.desc(), Item.id.desc()).limit(limit)).all()
+    votes = count_votes(session, [row[0] for row in rows])
+    return [RecentItem(title, kind, at, source_kind == SourceKind.OFFICER,
+                       votes.get(item_id, Tally()))
+            for item_id, title, kind, at, source_kind in rows]
+
+
+@dataclass(frozen=True)
+class SourceRow:
+    id: int
+    kind: str
+    url: str
+    last_fetched_at: datetime | None
+    last_ok_at: datetime | None
+    last_error: str | None
+
+
+def ward_sources(session: Session, who: Principal, code: str) -> list[SourceRow]:
+    """What the ward's news is collected from (read-only: `alerts sources` changes it)."""
+    ward = ward_for(session, who, code)
+    return [SourceRow(s.id, s.kind, s.url, s.last_fetched_at, s.last_ok_at, s.last_error)
+            for s in session.scalars(
+                select(Source).where(Source.ward_id == ward.id).order_by(Source.id))]
+
+
+def digest_preview(session: Session, settings: Settings, who: Principal, code: str, *,
+                   now: datetime) -> Rendered | None:
+    """The ward's next digest as most subscribers would get it; None when nothing is new."""
+    ward = ward_for(session, who, code)
+    return preview_digest(session, ward.code, settings, now)
+
+
+# --- posts and urgent alerts -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A post as the officer wrote it. `kind` ALERT is an urgent alert (title and body only)."""
+
+    kind: ItemKind
+    title: str
+    body: str
+    starts: datetime | None = None
+    ends: datetime | None = None
+    location: str | None = None
+    topics: tuple[str, ...] = ()
+
+
+def check_draft(draft: Draft, *, now: datetime, known_topics: tuple[str, ...] = ()
+                ) -> CollectedItem:
+    """The draft as an item, or InputError naming each field that is wrong.
+
+    The field checks say what the form should show; `officer_item` (the same check as
+    `alerts post`) has the last word.
+    """
+    errors: dict[str, str] = {}
+    title = " ".join(draft.title.split())
+    if not title:
+        errors["title"] = "Enter a title"
+    elif len(title) > MAX_TITLE:
+        errors["title"] = f"The title must be {MAX_TITLE} characters or fewer"
+    if not draft.body.strip():
+        errors["body"] = "Enter the text residents will read"
+    elif len(draft.body) > MAX_BODY:
+        errors["body"] = f"The text must be {MAX_BODY:,} characters or fewer"
+    if draft.kind == ItemKind.SESSION:
+        if draft.starts is None:
+            errors["starts"] = "Enter the date and time the session starts"
+        elif draft.starts < now:
+            errors["starts"] = "The session must start in the future"
+        elif draft.ends is not None and draft.ends <= draft.starts:
+            errors["ends"] = "The session must end after it starts"
+        if draft.location and len(" ".join(draft.location.split())) > MAX_LOCATION:
+            errors["location"] = f"The place must be {MAX_LOCATION} characters or fewer"
+    try:
+        choose_topics(draft.topics, known_topics)
+    except TopicError as error:
+        errors["topics"] = str(error)[:1].upper() + str(error)[1:]
+    if errors:
+        raise InputError(errors)
+    session_kind = draft.kind == ItemKind.SESSION
+    try:
+        return officer_item(title=title, body=draft.body, kind=draft.kind,
+                            starts=draft.starts if session_kind else None,
+                            ends=draft.ends if session_kind else None,
+                            location=draft.location if session_kind else None, now=now,
+                            topics=draft.topics, known_topics=known_topics)
+    except SourceError as error:
+        reason = str(error)
+        raise InputError({"title": reason[:1].upper() + reason[1:]}) from None
+
+
+def _check_kind(kind: ItemKind) -> None:
+    if kind not in (*POST_KINDS, ItemKind.ALERT):
+        raise InputError({"kind": "Choose what kind of post this is"})
+
+
+@dataclass(frozen=True)
+class Preview:
+    rendered: Rendered
+    # Confirmed subscribers: all of them hear an urgent alert now; of a post, the
+    # immediate ones hear now and the rest in their next digest.
+    confirmed: int
+    immediate: int
+
+
+def _audience(session: Session, ward: Ward) -> tuple[int, int]:
+    rows = dict(session.execute(
+        select(Subscription.frequency, func.count())
+        .where(Subscription.ward_id == ward.id, Subscription.status == Status.CONFIRMED)
+        .group_by(Subscription.frequency)).all())
+    return sum(rows.values()), rows.get(Frequency.IMMEDIATE, 0)
+
+
+def preview_draft(session: Session, settings: Settings, who: Principal, code: str,
+                  draft: Draft, *, now: datetime) -> Preview:
+    """The email the draft would become, rendered by the same code as the real one;
+    nothing is stored."""
+    ward = ward_for(session, who, code)
+    _check_kind(draft.kind)
+    item = check_draft(draft, now=now, known_topics=settings.topics.names)
+    if draft.kind == ItemKind.ALERT:
+        rendered = render_alert(ward.name, item.title, item.body_html, settings, now=now,
+                                language=Language(ward.language))
+    else:
+        rendered = render_post(ward.name, DigestItem(
+            id=0, kind=item.kind, title=item.title, body_html=item.body_html, link=None,
+            published_at=now, starts_at=item.starts_at, ends_at=item.ends_at,
+            location=item.location, topics=item.topics), settings, now=now,
+            language=Language(ward.language))
+    confirmed, immediate = _audience(session, ward)
+    return Preview(rendered, confirmed, immediate)
+
+
+def for_display(body: str, *, as_text: bool = False) -> str:
+    """A rendered email (HTML, or the text part) with the marks where each resident's own
+    links go filled in, to show to staff."""
+    link = "(each resident's own link)" if as_text else PREVIEW_LINK
+    return fill_links(body, link, link, link)
+
+
+@dataclass(frozen=True)
+class Published:
+    ward_code: str
+    kind: ItemKind
+    item_ids: tuple[int, ...]
+    # For an urgent alert: the message and how many residents it was queued for.
+    message_id: int | None = None
+    deliveries: int = 0
+
+
+def publish_draft(session: Session, settings: Settings, who: Principal, code: str,
+                  draft: Draft, *, now: datetime) -> Published:
+    """Store a post, session or advice under the ward's officer source, or render and
+    queue an urgent alert for every confirmed subscriber; audited. The caller commits,
+    then announces it (`ItemPublished` / `UrgentAlertPosted`) as `alerts post` does."""
+    ward = ward_for(session, who, code)
+    _check_kind(draft.kind)
+    item = check_draft(draft, now=now, known_topics=settings.topics.names)
+    if draft.kind == ItemKind.ALERT:
+        outcome = post_urgent(session, settings, ward_code=ward.code, title=item.title,
+                              body=draft.body, now=now)
+        _audit(session, who, "alert.urgent", f"message {outcome.message_id}",
+               f"ward {ward.code}; queued for {outcome.deliveries}", now=now)
+        return Published(ward.code, ItemKind.ALERT, (), outcome.message_id,
+                         outcome.deliveries)
+    stored = store_items(session, officer_source(session, ward), [item])
+    _audit(session, who, f"item.{draft.kind.value}",
+           ", ".join(f"item {i}" for i in stored.new_item_ids), f"ward {ward.code}", now=now)
+    return Published(ward.code, draft.kind, stored.new_item_ids)
+
+
+# --- replies -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ThreadSummary:
+    id: int
+    resident: str
+    answers: str  # subject of the message the resident first answered
+    last_at: datetime
+    replies: int
+    flagged: bool
+    open: bool
+    latest_subject: str
+    latest_text: str  # what the resident last wrote, without the quoted history
+
+
+def _excerpt(text: str, limit: int = 240) -> str:
+    return shorten(" ".join(text.split()), limit)
+
+
+def inbox(session: Session, who: Principal, code: str, *,
+          limit: int = INBOX_LIMIT) -> list[ThreadSummary]:
+    """The ward's reply threads, the one written to most recently first."""
+    ward = ward_for(session, who, code)
+    latest = (select(Reply.thread_id, func.max(Reply.received_at).label("last_at"),
+                     func.count(Reply.id).label("replies"))
+              .where(Reply.ward_id == ward.id).group_by(Reply.thread_id).subquery())
+    rows = session.execute(
+        select(ReplyThread, Subscriber.name, Subscriber.email, Message.subject,
+               latest.c.last_at, latest.c.replies)
+        .join(latest, latest.c.thread_id == ReplyThread.id)
+        .join(Subscriber, Subscriber.id == ReplyThread.subscriber_id)
+        .outerjoin(Message, Message.id == ReplyThread.message_id)
+        .order_by(latest.c.last_at.desc(), ReplyThread.id.desc()).limit(limit)).all()
+    ids = [thread.id for thread, *_ in rows]
+    flagged = set(session.scalars(
+        select(Reply.thread_id).where(Reply.thread_id.in_(ids), Reply.flagged).distinct()))
+    newest: dict[int, tuple[str, str]] = {}
+    for thread_id, subject, text in session.execute(
+            select(Reply.thread_id, Reply.subject, Reply.text)
+            .where(Reply.thread_id.in_(ids))
+            .order_by(Reply.received_at.desc(), Reply.id.desc())):
+        newest.setdefault(thread_id, (subject, text))
+    found = []
+    for thread, name, email, answered, last_at, count in rows:
+        subject, text = newest.get(thread.id, ("", ""))
+        found.append(ThreadSummary(
+            id=thread.id, resident=name or email,
+            answers=answered or "(a message no longer held)", last_at=last_at,
+            replies=count, flagged=thread.id in flagged,
+            open=thread.handled_at is None or last_at > thread.handled_at,
+            latest_subject=subject, latest_text=_excerpt(text)))
+    return found
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One step of a thread: the resident's reply, or a message sent to them in it."""
+
+    at: datetime
+    by_resident: bool
+    kind: str  # "reply", or the message kind (reply_ack, team_answer)
+    subject: str
+    text: str
+    quoted: str = ""
+    flagged: bool = False
+    signals: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ThreadView:
+    id: int
+    ward_code: str
+    ward_name: str
+    resident_name: str
+    resident_email: str
+    answers: str
+    started_at: datetime
+    handled_at: datetime | None
+    open: bool
+    entries: list[Entry]
+    # Why an answer cannot be sent, or None when it can.
+    cannot_answer: str | None
+
+
+def _thread(session: Session, who: Principal, thread_id: int) -> ReplyThread:
+    thread = session.get(ReplyThread, thread_id)
+    if thread is None:
+        raise NotFound("no such conversation")
+    require_ward(who, thread.ward_id)
+    return thread
+
+
+def thread_ward(session: Session, who: Principal, thread_id: int) -> str:
+    """The code of the ward a thread belongs to (pages check it matches their URL)."""
+    return session.get_one(Ward, _thread(session, who, thread_id).ward_id).code
+
+
+def _cannot_answer(session: Session, thread: ReplyThread, resident: Subscriber) -> str | None:
+    if is_suppressed(session, resident.email):
+        return ("This resident's address is on the suppression list (mail to it bounced, "
+                "or they asked for no more), so no answer can be sent.")
+    if session.scalar(select(Subscription.id).where(
+            Subscription.subscriber_id == resident.id,
+            Subscription.ward_id == thread.ward_id)) is None:
+        return "This resident no longer has a subscription to this ward to answer through."
+    return None
+
+
+def read_thread(session: Session, who: Principal, thread_id: int) -> ThreadView:
+    thread = _thread(session, who, thread_id)
+    ward = session.get_one(Ward, thread.ward_id)
+    resident = session.get_one(Subscriber, thread.subscriber_id)
+    answered = session.get(Message, thread.message_id) if thread.message_id else None
+    entries = [
+        Entry(at=r.received_at, by_resident=True, kind="reply", subject=r.subject,
+              text=r.text, quoted=r.quoted, flagged=r.flagged,
+              signals=tuple(s for s in r.signals.split(",") if s))
+        for r in session.scalars(select(Reply).where(Reply.thread_id == thread.id))
+    ]
+    entries += [
+        Entry(at=m.created_at, by_resident=False, kind=m.kind, subject=m.subject,
+              text=m.text if m.kind == MessageKind.TEAM_ANSWER else "")
+        for m in session.scalars(
+            select(Message).join(ThreadAnswer, ThreadAnswer.message_id == Message.id)
+            .where(ThreadAnswer.thread_id == thread.id))
+    ]
+    entries.sort(key=lambda e: e.at)
+    last_reply = max((e.at for e in entries if e.by_resident), default=thread.created_at)
+    return ThreadView(
+        id=thread.id, ward_code=ward.code, ward_name=ward.name, resident_name=resident.name,
+        resident_email=resident.email,
+        answers=answered.subject if answered else "(a message no longer held)",
+        started_at=thread.created_at, handled_at=thread.handled_at,
+        open=thread.handled_at is None or last_reply > thread.handled_at, entries=entries,
+        cannot_answer=_cannot_answer(session, thread, resident))
+
+
+def mark_handled(session: Session, who: Principal, thread_id: int, *, handled: bool,
+                 now: datetime) -> None:
+    """Mark a thread handled (nothing more to do) or open again; audited."""
+    thread = _thread(session, who, thread_id)
+    thread.handled_at = now if handled else None
+    _audit(session, who, "reply.handled" if handled else "reply.reopened",
+           f"thread {thread.id}", now=now)
+    session.flush()
+
+
+def _answer_subject(session: Session, thread: ReplyThread, ward: Ward) -> str:
+    latest = session.scalars(select(Reply.subject).where(Reply.thread_id == thread.id)
+                             .order_by(Reply.received_at.desc(), Reply.id.desc())).first()
+    subject = " ".join((latest or "").split())
+    if not subject:
+        return fit_subject(f"Your {ward.name} neighbourhood team has answered")
+    return fit_subject(subject if subject.lower().startswith("re:") else f"Re: {subject}")
+
+
+def render_answer(settings: Settings, *, ward_name: str, subject: str, text: str,
+                  signer: str, you_wrote: str, now: datetime) -> Rendered:
+    """An officer's answer as an email: their words, what the resident wrote, and how
+    to report a crime."""
+    return render_email("team-answer", subject, settings, now=now, ward_name=ward_name,
+                        body_html=as_safe_html(text),
+                        body_text=text.replace("\r\n", "\n").strip(), signer=signer,
+                        you_wrote=you_wrote.strip())
+
+
+@dataclass(frozen=True)
+class Answered:
+    thread_id: int
+    message_id: int
+
+
+def answer_thread(session: Session, settings: Settings, who: Principal, thread_id: int,
+                  text: str, *, now: datetime) -> Answered:
+    """Queue an officer's answer to the resident, linked to the thread (so the resident's
+    reply to it joins the thread), mark the thread handled, and audit it."""
+    thread = _thread(session, who, thread_id)
+    if not text.strip():
+        raise InputError({"answer": "Write your answer"})
+    if len(text) > MAX_ANSWER:
+        raise InputError({"answer": f"The answer must be {MAX_ANSWER:,} characters or fewer"})
+    ward = session.get_one(Ward, thread.ward_id)
+    resident = session.get_one(Subscriber, thread.subscriber_id)
+    reason = _cannot_answer(session, thread, resident)
+    if reason is not None:
+        raise InputError({"answer": reason})
+    you_wrote = session.scalars(select(Reply.text).where(Reply.thread_id == thread.id)
+                                .order_by(Reply.received_at.desc(), Reply.id.desc())).first()
+    rendered = render_answer(
+        settings, ward_name=ward.name, subject=_answer_subject(session, thread, ward),
+        text=text, signer=who.name or f"An officer of the {ward.name} team",
+        you_wrote=you_wrote or "", now=now)
+    message = queue_in_thread(session, thread, MessageKind.TEAM_ANSWER, rendered,
+                              priority=ANSWER_PRIORITY, now=now)
+    if message is None:  # suppressed since the check above
+        raise InputError({"answer": "This resident's address can no longer be written to"})
+    thread.handled_at = now
+    _audit(session, who, "reply.answer", f"thread {thread.id}",
+           f"message {message.id}; ward {ward.code}", now=now)
+    session.flush()
+    return Answered(thread.id, message.id)

@@ -1,0 +1,290 @@
+"""Open feeds: a ward's published items as plain values, and as Atom, JSON and iCalendar.
+
+"Published items of a ward" means what a digest would draw on (`publish.DIGESTED_KINDS`:
+posts, advice and contact sessions) from the ward's sources, not withdrawn. Urgent alerts
+and anything about a resident never come in: the values built here hold items only, and the
+ward's team is named, never given by its address.
+
+`load_ward_feed` reads the ward's recent items (newest first, at most `MAX_ITEMS`, none
+published more than `MAX_AGE` ago) and its sessions that have not ended (soonest first).
+The builders are pure:
+
+* `atom_feed` — Atom 1.0 through feedgen. The feed's id is the ward's archive page URL, an
+  entry's id is its anchor on that page (`…/wards/RIV/#item-12`), stable across requests.
+* `json_document` — the shape documented on `json_document`.
+* `ics_calendar` — the ward's coming sessions through the digests' own calendar builder
+  (`alerts.digests.invites.calendar_of`), so UIDs match the digests' attachments.
+
+Nothing here reads the clock: each output depends on the stored items and `now` only through
+which items are chosen, so the same data gives the same bytes (and the same ETag).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from feedgen.feed import FeedGenerator
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
+
+from alerts.digests.compose import DigestItem, safe_link, ward_page_url
+from alerts.digests.invites import calendar_of
+from alerts.mail.render import when
+from alerts.sources.items import Item, ItemKind
+from alerts.sources.policeuk import ATTRIBUTION_HTML, LICENCE_URL
+from alerts.sources.registry import Source, SourceKind
+from alerts.sources.sanitise import html_to_text, sanitise_html
+from alerts.usecases.digest_rounds import DIGESTED_KINDS
+from subscriptions.wards import Ward, find_ward, list_wards
+
+MAX_ITEMS = 50
+MAX_AGE = timedelta(days=90)
+MAX_SESSIONS = 200
+ATTRIBUTION_TEXT = html_to_text(ATTRIBUTION_HTML)
+LICENCE_NAME = "Open Government Licence v3.0"
+JSON_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FeedItem:
+    """One published item as the open feeds show it; `body_html` is sanitised again here."""
+
+    id: int
+    kind: ItemKind
+    title: str
+    body_html: str
+    link: str | None
+    published_at: datetime
+    starts_at: datetime | None
+    ends_at: datetime | None
+    location: str | None
+    from_policeuk: bool
+
+    @property
+    def text(self) -> str:
+        return html_to_text(self.body_html)
+
+    @property
+    def anchor(self) -> str:
+        return f"item-{self.id}"
+
+    def as_digest_item(self) -> DigestItem:
+        return DigestItem(id=self.id, kind=self.kind, title=self.title,
+                          body_html=self.body_html, link=self.link,
+                          published_at=self.published_at, starts_at=self.starts_at,
+                          ends_at=self.ends_at, location=self.location)
+
+
+@dataclass(frozen=True)
+class WardFeed:
+    """What a ward publishes: recent items newest first, coming sessions soonest first.
+
+    `updated` is the newest publication or withdrawal among the ward's items (the
+    Last-Modified of every output), or the ward's creation when it has none.
+    """
+
+    code: str
+    name: str
+    items: tuple[FeedItem, ...]
+    sessions: tuple[FeedItem, ...]
+    updated: datetime
+
+    @property
+    def team_name(self) -> str:
+        return team_name(self.name)
+
+
+@dataclass(frozen=True)
+class WardLink:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class FeedUrls:
+    """The absolute addresses of a ward's archive page and feeds, from web.base_url."""
+
+    page: str
+    atom: str
+    ics: str
+    json: str
+
+    @classmethod
+    def for_ward(cls, base_url: str, code: str) -> FeedUrls:
+        page = ward_page_url(base_url, code)
+        return cls(page, f"{page}feed.atom", f"{page}sessions.ics", f"{page}items.json")
+
+    def entry_id(self, item: FeedItem) -> str:
+        return f"{self.page}#{item.anchor}"
+
+
+def team_name(ward_name: str) -> str:
+    return f"{ward_name} Safer Neighbourhood Team"
+
+
+def list_public_wards(session: Session) -> list[WardLink]:
+    """Every ward, by name."""
+    return sorted((WardLink(w.code, w.name) for w in list_wards(session)),
+                  key=lambda w: (w.name.casefold(), w.code))
+
+
+def _published_items(ward: Ward) -> Select[Item, str]:
+    return (select(Item, Source.kind)
+            .join(Source, Source.id == Item.source_id)
+            .where(Source.ward_id == ward.id, Item.withdrawn_at.is_(None),
+                   Item.kind.in_([kind.value for kind in DIGESTED_KINDS])))
+
+
+def _feed_item(item: Item, source_kind: str) -> FeedItem:
+    return FeedItem(
+        id=item.id,
+        kind=ItemKind(item.kind),
+        title=item.title,
+        body_html=sanitise_html(item.body_html),
+        link=safe_link(item.link),
+        published_at=item.published_at or item.collected_at,
+        starts_at=item.starts_at,
+        ends_at=item.ends_at,
+        location=item.location,
+        from_policeuk=source_kind == SourceKind.POLICEUK,
+    )
+
+
+def load_ward_feed(session: Session, code: str, *, now: datetime,
+                   max_items: int = MAX_ITEMS, max_age: timedelta = MAX_AGE) -> WardFeed | None:
+    """The ward's published items, or None when there is no ward with this code."""
+    ward = find_ward(session, code)
+    if ward is None:
+        return None
+    published = func.coalesce(Item.published_at, Item.collected_at)
+    recent = session.execute(
+        _published_items(ward).where(published >= now - max_age)
+        .order_by(published.desc(), Item.id.desc()).limit(max_items)).all()
+    ended = func.coalesce(Item.ends_at, Item.starts_at)
+    coming = session.execute(
+        _published_items(ward).where(Item.kind == ItemKind.SESSION.value,
+                                     Item.starts_at.is_not(None), ended > now)
+        .order_by(Item.starts_at, Item.id).limit(MAX_SESSIONS)).all()
+    items = tuple(_feed_item(item, kind) for item, kind in recent)
+    sessions = tuple(_feed_item(item, kind) for item, kind in coming)
+    withdrawn = session.scalar(
+        select(func.max(Item.withdrawn_at)).join(Source, Source.id == Item.source_id)
+        .where(Source.ward_id == ward.id))
+    stamps = [item.published_at for item in (*items, *sessions)]
+    if withdrawn is not None:
+        stamps.append(withdrawn)
+    updated = max(stamps) if stamps else ward.created_at
+    return WardFeed(ward.code, ward.name, items, sessions, updated)
+
+
+def _details(item: FeedItem, zone: ZoneInfo) -> list[str]:
+    """A session's time and place, as lines shown above its body."""
+    if item.kind != ItemKind.SESSION:
+        return []
+    lines = [f"When: {when(item.as_digest_item(), zone)}"]
+    if item.location:
+        lines.append(f"Where: {item.location}")
+    return lines
+
+
+def atom_feed(feed: WardFeed, urls: FeedUrls, *, zone: ZoneInfo) -> bytes:
+    """Atom 1.0: one entry per recent item, newest first, the team as author."""
+    generator = FeedGenerator()
+    generator.id(urls.page)
+    generator.title(f"{feed.name}: neighbourhood news")
+    generator.subtitle(f"Posts, advice and contact sessions from the {feed.team_name}")
+    generator.author({"name": feed.team_name})
+    generator.link(href=urls.page, rel="alternate", type="text/html")
+    generator.link(href=urls.atom, rel="self", type="application/atom+xml")
+    generator.language("en-GB")
+    generator.updated(feed.updated)
+    for item in feed.items:
+        entry = generator.add_entry(order="append")
+        entry.id(urls.entry_id(item))
+        entry.title(item.title)
+        entry.updated(item.published_at)
+        entry.published(item.published_at)
+        entry.author({"name": feed.team_name})
+        entry.link(href=item.link or urls.entry_id(item), rel="alternate")
+        entry.category(term=item.kind.value)
+        details = "".join(f"<p>{_escape(line)}</p>" for line in _details(item, zone))
+        entry.content(details + item.body_html, type="html")
+        if item.from_policeuk:
+            entry.rights(ATTRIBUTION_TEXT)
+    data: bytes = generator.atom_str(pretty=True)
+    return data
+
+
+def _escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _stamp(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _json_item(item: FeedItem, urls: FeedUrls) -> dict[str, Any]:
+    return {
+        "id": item.id,
+        "url": urls.entry_id(item),
+        "kind": item.kind.value,
+        "title": item.title,
+        "text": item.text,
+        "html": item.body_html,
+        "link": item.link,
+        "published": _stamp(item.published_at),
+        "starts": _stamp(item.starts_at),
+        "ends": _stamp(item.ends_at),
+        "location": item.location,
+        "attribution": ({"text": ATTRIBUTION_TEXT, "licence": LICENCE_NAME,
+                         "licence_url": LICENCE_URL} if item.from_policeuk else None),
+    }
+
+
+def json_document(feed: WardFeed, urls: FeedUrls) -> bytes:
+    """The ward's items as JSON (UTF-8), in this shape (times are UTC, ISO 8601, "Z")::
+
+        {"version": 1,
+         "ward": {"code": "RIV", "name": "Riverside",
+                  "team": "Riverside Safer Neighbourhood Team",
+                  "url": <archive page>, "atom": <feed>, "ics": <calendar>, "json": <this>},
+         "updated": "2026-05-01T09:30:00Z",
+         "items": [{"id": 12, "url": <archive page>#item-12,
+                    "kind": "post" | "advice" | "session",
+                    "title": str, "text": str, "html": <sanitised HTML>,
+                    "link": str | null, "published": str,
+                    "starts": str | null, "ends": str | null, "location": str | null,
+                    "attribution": null | {"text": "Source: data.police.uk, Open Government
+                                           Licence v3.0.", "licence": "Open Government
+                                           Licence v3.0", "licence_url": <OGL v3 URL>}}],
+         "sessions": [<the same item shape: sessions that have not ended, soonest first>]}
+
+    `items` are the recent items newest first (as in the Atom feed); `sessions` are what the
+    `.ics` holds. `attribution` is set on items from data.police.uk.
+    """
+    document = {
+        "version": JSON_VERSION,
+        "ward": {"code": feed.code, "name": feed.name, "team": feed.team_name,
+                 "url": urls.page, "atom": urls.atom, "ics": urls.ics, "json": urls.json},
+        "updated": _stamp(feed.updated),
+        "items": [_json_item(item, urls) for item in feed.items],
+        "sessions": [_json_item(item, urls) for item in feed.sessions],
+    }
+    return json.dumps(document, ensure_ascii=False, indent=2).encode()
+
+
+def ics_calendar(feed: WardFeed, *, uid_domain: str) -> bytes:
+    """The ward's coming sessions as iCalendar (possibly with no events yet)."""
+    sessions: Sequence[DigestItem] = [item.as_digest_item() for item in feed.sessions]
+    return calendar_of(sessions, ward_name=feed.name, uid_domain=uid_domain, now=feed.updated)
+
+
+def uid_domain(from_address: str) -> str:
+    """The domain of session UIDs: the same as in the digests' calendars."""
+    return from_address.rpartition("@")[2] or "localhost"
+
