@@ -85,7 +85,7 @@ def main() -> None:
         for n in range(3):
             marker = f"baseline-{n}-{time.time_ns()}"
             started = time.perf_counter()
-            alerts(config, "post", "--ward", "RIV", "--urgent", "--title", marker,
+            alerts(config, "post", "--ward", "RIV", "--urgent", "--yes", "--title", marker,
                    "--body", "Baseline alert.")
             alerts(config, "deliver")
             wait_for(lambda m=marker: delivered(m) == options.residents, 60, "baseline")
@@ -113,7 +113,7 @@ def main() -> None:
             for n in range(options.alerts):
                 marker = f"alert-{n}-{time.time_ns()}"
                 started = time.perf_counter()
-                alerts(config, "post", "--ward", "RIV", "--urgent", "--title", marker,
+                alerts(config, "post", "--ward", "RIV", "--urgent", "--yes", "--title", marker,
                        "--body", "Please keep away from the area.")
                 posting.append(time.perf_counter() - started)
                 first_seen: list[float] = []

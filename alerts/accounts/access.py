@@ -33,6 +33,13 @@ class Principal:
         return self.role == Role.ADMIN
 
 
+def command_line_principal(actor: str) -> Principal:
+    """The operator at the command line, who may do what an administrator may (they hold the
+    database already); the audit log names them by `actor`, with no user id."""
+    return Principal(user_id=0, email=actor, name=actor, role=Role.ADMIN,
+                     ward_ids=frozenset(), scheme_ids=frozenset())
+
+
 def principal_for(session: Session, user: User) -> Principal:
     wards = frozenset(session.scalars(select(UserWard.ward_id).where(UserWard.user_id == user.id)))
     schemes = frozenset(session.scalars(

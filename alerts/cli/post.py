@@ -1,22 +1,28 @@
-"""`alerts post`: an officer's own post, advice, contact session or urgent alert for a ward."""
+"""`alerts post`: an officer's own post, advice, contact session or urgent alert for a ward.
+
+Thin: it reads the options, asks before an urgent alert goes (on a terminal; `--yes` for
+scripts) and calls the posting service the staff pages call too (`alerts.usecases.posting`),
+which checks, stores, audits and announces the post. The audit log names the operator as
+`command line (<their login name>)`, as for every other change made at the command line.
+"""
 
 from __future__ import annotations
 
+import sys
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import click
+from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.cli.app import Runtime, fail, pass_runtime
-from alerts.core.db import transaction
-from alerts.core.events import ItemPublished, UrgentAlertPosted
-from alerts.sources.items import ItemKind, store_items
-from alerts.sources.officer import officer_item
-from alerts.sources.registry import officer_source
-from alerts.usecases.posting import post_urgent
+from alerts.accounts.access import Principal, command_line_principal
+from alerts.cli.app import Runtime, cli_actor, fail, pass_runtime
+from alerts.core.config import Settings
+from alerts.sources.items import ItemKind
+from alerts.usecases.officers import InputError, NotFound, ward_for
+from alerts.usecases.posting import Draft, post_draft, preview_draft
 from subscriptions.base import utcnow
-from subscriptions.wards import get_ward
 
 
 def register(cli: click.Group) -> None:
@@ -49,6 +55,8 @@ def parse_time(option: str, value: str | None, zone: ZoneInfo) -> datetime | Non
               help="What the post is about (repeat for more), from topics.names in the config.")
 @click.option("--urgent", is_flag=True,
               help="Send at once to every confirmed subscriber, whatever their frequency.")
+@click.option("--yes", is_flag=True,
+              help="Send an urgent alert without asking first (for scripts).")
 @pass_runtime
 def post(
     runtime: Runtime,
@@ -62,44 +70,54 @@ def post(
     location: str | None,
     topics: tuple[str, ...],
     urgent: bool,
+    yes: bool,
 ) -> None:
     """Publish a post, advice or contact session to a ward, or an urgent alert.
 
     Posts reach immediate subscribers at once and everyone else in their next digest.
     An urgent alert is queued ahead of everything else: a running `alerts run` sends it
-    within seconds, otherwise `alerts deliver` does.
+    within seconds, otherwise `alerts deliver` does. It is sent once you confirm it (or
+    with --yes).
     """
     if (body is None) == (body_file is None):
         fail("give the text with exactly one of --body or --body-file")
     text = body_file.read_text(encoding="utf-8") if body_file is not None else body or ""
-    if urgent:
-        if kind != "post" or starts or ends or location or topics:
-            fail("an urgent alert takes only --title and --body (no --kind, times, place or "
-                 "topic: it goes to everyone)")
-        with transaction(runtime.sessions()) as session:
-            outcome = post_urgent(session, runtime.settings, ward_code=ward_code, title=title,
-                                  body=text, now=utcnow())
-        runtime.bus().publish(
-            UrgentAlertPosted(outcome.ward_code, outcome.message_id, outcome.deliveries)
-        )
-        click.echo(f"urgent alert {outcome.message_id} queued for {outcome.deliveries} "
-                   f"subscriber(s) of ward {outcome.ward_code}")
-        return
+    if urgent and (kind != "post" or starts or ends or location or topics):
+        fail("an urgent alert takes only --title and --body (no --kind, times, place or "
+             "topic: it goes to everyone)")
+    if kind != "session" and (starts or ends or location):
+        fail(f"a {kind} has no start, end or location; only a session has")
     zone = ZoneInfo(runtime.settings.scheduler.timezone)
-    item = officer_item(
-        title=title,
-        body=text,
-        kind=ItemKind(kind),
-        starts=parse_time("--starts", starts, zone),
-        ends=parse_time("--ends", ends, zone),
-        location=location,
-        now=utcnow(),
-        topics=topics,
-        known_topics=runtime.settings.topics.names,
-    )
-    with transaction(runtime.sessions()) as session:
-        ward = get_ward(session, ward_code)
-        stored = store_items(session, officer_source(session, ward), [item])
-    runtime.bus().publish(ItemPublished(ward.code, stored.new_item_ids))
-    click.echo(f"posted {kind} {title!r} to ward {ward.code}; immediate subscribers hear now, "
-               "the rest in their next digest")
+    draft = Draft(kind=ItemKind.ALERT if urgent else ItemKind(kind), title=title, body=text,
+                  starts=parse_time("--starts", starts, zone),
+                  ends=parse_time("--ends", ends, zone), location=location, topics=topics)
+    who = command_line_principal(cli_actor())
+    try:
+        if urgent and not yes:
+            confirm_urgent(runtime.sessions(), runtime.settings, who, ward_code, draft)
+        done = post_draft(runtime.sessions(), runtime.bus(), runtime.settings, who, ward_code,
+                          draft, now=utcnow())
+    except (InputError, NotFound) as error:
+        fail(str(error))
+    if urgent:
+        click.echo(f"urgent alert {done.message_id} queued for {done.deliveries} "
+                   f"subscriber(s) of ward {done.ward_code}")
+    else:
+        click.echo(f"posted {kind} {title!r} to ward {done.ward_code}; immediate subscribers "
+                   "hear now, the rest in their next digest")
+
+
+def confirm_urgent(factory: sessionmaker[Session], settings: Settings, who: Principal,
+                   code: str, draft: Draft) -> None:
+    """Ask, as the page does, before an urgent alert goes; refuse when no one can answer."""
+    with factory() as session:
+        ward = ward_for(session, who, code)
+        confirmed = preview_draft(session, settings, who, code, draft, now=utcnow()).confirmed
+    if sys.stdin is None or not sys.stdin.isatty():
+        fail("an urgent alert is sent only once confirmed: run `alerts post --urgent` on a "
+             "terminal, or add --yes")
+    click.echo(f"It goes now to {confirmed} confirmed subscriber{'' if confirmed == 1 else 's'}"
+               f" of {ward.name} ({ward.code}), ahead of every other email. It cannot be "
+               "called back once sent.", err=True)
+    if not click.confirm(f"Send this urgent alert to {ward.name}?", err=True):
+        fail("the urgent alert was not sent")

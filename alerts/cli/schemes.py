@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 
+from alerts.accounts.access import command_line_principal
 from alerts.accounts.audit import record
 from alerts.accounts.users import Role, add_user, find_user
 from alerts.cli.app import Runtime, cli_actor, fail, pass_runtime, print_json, warn
@@ -23,7 +24,6 @@ from alerts.core.db import transaction
 from alerts.usecases.coordinators import (
     CoordinatorError,
     add_member,
-    command_line_principal,
     export_members,
     import_members,
     remove_member,

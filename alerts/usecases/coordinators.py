@@ -108,13 +108,6 @@ class MessageErrors(CoordinatorError):
         self.errors = list(errors)
 
 
-def command_line_principal(actor: str) -> Principal:
-    """The operator at the command line, who may do what an administrator may (they hold the
-    database already); the audit log names them by `actor`, with no user id."""
-    return Principal(user_id=0, email=actor, name=actor, role=Role.ADMIN,
-                     ward_ids=frozenset(), scheme_ids=frozenset())
-
-
 def _scheme(session: Session, who: Principal, scheme_id: int, *,
             for_update: bool = False) -> Scheme:
     scheme = session.get(Scheme, scheme_id, with_for_update=for_update)

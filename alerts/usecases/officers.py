@@ -1,14 +1,12 @@
-"""What officers do, as services: see their wards at a glance, write and publish posts,
-contact sessions, advice and urgent alerts, preview digests, read and answer residents'
-replies.
+"""What officers do, as services: see their wards at a glance, preview digests, read and
+answer residents' replies (posting is `alerts.usecases.posting`, shared with `alerts post`).
 
 Every function takes the signed-in `Principal` and checks, itself, that the ward it touches
 is theirs (`require_ward`, raising `Forbidden`): the pages call these functions and are
 never the only guard. Every change is written to the audit log with who made it; the
-entries name records by id, never a resident's address or words. Posting goes through the
-same services as `alerts post` (`officer_item`, `store_items`, `post_urgent`); an answer to a
-resident goes through the outbox like every other message. No web types here: callers pass
-plain values and commit.
+entries name records by id, never a resident's address or words. An answer to a resident
+goes through the outbox like every other message. No web types here: callers pass plain
+values and commit.
 """
 
 from __future__ import annotations
@@ -24,34 +22,21 @@ from alerts.accounts.access import Principal, can_use_ward, require_ward
 from alerts.accounts.audit import record
 from alerts.core.config import Settings
 from alerts.delivery.outbox import Delivery, DeliveryStatus
-from alerts.digests.compose import DigestItem
 from alerts.inbound.answers import ANSWER_PRIORITY, queue_in_thread
 from alerts.inbound.replies import Reply, ReplyThread, ThreadAnswer
 from alerts.mail.messages import Message, MessageKind, fill_links
-from alerts.mail.render import (
-    Rendered,
-    fit_subject,
-    render_alert,
-    render_email,
-    render_post,
-)
-from alerts.sources.items import CollectedItem, Item, ItemKind, store_items
-from alerts.sources.officer import MAX_LOCATION, MAX_TITLE, officer_item
-from alerts.sources.registry import Source, SourceError, SourceKind, officer_source
+from alerts.mail.render import Rendered, fit_subject, render_email
+from alerts.sources.items import Item
+from alerts.sources.registry import Source, SourceKind
 from alerts.sources.sanitise import as_safe_html, shorten
 from alerts.usecases.digest_rounds import preview_digest
-from alerts.usecases.posting import post_urgent
 from alerts.usecases.votes import Tally, count_votes
-from subscriptions.languages import Language
-from subscriptions.subscribers import Frequency, Status, Subscriber, Subscription
+from subscriptions.subscribers import Status, Subscriber, Subscription
 from subscriptions.suppression import is_suppressed
-from subscriptions.topics import TopicError, choose_topics
 from subscriptions.wards import Ward, find_ward, list_wards
 
-MAX_BODY = 20_000
 MAX_ANSWER = 10_000
 INBOX_LIMIT = 200
-POST_KINDS = (ItemKind.POST, ItemKind.ADVICE, ItemKind.SESSION)
 # A preview is one copy of the email, not any resident's: their own links are not made.
 PREVIEW_LINK = "#each-resident-gets-their-own-link"
 
@@ -80,7 +65,7 @@ def ward_for(session: Session, who: Principal, code: str) -> Ward:
     """The ward with this code, if the person may use it."""
     ward = find_ward(session, code)
     if ward is None:
-        raise NotFound("no such ward")
+        raise NotFound(f"no ward with code {code!r}")
     require_ward(who, ward.id)
     return ward
 
@@ -196,144 +181,11 @@ def digest_preview(session: Session, settings: Settings, who: Principal, code: s
     return preview_digest(session, ward.code, settings, now)
 
 
-# --- posts and urgent alerts -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Draft:
-    """A post as the officer wrote it. `kind` ALERT is an urgent alert (title and body only)."""
-
-    kind: ItemKind
-    title: str
-    body: str
-    starts: datetime | None = None
-    ends: datetime | None = None
-    location: str | None = None
-    topics: tuple[str, ...] = ()
-
-
-def check_draft(draft: Draft, *, now: datetime, known_topics: tuple[str, ...] = ()
-                ) -> CollectedItem:
-    """The draft as an item, or InputError naming each field that is wrong.
-
-    The field checks say what the form should show; `officer_item` (the same check as
-    `alerts post`) has the last word.
-    """
-    errors: dict[str, str] = {}
-    title = " ".join(draft.title.split())
-    if not title:
-        errors["title"] = "Enter a title"
-    elif len(title) > MAX_TITLE:
-        errors["title"] = f"The title must be {MAX_TITLE} characters or fewer"
-    if not draft.body.strip():
-        errors["body"] = "Enter the text residents will read"
-    elif len(draft.body) > MAX_BODY:
-        errors["body"] = f"The text must be {MAX_BODY:,} characters or fewer"
-    if draft.kind == ItemKind.SESSION:
-        if draft.starts is None:
-            errors["starts"] = "Enter the date and time the session starts"
-        elif draft.starts < now:
-            errors["starts"] = "The session must start in the future"
-        elif draft.ends is not None and draft.ends <= draft.starts:
-            errors["ends"] = "The session must end after it starts"
-        if draft.location and len(" ".join(draft.location.split())) > MAX_LOCATION:
-            errors["location"] = f"The place must be {MAX_LOCATION} characters or fewer"
-    try:
-        choose_topics(draft.topics, known_topics)
-    except TopicError as error:
-        errors["topics"] = str(error)[:1].upper() + str(error)[1:]
-    if errors:
-        raise InputError(errors)
-    session_kind = draft.kind == ItemKind.SESSION
-    try:
-        return officer_item(title=title, body=draft.body, kind=draft.kind,
-                            starts=draft.starts if session_kind else None,
-                            ends=draft.ends if session_kind else None,
-                            location=draft.location if session_kind else None, now=now,
-                            topics=draft.topics, known_topics=known_topics)
-    except SourceError as error:
-        reason = str(error)
-        raise InputError({"title": reason[:1].upper() + reason[1:]}) from None
-
-
-def _check_kind(kind: ItemKind) -> None:
-    if kind not in (*POST_KINDS, ItemKind.ALERT):
-        raise InputError({"kind": "Choose what kind of post this is"})
-
-
-@dataclass(frozen=True)
-class Preview:
-    rendered: Rendered
-    # Confirmed subscribers: all of them hear an urgent alert now; of a post, the
-    # immediate ones hear now and the rest in their next digest.
-    confirmed: int
-    immediate: int
-
-
-def _audience(session: Session, ward: Ward) -> tuple[int, int]:
-    rows = dict(session.execute(
-        select(Subscription.frequency, func.count())
-        .where(Subscription.ward_id == ward.id, Subscription.status == Status.CONFIRMED)
-        .group_by(Subscription.frequency)).all())
-    return sum(rows.values()), rows.get(Frequency.IMMEDIATE, 0)
-
-
-def preview_draft(session: Session, settings: Settings, who: Principal, code: str,
-                  draft: Draft, *, now: datetime) -> Preview:
-    """The email the draft would become, rendered by the same code as the real one;
-    nothing is stored."""
-    ward = ward_for(session, who, code)
-    _check_kind(draft.kind)
-    item = check_draft(draft, now=now, known_topics=settings.topics.names)
-    if draft.kind == ItemKind.ALERT:
-        rendered = render_alert(ward.name, item.title, item.body_html, settings, now=now,
-                                language=Language(ward.language))
-    else:
-        rendered = render_post(ward.name, DigestItem(
-            id=0, kind=item.kind, title=item.title, body_html=item.body_html, link=None,
-            published_at=now, starts_at=item.starts_at, ends_at=item.ends_at,
-            location=item.location, topics=item.topics), settings, now=now,
-            language=Language(ward.language))
-    confirmed, immediate = _audience(session, ward)
-    return Preview(rendered, confirmed, immediate)
-
-
 def for_display(body: str, *, as_text: bool = False) -> str:
     """A rendered email (HTML, or the text part) with the marks where each resident's own
     links go filled in, to show to staff."""
     link = "(each resident's own link)" if as_text else PREVIEW_LINK
     return fill_links(body, link, link, link)
-
-
-@dataclass(frozen=True)
-class Published:
-    ward_code: str
-    kind: ItemKind
-    item_ids: tuple[int, ...]
-    # For an urgent alert: the message and how many residents it was queued for.
-    message_id: int | None = None
-    deliveries: int = 0
-
-
-def publish_draft(session: Session, settings: Settings, who: Principal, code: str,
-                  draft: Draft, *, now: datetime) -> Published:
-    """Store a post, session or advice under the ward's officer source, or render and
-    queue an urgent alert for every confirmed subscriber; audited. The caller commits,
-    then announces it (`ItemPublished` / `UrgentAlertPosted`) as `alerts post` does."""
-    ward = ward_for(session, who, code)
-    _check_kind(draft.kind)
-    item = check_draft(draft, now=now, known_topics=settings.topics.names)
-    if draft.kind == ItemKind.ALERT:
-        outcome = post_urgent(session, settings, ward_code=ward.code, title=item.title,
-                              body=draft.body, now=now)
-        _audit(session, who, "alert.urgent", f"message {outcome.message_id}",
-               f"ward {ward.code}; queued for {outcome.deliveries}", now=now)
-        return Published(ward.code, ItemKind.ALERT, (), outcome.message_id,
-                         outcome.deliveries)
-    stored = store_items(session, officer_source(session, ward), [item])
-    _audit(session, who, f"item.{draft.kind.value}",
-           ", ".join(f"item {i}" for i in stored.new_item_ids), f"ward {ward.code}", now=now)
-    return Published(ward.code, draft.kind, stored.new_item_ids)
 
 
 # --- replies -----------------------------------------------------------------------------

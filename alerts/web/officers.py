@@ -8,10 +8,11 @@ the signed-in person's and audits every change), render. A ward not theirs is `F
 (403) from the service, whatever the page or URL; a form whose hidden ward differs from its
 page's is refused the same way, before anything is stored.
 
-A published post is announced on an event bus as `alerts post` does: the one `alerts run`
-gives the app when there is one, else a bus of this app's own with the pipeline's handlers
-wired in (immediate subscribers' messages are queued at once). Urgent alerts are queued by
-`post_urgent` itself; the delivery loop of `alerts run` finds the rows by polling.
+Publishing is `alerts.usecases.posting.post_draft`, as for `alerts post`: it stores, audits
+and announces the post on an event bus: the one `alerts run` gives the app when there is
+one, else a bus of this app's own with the pipeline's handlers wired in (immediate
+subscribers' messages are queued at once). Urgent alerts are queued by the service itself;
+the delivery loop of `alerts run` finds the rows by polling.
 """
 
 from __future__ import annotations
@@ -28,11 +29,12 @@ from fastapi.responses import Response
 from alerts.accounts.access import Forbidden, Principal
 from alerts.accounts.users import Role
 from alerts.core.db import transaction
-from alerts.core.events import EventBus, ItemPublished, UrgentAlertPosted
+from alerts.core.events import EventBus
 from alerts.sources.items import ItemKind
-from alerts.usecases import officers
-from alerts.usecases.officers import Draft, InputError, NotFound
+from alerts.usecases import officers, posting
+from alerts.usecases.officers import InputError, NotFound
 from alerts.usecases.pipeline import wire
+from alerts.usecases.posting import Draft
 from alerts.web.staff import StaffSite
 from subscriptions.base import utcnow
 
@@ -199,17 +201,12 @@ def officers_router(site: StaffSite, bus: EventBus | None = None) -> APIRouter:
         now = utcnow()
         try:
             if action == "publish" and (chosen != ItemKind.ALERT or confirm == "send"):
-                with transaction(site.factory) as session:
-                    done = officers.publish_draft(session, settings, who, code, draft, now=now)
-                if done.kind == ItemKind.ALERT and done.message_id is not None:
-                    events.publish(UrgentAlertPosted(done.ward_code, done.message_id,
-                                                     done.deliveries))
-                else:
-                    events.publish(ItemPublished(done.ward_code, done.item_ids))
+                done = posting.post_draft(site.factory, events, settings, who, code, draft,
+                                          now=now)
                 return site.redirect(f"/staff/wards/{done.ward_code}/?done={done.kind.value}"
                                      f"&queued={done.deliveries}")
             with site.factory() as session:
-                preview = officers.preview_draft(session, settings, who, code, draft, now=now)
+                preview = posting.preview_draft(session, settings, who, code, draft, now=now)
         except InputError as error:
             return post_form(request, who, glance, chosen, values, error.errors, status=400)
         return page(request, "post_preview", {

@@ -355,7 +355,8 @@ def test_an_urgent_alert_posted_from_another_shell_reaches_its_ward_within_ten_s
     process, _ = service.start_and_wait()
     try:
         started = time.monotonic()
-        service.cli("post", "--ward", "RIV", "--urgent", "--title", "Gas leak on Mill Lane",
+        service.cli("post", "--ward", "RIV", "--urgent", "--yes",
+                    "--title", "Gas leak on Mill Lane",
                     "--body", "Keep windows closed; the road is shut.")
         wait_for(lambda: len(service.sink.received) >= len(emails), what="the urgent alert",
                  timeout=10, process=process)
@@ -375,7 +376,8 @@ def test_worker_delivers_queued_and_urgent_mail_and_stops_on_sigterm(service: Se
     worker = service.start("worker")
     try:
         wait_for(lambda: len(service.sink.received) >= 3, what="the digests", process=worker)
-        service.cli("post", "--ward", "RIV", "--urgent", "--title", "Flooding on Mill Lane",
+        service.cli("post", "--ward", "RIV", "--urgent", "--yes",
+                    "--title", "Flooding on Mill Lane",
                     "--body", "Avoid the underpass.")
         wait_for(lambda: len(service.sink.received) >= 6, what="the urgent alert",
                  process=worker)
@@ -606,7 +608,7 @@ def test_two_services_share_one_database_and_one_scheduler_leader(
         assert following["status"] == "ok"
         assert following["scheduler"]["running"] is False
 
-        service.cli("post", "--ward", "RIV", "--urgent", "--title", "Power cut",
+        service.cli("post", "--ward", "RIV", "--urgent", "--yes", "--title", "Power cut",
                     "--body", "Street lights are off on Mill Lane.")
         wait_for(lambda: len(service.sink.received) >= 2, what="the alert", process=second)
         assert first.stop() == 0, first.output()

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import alerts.usecases.coordinators as coordinators
-from alerts.accounts.access import Forbidden, Principal, principal_for
+from alerts.accounts.access import Forbidden, Principal, command_line_principal, principal_for
 from alerts.accounts.audit import AuditEntry
 from alerts.accounts.users import Role, add_user
 from alerts.cli import cli
@@ -43,7 +43,6 @@ from alerts.usecases.coordinators import (
     MessageErrors,
     add_member,
     bounce_report,
-    command_line_principal,
     export_members,
     import_members,
     kept_schemes,

@@ -25,8 +25,9 @@ from alerts.inbound.replies import Reply, ReplyThread, ThreadAnswer
 from alerts.mail.messages import Message, MessageKind
 from alerts.sources.items import Item, ItemKind
 from alerts.sources.registry import Source, SourceKind
-from alerts.usecases import officers
-from alerts.usecases.officers import Draft, InputError, NotFound
+from alerts.usecases import officers, posting
+from alerts.usecases.officers import InputError, NotFound
+from alerts.usecases.posting import Draft
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose
 from subscriptions.subscribers import Frequency
@@ -143,8 +144,8 @@ def test_an_officer_cannot_open_any_page_of_another_ward(
         lambda s: officers.ward_sources(s, world.officer, "HIL"),
         lambda s: officers.digest_preview(s, settings, world.officer, "HIL", now=now),
         lambda s: officers.inbox(s, world.officer, "HIL"),
-        lambda s: officers.preview_draft(s, settings, world.officer, "HIL", team_update(),
-                                         now=now),
+        lambda s: posting.preview_draft(s, settings, world.officer, "HIL", team_update(),
+                                        now=now),
     ]
     with factory() as session:
         for call in calls:
@@ -174,8 +175,8 @@ def test_the_sources_page_lists_the_wards_feeds_and_the_teams_own_posts(
 def test_a_published_post_is_stored_under_the_wards_officer_source_and_audited(
         factory: sessionmaker[Session], settings: Settings, world: World) -> None:
     with factory.begin() as session:
-        done = officers.publish_draft(session, settings, world.officer, "RIV", team_update(),
-                                      now=utcnow())
+        done = posting.publish_draft(session, settings, world.officer, "RIV", team_update(),
+                                     now=utcnow())
     with factory() as session:
         (item,) = session.scalars(select(Item).where(Item.id.in_(done.item_ids)))
         source = session.get_one(Source, item.source_id)
@@ -192,8 +193,8 @@ def test_an_officer_cannot_publish_to_another_ward_and_nothing_is_stored(
         factory: sessionmaker[Session], settings: Settings, world: World) -> None:
     for draft in (team_update(), team_update(kind=ItemKind.ALERT)):
         with factory.begin() as session, pytest.raises(Forbidden):
-            officers.publish_draft(session, settings, world.officer, "HIL", draft,
-                                   now=utcnow())
+            posting.publish_draft(session, settings, world.officer, "HIL", draft,
+                                  now=utcnow())
     with factory() as session:
         assert count(session, Item) == 0
         assert count(session, Message, Message.kind == MessageKind.ALERT) == 0
@@ -214,13 +215,13 @@ def test_a_contact_session_needs_a_start_in_the_future_and_an_end_after_it(
     with factory() as session:
         for draft, field in cases:
             with pytest.raises(InputError) as refused:
-                officers.publish_draft(session, settings, world.officer, "RIV", draft, now=now)
+                posting.publish_draft(session, settings, world.officer, "RIV", draft, now=now)
             assert field in refused.value.errors
     good = Draft(ItemKind.SESSION, "Coffee with your team", "Come and chat.",
                  starts=now + timedelta(days=3), ends=now + timedelta(days=3, hours=2),
                  location="The Mill Lane café")
     with factory.begin() as session:
-        done = officers.publish_draft(session, settings, world.officer, "RIV", good, now=now)
+        done = posting.publish_draft(session, settings, world.officer, "RIV", good, now=now)
     with factory() as session:
         item = session.get_one(Item, done.item_ids[0])
         assert item.location == "The Mill Lane café" and item.starts_at == good.starts
@@ -229,16 +230,16 @@ def test_a_contact_session_needs_a_start_in_the_future_and_an_end_after_it(
 def test_a_preview_renders_the_real_email_and_stores_nothing(
         factory: sessionmaker[Session], settings: Settings, world: World) -> None:
     with factory() as session:
-        preview = officers.preview_draft(session, settings, world.officer, "RIV",
-                                         team_update(), now=utcnow())
+        preview = posting.preview_draft(session, settings, world.officer, "RIV",
+                                        team_update(), now=utcnow())
         assert preview.rendered.subject == "Riverside: Bikes marked at the library"
         assert "We marked 40 bikes" in preview.rendered.text
         assert "call 999" in preview.rendered.text  # the how-to-report footer
         assert (preview.confirmed, preview.immediate) == (1, 1)
         shown = officers.for_display(preview.rendered.html)
         assert "__ALERTS_" not in shown
-        alert = officers.preview_draft(session, settings, world.officer, "RIV",
-                                       team_update(kind=ItemKind.ALERT), now=utcnow())
+        alert = posting.preview_draft(session, settings, world.officer, "RIV",
+                                      team_update(kind=ItemKind.ALERT), now=utcnow())
         assert alert.rendered.subject.startswith("Urgent police alert for Riverside")
         assert count(session, Item) == count(session, AuditEntry) == 0
 
@@ -246,9 +247,9 @@ def test_a_preview_renders_the_real_email_and_stores_nothing(
 def test_an_urgent_alert_is_queued_at_once_for_every_confirmed_subscriber_and_audited(
         factory: sessionmaker[Session], settings: Settings, world: World) -> None:
     with factory.begin() as session:
-        done = officers.publish_draft(session, settings, world.officer, "RIV",
-                                      team_update(kind=ItemKind.ALERT, title="Road closed"),
-                                      now=utcnow())
+        done = posting.publish_draft(session, settings, world.officer, "RIV",
+                                     team_update(kind=ItemKind.ALERT, title="Road closed"),
+                                     now=utcnow())
     assert done.deliveries == 1  # Ann; Cy has not confirmed
     with factory() as session:
         delivery = session.scalars(select(Delivery).where(
@@ -264,8 +265,8 @@ def test_the_digest_preview_shows_what_is_new_and_nothing_when_nothing_is(
         assert officers.digest_preview(session, settings, world.officer, "RIV",
                                        now=utcnow()) is None
     with factory.begin() as session:
-        officers.publish_draft(session, settings, world.officer, "RIV", team_update(),
-                               now=utcnow())
+        posting.publish_draft(session, settings, world.officer, "RIV", team_update(),
+                              now=utcnow())
     with factory() as session:
         digest = officers.digest_preview(session, settings, world.officer, "RIV", now=utcnow())
         assert digest is not None and "Bikes marked at the library" in digest.text
