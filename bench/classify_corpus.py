@@ -23,11 +23,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from alerts.core.config import MailSettings  # noqa: E402
 from alerts.inbound.classify import Classification, classify  # noqa: E402
 from alerts.inbound.mail import parse_mail  # noqa: E402
 
 CORPUS = ROOT / "tests" / "inbound" / "corpus"
-REPLY_DOMAIN = "reply.example.org"
+OURS = MailSettings(reply_domain="reply.example.org")
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def run(cases: list[Case]) -> list[Outcome]:
     outcomes = []
     for case in cases:
         mail = parse_mail(case.path.read_bytes())
-        outcomes.append(Outcome(case, classify(mail, new_text="", reply_domain=REPLY_DOMAIN)))
+        outcomes.append(Outcome(case, classify(mail, new_text="", ours=OURS)))
     return outcomes
 
 

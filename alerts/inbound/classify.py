@@ -27,9 +27,9 @@ mark: Outlook puts it on ordinary mail. Last resort, for responders that set no 
 (old Exchange, Lotus Domino), the subject: it must *begin* with one of the localised
 out-of-office prefixes in `_AUTO_SUBJECT` (compared without accents or case).
 
-Commands: a recipient `unsubscribe+TOKEN@{reply_domain}` with TOKEN shaped `DIGITS-base32`
-(the caller verifies it), or a new text that is, in full, one of `STOP_WORDS`, or a subject
-of exactly "unsubscribe" with no new text.
+Commands: a recipient that reads back as the signed `unsubscribe+TOKEN@` address
+(`alerts.mail.addresses`; the caller verifies the token), or a new text that is, in full, one
+of `STOP_WORDS`, or a subject of exactly "unsubscribe" with no new text.
 
 `reason` and `status` are written to logs and the database, so they are built from fixed words
 and status codes only: never an address, never text from the message.
@@ -49,8 +49,10 @@ from typing import cast
 
 from flufl.bounce import all_failures
 
+from alerts.core.config import MailSettings
 from alerts.delivery.rejections import is_hard_bounce
 from alerts.inbound.mail import InboundMail, addresses
+from alerts.mail.addresses import AddressKind, at_reply_domain, claimed_kind, parse_address
 
 
 class Kind(StrEnum):
@@ -89,32 +91,32 @@ STOP_WORDS = frozenset({
 })
 
 
-def classify(mail: InboundMail, *, new_text: str, reply_domain: str) -> Classification:
-    """Say what `mail` is. `new_text` is what the sender wrote above any quote."""
-    bounce = _bounce(mail, reply_domain)
+def classify(mail: InboundMail, *, new_text: str, ours: MailSettings) -> Classification:
+    """Say what `mail` is. `new_text` is what the sender wrote above any quote; `ours`
+    are the service's mail settings, whose addresses it was sent to."""
+    bounce = _bounce(mail, ours)
     if bounce is not None:
         return bounce
     automatic = auto_reply_reason(mail)
     if automatic is not None:
         return Classification(Kind.AUTO_REPLY, reason=automatic)
-    command = _command(mail, new_text, reply_domain)
+    command = _command(mail, new_text, ours)
     if command is not None:
         return Classification(Kind.COMMAND, reason=command)
     return Classification(Kind.REPLY)
 
 
 def refuse_to_answer(mail: InboundMail, *, own_addresses: frozenset[str],
-                     reply_domain: str) -> str | None:
+                     ours: MailSettings) -> str | None:
     """Why the product must never send an automatic answer to `mail`, or None if it may.
 
     Answering a machine, a list or ourselves is how mail loops start (RFC 3834 section 2).
     """
     own = {address.lower() for address in own_addresses}
-    domain = reply_domain.lower()
     senders = [address for address in (mail.sender, (mail.envelope_sender or "").lower())
                if address]
     for address in senders:
-        if address in own or address.rpartition("@")[2] == domain:
+        if address in own or at_reply_domain(ours, address):
             return "sent from this service's own address"
     if mail.envelope_sender == "" or _has_null_from(mail.message):
         return "null sender"
@@ -126,7 +128,7 @@ def refuse_to_answer(mail: InboundMail, *, own_addresses: frozenset[str],
     precedence = _header(mail.message, "Precedence").lower()
     if precedence in ("list", "bulk", "junk"):
         return f"Precedence: {precedence}"
-    if _is_evident_bounce(mail, reply_domain):
+    if _is_evident_bounce(mail, ours):
         return "delivery status report"
     automatic = auto_reply_reason(mail)
     if automatic is not None:
@@ -192,14 +194,10 @@ def auto_reply_reason(mail: InboundMail) -> str | None:
 
 # --- commands ----------------------------------------------------------------------------
 
-_UNSUBSCRIBE_LOCAL = re.compile(r"^unsubscribe\+\d+-[a-z2-7]+=*$", re.IGNORECASE)
-
-
-def _command(mail: InboundMail, new_text: str, reply_domain: str) -> str | None:
-    domain = reply_domain.lower()
+def _command(mail: InboundMail, new_text: str, ours: MailSettings) -> str | None:
     for address in (*mail.recipients, *addresses(mail.message, "To", "Cc")):
-        local, _, host = address.rpartition("@")
-        if host == domain and _UNSUBSCRIBE_LOCAL.match(local):
+        signed = parse_address(ours, address)
+        if signed is not None and signed.kind is AddressKind.UNSUBSCRIBE:
             return "sent to the unsubscribe address"
     words = _bare(new_text)
     if words in STOP_WORDS:
@@ -280,14 +278,14 @@ _DAEMONS = ("mailer-daemon", "mailer_daemon", "mailerdaemon", "mail-daemon", "po
             "mdaemon")
 
 
-def _bounce(mail: InboundMail, reply_domain: str) -> Classification | None:
+def _bounce(mail: InboundMail, ours: MailSettings) -> Classification | None:
     temporary, permanent = _flufl_failures(mail.head)
     report = list(_dsn_recipients(mail.message))
     failures = [r for r in report if r.action not in ("delivered", "relayed", "expanded")]
     if report and not failures and not permanent and not temporary:
         return None  # a success report; auto_reply_reason records it as automatic mail
     found = temporary or permanent
-    if not found and not failures and not _is_evident_bounce(mail, reply_domain):
+    if not found and not failures and not _is_evident_bounce(mail, ours):
         return None
     notice = _notice_text(mail.message)
     system = _system(mail, notice)
@@ -484,7 +482,7 @@ def _dsn_blocks(part: Message) -> list[dict[str, str]]:
     return blocks
 
 
-def _is_evident_bounce(mail: InboundMail, reply_domain: str) -> bool:
+def _is_evident_bounce(mail: InboundMail, ours: MailSettings) -> bool:
     """A bounce by its shape, even when no detector could name the failed address."""
     message = mail.message
     if _report_type(message) == "delivery-status" or message.get("X-Failed-Recipients"):
@@ -498,8 +496,7 @@ def _is_evident_bounce(mail: InboundMail, reply_domain: str) -> bool:
     worded = _NON_DELIVERY_TEXT.search(" ".join(_notice_text(message).split())) is not None
     from_daemon = mail.envelope_sender == "" or _has_null_from(message) or \
         any(_is_daemon(a) for a in (mail.sender, (mail.envelope_sender or "").lower()))
-    to_bounces = any(a.rpartition("@")[2] == reply_domain.lower() and
-                     a.startswith("bounces+") for a in mail.recipients)
+    to_bounces = any(claimed_kind(ours, a) is AddressKind.BOUNCES for a in mail.recipients)
     if (from_daemon or to_bounces) and (marked_subject or worded):
         return True
     return marked_subject and worded

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,7 +28,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.core.config import Settings
+from alerts.core.config import MailSettings, Settings
 from alerts.core.events import BounceReceived, ReplyReceived
 from alerts.delivery.outbox import Delivery
 from alerts.inbound.answers import acknowledge
@@ -49,6 +48,7 @@ from alerts.inbound.mail import InboundMail, MalformedMail, parse_mail
 from alerts.inbound.replies import Reply, thread_for
 from alerts.inbound.signals import emergency_signals
 from alerts.inbound.text import UNREAD_NOTE, ReplyText, body_text, split_reply
+from alerts.mail.addresses import AddressKind, claimed_kind, parse_address
 from alerts.mail.messages import Message
 from alerts.sources.sanitise import shorten
 from subscriptions.base import utcnow
@@ -61,9 +61,8 @@ log = logging.getLogger(__name__)
 DEAD_LETTER = "dead-letter"
 REVIEW = "review"
 
-_PREFIXES = {"reply": Purpose.REPLY, "bounces": Purpose.BOUNCE,
-             "unsubscribe": Purpose.UNSUBSCRIBE}
-_TOKEN_ADDRESS = re.compile(r"^(reply|bounces|unsubscribe)\+([^@]+)$")
+_PURPOSES = {AddressKind.REPLY: Purpose.REPLY, AddressKind.BOUNCES: Purpose.BOUNCE,
+             AddressKind.UNSUBSCRIBE: Purpose.UNSUBSCRIBE}
 
 
 class IntakeUnavailable(Exception):
@@ -104,35 +103,25 @@ class Addressing:
         return self.bounce_delivery or self.reply_delivery
 
 
-def issued_address(address: str, *, reply_domain: str, from_address: str) -> bool:
-    """Whether the product hands this address out: `reply+`, `bounces+` or `unsubscribe+`
-    at the reply domain, or the From address. Mail to any other address is not ours."""
-    address = address.strip().lower()
-    if address == from_address.lower():
-        return True
-    local, _, domain = address.rpartition("@")
-    return domain == reply_domain.lower() and _TOKEN_ADDRESS.match(local) is not None
-
-
-def read_addressing(session: Session, recipients: tuple[str, ...], *, reply_domain: str,
+def read_addressing(session: Session, recipients: tuple[str, ...], *, ours: MailSettings,
                     secret: str) -> Addressing:
+    """Verify the tokens of the signed addresses among `recipients`. One that claims to be a
+    signed address but whose token is not genuine (or not even shaped like one) is forged."""
     found = Addressing()
     for recipient in recipients:
-        local, _, domain = recipient.rpartition("@")
-        if domain.lower() != reply_domain.lower():
+        kind = claimed_kind(ours, recipient)
+        if kind is None:
             continue
-        match = _TOKEN_ADDRESS.match(local.lower())
-        if match is None:
-            continue
-        prefix, token = match.groups()
-        purpose = _PREFIXES[prefix]
+        signed = parse_address(ours, recipient)
+        purpose = _PURPOSES[kind]
         named = Subscription if purpose == Purpose.UNSUBSCRIBE else Delivery
-        ident = verify_reference(secret, purpose, token, nonces_in(session, named))
+        ident = None if signed is None else \
+            verify_reference(secret, purpose, signed.token, nonces_in(session, named))
         if ident is None:
-            found.forged.append(prefix)
-        elif prefix == "reply":
+            found.forged.append(kind.value)
+        elif kind is AddressKind.REPLY:
             found.reply_delivery = ident
-        elif prefix == "bounces":
+        elif kind is AddressKind.BOUNCES:
             found.bounce_delivery = ident
         else:
             found.unsubscribe_subscription = ident
@@ -218,8 +207,7 @@ class Intake:
             mail = parse_mail(raw, envelope_sender=envelope_sender,
                               envelope_recipients=envelope_recipients)
             text = split_reply(body_text(mail.message, cut=mail.truncated))
-            classification = classify(mail, new_text=text.new,
-                                      reply_domain=settings.mail.reply_domain)
+            classification = classify(mail, new_text=text.new, ours=settings.mail)
         except MalformedMail as error:
             return self._held(session, raw, digest, via, DEAD_LETTER, error.reason, now)
         except Exception as error:  # a message no step can read must not block the others
@@ -227,8 +215,7 @@ class Intake:
             log.error("an inbound message could not be read (%s)", type(error).__name__)
             return self._held(session, raw, digest, via, DEAD_LETTER,
                               f"could not be read ({type(error).__name__})", now)
-        addressing = read_addressing(session, mail.recipients,
-                                     reply_domain=settings.mail.reply_domain,
+        addressing = read_addressing(session, mail.recipients, ours=settings.mail,
                                      secret=settings.web.secret_key)
         bounce = classification.kind == Kind.BOUNCE
         if addressing.forged:
@@ -264,7 +251,7 @@ class Intake:
             return _with_record(outcome, record)
 
         refusal = refuse_to_answer(mail, own_addresses=self._own_addresses(session),
-                                   reply_domain=settings.mail.reply_domain)
+                                   ours=settings.mail)
         message = session.get(Message, delivery.message_id) if delivery else None
 
         if classification.kind == Kind.COMMAND:

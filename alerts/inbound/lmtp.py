@@ -1,7 +1,7 @@
 """The LMTP server (RFC 2033, aiosmtpd): how Postfix or Exim hand inbound mail over.
 
-Only addresses the product hands out are accepted (`reply+`, `bounces+` and `unsubscribe+`
-at `mail.reply_domain`, and `mail.from_address`); others (`postmaster@`, a bare `bounces@`)
+Only addresses the product hands out are accepted (the signed addresses of
+`alerts.mail.addresses`, and `mail.from_address`); others (`postmaster@`, a bare `bounces@`)
 are refused at RCPT with 550, so a misrouted or made-up message goes back to its MTA rather
 than into the journal. After DATA, LMTP answers once for each accepted recipient:
 250 when the message was handled (or had been already), 451 when the database could not be
@@ -26,9 +26,10 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from alerts.core.config import Settings
-from alerts.inbound.intake import Intake, IntakeUnavailable, Outcome, issued_address
+from alerts.inbound.intake import Intake, IntakeUnavailable, Outcome
 from alerts.inbound.journal import Via
 from alerts.inbound.mail import MAX_MESSAGE_BYTES
+from alerts.mail.addresses import issued_address
 
 log = logging.getLogger(__name__)
 
@@ -51,15 +52,14 @@ class InboundHandler:
     def __init__(self, intake: Intake, settings: Settings, *,
                  after: Callable[[Outcome], Awaitable[None]] | None = None) -> None:
         self.intake = intake
-        self.domain = settings.mail.reply_domain.lower()
-        self.own = settings.mail.from_address.lower()
+        self.ours = settings.mail
         self.after = after
         self.max_sessions = settings.inbound.lmtp_max_sessions
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
         address = address.strip().lower()
-        if not issued_address(address, reply_domain=self.domain, from_address=self.own):
+        if not issued_address(self.ours, address):
             return "550 5.1.1 Not a mailbox of this service"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"

@@ -19,6 +19,12 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
 from alerts.core.config import Settings
+from alerts.mail.addresses import (
+    bounce_address,
+    reply_address,
+    unsubscribe_address,
+    ward_list_id,
+)
 from alerts.mail.messages import (
     ANSWER_KINDS,
     PREFERENCES_MARK,
@@ -74,7 +80,6 @@ class Links:
 def links_for(outgoing: Outgoing, settings: Settings) -> Links:
     secret = settings.web.secret_key
     base = settings.web.base_url.rstrip("/")
-    domain = settings.mail.reply_domain
     subscription, subscription_nonce = outgoing.subscription_id, outgoing.subscription_nonce
     delivery, delivery_nonce = outgoing.delivery_id, outgoing.delivery_nonce
     unsubscribe = sign_reference(secret, Purpose.UNSUBSCRIBE, subscription, subscription_nonce)
@@ -86,8 +91,8 @@ def links_for(outgoing: Outgoing, settings: Settings) -> Links:
         reply_token=reply,
         unsubscribe_url=f"{base}/unsubscribe/{unsubscribe}",
         preferences_url=f"{base}/preferences/{preferences}",
-        reply_to=f"reply+{reply}@{domain}",
-        envelope_from=f"bounces+{bounce}@{domain}",
+        reply_to=reply_address(settings.mail, reply),
+        envelope_from=bounce_address(settings.mail, bounce),
         votes=VoteLinks(secret, base, outgoing.message_id, outgoing.message_nonce),
     )
 
@@ -149,7 +154,7 @@ def _shared_headers(outgoing: Outgoing, settings: Settings) -> dict[str, str]:
         "Subject": _check_header("Subject", outgoing.subject),
         "List-Id": _check_header(
             "List-Id",
-            f"{outgoing.ward_name} <{outgoing.ward_code.lower()}.{mail.reply_domain}>",
+            f"{outgoing.ward_name} <{ward_list_id(mail, outgoing.ward_code)}>",
         ),
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "Auto-Submitted": "auto-replied" if outgoing.kind in ANSWER_KINDS
@@ -174,7 +179,7 @@ def _own_headers(outgoing: Outgoing, links: Links, settings: Settings,
         "List-Unsubscribe": _check_header(
             "List-Unsubscribe",
             f"<{links.unsubscribe_url}>, "
-            f"<mailto:unsubscribe+{links.unsubscribe_token}@{mail.reply_domain}>",
+            f"<mailto:{unsubscribe_address(mail, links.unsubscribe_token)}>",
         ),
         "Reply-To": _check_header("Reply-To", links.reply_to),
     }

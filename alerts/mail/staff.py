@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 
 from alerts.core.config import MailSettings
+from alerts.mail.addresses import staff_bounce_address
 
 
 def staff_email(mail: MailSettings, *, to: str, subject: str, now: datetime,
@@ -32,4 +33,4 @@ def staff_email(mail: MailSettings, *, to: str, subject: str, now: datetime,
 def staff_envelope(mail: MailSettings) -> str:
     """The envelope sender: a bounce comes back to intake, matches no subscriber and is
     only recorded."""
-    return f"bounces@{mail.reply_domain}"
+    return staff_bounce_address(mail)

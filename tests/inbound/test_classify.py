@@ -47,6 +47,7 @@ from pathlib import Path
 
 import pytest
 
+from alerts.core.config import MailSettings
 from alerts.inbound.classify import (
     STOP_WORDS,
     Kind,
@@ -58,7 +59,7 @@ from alerts.inbound.classify import (
 from alerts.inbound.mail import InboundMail, parse_mail
 
 SAMPLES = Path(__file__).parent / "samples"
-REPLY_DOMAIN = "reply.example.org"
+OURS = MailSettings(reply_domain="reply.example.org")
 OWN = frozenset({"alerts@example.org"})
 
 
@@ -134,7 +135,7 @@ CASES = {
 
 @pytest.mark.parametrize("expect", CASES.values(), ids=CASES.keys())
 def test_each_mail_systems_format_is_classified(expect: Expect) -> None:
-    got = classify(sample(expect.file), new_text=expect.new_text, reply_domain=REPLY_DOMAIN)
+    got = classify(sample(expect.file), new_text=expect.new_text, ours=OURS)
     assert got.kind is expect.kind, got.reason
     assert got.severity is expect.severity
     assert got.failed_recipients == expect.recipients
@@ -147,7 +148,7 @@ def test_the_samples_folder_holds_exactly_the_specified_cases() -> None:
 
 @pytest.mark.parametrize("name", sorted(e.file for e in CASES.values()))
 def test_reason_and_status_never_carry_an_address_or_the_messages_words(name: str) -> None:
-    got = classify(sample(name), new_text="", reply_domain=REPLY_DOMAIN)
+    got = classify(sample(name), new_text="", ours=OURS)
     for text in (got.reason, got.status or ""):
         assert "@" not in text
         for word in ("riverside", "mill lane", "resident", "coordinator", "priya", "tom"):
@@ -155,16 +156,16 @@ def test_reason_and_status_never_carry_an_address_or_the_messages_words(name: st
 
 
 def test_the_bounce_reason_names_the_status_and_the_mail_system() -> None:
-    got = classify(sample("postfix_user_unknown.eml"), new_text="", reply_domain=REPLY_DOMAIN)
+    got = classify(sample("postfix_user_unknown.eml"), new_text="", ours=OURS)
     assert got.reason == "DSN 5.1.1 (Postfix)"
-    got = classify(sample("qmail_no_mailbox.eml"), new_text="", reply_domain=REPLY_DOMAIN)
+    got = classify(sample("qmail_no_mailbox.eml"), new_text="", ours=OURS)
     assert got.reason == "qmail permanent failure (5.1.1)"
 
 
 def test_a_bounce_is_a_bounce_although_the_mta_marks_it_auto_submitted() -> None:
     mail = sample("postfix_user_unknown.eml")
     assert mail.message["Auto-Submitted"] == "auto-replied"
-    assert classify(mail, new_text="", reply_domain=REPLY_DOMAIN).kind is Kind.BOUNCE
+    assert classify(mail, new_text="", ours=OURS).kind is Kind.BOUNCE
 
 
 # --- bounces no detector can name ---------------------------------------------------------
@@ -178,7 +179,7 @@ Content-Type: text/plain
 
 Your message could not be delivered. Reason: the destination was unreachable.
 """, sender="")
-    got = classify(mail, new_text="", reply_domain=REPLY_DOMAIN)
+    got = classify(mail, new_text="", ours=OURS)
     assert (got.kind, got.severity, got.failed_recipients) == (Kind.BOUNCE, Severity.SOFT, ())
 
 
@@ -192,7 +193,7 @@ Content-Type: text/plain
 The message could not be delivered.
 Remote server said: 550 5.1.1 mailbox does not exist
 """)
-    got = classify(mail, new_text="", reply_domain=REPLY_DOMAIN)
+    got = classify(mail, new_text="", ours=OURS)
     assert (got.kind, got.severity, got.status) == (Kind.BOUNCE, Severity.HARD, "5.1.1")
 
 
@@ -217,7 +218,7 @@ Action: failed
 Status: 5.2.1
 --b--
 """)
-    got = classify(mail, new_text="", reply_domain=REPLY_DOMAIN)
+    got = classify(mail, new_text="", ours=OURS)
     assert (got.kind, got.severity, got.failed_recipients) == (
         Kind.BOUNCE, Severity.HARD, ("someone@example.net",))
 
@@ -253,7 +254,7 @@ Status: {status}
 Diagnostic-Code: smtp; {diagnostic}
 --b--
 """, sender="")
-    got = classify(mail, new_text="", reply_domain=REPLY_DOMAIN)
+    got = classify(mail, new_text="", ours=OURS)
     assert (got.kind, got.severity, got.status) == (Kind.BOUNCE, severity, status)
 
 
@@ -278,7 +279,7 @@ Action: delivered
 Status: 2.0.0
 --b--
 """, sender="")
-    assert classify(mail, new_text="", reply_domain=REPLY_DOMAIN).kind is Kind.AUTO_REPLY
+    assert classify(mail, new_text="", ours=OURS).kind is Kind.AUTO_REPLY
 
 
 @pytest.mark.parametrize("raw", [
@@ -290,7 +291,7 @@ Status: 2.0.0
     b"From: x@example.net\r\nSubject: Re: hi\r\nContent-Type: multipart/mixed\r\n\r\nno boundary",
 ])
 def test_odd_mail_is_classified_without_raising(raw: bytes) -> None:
-    got = classify(parse_mail(raw), new_text="", reply_domain=REPLY_DOMAIN)
+    got = classify(parse_mail(raw), new_text="", ours=OURS)
     assert got.kind in (Kind.BOUNCE, Kind.AUTO_REPLY, Kind.REPLY)
 
 
@@ -331,7 +332,7 @@ def reply_with(subject: str = "Re: This week in Riverside ward", headers: str = 
 ])
 def test_automatic_headers_make_an_auto_reply(headers: str) -> None:
     got = classify(reply_with(headers=headers), new_text="Back on Monday.",
-                   reply_domain=REPLY_DOMAIN)
+                   ours=OURS)
     assert got.kind is Kind.AUTO_REPLY
     assert "@" not in got.reason
 
@@ -345,12 +346,12 @@ def test_automatic_headers_make_an_auto_reply(headers: str) -> None:
 ])
 def test_marks_that_are_not_automatic_leave_a_reply(headers: str) -> None:
     got = classify(reply_with(headers=headers), new_text="Back on Monday.",
-                   reply_domain=REPLY_DOMAIN)
+                   ours=OURS)
     assert got.kind is Kind.REPLY
 
 
 def test_a_null_return_path_on_mail_that_is_not_a_bounce_is_an_auto_reply() -> None:
-    got = classify(reply_with(sender=""), new_text="Back on Monday.", reply_domain=REPLY_DOMAIN)
+    got = classify(reply_with(sender=""), new_text="Back on Monday.", ours=OURS)
     assert (got.kind, got.reason) == (Kind.AUTO_REPLY, "null envelope sender")
 
 
@@ -369,7 +370,7 @@ def test_a_null_return_path_on_mail_that_is_not_a_bounce_is_an_auto_reply() -> N
 def test_an_out_of_office_subject_alone_marks_an_auto_reply_as_a_last_resort(
         subject: str) -> None:
     got = classify(reply_with(subject=subject), new_text="Back on Monday.",
-                   reply_domain=REPLY_DOMAIN)
+                   ours=OURS)
     assert (got.kind, got.reason) == (Kind.AUTO_REPLY, "out-of-office subject")
 
 
@@ -380,7 +381,7 @@ def test_an_out_of_office_subject_alone_marks_an_auto_reply_as_a_last_resort(
 ])
 def test_a_subject_that_only_mentions_an_out_of_office_stays_a_reply(subject: str) -> None:
     got = classify(reply_with(subject=subject), new_text="Back on Monday.",
-                   reply_domain=REPLY_DOMAIN)
+                   ours=OURS)
     assert got.kind is Kind.REPLY
 
 
@@ -394,7 +395,7 @@ Content-Type: text/plain
 
 I am away until Monday.
 """, sender="")
-    assert classify(mail, new_text="", reply_domain=REPLY_DOMAIN).kind is Kind.AUTO_REPLY
+    assert classify(mail, new_text="", ours=OURS).kind is Kind.AUTO_REPLY
 
 
 @pytest.mark.parametrize(("report", "reason"), [
@@ -418,7 +419,7 @@ Content-Type: message/{report}
 Version: 1
 --b--
 """)
-    got = classify(mail, new_text="", reply_domain=REPLY_DOMAIN)
+    got = classify(mail, new_text="", ours=OURS)
     assert (got.kind, got.reason) == (Kind.AUTO_REPLY, reason)
 
 
@@ -434,7 +435,7 @@ def test_auto_reply_reason_is_none_for_a_persons_mail() -> None:
     "Dad-danysgrifio", "Stopio!",
 ])
 def test_a_new_text_that_is_only_a_stop_word_is_a_command(text: str) -> None:
-    got = classify(reply_with(), new_text=text, reply_domain=REPLY_DOMAIN)
+    got = classify(reply_with(), new_text=text, ours=OURS)
     assert got.kind is Kind.COMMAND
 
 
@@ -446,17 +447,17 @@ def test_a_new_text_that_is_only_a_stop_word_is_a_command(text: str) -> None:
     "",
 ])
 def test_anything_more_than_a_stop_word_is_a_reply(text: str) -> None:
-    got = classify(reply_with(), new_text=text, reply_domain=REPLY_DOMAIN)
+    got = classify(reply_with(), new_text=text, ours=OURS)
     assert got.kind is Kind.REPLY
 
 
 def test_a_subject_of_exactly_unsubscribe_with_no_text_is_a_command() -> None:
     assert classify(reply_with(subject="Unsubscribe"), new_text="",
-                    reply_domain=REPLY_DOMAIN).kind is Kind.COMMAND
+                    ours=OURS).kind is Kind.COMMAND
     assert classify(reply_with(subject="Unsubscribe"), new_text="Why did you stop the digest?",
-                    reply_domain=REPLY_DOMAIN).kind is Kind.REPLY
+                    ours=OURS).kind is Kind.REPLY
     assert classify(reply_with(subject="Re: unsubscribe"), new_text="",
-                    reply_domain=REPLY_DOMAIN).kind is Kind.REPLY
+                    ours=OURS).kind is Kind.REPLY
 
 
 @pytest.mark.parametrize(("address", "kind"), [
@@ -476,13 +477,13 @@ Content-Type: text/plain
 
 Hello
 """)
-    assert classify(mail, new_text="Hello", reply_domain=REPLY_DOMAIN).kind is kind
+    assert classify(mail, new_text="Hello", ours=OURS).kind is kind
 
 
 # --- refuse_to_answer -----------------------------------------------------------------------
 
 def refusal(mail: InboundMail) -> str | None:
-    return refuse_to_answer(mail, own_addresses=OWN, reply_domain=REPLY_DOMAIN)
+    return refuse_to_answer(mail, own_addresses=OWN, ours=OURS)
 
 
 @pytest.mark.parametrize("name", [
