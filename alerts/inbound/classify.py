@@ -52,7 +52,7 @@ from flufl.bounce import all_failures
 from alerts.core.config import MailSettings
 from alerts.delivery.rejections import is_hard_bounce
 from alerts.inbound.mail import InboundMail, addresses
-from alerts.mail.addresses import AddressKind, at_reply_domain, claimed_kind, parse_address
+from alerts.mail.addresses import AddressKind, at_our_domain, claimed_kind, parse_address
 
 
 class Kind(StrEnum):
@@ -116,7 +116,7 @@ def refuse_to_answer(mail: InboundMail, *, own_addresses: frozenset[str],
     senders = [address for address in (mail.sender, (mail.envelope_sender or "").lower())
                if address]
     for address in senders:
-        if address in own or at_reply_domain(ours, address):
+        if address in own or at_our_domain(ours, address):
             return "sent from this service's own address"
     if mail.envelope_sender == "" or _has_null_from(mail.message):
         return "null sender"

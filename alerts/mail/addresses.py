@@ -78,8 +78,8 @@ def ward_list_id(mail: MailSettings, ward_code: str) -> str:
     return f"{ward_code.lower()}.{mail.reply_domain}"
 
 
-def at_reply_domain(mail: MailSettings, address: str) -> bool:
-    """Whether `address` is at the reply domain (in any case)."""
+def at_our_domain(mail: MailSettings, address: str) -> bool:
+    """Whether `address` is at the reply domain, in any case: mail from there is our own."""
     return address.strip().rpartition("@")[2].lower() == mail.reply_domain.lower()
 
 
@@ -89,7 +89,7 @@ def claimed_kind(mail: MailSettings, address: str) -> AddressKind | None:
     not genuine. None for any other address."""
     local, _, _domain = address.strip().lower().rpartition("@")
     match = _CLAIMED.match(local)
-    if match is None or not at_reply_domain(mail, address):
+    if match is None or not at_our_domain(mail, address):
         return None
     return AddressKind(match[1])
 

@@ -9,7 +9,7 @@ from alerts.core.config import MailSettings
 from alerts.mail.addresses import (
     AddressKind,
     SignedAddress,
-    at_reply_domain,
+    at_our_domain,
     bounce_address,
     claimed_kind,
     issued_address,
@@ -50,7 +50,7 @@ def test_the_domain_and_the_local_part_are_read_without_case() -> None:
     assert parse_address(OURS, shouted) == SignedAddress(AddressKind.REPLY, TOKEN)
     assert parse_address(MailSettings(reply_domain="Reply.Example.Org"),
                          reply_address(OURS, TOKEN)) == SignedAddress(AddressKind.REPLY, TOKEN)
-    assert at_reply_domain(OURS, "someone@REPLY.example.org")
+    assert at_our_domain(OURS, "someone@REPLY.example.org")
 
 
 @pytest.mark.parametrize("address", [
