@@ -10,7 +10,6 @@ it, and an erased resident's link confirms nobody.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from alerts.core.config import Settings
 from alerts.delivery.outbox import Delivery, DeliveryStatus
+from alerts.mail.marks import CONFIRM_URL_MARK, with_own_link
 from alerts.mail.messages import Message, MessageKind
 from alerts.mail.render import ADDED_FOR_YOU, SIGNED_UP, Rendered, render_confirmation
 from subscriptions.consent import Consent, ConsentMethod
@@ -39,8 +39,6 @@ CONFIRM_SALT = "alerts.confirm-subscription"
 CONFIRM_MAX_AGE_HOURS = 48
 # Ahead of digests, behind urgent alerts: a resident waits at the form for this one.
 CONFIRM_PRIORITY = 5
-# Where each resident's own link goes in a confirmation rendered for many.
-CONFIRM_URL_MARK = "__ALERTS_CONFIRM_URL__"
 
 
 def confirmation_token(settings: Settings, subscriber_id: int, nonce: str,
@@ -146,15 +144,13 @@ def queue_confirmations(session: Session, settings: Settings,
             rendered[names] = render_confirmation(list(names), CONFIRM_URL_MARK,
                                                   CONFIRM_MAX_AGE_HOURS, settings, now=now,
                                                   why=why)
-        template = rendered[names]
         token = confirmation_token(settings, subscriber_id, nonces[subscriber_id], ids)
-        url = f"{base}/confirm/{token}"
+        own = with_own_link(rendered[names], CONFIRM_URL_MARK, f"{base}/confirm/{token}")
         # A message belongs to a ward (for List-Id and the send-time check): the first named.
         messages.append({
             "ward_id": named[0][0], "kind": MessageKind.CONFIRM.value,
-            "subject": template.subject, "calendar": None, "created_at": now,
-            "html": template.html.replace(CONFIRM_URL_MARK, html.escape(url, quote=True)),
-            "text": template.text.replace(CONFIRM_URL_MARK, url),
+            "subject": own.subject, "calendar": None, "created_at": now,
+            "html": own.html, "text": own.text,
         })
         recipients.append(subscriber_id)
         # In batches, so memory stays flat however many an import asks.

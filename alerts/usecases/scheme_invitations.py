@@ -13,7 +13,6 @@ shares its limit: at most one of either to an address an hour.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session
 from alerts.accounts.audit import record
 from alerts.core.config import Settings
 from alerts.delivery.fanout import queue_for_subscriber
+from alerts.mail.marks import INVITE_URL_MARK, with_own_link
 from alerts.mail.messages import Message, MessageKind
 from alerts.mail.render import Rendered, render_email
 from alerts.usecases.confirmations import CONFIRM_PRIORITY
@@ -36,8 +36,6 @@ from subscriptions.web_consent import claim_confirmation_slots
 INVITE_SALT = "alerts.scheme-invitation"
 INVITE_MAX_AGE_DAYS = 7
 INVITE_PATH = "/scheme-invitation/"
-# Where each resident's own link goes in an invitation rendered for many.
-INVITE_URL_MARK = "__ALERTS_INVITE_URL__"
 
 
 def invitation_token(settings: Settings, subscription: Subscription, scheme_id: int) -> str:
@@ -153,12 +151,11 @@ def queue_invitations(session: Session, settings: Settings, scheme: Scheme,
             rendered[language] = render_invitation(
                 settings, scheme_name=scheme.name, ward_name=scheme.ward.name,
                 invite_url=INVITE_URL_MARK, now=now, language=language)
-        template = rendered[language]
         url = f"{base}{INVITE_PATH}{invitation_token(settings, subscription, scheme.id)}"
+        own = with_own_link(rendered[language], INVITE_URL_MARK, url)
         message = Message(
-            ward_id=scheme.ward_id, kind=MessageKind.CONFIRM, subject=template.subject,
-            html=template.html.replace(INVITE_URL_MARK, html.escape(url, quote=True)),
-            text=template.text.replace(INVITE_URL_MARK, url), calendar=None,
+            ward_id=scheme.ward_id, kind=MessageKind.CONFIRM, subject=own.subject,
+            html=own.html, text=own.text, calendar=None,
             language=language.value, created_at=now)
         session.add(message)
         session.flush()
