@@ -6,16 +6,14 @@ never says which); it only prepares an email for a real account, and at most
 network address, so the form cannot be used to flood a mailbox. Requests are counted in the
 sign-in throttle's table under keys of their own (hashed, never the address itself).
 
-`send_reset_mail` hands the email to the configured transport (maildir or SMTP) directly:
-staff are not subscribers, so it does not go through the outbox. Nothing here logs an
-address.
+The email is queued in the outbox with the request (staff mail, kinds "reset" and
+"invitation": no resident rule applies to it) and sent by the one sender, which the page
+wakes. Nothing here logs an address.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -34,14 +32,14 @@ from alerts.accounts.signin import (
 )
 from alerts.accounts.users import MAX_PASSWORD, MIN_PASSWORD, User, find_user, set_password
 from alerts.core.config import Settings
-from alerts.delivery.sender import make_transport
-from alerts.delivery.transport import DeliveryFailure, redact
-from alerts.mail.staff import staff_email, staff_envelope
+from alerts.delivery.fanout import queue_staff_mail
+from alerts.mail.messages import MessageKind
+from alerts.mail.staff import staff_email
 from subscriptions.base import utcnow
 
-log = logging.getLogger(__name__)
-
 EMAILS_PER_ACCOUNT = 3
+# Someone waits at the page for it: ahead of digests, as a confirmation is.
+RESET_PRIORITY = 5
 REQUESTS_PER_ADDRESS = ADDRESS_LIMIT
 
 
@@ -56,10 +54,11 @@ def _recent(session: Session, key: str, now: datetime) -> int:
 
 @dataclass(frozen=True)
 class ResetMail:
-    """A reset email ready to send; `recipient` is for the envelope only, never for logs."""
+    """A reset or invitation email queued in the outbox (`message_id`); `recipient` is never
+    for logs."""
 
     recipient: str
-    data: bytes
+    message_id: int
 
 
 def build_reset_mail(settings: Settings, user: User, link: str, *,
@@ -102,8 +101,8 @@ def build_reset_mail(settings: Settings, user: User, link: str, *,
 
 def request_reset(session: Session, settings: Settings, email: str, *, address: str,
                   now: datetime | None = None) -> ResetMail | None:
-    """Count the request and, for a real account within the limits, prepare its email;
-    the caller commits, then sends it. Returns None in every other case, which the page
+    """Count the request and, for a real account within the limits, queue its email; the
+    caller commits (and wakes the sender). Returns None in every other case, which the page
     must not tell apart."""
     at = now or utcnow()
     network = _key("address", address)
@@ -125,36 +124,23 @@ def request_reset(session: Session, settings: Settings, email: str, *, address: 
     record(session, user.email, "password.reset_requested", f"user {user.id}",
            user_id=user.id, now=at)
     session.flush()
-    return ResetMail(user.email, build_reset_mail(settings, user, link, now=at).as_bytes())
+    message = queue_staff_mail(session, MessageKind.RESET,
+                               build_reset_mail(settings, user, link, now=at), to=user.email,
+                               priority=RESET_PRIORITY, now=at)
+    return ResetMail(user.email, message.id)
 
 
 def invitation(session: Session, settings: Settings, user: User, *, invited_by: str,
                now: datetime | None = None) -> ResetMail:
-    """The first "choose a password" email of an account made for someone (a coordinator
-    added with their scheme); the caller commits, then sends it."""
+    """Queue the first "choose a password" email of an account made for someone (a
+    coordinator added with their scheme); the caller commits (and wakes the sender)."""
     at = now or utcnow()
     link = f"{settings.web.base_url.rstrip('/')}/staff/reset/" \
            f"{reset_token(settings.web.secret_key, user)}"
     mail = build_reset_mail(settings, user, link, now=at, invited_by=invited_by)
-    return ResetMail(user.email, mail.as_bytes())
-
-
-async def send_reset_mail_async(settings: Settings, mail: ResetMail) -> bool:
-    """Hand the email to the transport; False (logged without the address) if it failed."""
-    try:
-        async with make_transport(settings) as transport:
-            await transport.send(staff_envelope(settings.mail), mail.recipient,
-                                 mail.data)
-    except DeliveryFailure as failure:
-        log.warning("a password reset email could not be sent: %s",
-                    redact(failure.reason, mail.recipient))
-        return False
-    return True
-
-
-def send_reset_mail(settings: Settings, mail: ResetMail) -> bool:
-    """As `send_reset_mail_async`, from code with no running event loop (a worker thread)."""
-    return asyncio.run(send_reset_mail_async(settings, mail))
+    message = queue_staff_mail(session, MessageKind.INVITATION, mail, to=user.email,
+                               priority=RESET_PRIORITY, now=at)
+    return ResetMail(user.email, message.id)
 
 
 class ResetError(ValueError):

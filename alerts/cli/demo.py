@@ -50,7 +50,7 @@ def demo(folder: Path) -> None:
             kind = f"{handled.kind}/{handled.severity}" if handled.severity else handled.kind
             click.echo(f"  {what}: {kind}: {handled.action}")
     if report.forwarded is not None and report.answers is not None:
-        click.echo(f"  {report.forwarded.forwarded} reply(ies) forwarded to the ward team's "
+        click.echo(f"  {report.forwarded.sent} reply(ies) forwarded to the ward team's "
                    f"address and {report.answers.sent} acknowledgement(s) sent, into the same "
                    "maildir.")
     unchanged = sum(1 for r in second.results if r.not_modified)

@@ -10,12 +10,16 @@ from pathlib import Path
 import click
 
 from alerts.cli.app import Runtime, fail, pass_runtime, progress_enabled, warn
-from alerts.inbound.forward import forward_due, forward_due_async
+from alerts.delivery.sender import deliver_due, deliver_due_async
 from alerts.inbound.imap import ImapError
 from alerts.inbound.intake import Intake, IntakeUnavailable, Outcome, poll_inbox
 from alerts.inbound.journal import Via
 from alerts.inbound.lmtp import InboundHandler, ListenAddressError, parse_listen, start_lmtp
-from subscriptions.base import utcnow
+from alerts.mail.messages import MessageKind
+
+# The replies taken in are forwarded to their ward teams at once, through the outbox (the
+# rest of what is due, acknowledgements included, waits for `alerts deliver` or `alerts run`).
+FORWARDS = (MessageKind.FORWARD,)
 
 
 def register(cli: click.Group) -> None:
@@ -71,9 +75,9 @@ def process(runtime: Runtime, files: tuple[Path, ...], as_json: bool) -> None:
                 }))
             else:
                 click.echo(_describe(name, outcome))
-    report = forward_due(runtime.sessions(), runtime.settings, now=utcnow())
-    if report.forwarded or report.retried or report.failed:
-        warn(f"replies to ward teams: {report.forwarded} forwarded, {report.retried} to retry, "
+    report = deliver_due(runtime.sessions(), runtime.settings, kinds=FORWARDS)
+    if report.sent or report.retried or report.failed:
+        warn(f"replies to ward teams: {report.sent} forwarded, {report.retried} to retry, "
              f"{report.failed} failed")
     if failed:
         fail(f"{failed} of {len(sources)} message(s) not handled (see above)")
@@ -96,7 +100,7 @@ def serve(runtime: Runtime, listen: str) -> None:
 
     async def forward(outcome: Outcome) -> None:
         if outcome.reply_id is not None:
-            await forward_due_async(factory, settings, now=utcnow())
+            await deliver_due_async(factory, settings, kinds=FORWARDS)
 
     async def main() -> None:
         with Stopper("alerts inbound serve") as stopper:
@@ -127,6 +131,6 @@ def poll(runtime: Runtime) -> None:
         report = poll_inbox(intake, settings)
     except ImapError as error:
         fail(str(error))
-    forwarded = forward_due(runtime.sessions(), settings, now=utcnow())
+    forwarded = deliver_due(runtime.sessions(), settings, kinds=FORWARDS)
     click.echo(f"{report.fetched} fetched, {report.handled} handled, {report.left} left for "
-               f"the next poll; {forwarded.forwarded} reply(ies) forwarded to ward teams")
+               f"the next poll; {forwarded.sent} reply(ies) forwarded to ward teams")

@@ -16,7 +16,7 @@ def register(cli: click.Group) -> None:
 @pass_runtime
 def init(runtime: Runtime) -> None:
     """Create or migrate the database."""
-    before, after = migrate(runtime.engine)
+    before, after = migrate(runtime.engine, settings=runtime.settings)
     where = runtime.engine.url.render_as_string(hide_password=True)
     if before == after:
         click.echo(f"database {where} is up to date (revision {after})")

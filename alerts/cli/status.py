@@ -8,7 +8,7 @@ import click
 
 from alerts.cli.app import Runtime, pass_runtime, print_json
 from alerts.core.scheduler_store import SchedulerStatus, stored_status
-from alerts.delivery.status import outbox_report
+from alerts.delivery.status import outbox_by_kind, outbox_report
 from alerts.inbound.status import inbound_report
 from subscriptions.base import utcnow
 
@@ -27,12 +27,14 @@ def status(runtime: Runtime, as_json: bool) -> None:
     now = utcnow()
     with runtime.sessions()() as session:
         report = outbox_report(session, now)
-        inbound = inbound_report(session, now, max_attempts=runtime.settings.mail.max_attempts)
+        by_kind = outbox_by_kind(session)
+        inbound = inbound_report(session, now)
     scheduler = stored_status(runtime.engine, runtime.settings.scheduler, now)
     if as_json:
         print_json({
             "scheduler": {"jobs": scheduler["jobs"], "stalled": scheduler.get("stalled", [])},
             "outbox": report.by_status,
+            "outbox_by_kind": by_kind,
             "due": report.due,
             "oldest_queued_seconds": report.oldest_queued_seconds,
             "sent_last_minute": report.sent_last_minute,
@@ -52,6 +54,8 @@ def status(runtime: Runtime, as_json: bool) -> None:
     click.echo(_scheduler_line(scheduler, runtime.settings.scheduler.stall_grace_seconds))
     depth = ", ".join(f"{count} {state}" for state, count in report.by_status.items())
     click.echo(f"outbox: {depth}")
+    for kind, states in by_kind.items():
+        click.echo(f"  {kind}: " + ", ".join(f"{n} {state}" for state, n in states.items() if n))
     oldest = report.oldest_queued_seconds
     click.echo(f"due now: {report.due}; oldest queued: "
                + ("none" if oldest is None else f"{oldest:.0f} s ago"))

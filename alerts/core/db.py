@@ -21,6 +21,8 @@ from sqlalchemy import Engine, Identity, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.core.config import Settings
+
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
@@ -72,18 +74,22 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-def _alembic_config(engine: Engine) -> Config:
+def _alembic_config(engine: Engine, settings: Settings | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
+    # For a migration that builds mail (0014 builds the forwards still waiting).
+    config.attributes["settings"] = settings
     return config
 
 
-def migrate(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+def migrate(engine: Engine, revision: str = "head", *,
+            settings: Settings | None = None) -> tuple[str | None, str]:
     """Bring the schema to the newest revision (or to `revision`, for tests of a migration);
-    return (revision before, revision after)."""
+    return (revision before, revision after). `settings` are those of the service, for a
+    migration that builds mail (the defaults without them)."""
     before = current_revision(engine)
-    command.upgrade(_alembic_config(engine), revision)
+    command.upgrade(_alembic_config(engine, settings), revision)
     after = current_revision(engine)
     assert after is not None
     return before, after

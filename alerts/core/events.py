@@ -81,8 +81,17 @@ class BounceReceived:
     suppressed: bool
 
 
+@dataclass(frozen=True)
+class MailQueued:
+    """Mail was queued that someone is waiting for (a password reset, an invitation, a
+    reminder): the delivery loop looks at the outbox now. Ids only."""
+
+    kind: str
+    message_ids: tuple[int, ...]
+
+
 Event = (ItemPublished | UrgentAlertPosted | DigestDue | DigestQueued | DeliveryFailed
-         | ReplyReceived | BounceReceived)
+         | ReplyReceived | BounceReceived | MailQueued)
 E = TypeVar("E")
 
 

@@ -3,11 +3,16 @@
 A single INSERT ... SELECT runs inside the database, so memory stays flat however large
 the ward, and it skips (message, subscriber) pairs already queued, so queueing a message
 twice sends it once.
+
+Staff mail (`queue_staff_mail`) is one message and one row to one staff address, with the
+email built whole: the sender applies no resident rule to it, but retries and counts it like
+the rest.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from email.message import EmailMessage
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, literal, select
@@ -16,7 +21,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from alerts.delivery.outbox import Delivery, DeliveryStatus
-from alerts.mail.messages import Message
+from alerts.mail.messages import MAX_SUBJECT, STAFF_KINDS, Message, MessageKind
 from subscriptions.base import utcnow
 from subscriptions.links import new_nonce_sql
 from subscriptions.subscribers import (
@@ -111,3 +116,32 @@ def queue_for_subscriber(
                          created_at=at, priority=priority))
     session.flush()
     return 1
+
+
+def queue_staff_mail(
+    session: Session,
+    kind: MessageKind,
+    email: EmailMessage,
+    *,
+    to: str,
+    ward_id: int | None = None,
+    reply_id: int | None = None,
+    priority: int = 0,
+    now: datetime | None = None,
+) -> Message:
+    """Queue `email` (built whole) for the staff address `to`: a message of `kind`, one of
+    STAFF_KINDS, and its one outbox row. Flushed, not committed:
+    it goes with the caller's transaction."""
+    if kind not in STAFF_KINDS:
+        raise ValueError(f"{kind!r} is not a kind of staff mail")
+    at = now or utcnow()
+    message = Message(ward_id=ward_id, kind=kind, subject=str(email["Subject"])[:MAX_SUBJECT],
+                      html="", text="", email=email.as_bytes(), reply_id=reply_id,
+                      created_at=at)
+    session.add(message)
+    session.flush()
+    session.add(Delivery(message_id=message.id, recipient=to,
+                         status=DeliveryStatus.QUEUED, attempts=0, next_attempt_at=at,
+                         created_at=at, priority=priority))
+    session.flush()
+    return message

@@ -1,4 +1,5 @@
-"""The outbox: one Delivery row per (message, subscriber), claimed with a lease, retried.
+"""The outbox: one Delivery row per (message, subscriber), or per (message, staff address)
+for staff mail, claimed with a lease, retried.
 
 A sender claims due rows by moving them to `sending` with a lease in one atomic
 statement, so two senders never take the same row; a sender that dies leaves rows whose
@@ -14,11 +15,13 @@ import functools
 import os
 import random
 import socket
+from collections.abc import Collection
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
 from sqlalchemy import (
+    CheckConstraint,
     Connection,
     ForeignKey,
     Index,
@@ -29,11 +32,13 @@ from sqlalchemy import (
     and_,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql import ColumnElement
 
+from alerts.mail.messages import Message
 from subscriptions.base import NEVER_REUSED, Base, id_never_reused, utcnow
 from subscriptions.links import nonce_column
 
@@ -54,14 +59,19 @@ class Delivery(Base):
         # The claim order: urgent first, then the longest waiting.
         Index("ix_deliveries_claim", "status", "priority", "next_attempt_at"),
         Index("ix_deliveries_lease", "status", "lease_until"),
+        # A subscriber, or a staff address (a ward team's, an account's): never both.
+        CheckConstraint("(subscriber_id IS NULL) <> (recipient IS NULL)",
+                        name="one_recipient"),
         NEVER_REUSED,
     )
 
     id: Mapped[int] = id_never_reused()
     message_id: Mapped[int] = mapped_column(ForeignKey("messages.id", ondelete="CASCADE"))
-    subscriber_id: Mapped[int] = mapped_column(
+    subscriber_id: Mapped[int | None] = mapped_column(
         ForeignKey("subscribers.id", ondelete="CASCADE"), index=True
     )
+    # Staff mail's address (see STAFF_KINDS); None for a subscriber's row. Never logged.
+    recipient: Mapped[str | None] = mapped_column(String(320), default=None)
     status: Mapped[str] = mapped_column(String(16), default=DeliveryStatus.QUEUED)
     # Urgent alerts go ahead of digests already queued.
     priority: Mapped[int] = mapped_column(default=0, server_default="0")
@@ -176,16 +186,19 @@ def _start_ticks(pid: int) -> int | None:
 
 
 def claim_due(session: Session, *, limit: int, lease_seconds: int, now: datetime,
-              holder: str | None = None) -> list[int]:
+              holder: str | None = None, kinds: Collection[str] | None = None) -> list[int]:
     """Lease up to `limit` due rows to `holder` (this process by default) and return their
-    ids (commits)."""
+    ids (commits). With `kinds`, only rows of messages of those kinds (a command that sends
+    its own mail now, such as `alerts replies remind`)."""
     holder = holder or lease_holder()
+    scope: ColumnElement[bool] = true() if kinds is None else Delivery.message_id.in_(
+        select(Message.id).where(Message.kind.in_(kinds)))
     # Two index-ordered look-ups rather than one over "queued or expired": an OR, or an
     # order the index does not hold, makes the database sort every due row on each claim,
     # which grows with the queue (about 50 ms a claim with 100,000 queued on SQLite).
     expired = (
         select(Delivery.id)
-        .where(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now)
+        .where(Delivery.status == DeliveryStatus.SENDING, Delivery.lease_until < now, scope)
         .order_by(Delivery.lease_until)
         .limit(limit)
     )
@@ -194,7 +207,7 @@ def claim_due(session: Session, *, limit: int, lease_seconds: int, now: datetime
     if len(claimed) < limit:  # urgent rows first: few, so sorting them costs nothing
         urgent = (
             select(Delivery.id)
-            .where(queued_due, Delivery.priority > 0)
+            .where(queued_due, Delivery.priority > 0, scope)
             .order_by(Delivery.priority.desc(), Delivery.next_attempt_at)
             .limit(limit - len(claimed))
         )
@@ -202,7 +215,7 @@ def claim_due(session: Session, *, limit: int, lease_seconds: int, now: datetime
     if len(claimed) < limit:  # then the rest, oldest first, in the claim index's order
         ordinary = (
             select(Delivery.id)
-            .where(queued_due, Delivery.priority == 0)
+            .where(queued_due, Delivery.priority == 0, scope)
             .order_by(Delivery.next_attempt_at)
             .limit(limit - len(claimed))
         )

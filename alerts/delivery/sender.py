@@ -12,6 +12,11 @@ batch. A 4xx or a dropped connection queues the row again with backoff, a 5xx fa
 When the transport cannot reach its server at all, the pass stops after the current batch so
 an outage does not walk the whole queue; the rest stays queued for the next pass.
 
+Staff mail (forwards to ward teams, their reminders, password resets and invitations: see
+STAFF_KINDS) is claimed, paced, retried and recorded the same way, but it goes to the row's
+staff address as the bytes built when it was queued, and no resident rule applies: no
+subscription or suppression check, and a hard bounce suppresses nobody.
+
 Nothing here writes a recipient address to a log or to `last_error`.
 """
 
@@ -20,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -45,11 +50,14 @@ from alerts.delivery.transport import (
     PermanentFailure,
     ServerUnavailable,
     TransientFailure,
-    Transport,
     redact,
+)
+from alerts.delivery.transport import (
+    Transport as Transport,  # re-exported: what a caller may hand `deliver_due`
 )
 from alerts.mail.messages import ANSWER_KINDS, Message, MessageKind
 from alerts.mail.mime import Outgoing, PreparedMessage, personalise_email, prepare_message
+from alerts.mail.staff import staff_envelope
 from subscriptions.base import utcnow
 from subscriptions.subscribers import Status, Subscriber, Subscription
 from subscriptions.suppression import Suppression, SuppressionReason, suppress
@@ -79,8 +87,14 @@ class _Result(StrEnum):
 
 @dataclass(frozen=True)
 class _Claimed:
-    outgoing: Outgoing
+    """A row to send: to a resident (`outgoing`, personalised at send time) or staff mail
+    (`staff_email`, the bytes built when it was queued; None if it has none to send)."""
+
+    delivery_id: int
+    recipient: str
     attempts: int
+    outgoing: Outgoing | None = None
+    staff_email: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -234,12 +248,13 @@ def deliver_due(
     on_progress: Callable[[int], None] | None = None,
     bus: EventBus | None = None,
     should_stop: Callable[[], bool] | None = None,
+    kinds: Collection[str] | None = None,
 ) -> DeliveryReport:
     """Send everything due now and return the counts; call from code with no running loop."""
     return asyncio.run(
         deliver_due_async(factory, settings, transport=transport, now=now,
                           batch_size=batch_size, on_progress=on_progress, bus=bus,
-                          should_stop=should_stop)
+                          should_stop=should_stop, kinds=kinds)
     )
 
 
@@ -253,11 +268,13 @@ async def deliver_due_async(
     on_progress: Callable[[int], None] | None = None,
     bus: EventBus | None = None,
     should_stop: Callable[[], bool] | None = None,
+    kinds: Collection[str] | None = None,
 ) -> DeliveryReport:
     """One pass over the outbox: claim in batches until nothing is due.
 
     The transport (given, or made from `mail.transport`) is entered for the pass and left
-    at its end. Rows waiting for a later retry stay queued.
+    at its end. Rows waiting for a later retry stay queued. With `kinds`, only messages of
+    those kinds are sent (a command that sends what it queued, now).
     """
     clock = now or utcnow
     mail = settings.mail
@@ -266,32 +283,39 @@ async def deliver_due_async(
     slots = asyncio.Semaphore(max(mail.concurrency, 1))
     pacer = _Pacer(mail.rate_per_second)
 
-    async def attempt(claimed: _Claimed) -> _Outcome:
+    def build(claimed: _Claimed) -> tuple[str, bytes]:
         outgoing = claimed.outgoing
-        ident, attempts = outgoing.delivery_id, claimed.attempts
+        if outgoing is None:  # staff mail: sent as it was built
+            if claimed.staff_email is None:
+                raise ValueError("staff mail with no email to send")
+            return staff_envelope(mail), claimed.staff_email
+        prepared = encoded.get(outgoing.message_id)
+        if prepared is None:
+            prepared = encoded[outgoing.message_id] = prepare_message(outgoing, settings)
+        return personalise_email(prepared, outgoing, settings, now=clock())
+
+    async def attempt(claimed: _Claimed) -> _Outcome:
+        ident, attempts, recipient = claimed.delivery_id, claimed.attempts, claimed.recipient
         async with slots:
             try:
-                prepared = encoded.get(outgoing.message_id)
-                if prepared is None:
-                    prepared = encoded[outgoing.message_id] = prepare_message(outgoing, settings)
-                envelope_from, data = personalise_email(prepared, outgoing, settings,
-                                                        now=clock())
+                envelope_from, data = build(claimed)
                 await pacer.wait()
-                await carrier.send(envelope_from, outgoing.recipient_email, data)
+                await carrier.send(envelope_from, recipient, data)
             except TransientFailure as exc:
                 return _Outcome(ident, attempts, _Result.RETRY, exc.reason,
                                 unavailable=isinstance(exc, ServerUnavailable))
             except PermanentFailure as exc:
+                # A staff address refused is not a resident's to suppress.
                 return _Outcome(ident, attempts, _Result.FAILED, exc.reason,
-                                hard_bounce=exc.hard_bounce)
+                                hard_bounce=exc.hard_bounce and claimed.outgoing is not None)
             except ValueError as exc:
                 # building refuses what no retry can mend, e.g. a line break in a header.
-                detail = redact(str(exc), outgoing.recipient_email)
+                detail = redact(str(exc), recipient)
                 return _Outcome(ident, attempts, _Result.FAILED, detail)
             except Exception as exc:
                 # A fault of ours must not abandon the batch: its other rows still have to
                 # be sent and recorded, or they would wait for the lease to end.
-                detail = redact(f"{type(exc).__name__}: {exc}", outgoing.recipient_email)
+                detail = redact(f"{type(exc).__name__}: {exc}", recipient)
                 log.error("delivery %d: unexpected error: %s", ident, detail)
                 return _Outcome(ident, attempts, _Result.RETRY, f"unexpected error: {detail}")
             # Still holding the slot: it is free again only once the success is on record.
@@ -311,7 +335,7 @@ async def deliver_due_async(
             while True:
                 with factory() as session:
                     ids = claim_due(session, limit=batch, lease_seconds=mail.lease_seconds,
-                                    now=clock())
+                                    now=clock(), kinds=kinds)
                     if not ids:
                         break
                     ready, cancelled = _load(session, ids)
@@ -324,8 +348,7 @@ async def deliver_due_async(
                 outcomes = await asyncio.gather(*(attempt(claimed) for claimed in ready))
 
                 with factory() as session:
-                    addresses = {c.outgoing.delivery_id: c.outgoing.recipient_email
-                                 for c in ready}
+                    addresses = {c.delivery_id: c.recipient for c in ready}
                     delivered = [o for o in outcomes if o.result is _Result.SENT]
                     # Successes the recorder could not write get a second chance here.
                     mark_all_sent(session,
@@ -390,6 +413,21 @@ def _record(
 
 def _load(session: Session, ids: Sequence[int]) -> tuple[list[_Claimed], list[tuple[int, str]]]:
     """Read what each claimed row needs; split it into rows to send and rows to cancel."""
+    staff = [
+        _Claimed(ident, recipient, attempts, staff_email=email)
+        for ident, attempts, recipient, email in session.execute(
+            select(Delivery.id, Delivery.attempts, Delivery.recipient, Message.email)
+            .join(Message, Message.id == Delivery.message_id)
+            .where(Delivery.id.in_(ids), Delivery.recipient.is_not(None))
+            .order_by(Delivery.id))
+        if recipient is not None
+    ]
+    ready, cancelled = _load_for_residents(session, ids)
+    return ready + staff, cancelled
+
+
+def _load_for_residents(session: Session, ids: Sequence[int]
+                        ) -> tuple[list[_Claimed], list[tuple[int, str]]]:
     rows = session.execute(
         select(
             Delivery.id,
@@ -416,7 +454,7 @@ def _load(session: Session, ids: Sequence[int]) -> tuple[list[_Claimed], list[tu
             ),
         )
         .outerjoin(Suppression, Suppression.email == Subscriber.email)
-        .where(Delivery.id.in_(ids))
+        .where(Delivery.id.in_(ids), Delivery.subscriber_id.is_not(None))
         .order_by(Delivery.id)
     ).all()
     # A batch usually carries one or two messages: read each body once, not once a row.
@@ -444,7 +482,7 @@ def _load(session: Session, ids: Sequence[int]) -> tuple[list[_Claimed], list[tu
                                      "(not confirmed or unsubscribed)"))
             continue
         ready.append(_Claimed(
-            Outgoing(
+            ident, email, attempts, Outgoing(
                 delivery_id=ident,
                 message_id=message_id,
                 kind=message.kind,
@@ -462,6 +500,5 @@ def _load(session: Session, ids: Sequence[int]) -> tuple[list[_Claimed], list[tu
                 subscription_nonce=subscription_nonce,
                 message_nonce=message.nonce,
             ),
-            attempts,
         ))
     return ready, cancelled

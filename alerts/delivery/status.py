@@ -1,5 +1,6 @@
 """The outbox as an operator sees it: depth by state, what is due, how old the oldest
-queued row is, the recent send rate and failures grouped by reason.
+queued row is, the recent send rate and failures grouped by reason; and, for `alerts status`,
+the rows of each kind of message by state (staff mail included: it is in the outbox too).
 
 Counts only: no address or content is read, so the report is safe to print and to serve.
 """
@@ -14,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.delivery.outbox import Delivery, DeliveryStatus, due_condition
+from alerts.mail.messages import Message
 
 _SMTP_CODE = re.compile(r"\b([45]\d\d)(?:[ -]([45]\.\d{1,3}\.\d{1,3}))?\b")
 
@@ -81,3 +83,16 @@ def outbox_report(session: Session, now: datetime) -> OutboxReport:
         sent_last_hour=sent_since(timedelta(hours=1)),
         failures_by_reason=dict(sorted(failures.items(), key=lambda kv: -kv[1])),
     )
+
+
+def outbox_by_kind(session: Session) -> dict[str, dict[str, int]]:
+    """Rows by kind of message ("digest", "forward", "reset", …) and state, kinds with no
+    row left out."""
+    found: dict[str, dict[str, int]] = {}
+    for kind, status, count in session.execute(
+        select(Message.kind, Delivery.status, func.count())
+        .join(Message, Message.id == Delivery.message_id)
+        .group_by(Message.kind, Delivery.status)
+    ):
+        found.setdefault(kind, {state.value: 0 for state in DeliveryStatus})[status] = count
+    return dict(sorted(found.items()))

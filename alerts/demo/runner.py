@@ -36,10 +36,9 @@ from alerts.accounts.users import Role, add_user
 from alerts.core.config import Settings, load_settings
 from alerts.core.db import make_engine, migrate, session_factory, transaction
 from alerts.delivery.sender import DeliveryReport, deliver_due
-from alerts.inbound.forward import ForwardReport, forward_due
 from alerts.inbound.intake import Intake, Outcome
 from alerts.inbound.journal import Via
-from alerts.mail.messages import Message, MessageKind, fill_links
+from alerts.mail.messages import STAFF_KINDS, Message, MessageKind, fill_links
 from alerts.sources.collect import CollectReport, collect
 from alerts.sources.items import ItemKind, store_items
 from alerts.sources.officer import officer_item
@@ -65,7 +64,7 @@ from subscriptions.subscribers import (
     unsubscribe_everywhere,
 )
 from subscriptions.topics import join_topics
-from subscriptions.wards import get_ward, import_wards
+from subscriptions.wards import Ward, get_ward, import_wards
 
 DATA = Path(__file__).with_name("data")
 MARKER = "# written by `alerts demo`"
@@ -95,7 +94,7 @@ class DemoReport:
     inbound: list[tuple[str, Outcome]] = field(default_factory=list)
     # Demo staff accounts: (role, address, password), to sign in with `alerts web`.
     staff: list[tuple[str, str, str]] = field(default_factory=list)
-    forwarded: ForwardReport | None = None
+    forwarded: DeliveryReport | None = None  # the replies forwarded to the ward teams
     answers: DeliveryReport | None = None
     previews: list[Path] = field(default_factory=list)
     seconds: float = 0.0
@@ -199,7 +198,7 @@ def run_demo(folder: Path, say: Callable[[str], None] = print) -> DemoReport:
     report = DemoReport(folder, config, Path(settings.mail.maildir))
     engine = make_engine(settings.database.url)
     try:
-        migrate(engine)
+        migrate(engine, settings=settings)
         factory = session_factory(engine)
         now = utcnow()
         zone = ZoneInfo(settings.scheduler.timezone)
@@ -224,7 +223,7 @@ def run_demo(folder: Path, say: Callable[[str], None] = print) -> DemoReport:
             report.previews = _write_previews(factory, settings, folder)
             report.delivery = deliver_due(factory, settings)
             report.inbound = _residents_write_back(factory, settings, report.outbox)
-            report.forwarded = forward_due(factory, settings, now=utcnow())
+            report.forwarded = deliver_due(factory, settings, kinds=(MessageKind.FORWARD,))
             # A second round: the feeds answer "not modified" and nothing new is queued.
             report.collected.append(collect(factory, settings))
             report.second_round = queue_digests(factory, settings)
@@ -312,16 +311,18 @@ def _write_previews(factory: sessionmaker[Session], settings: Settings, folder: 
     previews.mkdir(exist_ok=True)
     written = []
     with factory() as session:
-        for message in session.scalars(select(Message).order_by(Message.id)):
+        for message, code in session.execute(  # residents' mail, not the staff's
+                select(Message, Ward.code).join(Ward, Ward.id == Message.ward_id)
+                .where(Message.kind.not_in(STAFF_KINDS)).order_by(Message.id)).all():
             suffix = "" if message.kind == MessageKind.DIGEST else f"-{message.kind}"
             if message.language != Language.ENGLISH:
                 suffix += f"-{message.language}"
             # A ward's residents who follow other topics get a digest of their own.
-            path = previews / f"{message.ward.code}{suffix}.html"
+            path = previews / f"{code}{suffix}.html"
             for n in range(2, 100):
                 if path not in written:
                     break
-                path = previews / f"{message.ward.code}{suffix}-{n}.html"
+                path = previews / f"{code}{suffix}-{n}.html"
             base = settings.web.base_url
             path.write_text(fill_links(message.html, f"{base}/unsubscribe",
                                        f"{base}/preferences"), encoding="utf-8")

@@ -2,50 +2,34 @@
 needs: which message it answers, the ward, the resident's name and address, the signals
 that made it look like a crime report, the new text first and the original attached.
 
-The replies table is the queue: a reply not yet forwarded is due at `forward_next_at`.
-Each row is claimed by moving that time past a lease before sending, so two processes
-never forward the same reply; a failure waits with the outbox's backoff, up to
-`mail.max_attempts`.
+Intake queues each reply's forward (`queue_forward`) in the same transaction as the reply:
+a message of kind "forward" in the outbox, built whole, bound to the reply (erasing the
+reply erases it) and sent to the team's address by the one sender, with its leases, retries
+and pacing, possible crime reports first. `forward_state` reads how a reply's forward fares.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formataddr
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from alerts.core.config import Settings
-from alerts.delivery.outbox import retry_delay
-from alerts.delivery.sender import make_transport
-from alerts.delivery.transport import DeliveryFailure, PermanentFailure, Transport
-from alerts.inbound.replies import Reply, ReplyThread
-from alerts.mail.messages import Message
-from alerts.mail.staff import staff_email, staff_envelope
+from alerts.delivery.fanout import queue_staff_mail
+from alerts.inbound.answers import ANSWER_PRIORITY, EMERGENCY_PRIORITY
+from alerts.inbound.replies import ForwardState, Reply, ReplyThread, forward_states
+from alerts.mail.messages import Message, MessageKind
+from alerts.mail.staff import staff_email
 from subscriptions.subscribers import Subscriber
 from subscriptions.wards import Ward
 
-log = logging.getLogger(__name__)
 
-FORWARD_BATCH = 50
-
-
-@dataclass
-class ForwardReport:
-    forwarded: int = 0
-    retried: int = 0
-    failed: int = 0
-
-
-def _subject(reply: Reply, ward: Ward) -> str:
+def forward_subject(reply: Reply, ward: Ward) -> str:
     flag = "POSSIBLE CRIME REPORT: " if reply.flagged else ""
     subject = " ".join((reply.subject or "(no subject)").split())
     return f"[{ward.code} reply] {flag}{subject}"[:300]
@@ -55,7 +39,7 @@ def build_forward(reply: Reply, *, ward: Ward, resident: Subscriber, answered: M
                   original: bytes | None, settings: Settings, now: datetime) -> EmailMessage:
     zone = ZoneInfo(settings.scheduler.timezone)
     mail = settings.mail
-    forward = staff_email(mail, to=ward.team_email, subject=_subject(reply, ward), now=now,
+    forward = staff_email(mail, to=ward.team_email, subject=forward_subject(reply, ward), now=now,
                           kind="reply")
     # The team answers the resident directly from their own mailbox.
     forward["Reply-To"] = formataddr((resident.name, resident.email)) if resident.name \
@@ -98,84 +82,21 @@ def build_forward(reply: Reply, *, ward: Ward, resident: Subscriber, answered: M
     return forward
 
 
-def _claim(session: Session, reply_id: int, due_at: datetime, lease_until: datetime) -> bool:
-    claimed = session.execute(
-        update(Reply).where(Reply.id == reply_id, Reply.forward_next_at == due_at,
-                            Reply.forwarded_at.is_(None))
-        .values(forward_next_at=lease_until)
-    )
-    return bool(getattr(claimed, "rowcount", 0) == 1)
+def queue_forward(session: Session, settings: Settings, reply: Reply, *,
+                  now: datetime) -> Message:
+    """Queue the forward of `reply` (stored, flushed) to its ward team; the caller commits."""
+    thread = session.get_one(ReplyThread, reply.thread_id)
+    ward = session.get_one(Ward, reply.ward_id)
+    resident = session.get_one(Subscriber, reply.subscriber_id)
+    answered = session.get(Message, thread.message_id) \
+        if thread.message_id is not None else None
+    forward = build_forward(reply, ward=ward, resident=resident, answered=answered,
+                            original=reply.original, settings=settings, now=now)
+    return queue_staff_mail(session, MessageKind.FORWARD, forward, to=ward.team_email,
+                            ward_id=ward.id, reply_id=reply.id, now=now,
+                            priority=EMERGENCY_PRIORITY if reply.flagged else ANSWER_PRIORITY)
 
 
-def _claim_batch(factory: sessionmaker[Session], settings: Settings,
-                 now: datetime) -> list[int]:
-    lease = timedelta(seconds=settings.mail.lease_seconds)
-    with factory() as session:
-        due = session.execute(
-            select(Reply.id, Reply.forward_next_at)
-            .where(Reply.forwarded_at.is_(None), Reply.forward_next_at <= now,
-                   Reply.forward_attempts < settings.mail.max_attempts)
-            .order_by(Reply.flagged.desc(), Reply.forward_next_at).limit(FORWARD_BATCH)
-        ).all()
-        claimed = [ident for ident, due_at in due
-                   if _claim(session, ident, due_at, now + lease)]
-        session.commit()
-    return claimed
-
-
-async def forward_due_async(factory: sessionmaker[Session], settings: Settings, *,
-                            now: datetime) -> ForwardReport:
-    """Forward every reply due now, flagged ones first, in batches."""
-    report = ForwardReport()
-    claimed = _claim_batch(factory, settings, now)
-    if not claimed:
-        return report
-    envelope_from = staff_envelope(settings.mail)
-    async with make_transport(settings) as transport:
-        while claimed:
-            for ident in claimed:
-                await _forward_one(factory, settings, transport, envelope_from, ident, now,
-                                   report)
-            claimed = _claim_batch(factory, settings, now)
-    return report
-
-
-async def _forward_one(factory: sessionmaker[Session], settings: Settings,
-                       transport: Transport, envelope_from: str, ident: int, now: datetime,
-                       report: ForwardReport) -> None:
-    with factory() as session:
-        reply = session.get_one(Reply, ident)
-        thread = session.get_one(ReplyThread, reply.thread_id)
-        ward = session.get_one(Ward, reply.ward_id)
-        resident = session.get_one(Subscriber, reply.subscriber_id)
-        answered = session.get(Message, thread.message_id) \
-            if thread.message_id is not None else None
-        forward = build_forward(reply, ward=ward, resident=resident, answered=answered,
-                                original=reply.original, settings=settings, now=now)
-        reply.forward_attempts += 1
-        try:
-            await transport.send(envelope_from, ward.team_email, forward.as_bytes())
-        except DeliveryFailure as failure:
-            reply.forward_error = failure.reason
-            if isinstance(failure, PermanentFailure) or \
-                    reply.forward_attempts >= settings.mail.max_attempts:
-                report.failed += 1
-                log.warning("reply %d could not be forwarded to the %s team: %s",
-                            ident, ward.code, failure.reason)
-                reply.forward_next_at = now
-                reply.forward_attempts = max(reply.forward_attempts,
-                                             settings.mail.max_attempts)
-            else:
-                report.retried += 1
-                reply.forward_next_at = now + timedelta(seconds=retry_delay(
-                    reply.forward_attempts, settings.mail.retry_base_seconds))
-        else:
-            reply.forwarded_at = now
-            reply.forward_error = None
-            report.forwarded += 1
-        session.commit()
-
-
-def forward_due(factory: sessionmaker[Session], settings: Settings, *,
-                now: datetime) -> ForwardReport:
-    return asyncio.run(forward_due_async(factory, settings, now=now))
+def forward_state(session: Session, reply_id: int) -> ForwardState | None:
+    """The state of the reply's forward; None if it has none (erased, or never queued)."""
+    return forward_states(session, [reply_id]).get(reply_id)

@@ -35,6 +35,7 @@ from alerts.inbound.answers import acknowledge
 from alerts.inbound.bounces import apply_bounce
 from alerts.inbound.classify import Classification, Kind, classify, refuse_to_answer
 from alerts.inbound.commands import subscription_of, unsubscribe_by_email
+from alerts.inbound.forward import queue_forward
 from alerts.inbound.imap import PollReport, RetryLater, poll_mailbox
 from alerts.inbound.journal import (
     InboundRecord,
@@ -256,7 +257,8 @@ class Intake:
 
         if classification.kind == Kind.COMMAND:
             subscription_id = addressing.unsubscribe_subscription
-            if subscription_id is None and delivery is not None and message is not None:
+            if subscription_id is None and delivery is not None and message is not None \
+                    and delivery.subscriber_id is not None and message.ward_id is not None:
                 subscription_id = subscription_of(session, delivery.subscriber_id,
                                                   message.ward_id)
             if subscription_id is None:
@@ -287,8 +289,9 @@ class Intake:
                events: list[object]) -> Outcome:
         settings = self.settings
         signals = emergency_signals(text.new)
-        thread = thread_for(session, subscriber_id=delivery.subscriber_id, message=message,
-                            now=now)
+        resident = delivery.subscriber_id
+        assert resident is not None  # signed addresses are made for residents' rows only
+        thread = thread_for(session, subscriber_id=resident, message=message, now=now)
         thread.handled_at = None  # a new reply reopens a thread the team had closed
         ward = session.get_one(Ward, message.ward_id)
         answered = message.subject
@@ -307,14 +310,14 @@ class Intake:
         outcome = Outcome(Kind.REPLY, action, flagged=bool(signals))
         record = self._journal(session, digest, via, outcome, classification=classification,
                                now=now, delivery=delivery, ward_id=ward.id)
-        reply = Reply(thread_id=thread.id, ward_id=ward.id, subscriber_id=delivery.subscriber_id,
+        reply = Reply(thread_id=thread.id, ward_id=ward.id, subscriber_id=resident,
                       message_id=message.id, inbound_id=record.id, received_at=now,
                       subject=shorten(mail.subject, 300), quoted=text.quoted,
                       text=f"{text.new}\n\n{UNREAD_NOTE}".lstrip() if mail.truncated else text.new,
-                      signals=",".join(signals), flagged=bool(signals), original=mail.raw,
-                      forward_next_at=now)
+                      signals=",".join(signals), flagged=bool(signals), original=mail.raw)
         session.add(reply)
         session.flush()
+        queue_forward(session, settings, reply, now=now)
         events.append(ReplyReceived(reply.id, ward.code, reply.flagged))
         return Outcome(Kind.REPLY, action, record_id=record.id, reply_id=reply.id,
                        flagged=reply.flagged)

@@ -6,13 +6,16 @@ on. Those open for longer than `inbound.reminder_days` are listed in one email p
 sent to the team's address: how many days each has waited, the resident's name (never their
 address: the reminder only points to the staff page, where the rest is), the subject,
 whether it may be a crime report, and the link to answer or mark it handled. Nothing is
-stored: a conversation keeps appearing in each reminder until it is marked handled.
+stored but the reminders themselves: a conversation keeps appearing in each reminder until it
+is marked handled.
+
+Each reminder is staff mail in the outbox (kind "reminder", `queue_reminders`), sent by the
+one sender with its retries; `send_reminders` queues them and sends them at once, for
+`alerts replies remind`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -21,15 +24,16 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings
-from alerts.delivery.sender import make_transport
-from alerts.delivery.transport import DeliveryFailure
+from alerts.delivery.fanout import queue_staff_mail
+from alerts.delivery.outbox import Delivery, DeliveryStatus
+from alerts.delivery.sender import deliver_due
+from alerts.inbound.answers import ANSWER_PRIORITY
 from alerts.inbound.replies import Reply, ReplyThread
-from alerts.mail.staff import staff_email, staff_envelope
+from alerts.mail.messages import MessageKind
+from alerts.mail.staff import staff_email
 from alerts.sources.sanitise import shorten
 from subscriptions.subscribers import Subscriber
-from subscriptions.wards import Ward
-
-log = logging.getLogger(__name__)
+from subscriptions.wards import Ward, get_ward
 
 MAX_LISTED_SUBJECT = 120
 
@@ -156,30 +160,40 @@ def build_reminder(reminder: WardReminder, *, settings: Settings, now: datetime)
     return message
 
 
-async def send_reminders_async(factory: sessionmaker[Session], settings: Settings, *,
-                               now: datetime) -> ReminderReport:
-    """Send each ward with conversations open too long its reminder; one failed ward does
-    not stop the others."""
-    report = ReminderReport()
-    with factory() as session:
-        due = overdue_conversations(session, days=settings.inbound.reminder_days, now=now)
-    if not due:
-        return report
-    envelope_from = staff_envelope(settings.mail)
-    async with make_transport(settings) as transport:
-        for reminder in due:
-            data = build_reminder(reminder, settings=settings, now=now).as_bytes()
-            try:
-                await transport.send(envelope_from, reminder.team_email, data)
-            except DeliveryFailure as failure:
-                report.failed[reminder.code] = failure.reason
-                log.warning("the %s team's reply reminder was not sent: %s", reminder.code,
-                            failure.reason)
-            else:
-                report.sent[reminder.code] = len(reminder.conversations)
-    return report
+def queue_reminders(session: Session, settings: Settings, *,
+                    now: datetime) -> dict[str, tuple[int, int]]:
+    """Queue each ward with conversations open too long its reminder (flushed; the caller
+    commits); return ward code → (its message's id, conversations listed)."""
+    queued: dict[str, tuple[int, int]] = {}
+    for reminder in overdue_conversations(session, days=settings.inbound.reminder_days,
+                                          now=now):
+        message = queue_staff_mail(
+            session, MessageKind.REMINDER, build_reminder(reminder, settings=settings, now=now),
+            to=reminder.team_email, ward_id=get_ward(session, reminder.code).id,
+            priority=ANSWER_PRIORITY, now=now)
+        queued[reminder.code] = (message.id, len(reminder.conversations))
+    return queued
 
 
 def send_reminders(factory: sessionmaker[Session], settings: Settings, *,
                    now: datetime) -> ReminderReport:
-    return asyncio.run(send_reminders_async(factory, settings, now=now))
+    """Queue the reminders and send them now, through the outbox; a ward whose reminder did
+    not go (the sender will try it again if the answer was temporary) is in `failed`."""
+    with factory.begin() as session:
+        queued = queue_reminders(session, settings, now=now)
+    if not queued:
+        return ReminderReport()
+    deliver_due(factory, settings, now=lambda: now, kinds=(MessageKind.REMINDER,))
+    report = ReminderReport()
+    with factory() as session:
+        rows = dict(session.execute(
+            select(Delivery.message_id, Delivery)
+            .where(Delivery.message_id.in_([ident for ident, _ in queued.values()]))).all())
+        for code, (ident, count) in queued.items():
+            row = rows[ident]
+            if row.status == DeliveryStatus.SENT:
+                report.sent[code] = count
+            else:
+                report.failed[code] = (f"{row.status}: {row.last_error}" if row.last_error
+                                       else str(row.status))
+    return report

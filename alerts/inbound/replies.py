@@ -3,8 +3,8 @@
 A thread is one resident answering one message (a digest, post or alert). Answers the
 product sends in a thread (the acknowledgement) are linked to it (`ThreadAnswer`), so that a
 reply to an answer joins the thread it came from. A reply keeps the text the resident wrote apart
-from the quoted history, the signals that made it look like a crime report, and whether
-it has reached the ward team yet (the replies table is the team forward's queue).
+from the quoted history and the signals that made it look like a crime report; whether it
+has reached the ward team is its forward's outbox row (`forward_states`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from alerts.mail.messages import Message
+from alerts.delivery.outbox import Delivery, DeliveryStatus
+from alerts.mail.messages import Message, MessageKind
 from subscriptions.base import Base, utcnow
 from subscriptions.subscribers import Subscriber
 from subscriptions.wards import Ward, get_ward
@@ -74,10 +75,33 @@ class Reply(Base):
     # The email as received, attached when it is forwarded (photos, the full quote); erased
     # with the resident like the rest of the reply.
     original: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
-    forwarded_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
-    forward_attempts: Mapped[int] = mapped_column(default=0)
-    forward_next_at: Mapped[datetime] = mapped_column(default=utcnow)
-    forward_error: Mapped[str | None] = mapped_column(Text, default=None)
+
+
+@dataclass(frozen=True)
+class ForwardState:
+    """How a reply's forward to its team fares: `status` is its outbox row's."""
+
+    status: str
+    attempts: int
+    error: str | None
+    forwarded_at: datetime | None
+
+
+def forward_states(session: Session, reply_ids: list[int]) -> dict[int, ForwardState]:
+    """The state of each reply's forward, by reply id; a reply whose forward is gone (or
+    was never queued) is left out."""
+    found: dict[int, ForwardState] = {}
+    for reply_id, status, attempts, error, sent_at in session.execute(
+        select(Message.reply_id, Delivery.status, Delivery.attempts, Delivery.last_error,
+               Delivery.sent_at)
+        .join(Message, Message.id == Delivery.message_id)
+        .where(Message.reply_id.in_(reply_ids), Message.kind == MessageKind.FORWARD)
+        .order_by(Delivery.id)
+    ):
+        if reply_id is not None:  # the newest row of a reply wins
+            found[reply_id] = ForwardState(status, attempts, error,
+                                           sent_at if status == DeliveryStatus.SENT else None)
+    return found
 
 
 def thread_for(session: Session, *, subscriber_id: int, message: Message,
@@ -139,13 +163,17 @@ def _summaries(session: Session, ward_code: str | None, reply_id: int | None,
     if reply_id is not None:
         query = query.where(Reply.id == reply_id)
     found = []
-    for reply, thread, code, subscriber, answered in session.execute(query).all():
+    rows = session.execute(query).all()
+    forwards = forward_states(session, [reply.id for reply, *_ in rows])
+    for reply, thread, code, subscriber, answered in rows:
+        forward = forwards.get(reply.id)
         summary = ReplySummary(
             id=reply.id, thread_id=thread.id, ward=code, received_at=reply.received_at,
             subject=reply.subject, resident=subscriber.name or subscriber.email,
             flagged=reply.flagged,
             signals=tuple(s for s in reply.signals.split(",") if s),
-            forwarded=reply.forwarded_at is not None, handled=thread.handled_at is not None,
+            forwarded=forward is not None and forward.forwarded_at is not None,
+            handled=thread.handled_at is not None,
             answers=answered or "(a message no longer held)")
         found.append((summary, reply, subscriber))
     return found
@@ -162,5 +190,6 @@ def show_reply(session: Session, reply_id: int) -> ReplyView | None:
     if not found:
         return None
     summary, reply, subscriber = found[0]
+    forward = forward_states(session, [reply.id]).get(reply.id)
     return ReplyView(summary=summary, resident_email=subscriber.email, text=reply.text,
-                     quoted=reply.quoted, forward_error=reply.forward_error)
+                     quoted=reply.quoted, forward_error=forward.error if forward else None)

@@ -1,6 +1,6 @@
 """Inbound mail as an operator sees it: what came in lately, what waits for a person,
-bounces nobody could vouch for, and replies that have not reached their ward team. Counts
-only, like the outbox report.
+bounces nobody could vouch for, and replies that have not reached their ward team (their
+forwards' outbox rows). Counts only, like the outbox report.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.inbound.classify import Kind
 from alerts.inbound.journal import InboundRecord
-from alerts.inbound.replies import Reply, ReplyThread
+from alerts.inbound.replies import ReplyThread
+from alerts.mail.messages import Message, MessageKind
 
 
 @dataclass(frozen=True)
@@ -27,7 +29,7 @@ class InboundReport:
     open_threads: int
 
 
-def inbound_report(session: Session, now: datetime, *, max_attempts: int) -> InboundReport:
+def inbound_report(session: Session, now: datetime) -> InboundReport:
     by_kind = {
         kind: count for kind, count in session.execute(
             select(InboundRecord.kind, func.count())
@@ -39,11 +41,13 @@ def inbound_report(session: Session, now: datetime, *, max_attempts: int) -> Inb
         InboundRecord.held_as.is_not(None), week)) or 0
     untrusted = session.scalar(select(func.count()).select_from(InboundRecord).where(
         InboundRecord.kind == Kind.UNTRUSTED_BOUNCE, week)) or 0
-    unforwarded = Reply.forwarded_at.is_(None)
-    waiting = session.scalar(select(func.count()).select_from(Reply).where(
-        unforwarded, Reply.forward_attempts < max_attempts)) or 0
-    given_up = session.scalar(select(func.count()).select_from(Reply).where(
-        unforwarded, Reply.forward_attempts >= max_attempts)) or 0
+    forwards = dict(session.execute(
+        select(Delivery.status, func.count())
+        .join(Message, Message.id == Delivery.message_id)
+        .where(Message.kind == MessageKind.FORWARD)
+        .group_by(Delivery.status)).all())
+    waiting = forwards.get(DeliveryStatus.QUEUED, 0) + forwards.get(DeliveryStatus.SENDING, 0)
+    given_up = forwards.get(DeliveryStatus.FAILED, 0) + forwards.get(DeliveryStatus.CANCELLED, 0)
     open_threads = session.scalar(select(func.count()).select_from(ReplyThread).where(
         ReplyThread.handled_at.is_(None))) or 0
     return InboundReport(dict(sorted(by_kind.items())), held, untrusted, waiting, given_up,

@@ -1,4 +1,5 @@
-"""Messages: a digest or alert rendered once for a ward, and the items it carried."""
+"""Messages: a digest or alert rendered once for a ward, and the items it carried; and the
+email to staff (a forward, a reminder, a reset), built once and held whole until it is sent."""
 
 from __future__ import annotations
 
@@ -32,6 +33,13 @@ class MessageKind(StrEnum):
     # coordinator's message to their own scheme's members.
     TEAM_ANSWER = "team_answer"
     SCHEME = "scheme"
+    # To staff, not residents (see STAFF_KINDS): a resident's reply forwarded to their ward
+    # team, the team's reminder of replies still open, a password reset and the "choose a
+    # password" email of an account made for someone.
+    FORWARD = "forward"
+    REMINDER = "reminder"
+    RESET = "reset"
+    INVITATION = "invitation"
 
 
 # Kinds written for one resident (not a ward): erased with them.
@@ -41,6 +49,11 @@ PERSONAL_KINDS = (MessageKind.CONFIRM, MessageKind.DATA_REQUEST, MessageKind.REP
 ANSWER_KINDS = (MessageKind.REPLY_ACK, MessageKind.LEFT)
 # Kinds a person wrote: RFC 3834 says no Auto-Submitted mark ("no").
 WRITTEN_KINDS = (MessageKind.TEAM_ANSWER, MessageKind.SCHEME)
+# Kinds sent to a staff address (a delivery's `recipient`), never to a subscriber: no
+# resident rule (subscription state, suppression list) applies to them. Each is built whole
+# when queued (`Message.email`); a forward is erased with the reply it carries.
+STAFF_KINDS = (MessageKind.FORWARD, MessageKind.REMINDER, MessageKind.RESET,
+               MessageKind.INVITATION)
 
 
 # Rendered bodies hold these markers where each recipient's own signed links go;
@@ -76,7 +89,9 @@ class Message(Base):
     __table_args__ = NEVER_REUSED
 
     id: Mapped[int] = id_never_reused()
-    ward_id: Mapped[int] = mapped_column(ForeignKey("wards.id", ondelete="CASCADE"), index=True)
+    # None only for staff mail that belongs to no ward (a reset, an invitation).
+    ward_id: Mapped[int | None] = mapped_column(ForeignKey("wards.id", ondelete="CASCADE"),
+                                                index=True)
     kind: Mapped[str] = mapped_column(String(16))
     subject: Mapped[str] = mapped_column(String(MAX_SUBJECT))
     html: Mapped[str] = mapped_column(Text)
@@ -86,8 +101,16 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # The "was this useful?" links of this message are bound to it (see useful).
     nonce: Mapped[str] = nonce_column()
+    # Staff mail only: the whole email as it leaves, built when it was queued (so a retry
+    # sends the same bytes, Message-ID included, and the sender needs nothing from the
+    # layers that wrote it).
+    email: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
+    # A forward: the reply whose words it carries; erasing the reply erases the forward.
+    reply_id: Mapped[int | None] = mapped_column(
+        ForeignKey("replies.id", ondelete="CASCADE", use_alter=True), default=None,
+        index=True)
 
-    ward: Mapped[Ward] = relationship()
+    ward: Mapped[Ward | None] = relationship()
 
 
 class MessageItem(Base):

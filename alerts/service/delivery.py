@@ -6,9 +6,6 @@ mail was queued), and then asks the cheap question "is anything due?" before sta
 pass, so an idle service reads the outbox and never writes to it. The poll is what finds
 mail queued by other processes, such as `alerts post --urgent` in another shell.
 
-Each pass also forwards residents' replies that are due to their ward teams (the replies
-table is that queue; see alerts/inbound/forward.py).
-
 Starting: the rows a sender on this host left in `sending` when it died (kill -9, a crash)
 are taken back at once when the holder of their lease is provably gone
 (outbox.end_leases_of_the_dead); rows of a sender on another host, or still running, keep
@@ -30,9 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.core.config import Settings
 from alerts.core.events import EventBus
 from alerts.delivery.outbox import any_due, end_leases_of_the_dead
-from alerts.delivery.sender import deliver_due_async, make_transport
-from alerts.delivery.transport import Transport
-from alerts.inbound.forward import forward_due_async
+from alerts.delivery.sender import Transport, deliver_due_async, make_transport
 from subscriptions.base import utcnow
 
 log = logging.getLogger(__name__)
@@ -77,7 +72,6 @@ class DeliveryLoop:
         while not self._stopping:
             self._wake.clear()
             try:
-                await self._forward_replies()
                 if self._due():
                     sent = await self._one_pass()
                     if sent:
@@ -102,12 +96,6 @@ class DeliveryLoop:
         if failing_since is not None:
             log.warning("delivery works again after %.0f s of failed passes",
                         time.monotonic() - failing_since)
-
-    async def _forward_replies(self) -> None:
-        report = await forward_due_async(self.factory, self.settings, now=utcnow())
-        if report.forwarded or report.failed or report.retried:
-            log.info("replies to ward teams: forwarded %d, to retry %d, failed %d",
-                     report.forwarded, report.retried, report.failed)
 
     def _take_back_from_the_dead(self) -> None:
         try:

@@ -14,11 +14,13 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from alerts.core.events import DigestDue
+from alerts.core.db import transaction
+from alerts.core.events import DigestDue, MailQueued
 from alerts.inbound.imap import ImapError
 from alerts.inbound.intake import Intake
 from alerts.inbound.intake import poll_inbox as intake_poll
-from alerts.inbound.reminders import send_reminders
+from alerts.inbound.reminders import queue_reminders
+from alerts.mail.messages import MessageKind
 from alerts.service import context, plan
 from alerts.service.context import ServiceContext
 from alerts.sources.collect import collect
@@ -100,16 +102,16 @@ def remind_open_replies() -> None:
         if service is None:
             return
         try:
-            report = send_reminders(service.factory, service.settings, now=utcnow())
+            with transaction(service.factory) as session:
+                queued = queue_reminders(session, service.settings, now=utcnow())
         except Exception:
             log.exception("%s failed", plan.REMINDERS_ID)
             return
-        if report.sent:
-            log.info("%s: sent to %s", plan.REMINDERS_ID, ", ".join(
-                f"{code} ({n} open)" for code, n in report.sent.items()))
-        if report.failed:
-            log.error("%s: not sent to %s (see above)", plan.REMINDERS_ID,
-                      ", ".join(report.failed))
+        if queued:
+            log.info("%s: queued for %s", plan.REMINDERS_ID, ", ".join(
+                f"{code} ({n} open)" for code, (_, n) in queued.items()))
+            service.bus.publish(MailQueued(MessageKind.REMINDER,
+                                           tuple(ident for ident, _ in queued.values())))
 
 
 def reconcile() -> None:

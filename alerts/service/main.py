@@ -42,6 +42,7 @@ from alerts.core.events import (
     DigestQueued,
     EventBus,
     ItemPublished,
+    MailQueued,
     ReplyReceived,
     UrgentAlertPosted,
 )
@@ -207,7 +208,8 @@ async def _check_leadership(leadership: Leadership, scheduler: Any,
 def _wake_on_events(bus: EventBus, wake: Callable[[], None]) -> None:
     # Subscribed after the pipeline's handlers, so the rows they queue exist when the
     # delivery loop looks.
-    for event_type in (UrgentAlertPosted, DigestQueued, ItemPublished, ReplyReceived):
+    for event_type in (UrgentAlertPosted, DigestQueued, ItemPublished, ReplyReceived,
+                       MailQueued):
         bus.subscribe(event_type, lambda _event: wake())
 
 

@@ -144,8 +144,16 @@ def erase_data(session: Session, subscriber_id: int, *, now: datetime) -> bool:
     session.execute(delete(SubscriptionProgress)
                     .where(SubscriptionProgress.subscription_id.in_(own))
                     .execution_options(synchronize_session=False))
-    # Their replies (text, quote, original email) and threads go; the journal keeps only
-    # what kind of mail came in, no longer linked to them.
+    # Their replies (text, quote, original email) and threads go, with the forwards of them
+    # to the ward team (which hold their words and address), sent or not; the journal keeps
+    # only what kind of mail came in, no longer linked to them.
+    forwards = list(session.scalars(select(Message.id).where(Message.reply_id.in_(
+        select(Reply.id).where(Reply.subscriber_id == subscriber_id)))))
+    if forwards:
+        session.execute(delete(Delivery).where(Delivery.message_id.in_(forwards))
+                        .execution_options(synchronize_session=False))
+        session.execute(delete(Message).where(Message.id.in_(forwards))
+                        .execution_options(synchronize_session=False))
     session.execute(delete(Reply).where(Reply.subscriber_id == subscriber_id)
                     .execution_options(synchronize_session=False))
     own_threads = select(ReplyThread.id).where(ReplyThread.subscriber_id == subscriber_id)

@@ -106,14 +106,14 @@ def _glances(session: Session, wards: list[Ward]) -> list[WardGlance]:
             select(Subscription.ward_id, Subscription.status, func.count())
             .where(Subscription.ward_id.in_(ids))
             .group_by(Subscription.ward_id, Subscription.status))}
-    last_digest: dict[int, datetime | None] = dict(session.execute(
+    last_digest: dict[int | None, datetime | None] = dict(session.execute(
         select(Message.ward_id, func.max(Message.created_at))
         .where(Message.ward_id.in_(ids), Message.kind == MessageKind.DIGEST)
         .group_by(Message.ward_id)).all())
-    queued: dict[int, int] = dict(session.execute(
+    queued: dict[int | None, int] = dict(session.execute(
         select(Message.ward_id, func.count(Delivery.id))
         .join(Message, Message.id == Delivery.message_id)
-        .where(Message.ward_id.in_(ids),
+        .where(Message.ward_id.in_(ids), Delivery.subscriber_id.is_not(None),  # residents'
                Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]))
         .group_by(Message.ward_id)).all())
     open_threads: dict[int, int] = dict(session.execute(

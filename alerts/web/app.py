@@ -63,7 +63,7 @@ web wakes the delivery loop of `alerts run`; without one the pages wire their ow
         app.include_router(open_feeds_router(factory, settings))
         site = StaffSite(factory, settings)
         install_handlers(app, site)
-        app.include_router(auth_router(site))
+        app.include_router(auth_router(site, bus))
         app.include_router(officers_router(site, bus))
-        app.include_router(coordinators_router(site))
+        app.include_router(coordinators_router(site, bus))
     return app

@@ -24,11 +24,12 @@ from alerts.accounts.reset_mail import (
     account_for_reset,
     complete_reset,
     request_reset,
-    send_reset_mail,
 )
 from alerts.accounts.signin import RESET_MINUTES, Refusal, sign_in, sign_out
 from alerts.accounts.users import MIN_PASSWORD, User
 from alerts.core.db import transaction
+from alerts.core.events import EventBus, MailQueued
+from alerts.mail.messages import MessageKind
 from alerts.web.staff import StaffSite
 from subscriptions.base import utcnow
 
@@ -50,7 +51,9 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def auth_router(site: StaffSite) -> APIRouter:
+def auth_router(site: StaffSite, bus: EventBus | None = None) -> APIRouter:
+    """The sign-in, sign-out and reset pages; a reset email queued wakes the delivery loop
+    through `bus` (the one `alerts run` gives the app), else the next poll finds it."""
     router = APIRouter()
 
     def sign_in_page(request: Request, *, email: str = "", next_: str = HOME,
@@ -131,10 +134,10 @@ def auth_router(site: StaffSite) -> APIRouter:
         with transaction(site.factory) as session:
             mail = request_reset(session, site.settings, email,
                                  address=client_address(request))
-        if mail is not None:
-            # Sent after the answer, so that how long the page takes says nothing about
-            # whether the address has an account.
-            background.add_task(send_reset_mail, site.settings, mail)
+        if mail is not None and bus is not None:
+            # After the answer, so that how long the page takes says nothing about whether
+            # the address has an account.
+            background.add_task(bus.publish, MailQueued(MessageKind.RESET, (mail.message_id,)))
         return site.page(request, "reset_sent", {"minutes": RESET_MINUTES}, who=None)
 
     def choose_page(request: Request, token: str, errors: dict[str, str],

@@ -22,10 +22,11 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.accounts.access import Principal
-from alerts.accounts.reset_mail import invitation, send_reset_mail
+from alerts.accounts.reset_mail import invitation
 from alerts.core.config import Settings
 from alerts.core.db import transaction
-from alerts.mail.messages import fill_links
+from alerts.core.events import EventBus, MailQueued
+from alerts.mail.messages import MessageKind, fill_links
 from alerts.usecases.coordinators import (
     MAX_BODY,
     MAX_IMPORT_BYTES,
@@ -94,15 +95,15 @@ def _tidy(errors: dict[str, str]) -> dict[str, str]:
     return {field or "form": message for field, message in errors.items()}
 
 
-def coordinators_router(site: StaffSite) -> APIRouter:
+def coordinators_router(site: StaffSite, bus: EventBus | None = None) -> APIRouter:
     """The staff pages, and the residents' invitation page beside them."""
     both = APIRouter()
-    both.include_router(_staff_router(site))
+    both.include_router(_staff_router(site, bus))
     both.include_router(_invitation_router(site.factory, site.settings))
     return both
 
 
-def _staff_router(site: StaffSite) -> APIRouter:
+def _staff_router(site: StaffSite, bus: EventBus | None) -> APIRouter:
     router = APIRouter(prefix="/staff/schemes")
     settings = site.settings
 
@@ -147,8 +148,9 @@ def _staff_router(site: StaffSite) -> APIRouter:
         except CoordinatorError as exc:
             return list_page(request, who, form=form, status=400,
                              errors=_tidy({exc.field: str(exc)}))
-        if mail is not None:
-            background.add_task(send_reset_mail, settings, mail)
+        if mail is not None and bus is not None:  # wakes the delivery loop of `alerts run`
+            background.add_task(bus.publish,
+                                MailQueued(MessageKind.INVITATION, (mail.message_id,)))
         return site.redirect(f"/staff/schemes/{made.id}?done="
                              + ("created-invited" if mail else "created"))
 

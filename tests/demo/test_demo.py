@@ -98,7 +98,7 @@ def test_the_demo_residents_write_back_and_their_team_hears(tmp_path: Path) -> N
     assert any("POSSIBLE CRIME REPORT" in str(m["Subject"]) for m in forwards)
     acks = [m for m in messages if m["Auto-Submitted"] == "auto-replied"]
     assert len(acks) == 2  # the out-of-office and the bounce got no answer
-    assert report.forwarded is not None and report.forwarded.forwarded == 2
+    assert report.forwarded is not None and report.forwarded.sent == 2
 
 
 def test_the_demo_makes_an_officer_and_a_coordinator_who_can_sign_in(tmp_path: Path) -> None:

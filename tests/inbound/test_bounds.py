@@ -19,14 +19,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings
+from alerts.delivery.sender import deliver_due
 from alerts.inbound import classify, intake
 from alerts.inbound.classify import Kind
-from alerts.inbound.forward import forward_due
 from alerts.inbound.intake import Intake
 from alerts.inbound.journal import Via
 from alerts.inbound.mail import InboundMail
 from alerts.inbound.replies import Reply
-from subscriptions.base import utcnow
+from alerts.mail.messages import MessageKind
 from subscriptions.links import Purpose
 from subscriptions.suppression import is_suppressed
 from tests.factories import make_sent_message, make_subscriber, make_ward
@@ -177,7 +177,7 @@ def test_a_24_mb_reply_is_read_from_its_start_and_reaches_the_ward_team_whole(
         assert "Bike marking at the library" in reply.quoted
         assert reply.original == raw  # kept whole
 
-    assert forward_due(factory, settings, now=utcnow()).forwarded == 1
+    assert deliver_due(factory, settings, kinds=(MessageKind.FORWARD,)).sent == 1
     (sent,) = (Path(settings.mail.maildir) / "new").iterdir()
     forward = message_from_bytes(sent.read_bytes(), policy=policy.default)
     assert isinstance(forward, EmailMessage)

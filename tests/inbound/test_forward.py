@@ -1,24 +1,41 @@
-"""Forwarding replies to the ward team: the context an officer needs, retries, no repeats."""
+"""Forwarding replies to the ward team: the context an officer needs, retries, no repeats.
+
+A forward is staff mail in the outbox: `forward_now` runs the one sender over forwards, as
+`alerts inbound process` does."""
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings
-from alerts.inbound.forward import forward_due
+from alerts.delivery.sender import DeliveryReport, deliver_due
+from alerts.inbound.forward import ForwardState, forward_state
 from alerts.inbound.intake import Intake
 from alerts.inbound.journal import Via
-from alerts.inbound.replies import Reply
+from alerts.mail.messages import MessageKind
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose
 from tests.factories import make_sent_message, make_subscriber, make_ward, signed
 from tests.servers import SinkHandler
 
 TEAM = "team-riv@police.example"
+
+
+def forward_now(factory: sessionmaker[Session], settings: Settings, *,
+            now: datetime) -> DeliveryReport:
+    """One pass of the sender over forwards, at `now`."""
+    return deliver_due(factory, settings, now=lambda: now, kinds=(MessageKind.FORWARD,))
+
+
+def state(factory: sessionmaker[Session], reply_id: int) -> ForwardState:
+    with factory() as session:
+        found = forward_state(session, reply_id)
+    assert found is not None
+    return found
 
 
 def a_reply(factory: sessionmaker[Session], settings: Settings, text: str) -> int:
@@ -42,8 +59,8 @@ def test_forward_carries_the_context_and_the_original(
         factory: sessionmaker[Session], smtp: tuple[SinkHandler, Settings]) -> None:
     sink, settings = smtp
     reply_id = a_reply(factory, settings, "Can I bring two bikes?")
-    report = forward_due(factory, settings, now=utcnow())
-    assert report.forwarded == 1
+    report = forward_now(factory, settings, now=utcnow())
+    assert report.sent == 1
     [received] = [r for r in sink.received if TEAM in r.rcpt_tos]
     forward = received.message
     assert forward["Reply-To"] == "Ann Example <ann@home.example>"
@@ -58,16 +75,15 @@ def test_forward_carries_the_context_and_the_original(
     assert [a.get_content_type() for a in attachments] == ["message/rfc822"]
     assert received.mail_from == f"bounces@{settings.mail.reply_domain}"
     # Forwarded once: the next pass finds nothing to do.
-    assert forward_due(factory, settings, now=utcnow()).forwarded == 0
-    with factory() as session:
-        assert session.get_one(Reply, reply_id).forwarded_at is not None
+    assert forward_now(factory, settings, now=utcnow()).sent == 0
+    assert state(factory, reply_id).forwarded_at is not None
 
 
 def test_a_possible_crime_report_is_marked_in_the_forward(
         factory: sessionmaker[Session], smtp: tuple[SinkHandler, Settings]) -> None:
     sink, settings = smtp
     a_reply(factory, settings, "A man threatened me with a knife outside the shop just now.")
-    forward_due(factory, settings, now=utcnow())
+    forward_now(factory, settings, now=utcnow())
     [received] = [r for r in sink.received if TEAM in r.rcpt_tos]
     assert "POSSIBLE CRIME REPORT" in str(received.message["Subject"])
     assert received.message["Importance"] == "high"
@@ -81,15 +97,14 @@ def test_a_team_server_answering_4xx_gets_the_forward_later(
     reply_id = a_reply(factory, settings, "Thanks!")
     sink.reject[TEAM] = "451 4.3.0 Try again later"
     now = utcnow()
-    first = forward_due(factory, settings, now=now)
-    assert first.retried == 1 and first.forwarded == 0
-    assert forward_due(factory, settings, now=now + timedelta(seconds=1)).forwarded == 0
+    first = forward_now(factory, settings, now=now)
+    assert first.retried == 1 and first.sent == 0
+    assert forward_now(factory, settings, now=now + timedelta(seconds=1)).sent == 0
     del sink.reject[TEAM]
-    later = forward_due(factory, settings, now=now + timedelta(hours=1))
-    assert later.forwarded == 1
-    with factory() as session:
-        reply = session.get_one(Reply, reply_id)
-        assert reply.forward_attempts == 2 and reply.forward_error is None
+    later = forward_now(factory, settings, now=now + timedelta(hours=1))
+    assert later.sent == 1
+    sent = state(factory, reply_id)
+    assert sent.attempts == 2 and sent.error is None
 
 
 def test_a_team_address_refused_for_good_is_not_tried_again(
@@ -97,9 +112,8 @@ def test_a_team_address_refused_for_good_is_not_tried_again(
     sink, settings = smtp
     reply_id = a_reply(factory, settings, "Thanks!")
     sink.reject[TEAM] = "550 5.1.1 No such user"
-    assert forward_due(factory, settings, now=utcnow()).failed == 1
+    assert forward_now(factory, settings, now=utcnow()).failed == 1
     del sink.reject[TEAM]
-    assert forward_due(factory, settings, now=utcnow() + timedelta(days=2)).forwarded == 0
-    with factory() as session:
-        error = session.get_one(Reply, reply_id).forward_error
-        assert error is not None and "550" in error
+    assert forward_now(factory, settings, now=utcnow() + timedelta(days=2)).sent == 0
+    error = state(factory, reply_id).error
+    assert error is not None and "550" in error

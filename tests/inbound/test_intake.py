@@ -15,6 +15,7 @@ from alerts.core.config import Settings
 from alerts.core.db import make_engine, migrate, session_factory
 from alerts.delivery.outbox import Delivery
 from alerts.inbound.classify import Kind
+from alerts.inbound.forward import forward_state
 from alerts.inbound.intake import Intake
 from alerts.inbound.journal import InboundRecord, Via
 from alerts.inbound.replies import Reply, ReplyThread
@@ -114,7 +115,8 @@ def test_reply_is_stored_with_its_ward_message_and_resident(
         assert reply.subscriber_id == sent.ann
         assert reply.text == "Is the bike marking still on?"
         assert "old digest text" in reply.quoted
-        assert reply.forwarded_at is None  # queued for the team
+        forward = forward_state(session, reply.id)
+        assert forward is not None and forward.forwarded_at is None  # queued for the team
     assert answers(factory, MessageKind.REPLY_ACK) == 1
 
 

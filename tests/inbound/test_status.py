@@ -34,7 +34,7 @@ def test_status_counts_what_came_in_what_is_held_and_what_the_team_has_not_had(
                    "@reply.example.org\r\nSubject: Re: news\r\n\r\nForged\r\n".encode(),
                    via=Via.FILE)
     with factory() as session:
-        report = inbound_report(session, utcnow(), max_attempts=settings.mail.max_attempts)
+        report = inbound_report(session, utcnow())
     assert report.last_day_by_kind == {"rejected": 1, "reply": 1}
     assert report.held_last_week == 1
     assert report.replies_to_forward == 1 and report.replies_not_forwarded == 0

@@ -139,6 +139,7 @@ def test_a_forgotten_password_is_reset_in_a_browser(
         expect(page.get_by_role("heading", level=1)).to_have_text("Check your email")
         check_page(page, "reset-sent", artefacts)
 
+        off_loop(deliver_due, factory, settings)  # as the delivery loop of `alerts run` does
         (mail,) = list(mailbox.Maildir(Path(settings.mail.maildir), create=False))
         body = mail.get_payload(decode=True).decode()
         link = re.search(r"http://127\.0\.0\.1:\d+/staff/reset/\S+", body)

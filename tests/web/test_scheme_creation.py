@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.accounts.users import find_user
 from alerts.core.config import Settings
+from alerts.delivery.sender import deliver_due
 from subscriptions.schemes import Scheme, find_scheme
 from tests.web.test_officers import client_for, post, sign_in, with_passwords
 
@@ -39,6 +40,7 @@ def test_an_officer_adds_a_scheme_to_their_ward_and_its_coordinator_is_invited(
         coordinator = find_user(session, "pat@home.example")
         assert coordinator is not None and coordinator.role == "coordinator"
         assert coordinator.password_hash is None
+    deliver_due(factory, settings)  # as the delivery loop of `alerts run`, woken, does
     invitations = [m for m in mailbox.Maildir(Path(settings.mail.maildir), create=False)
                    if m["To"] == "pat@home.example"]
     assert len(invitations) == 1
