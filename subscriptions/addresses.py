@@ -6,9 +6,13 @@ import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
 
+from subscriptions.errors import AlertsError
 
-class AddressError(ValueError):
+
+class AddressError(AlertsError, ValueError):
     """Not a usable email address; the message says why."""
+
+    http_status = 400
 
 
 def normalise_address(raw: str) -> str:

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from subscriptions.addresses import AddressError, normalise_address
 from subscriptions.consent import Consent
+from subscriptions.errors import AlertsError
 from subscriptions.subscribers import (
     Frequency,
     Status,
@@ -49,8 +50,10 @@ EXPORT_COLUMNS = (
 )
 
 
-class CsvError(ValueError):
+class CsvError(AlertsError, ValueError):
     """The file as a whole cannot be read (no header, missing columns, not UTF-8)."""
+
+    http_status = 400
 
 
 @dataclass(frozen=True)

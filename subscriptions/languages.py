@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from subscriptions.errors import AlertsError
+
 
 class Language(StrEnum):
     ENGLISH = "en"
@@ -27,8 +29,10 @@ LABELS = {
 }
 
 
-class LanguageError(ValueError):
+class LanguageError(AlertsError, ValueError):
     """A language that is not English, Welsh or bilingual; the message lists the choices."""
+
+    http_status = 400
 
 
 def parse_language(value: str) -> Language:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from subscriptions.base import Base
 from subscriptions.csv_io import CsvError, RowError, read_table
+from subscriptions.errors import AlertsError
 from subscriptions.wards import Ward
 
 # The shapes Royal Mail issues: outward A9, A99, AA9, AA99, A9A, AA9A; inward 9AA.
@@ -28,8 +29,10 @@ _OUTWARD = re.compile(rf"^{OUTWARD}$")
 _SPACES = re.compile(r"\s+")
 
 
-class PostcodeError(ValueError):
+class PostcodeError(AlertsError, ValueError):
     """Not a UK postcode, or a file that cannot be read; the message says why."""
+
+    http_status = 400
 
 
 class Postcode(Base):

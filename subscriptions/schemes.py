@@ -29,6 +29,7 @@ from subscriptions.addresses import AddressError, normalise_address
 from subscriptions.base import NEVER_REUSED, Base, id_never_reused, utcnow
 from subscriptions.consent import Consent
 from subscriptions.csv_io import RowError, SubscriberRow, import_rows, read_table
+from subscriptions.errors import AlertsError
 from subscriptions.subscribers import (
     MAX_SCHEME,
     Frequency,
@@ -45,8 +46,10 @@ from subscriptions.suppression import Suppression, address_hash, is_suppressed
 from subscriptions.wards import Ward, get_ward
 
 
-class SchemeError(ValueError):
+class SchemeError(AlertsError, ValueError):
     """A scheme cannot be found or changed as asked; the message says why."""
+
+    http_status = 400
 
 
 class Scheme(Base):

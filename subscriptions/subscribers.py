@@ -15,6 +15,7 @@ from sqlalchemy.sql import ColumnElement
 from subscriptions.addresses import normalise_address
 from subscriptions.base import NEVER_REUSED, Base, id_never_reused, utcnow
 from subscriptions.consent import Consent
+from subscriptions.errors import AlertsError
 from subscriptions.links import nonce_column
 from subscriptions.suppression import Suppression, address_hash
 from subscriptions.topics import MAX_TOPICS
@@ -40,8 +41,10 @@ MAX_SCHEME = 200
 MAX_CONSENT_SOURCE = 300
 
 
-class SubscriberError(ValueError):
+class SubscriberError(AlertsError, ValueError):
     """A subscriber or subscription cannot be changed as asked; the message says why."""
+
+    http_status = 400
 
 
 class Subscriber(Base):

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable
 
+from subscriptions.errors import AlertsError
+
 MAX_TOPICS = 500
 MAX_TOPIC_NAME = 40
 
 
-class TopicError(ValueError):
+class TopicError(AlertsError, ValueError):
     """A topic that is not one of the deployer's list; the message lists them."""
+
+    http_status = 400
 
 
 def normalise_topic(name: str) -> str:

@@ -11,14 +11,17 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from subscriptions.addresses import AddressError, normalise_address
 from subscriptions.base import Base, utcnow
+from subscriptions.errors import AlertsError
 
 WARD_CODE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 MAX_NAME = 200
 MAX_CRON = 100
 
 
-class WardError(ValueError):
+class WardError(AlertsError, ValueError):
     """A ward cannot be added or changed; the message says why."""
+
+    http_status = 400
 
 
 class Ward(Base):

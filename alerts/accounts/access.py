@@ -10,11 +10,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from alerts.accounts.users import Role, User, UserScheme, UserWard
+from alerts.core.errors import AlertsError
 from subscriptions.schemes import Scheme
 
 
-class Forbidden(PermissionError):
+class Forbidden(AlertsError, PermissionError):
     """The signed-in person may not do this; the message says what, never whose data."""
+
+    http_status = 403
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from alerts.accounts.signin import (
 )
 from alerts.accounts.users import MAX_PASSWORD, MIN_PASSWORD, User, find_user, set_password
 from alerts.core.config import Settings
+from alerts.core.errors import AlertsError
 from alerts.delivery.fanout import queue_staff_mail
 from alerts.mail.messages import MessageKind
 from alerts.mail.staff import staff_email
@@ -143,8 +144,10 @@ def invitation(session: Session, settings: Settings, user: User, *, invited_by: 
     return ResetMail(user.email, message.id)
 
 
-class ResetError(ValueError):
+class ResetError(AlertsError, ValueError):
     """The new password cannot be used; `errors` maps each form field to what is wrong."""
+
+    http_status = 400
 
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("; ".join(errors.values()))

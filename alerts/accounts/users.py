@@ -16,6 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import ForeignKey, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from alerts.core.errors import AlertsError
 from subscriptions.addresses import normalise_address
 from subscriptions.base import NEVER_REUSED, Base, id_never_reused, utcnow
 from subscriptions.links import new_nonce, nonce_column
@@ -36,8 +37,10 @@ class Role(StrEnum):
     ADMIN = "admin"
 
 
-class UserError(ValueError):
+class UserError(AlertsError, ValueError):
     """A user cannot be added or changed as asked; the message says why."""
+
+    http_status = 400
 
 
 class User(Base):

@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from alerts.core.errors import AlertsError
 from subscriptions.topics import MAX_TOPIC_NAME, normalise_topic
 
 DEFAULT_SECRET_KEY = "change-me"
 
 
-class ConfigError(Exception):
+class ConfigError(AlertsError):
     """The configuration cannot be used; the message says which key and why."""
 
 

@@ -22,12 +22,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings
+from alerts.core.errors import AlertsError
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
 
-class DatabaseError(Exception):
+class DatabaseError(AlertsError):
     """The database cannot be used as configured; the message says what to do."""
+
+    http_status = 503
 
 
 BUSY_TIMEOUT_SECONDS = 30.0

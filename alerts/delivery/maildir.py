@@ -26,6 +26,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
+from alerts.core.errors import AlertsError
 from alerts.delivery.transport import TransientFailure
 
 log = logging.getLogger(__name__)
@@ -34,8 +35,10 @@ log = logging.getLogger(__name__)
 STALE_TMP_SECONDS = 36 * 3600
 SWEEP_EVERY_SECONDS = 3600
 
-class MaildirError(OSError):
+class MaildirError(AlertsError, OSError):
     """The outbox folder cannot be used; the message names it and says why."""
+
+    http_status = 503
 
 
 _sequence = itertools.count(1)

@@ -13,9 +13,13 @@ from typing import Protocol, Self
 
 from email_validator import EmailNotValidError, validate_email
 
+from alerts.core.errors import AlertsError
 
-class DeliveryFailure(Exception):
+
+class DeliveryFailure(AlertsError):
     """A message was not handed over; `reason` is safe to store (it names no recipient)."""
+
+    http_status = 503
 
     def __init__(self, reason: str, code: int | None = None) -> None:
         super().__init__(reason)

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.accounts.users import Role, add_user
 from alerts.core.config import Settings, load_settings
 from alerts.core.db import make_engine, migrate, session_factory, transaction
+from alerts.core.errors import AlertsError
 from alerts.delivery.sender import DeliveryReport, deliver_due
 from alerts.inbound.intake import Intake, Outcome
 from alerts.inbound.journal import Via
@@ -76,7 +77,7 @@ FEEDS = {
 }
 
 
-class DemoError(Exception):
+class DemoError(AlertsError):
     """The demo cannot run in the folder given; the message says why."""
 
 

@@ -12,13 +12,16 @@ from dataclasses import dataclass
 
 from apscheduler.triggers.cron import CronTrigger
 
+from alerts.core.errors import AlertsError
 from subscriptions.subscribers import Frequency
 
 DIGEST_FREQUENCIES = (Frequency.DAILY, Frequency.WEEKLY)
 
 
-class ScheduleError(ValueError):
+class ScheduleError(AlertsError, ValueError):
     """A cron line cannot be used; the message says why."""
+
+    http_status = 400
 
 
 @dataclass(frozen=True)

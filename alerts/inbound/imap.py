@@ -32,20 +32,25 @@ from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from alerts.core.config import InboundSettings
+from alerts.core.errors import AlertsError
 
 log = logging.getLogger(__name__)
 
 BODY = b"BODY[]"
 
 
-class RetryLater(Exception):
+class RetryLater(AlertsError):
     """The handler could not finish now (database down, ...): leave the message for the next
     poll."""
 
+    http_status = 503
 
-class ImapError(Exception):
+
+class ImapError(AlertsError):
     """The mailbox cannot be used; the message names host, port, mailbox and what to do —
     never the password."""
+
+    http_status = 503
 
 
 @dataclass(frozen=True)

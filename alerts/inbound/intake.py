@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import MailSettings, Settings
+from alerts.core.errors import AlertsError
 from alerts.core.events import BounceReceived, ReplyReceived
 from alerts.delivery.outbox import Delivery
 from alerts.inbound.answers import acknowledge
@@ -66,8 +67,10 @@ _PURPOSES = {AddressKind.REPLY: Purpose.REPLY, AddressKind.BOUNCES: Purpose.BOUN
              AddressKind.UNSUBSCRIBE: Purpose.UNSUBSCRIBE}
 
 
-class IntakeUnavailable(Exception):
+class IntakeUnavailable(AlertsError):
     """The database could not be used: the message was not handled; hand it over again later."""
+
+    http_status = 503
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from alerts.core.config import Settings
+from alerts.core.errors import AlertsError
 from alerts.inbound.intake import Intake, IntakeUnavailable, Outcome
 from alerts.inbound.journal import Via
 from alerts.inbound.mail import MAX_MESSAGE_BYTES
@@ -34,8 +35,10 @@ from alerts.mail.addresses import issued_address
 log = logging.getLogger(__name__)
 
 
-class ListenAddressError(ValueError):
-    pass
+class ListenAddressError(AlertsError, ValueError):
+    """`--lmtp` is not a HOST:PORT to listen on; the message says why."""
+
+    http_status = 400
 
 
 def parse_listen(value: str) -> tuple[str, int]:

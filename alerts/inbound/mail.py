@@ -18,14 +18,18 @@ from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import getaddresses
 
+from alerts.core.errors import AlertsError
+
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 # 256 KB: some 40,000 words of text even base64-encoded, and a hundred times any bounce
 # report; reading it costs a fraction of a second (bench/inbound_process.py --huge).
 READ_BYTES = 256 * 1024
 
 
-class MalformedMail(ValueError):
+class MalformedMail(AlertsError, ValueError):
     """The bytes are not an email that can be classified; `reason` says why (no addresses)."""
+
+    http_status = 400
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)

@@ -14,8 +14,10 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
+from alerts.core.errors import AlertsError
 
-class ServiceError(Exception):
+
+class ServiceError(AlertsError):
     """The service cannot start as configured; the message says why."""
 
 

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from alerts.core.errors import AlertsError
 from alerts.sources.fetch import HTTPStatusError, fetch
 from alerts.sources.items import CollectedItem, ItemKind
 from alerts.sources.registry import SourceError, split_force_neighbourhood
@@ -153,8 +154,10 @@ def parse_priorities(content: bytes, *, timezone: str = API_TIMEZONE) -> list[Co
     return [item for item in items if item is not None]
 
 
-class _Malformed(Exception):
+class _Malformed(AlertsError):
     """An entry does not have the documented shape; the message says how."""
+
+    http_status = 502
 
 
 def _json_list(content: bytes, what: str) -> list[Any]:

@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
+from alerts.core.errors import AlertsError
 from subscriptions.base import Base, utcnow
 from subscriptions.wards import Ward, get_ward
 
@@ -33,8 +34,10 @@ MAX_ETAG = 500
 MAX_LAST_MODIFIED = 100
 
 
-class SourceError(Exception):
+class SourceError(AlertsError):
     """A source could not be added or collected; the message names it and says why."""
+
+    http_status = 400
 
 
 class Source(Base):

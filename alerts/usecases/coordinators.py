@@ -41,6 +41,7 @@ from alerts.accounts.access import (
 from alerts.accounts.audit import AuditEntry, record
 from alerts.accounts.users import Role, User, add_user, find_user
 from alerts.core.config import Settings
+from alerts.core.errors import AlertsError
 from alerts.delivery.fanout import fan_out
 from alerts.inbound.classify import Kind
 from alerts.inbound.journal import InboundRecord
@@ -92,8 +93,10 @@ MAX_BOUNCES_SHOWN = 200
 DRAFT_KEY = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 
-class CoordinatorError(ValueError):
+class CoordinatorError(AlertsError, ValueError):
     """A request that cannot be done as asked; `field` names the form field at fault."""
+
+    http_status = 400
 
     def __init__(self, message: str, field: str = "") -> None:
         super().__init__(message)

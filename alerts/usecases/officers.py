@@ -21,6 +21,7 @@ from sqlalchemy.sql import ColumnElement
 from alerts.accounts.access import Principal, can_use_ward, require_ward
 from alerts.accounts.audit import record
 from alerts.core.config import Settings
+from alerts.core.errors import AlertsError
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.inbound.answers import ANSWER_PRIORITY, queue_in_thread
 from alerts.inbound.replies import Reply, ReplyThread, ThreadAnswer
@@ -41,12 +42,16 @@ INBOX_LIMIT = 200
 PREVIEW_LINK = "#each-resident-gets-their-own-link"
 
 
-class NotFound(LookupError):
+class NotFound(AlertsError, LookupError):
     """No such ward or thread (the page answers 404)."""
 
+    http_status = 404
 
-class InputError(ValueError):
+
+class InputError(AlertsError, ValueError):
     """What an officer wrote cannot be used; `errors` maps each form field to what is wrong."""
+
+    http_status = 400
 
     def __init__(self, errors: dict[str, str]) -> None:
         super().__init__("; ".join(errors.values()))

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from alerts.core.config import ForceSettings, Settings
+from alerts.core.errors import AlertsError
 from alerts.digests.compose import (
     DigestItem,
     listing,
@@ -43,12 +44,16 @@ from subscriptions.wards import Ward, get_ward
 PANGO_PACKAGES = "libpango-1.0-0 libpangoft2-1.0-0"
 
 
-class PrintError(ValueError):
+class PrintError(AlertsError, ValueError):
     """The sheet cannot be made as asked; the message says why and what to do."""
+
+    http_status = 400
 
 
 class NoDigestYet(PrintError):
     """The ward has had no digest, so there is nothing to print."""
+
+    http_status = 404
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from alerts.accounts.access import Forbidden, Principal, principal_for
 from alerts.accounts.signin import SESSION_HOURS, session_token, user_for_token
 from alerts.accounts.users import User
 from alerts.core.config import Settings
+from alerts.core.errors import AlertsError
 from alerts.mail.render import environment
 from alerts.web.csrf import Csrf
 
@@ -34,12 +35,16 @@ HEADERS = {
 }
 
 
-class SignInRequired(Exception):
+class SignInRequired(AlertsError):
     """No valid session: the page sends the browser to sign in, then back."""
 
+    http_status = 401
 
-class FormRefused(Exception):
+
+class FormRefused(AlertsError):
     """A form came without a genuine, recent CSRF token."""
+
+    http_status = 403
 
 
 class StaffSite:

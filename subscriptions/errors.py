@@ -1,0 +1,32 @@
+"""The one root of the product's errors, `AlertsError`, and what each kind means on the web.
+
+It lives at the bottom (both `subscriptions` and `alerts` import it; `alerts.core.errors`
+re-exports it). Every error class of the product derives from it, beside the built-in base a
+caller may catch (a `WardError` is also a `ValueError`), so that the command line turns any
+of them into one line (`alerts.cli.app`) and the web into its status (`alerts.web.app`).
+`http_status` says which status; the message is written for the person who asked, and names
+no resident they did not name themselves.
+
+    AlertsError                       500 unless a kind below says otherwise
+    ├── what was asked is wrong       400  WardError, SchemeError, SubscriberError,
+    │                                      AddressError, CsvError, PostcodeError, TopicError,
+    │                                      LanguageError, UserError, CoordinatorError,
+    │                                      InputError, PrintError, ScheduleError, ResetError,
+    │                                      SourceError, ListenAddressError, MalformedMail
+    ├── not found                     404  NotFound, NoDigestYet
+    ├── not yours                     403  Forbidden, FormRefused
+    ├── store or server unavailable   503  DatabaseError, ServiceError, IntakeUnavailable,
+    │                                      ImapError, RetryLater, DeliveryFailure (and its
+    │                                      TransientFailure, PermanentFailure,
+    │                                      ServerUnavailable), MaildirError
+    ├── configuration                 500  ConfigError, DemoError
+    └── signals the web answers itself     SignInRequired (a redirect to sign in)
+"""
+
+from __future__ import annotations
+
+
+class AlertsError(Exception):
+    """Something the product refuses or cannot do; the message says what, in one line."""
+
+    http_status: int = 500
