@@ -13,14 +13,14 @@ no resident they did not name themselves.
     │                                      LanguageError, UserError, CoordinatorError,
     │                                      InputError, PrintError, ScheduleError, ResetError,
     │                                      SourceError, ListenAddressError, MalformedMail
-    ├── not found                     404  NotFound, NoDigestYet
+    ├── not signed in                 401  SignInRequired (the staff site redirects instead)
     ├── not yours                     403  Forbidden, FormRefused
-    ├── store or server unavailable   503  DatabaseError, ServiceError, IntakeUnavailable,
-    │                                      ImapError, RetryLater, DeliveryFailure (and its
-    │                                      TransientFailure, PermanentFailure,
-    │                                      ServerUnavailable), MaildirError
-    ├── configuration                 500  ConfigError, DemoError
-    └── signals the web answers itself     SignInRequired (a redirect to sign in)
+    ├── not found                     404  NotFound, NoDigestYet
+    ├── a source sent nonsense        502  policeuk's _Malformed
+    ├── store or server unavailable   503  DatabaseError, IntakeUnavailable, ImapError,
+    │                                      RetryLater, MaildirError, DeliveryFailure (and its
+    │                                      TransientFailure, PermanentFailure, ServerUnavailable)
+    └── cannot start as configured    500  ConfigError, ServiceError, DemoError
 """
 
 from __future__ import annotations

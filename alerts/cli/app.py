@@ -1,10 +1,13 @@
 """The root command group: `--config`, `--debug`, the shared runtime, and how errors reach
 the user.
 
-Whatever stops a command becomes one line on stderr and exit status 1, never a traceback: a
-domain error's own message; for anything else what failed, without the exception's text,
-since a database error carries the statement and its parameters (residents' addresses). The
-traceback goes to stderr only when asked for, with `alerts --debug ...`.
+Whatever stops a command becomes one line on stderr and exit status 1, never a traceback, in
+one place (`AlertsGroup.invoke`): any `AlertsError` (the product's errors, see
+`subscriptions.errors`) by its own message; for anything else what failed, without the
+exception's text, since a database error carries the statement and its parameters
+(residents' addresses). The traceback goes to stderr only when asked for, with
+`alerts --debug ...`. Commands raise; they catch an error only to add what the user needs
+(the file or option at fault) or to carry on past it.
 """
 
 from __future__ import annotations
@@ -22,27 +25,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.accounts.users import UserError
-from alerts.core.config import ConfigError, Settings, load_settings
-from alerts.core.db import DatabaseError, make_engine, require_current_schema, session_factory
+from alerts.core.config import Settings, load_settings
+from alerts.core.db import make_engine, require_current_schema, session_factory
+from alerts.core.errors import AlertsError
 from alerts.core.events import EventBus
-from alerts.sources.registry import SourceError
-from subscriptions.addresses import AddressError
-from subscriptions.schemes import SchemeError
-from subscriptions.subscribers import SubscriberError
-from subscriptions.wards import WardError
-
-DOMAIN_ERRORS: tuple[type[Exception], ...] = (
-    ConfigError,
-    UserError,
-    SchemeError,
-    DatabaseError,
-    SourceError,
-    WardError,
-    SubscriberError,
-    AddressError,
-)
-
 
 # SQLite's result codes and PostgreSQL's SQLSTATEs for "another transaction holds a lock".
 _LOCKED = ("SQLITE_BUSY", "SQLITE_LOCKED", "55P03", "40P01", "40001")
@@ -70,8 +56,9 @@ def database_failure(exc: DBAPIError) -> str:
 
 def one_line(exc: Exception) -> str:
     """The line that tells the user what stopped a command; it quotes no resident."""
-    if isinstance(exc, DOMAIN_ERRORS):
-        return str(exc)
+    if isinstance(exc, AlertsError):
+        said = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return " ".join(said.splitlines()) or type(exc).__name__
     if isinstance(exc, DBAPIError):
         return database_failure(exc)
     what = type(exc).__name__

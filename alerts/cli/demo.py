@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from alerts.demo.runner import DemoError, run_demo
+from alerts.demo.runner import run_demo
 
 
 def register(cli: click.Group) -> None:
@@ -20,10 +20,7 @@ def register(cli: click.Group) -> None:
 def demo(folder: Path) -> None:
     """A self-contained tour: sample wards, feeds and residents, collected, digested and
     delivered to a maildir outbox."""
-    try:
-        report = run_demo(folder, say=click.echo)
-    except DemoError as exc:
-        raise click.ClickException(str(exc)) from exc
+    report = run_demo(folder, say=click.echo)
     first, second = report.collected[0], report.collected[-1]
     for result in first.results:
         state = f"error: {result.error}" if result.error else f"{result.added} new item(s)"

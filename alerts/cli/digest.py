@@ -10,7 +10,6 @@ from alerts.cli.app import Runtime, fail, pass_runtime, print_json
 from alerts.mail.messages import fill_links
 from alerts.usecases.digest_rounds import preview_digest, queue_digests
 from alerts.usecases.printed_digests import (
-    PrintError,
     printed_digest_for,
     render_pdf,
     write_atomically,
@@ -82,13 +81,10 @@ def send(runtime: Runtime, ward_code: str | None, all_wards: bool, as_json: bool
 @pass_runtime
 def print_(runtime: Runtime, ward_code: str, scheme_name: str | None, out: Path) -> None:
     """Write the ward's latest digest as an A4 PDF, for members without email."""
-    try:
-        with runtime.sessions()() as session:
-            sheet = printed_digest_for(session, runtime.settings, ward_code, now=utcnow(),
-                                       scheme_name=scheme_name)
-        pdf = render_pdf(sheet)
-    except PrintError as exc:
-        fail(str(exc))
+    with runtime.sessions()() as session:
+        sheet = printed_digest_for(session, runtime.settings, ward_code, now=utcnow(),
+                                   scheme_name=scheme_name)
+    pdf = render_pdf(sheet)
     try:
         write_atomically(pdf, out)
     except OSError as exc:

@@ -11,7 +11,6 @@ import click
 
 from alerts.cli.app import Runtime, fail, pass_runtime, progress_enabled, warn
 from alerts.delivery.sender import deliver_due, deliver_due_async
-from alerts.inbound.imap import ImapError
 from alerts.inbound.intake import Intake, IntakeUnavailable, Outcome, poll_inbox
 from alerts.inbound.journal import Via
 from alerts.inbound.lmtp import InboundHandler, ListenAddressError, parse_listen, start_lmtp
@@ -127,10 +126,7 @@ def poll(runtime: Runtime) -> None:
         fail("inbound.imap_host is not set: give the mailbox in the config "
              "(inbound.imap_host, imap_username, imap_password) or ALERTS_INBOUND_IMAP_HOST")
     intake = _intake(runtime)
-    try:
-        report = poll_inbox(intake, settings)
-    except ImapError as error:
-        fail(str(error))
+    report = poll_inbox(intake, settings)
     forwarded = deliver_due(runtime.sessions(), settings, kinds=FORWARDS)
     click.echo(f"{report.fetched} fetched, {report.handled} handled, {report.left} left for "
                f"the next poll; {forwarded.sent} reply(ies) forwarded to ward teams")

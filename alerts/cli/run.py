@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import click
 
-from alerts.cli.app import Runtime, fail, pass_runtime
+from alerts.cli.app import Runtime, pass_runtime
 
 
 def register(cli: click.Group) -> None:
@@ -22,16 +22,11 @@ def register(cli: click.Group) -> None:
 def run(runtime: Runtime) -> None:
     """Run the scheduler, the delivery loop and the web app until SIGINT or SIGTERM."""
     from alerts.service.main import run_service
-    from alerts.service.webserver import ServiceError
 
     settings = runtime.settings
     settings.require_secret_key()
     factory = runtime.sessions()
-    try:
-        status = run_service(settings, runtime.engine, factory, runtime.bus())
-    except ServiceError as exc:
-        fail(str(exc))
-    raise SystemExit(status)
+    raise SystemExit(run_service(settings, runtime.engine, factory, runtime.bus()))
 
 
 @click.command()
@@ -54,15 +49,10 @@ def worker(runtime: Runtime) -> None:
 def web(runtime: Runtime, host: str | None, port: int | None) -> None:
     """Serve the web app alone until SIGINT or SIGTERM."""
     from alerts.service.main import run_web
-    from alerts.service.webserver import ServiceError
 
     settings = runtime.settings
     settings.require_secret_key()
     factory = runtime.sessions()
-    try:
-        status = run_web(settings, runtime.engine, factory,
-                         host=host or settings.web.host,
-                         port=settings.web.port if port is None else port)
-    except ServiceError as exc:
-        fail(str(exc))
-    raise SystemExit(status)
+    raise SystemExit(run_web(settings, runtime.engine, factory,
+                             host=host or settings.web.host,
+                             port=settings.web.port if port is None else port))
