@@ -7,18 +7,23 @@ Who the client is gets decided here, once: `request.client` is the connecting pe
 that peer is one of `web.trusted_proxies`, whose X-Forwarded-For and X-Forwarded-Proto
 (uvicorn's `ProxyHeadersMiddleware`) then name the client and the scheme. Nothing else reads
 those headers; the server adds no proxy handling of its own.
+
+A product error (`AlertsError`) that a page does not answer itself becomes its `http_status`
+here, once: a staff page for the staff site, JSON for a `.json` address or a client that
+asks for JSON, plain text otherwise. A 5xx says only that the service cannot answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from alerts.core.config import Settings
+from alerts.core.errors import AlertsError
 from alerts.core.events import EventBus
 from alerts.core.scheduler_store import SchedulerStatus
 from alerts.web.auth import auth_router
@@ -57,6 +62,13 @@ web wakes the delivery loop of `alerts run`; without one the pages wire their ow
 
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(
         settings.web.trusted_proxies if settings is not None else ()))
+    site: StaffSite | None = None
+
+    @app.exception_handler(AlertsError)
+    def refused(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, AlertsError)
+        return error_response(request, exc, site)
+
     if settings is not None:
         app.include_router(residents_router(factory, settings))
         app.include_router(useful_router(factory, settings))
@@ -67,3 +79,24 @@ web wakes the delivery loop of `alerts run`; without one the pages wire their ow
         app.include_router(officers_router(site, bus))
         app.include_router(coordinators_router(site, bus))
     return app
+
+
+UNAVAILABLE = "the service cannot answer just now; try again later"
+
+
+def error_response(request: Request, exc: AlertsError, site: StaffSite | None) -> Response:
+    """The answer to a product error no page answered: its status, and its message unless
+    the fault is ours (5xx), in the form the client reads."""
+    status = exc.http_status
+    reason = str(exc) if status < 500 else UNAVAILABLE
+    if site is not None and request.url.path.startswith("/staff/"):
+        # A 5xx may be the database itself: no lookup of who is signed in then.
+        who = site.principal(request) if status < 500 else None
+        if status == 404:
+            return site.page(request, "not_found", {}, who=who, status=404)
+        return site.page(request, "refused", {"reason": reason}, who=who, status=status)
+    if request.url.path.endswith(".json") or \
+            "application/json" in request.headers.get("accept", ""):
+        return JSONResponse({"error": reason}, status_code=status)
+    return PlainTextResponse(reason, status_code=status,
+                             headers={"X-Content-Type-Options": "nosniff"})
