@@ -9,6 +9,7 @@ import dataclasses
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings
@@ -16,9 +17,11 @@ from alerts.delivery.sender import DeliveryReport, deliver_due
 from alerts.inbound.forward import ForwardState, forward_state
 from alerts.inbound.intake import Intake
 from alerts.inbound.journal import Via
-from alerts.mail.messages import MessageKind
+from alerts.mail.messages import Message, MessageKind
+from alerts.usecases.my_data import erase_data
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose
+from subscriptions.subscribers import Subscriber
 from tests.factories import make_sent_message, make_subscriber, make_ward, signed
 from tests.servers import SinkHandler
 
@@ -117,3 +120,20 @@ def test_a_team_address_refused_for_good_is_not_tried_again(
     assert forward_now(factory, settings, now=utcnow() + timedelta(days=2)).sent == 0
     error = state(factory, reply_id).error
     assert error is not None and "550" in error
+
+
+def test_erasing_the_resident_erases_the_forward_of_their_words(
+        factory: sessionmaker[Session], smtp: tuple[SinkHandler, Settings]) -> None:
+    sink, settings = smtp
+    reply_id = a_reply(factory, settings, "My neighbour at 4 Mill Lane is away.")
+    with factory.begin() as session:
+        ann = session.scalars(select(Subscriber).where(
+            Subscriber.email == "ann@home.example")).one()
+        assert forward_state(session, reply_id) is not None  # queued for the team
+        assert erase_data(session, ann.id, now=utcnow())
+    with factory() as session:
+        assert forward_state(session, reply_id) is None
+        assert not session.scalars(select(Message.email).where(
+            Message.kind == MessageKind.FORWARD)).all()
+    assert forward_now(factory, settings, now=utcnow()).sent == 0
+    assert not [r for r in sink.received if TEAM in r.rcpt_tos]
