@@ -20,7 +20,7 @@ from alerts.accounts.access import Principal, command_line_principal
 from alerts.cli.app import Runtime, cli_actor, fail, pass_runtime
 from alerts.core.config import Settings
 from alerts.sources.items import ItemKind
-from alerts.usecases.officers import InputError, NotFound, ward_for
+from alerts.usecases.officers import ward_for
 from alerts.usecases.posting import Draft, post_draft, preview_draft
 from subscriptions.base import utcnow
 
@@ -92,13 +92,10 @@ def post(
                   starts=parse_time("--starts", starts, zone),
                   ends=parse_time("--ends", ends, zone), location=location, topics=topics)
     who = command_line_principal(cli_actor())
-    try:
-        if urgent and not yes:
-            confirm_urgent(runtime.sessions(), runtime.settings, who, ward_code, draft)
-        done = post_draft(runtime.sessions(), runtime.bus(), runtime.settings, who, ward_code,
-                          draft, now=utcnow())
-    except (InputError, NotFound) as error:
-        fail(str(error))
+    if urgent and not yes:
+        confirm_urgent(runtime.sessions(), runtime.settings, who, ward_code, draft)
+    done = post_draft(runtime.sessions(), runtime.bus(), runtime.settings, who, ward_code, draft,
+                      now=utcnow())
     if urgent:
         click.echo(f"urgent alert {done.message_id} queued for {done.deliveries} "
                    f"subscriber(s) of ward {done.ward_code}")
