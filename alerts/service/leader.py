@@ -17,6 +17,8 @@ from typing import IO, Protocol
 
 from sqlalchemy import Connection, Engine, text
 
+from alerts.core.config import ConfigError
+
 # One number names "the scheduler of this product" among every advisory lock in the cluster.
 LOCK_KEY = int.from_bytes(
     hashlib.sha256(b"neighbourhood-alerts:scheduler").digest()[:8], "big", signed=True
@@ -106,5 +108,6 @@ def leadership_for(engine: Engine) -> Leadership:
         return PostgresLeadership(engine)
     database = engine.url.database or ""
     if not database or database == ":memory:":
-        raise ValueError("several `alerts run` processes need a database they can share")
+        raise ConfigError("database.url: several `alerts run` processes need a database they can "
+                          "share (a file or PostgreSQL), not an in-memory one")
     return FileLeadership(Path(database + ".scheduler.lock"))
