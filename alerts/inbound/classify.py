@@ -1,6 +1,6 @@
 """What an inbound email is, decided by plain functions over the parsed message (no I/O).
 
-Order, as DESIGN.md fixes it: a bounce (RFC 3464 report or an MTA's own format, read by
+Order, first match wins: a bounce (RFC 3464 report or an MTA's own format, read by
 flufl.bounce) → an auto-reply (RFC 3834 and the vacation marks real systems use) → a command
 (mail to unsubscribe+TOKEN@, or a body that is only "unsubscribe"/"stop") → a reply.
 
