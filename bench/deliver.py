@@ -604,8 +604,8 @@ def measure_a(config: str) -> dict[str, Any]:
     from alerts.core.db import make_engine, session_factory
     from alerts.delivery.outbox import Delivery, DeliveryStatus
     from alerts.delivery.sender import deliver_due
-    from alerts.usecases.digest_rounds import queue_digests
     from alerts.mail.messages import Message
+    from alerts.usecases.digest_rounds import queue_digests
 
     settings = load_settings(config)
     engine = make_engine(settings.database.url)
@@ -641,8 +641,8 @@ def digest_sample(config: str) -> tuple[str, bytes]:
 
     from alerts.core.config import load_settings
     from alerts.core.db import make_engine, session_factory
-    from alerts.mail.mime import Outgoing, build_email
     from alerts.mail.messages import Message, MessageKind
+    from alerts.mail.mime import Outgoing, build_email
     from subscriptions.links import new_nonce
     from subscriptions.wards import Ward
 
@@ -708,12 +708,12 @@ def measure_naive(config: str, port: str, sample: str) -> dict[str, Any]:
 
     from alerts.core.config import load_settings
     from alerts.core.db import make_engine, session_factory
-    from alerts.mail.mime import Outgoing, build_email_slowly
     from alerts.delivery.outbox import Delivery, DeliveryStatus
     from alerts.digests.compose import DigestContent, compose_digest
-    from alerts.usecases.digest_rounds import items_between
-    from alerts.mail.render import render_digest
     from alerts.mail.messages import Message, MessageKind
+    from alerts.mail.mime import Outgoing, build_email_slowly
+    from alerts.mail.render import render_digest
+    from alerts.usecases.digest_rounds import items_between
     from subscriptions.subscribers import Status, Subscriber, Subscription
     from subscriptions.wards import Ward
 

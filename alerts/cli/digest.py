@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from alerts.cli.app import Runtime, fail, pass_runtime, print_json
-from alerts.mail.messages import fill_links
+from alerts.mail.marks import fill_links
 from alerts.usecases.digest_rounds import preview_digest, queue_digests
 from alerts.usecases.printed_digests import (
     printed_digest_for,

@@ -39,7 +39,8 @@ from alerts.core.errors import AlertsError
 from alerts.delivery.sender import DeliveryReport, deliver_due
 from alerts.inbound.intake import Intake, Outcome
 from alerts.inbound.journal import Via
-from alerts.mail.messages import STAFF_KINDS, Message, MessageKind, fill_links
+from alerts.mail.marks import fill_links
+from alerts.mail.messages import STAFF_KINDS, Message, MessageKind
 from alerts.sources.collect import CollectReport, collect
 from alerts.sources.items import ItemKind, store_items
 from alerts.sources.officer import officer_item

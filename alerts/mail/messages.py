@@ -3,8 +3,6 @@ email to staff (a forward, a reminder, a reset), built once and held whole until
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
 
@@ -56,32 +54,7 @@ STAFF_KINDS = (MessageKind.FORWARD, MessageKind.REMINDER, MessageKind.RESET,
                MessageKind.INVITATION)
 
 
-# Rendered bodies hold these markers where each recipient's own signed links go;
-# delivery swaps them in, so a message is rendered once however many it reaches.
-UNSUBSCRIBE_MARK = "__ALERTS_UNSUBSCRIBE_URL__"
-PREFERENCES_MARK = "__ALERTS_PREFERENCES_URL__"
-# "Was this useful?": one mark per item and answer, `__ALERTS_USEFUL_<item id>_yes__` or
-# `_no__`, written by templates/email/_useful.*; delivery makes each a signed vote link
-# (alerts.usecases.votes). Item id 0 stands for the one item of the message (an urgent alert is
-# rendered before its item is stored).
-USEFUL_MARK = r"__ALERTS_USEFUL_[0-9]{1,18}_(?:yes|no)__"
-_USEFUL = re.compile(r"__ALERTS_USEFUL_([0-9]{1,18})_(yes|no)__")
-THIS_MESSAGES_ITEM = 0
-
 MAX_SUBJECT = 300
-
-
-def fill_links(body: str, unsubscribe: str, preferences: str,
-               useful: str | Callable[[int, bool], str] = "#") -> str:
-    """A rendered body with these links where its marks are: a resident's own signed links
-    at delivery, or stand-ins where staff preview a message. `useful` makes each vote link
-    from (item id, answer) at delivery; a plain string is the stand-in for every one, so no
-    mark is ever left in a body."""
-    def vote(mark: re.Match[str]) -> str:
-        return useful(int(mark[1]), mark[2] == "yes") if callable(useful) else useful
-
-    return _USEFUL.sub(vote, body).replace(UNSUBSCRIBE_MARK, unsubscribe).replace(
-        PREFERENCES_MARK, preferences)
 
 
 class Message(Base):

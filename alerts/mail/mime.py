@@ -25,15 +25,8 @@ from alerts.mail.addresses import (
     unsubscribe_address,
     ward_list_id,
 )
-from alerts.mail.messages import (
-    ANSWER_KINDS,
-    PREFERENCES_MARK,
-    UNSUBSCRIBE_MARK,
-    USEFUL_MARK,
-    WRITTEN_KINDS,
-    MessageKind,
-    fill_links,
-)
+from alerts.mail.marks import PREFERENCES_MARK, UNSUBSCRIBE_MARK, USEFUL_MARK, fill_links
+from alerts.mail.messages import ANSWER_KINDS, WRITTEN_KINDS, MessageKind
 from alerts.mail.vote_links import VoteLinks
 from subscriptions.links import Purpose, sign_reference
 

@@ -1,7 +1,7 @@
 """Rendering: one template context → the HTML part (CSS inlined) and the text part.
 
 Messages are rendered once per ward and language. Each resident's own signed links are left
-as markers (`alerts.mail.messages.UNSUBSCRIBE_MARK`, `PREFERENCES_MARK`) that delivery swaps in.
+as markers (`alerts.mail.marks.UNSUBSCRIBE_MARK`, `PREFERENCES_MARK`) that delivery swaps in.
 
 Every render takes a `language`: English, Welsh (the templates' `{% trans %}` text through the
 catalogue in `alerts.core.translations`, dates in Welsh), or bilingual: one email holding the Welsh
@@ -17,6 +17,7 @@ import gettext
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
+from html import escape as escape_html
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,7 +44,8 @@ from alerts.digests.compose import (
     ward_page_url,
 )
 from alerts.digests.invites import sessions_calendar
-from alerts.mail.messages import MAX_SUBJECT, PREFERENCES_MARK, UNSUBSCRIBE_MARK
+from alerts.mail.marks import PREFERENCES_MARK, UNSUBSCRIBE_MARK
+from alerts.mail.messages import MAX_SUBJECT
 from alerts.sources.items import ItemKind
 from alerts.sources.sanitise import html_to_text, sanitise_html, shorten
 from subscriptions.languages import Language
@@ -57,6 +59,11 @@ class Rendered:
     html: str
     text: str
     calendar: bytes | None
+
+    def with_own_link(self, mark: str, url: str) -> Rendered:
+        """This email with `url` where `mark` is (`alerts.mail.marks`), escaped in the HTML."""
+        return replace(self, html=self.html.replace(mark, escape_html(url, quote=True)),
+                       text=self.text.replace(mark, url))
 
 
 def fit_subject(subject: str) -> str:

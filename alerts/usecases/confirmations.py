@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from alerts.core.config import Settings
 from alerts.delivery.outbox import Delivery, DeliveryStatus
-from alerts.mail.marks import CONFIRM_URL_MARK, with_own_link
+from alerts.mail.marks import CONFIRM_URL_MARK
 from alerts.mail.messages import Message, MessageKind
 from alerts.mail.render import ADDED_FOR_YOU, SIGNED_UP, Rendered, render_confirmation
 from subscriptions.consent import Consent, ConsentMethod
@@ -145,7 +145,7 @@ def queue_confirmations(session: Session, settings: Settings,
                                                   CONFIRM_MAX_AGE_HOURS, settings, now=now,
                                                   why=why)
         token = confirmation_token(settings, subscriber_id, nonces[subscriber_id], ids)
-        own = with_own_link(rendered[names], CONFIRM_URL_MARK, f"{base}/confirm/{token}")
+        own = rendered[names].with_own_link(CONFIRM_URL_MARK, f"{base}/confirm/{token}")
         # A message belongs to a ward (for List-Id and the send-time check): the first named.
         messages.append({
             "ward_id": named[0][0], "kind": MessageKind.CONFIRM.value,

@@ -25,7 +25,8 @@ from alerts.core.errors import AlertsError
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.inbound.answers import ANSWER_PRIORITY, queue_in_thread
 from alerts.inbound.replies import Reply, ReplyThread, ThreadAnswer
-from alerts.mail.messages import Message, MessageKind, fill_links
+from alerts.mail.marks import fill_links
+from alerts.mail.messages import Message, MessageKind
 from alerts.mail.render import Rendered, fit_subject, render_email
 from alerts.sources.items import Item
 from alerts.sources.registry import Source, SourceKind

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from alerts.accounts.audit import record
 from alerts.core.config import Settings
 from alerts.delivery.fanout import queue_for_subscriber
-from alerts.mail.marks import INVITE_URL_MARK, with_own_link
+from alerts.mail.marks import INVITE_URL_MARK
 from alerts.mail.messages import Message, MessageKind
 from alerts.mail.render import Rendered, render_email
 from alerts.usecases.confirmations import CONFIRM_PRIORITY
@@ -152,7 +152,7 @@ def queue_invitations(session: Session, settings: Settings, scheme: Scheme,
                 settings, scheme_name=scheme.name, ward_name=scheme.ward.name,
                 invite_url=INVITE_URL_MARK, now=now, language=language)
         url = f"{base}{INVITE_PATH}{invitation_token(settings, subscription, scheme.id)}"
-        own = with_own_link(rendered[language], INVITE_URL_MARK, url)
+        own = rendered[language].with_own_link(INVITE_URL_MARK, url)
         message = Message(
             ward_id=scheme.ward_id, kind=MessageKind.CONFIRM, subject=own.subject,
             html=own.html, text=own.text, calendar=None,

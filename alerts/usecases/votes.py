@@ -23,7 +23,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from alerts.delivery.outbox import Delivery
-from alerts.mail.messages import THIS_MESSAGES_ITEM, Message, MessageItem
+from alerts.mail.marks import THIS_MESSAGES_ITEM
+from alerts.mail.messages import Message, MessageItem
 from alerts.mail.vote_links import Ballot, read_vote
 from alerts.sources.items import Item
 from subscriptions.base import Base, utcnow

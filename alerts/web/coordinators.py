@@ -26,7 +26,8 @@ from alerts.accounts.reset_mail import invitation
 from alerts.core.config import Settings
 from alerts.core.db import transaction
 from alerts.core.events import EventBus, MailQueued
-from alerts.mail.messages import MessageKind, fill_links
+from alerts.mail.marks import fill_links
+from alerts.mail.messages import MessageKind
 from alerts.usecases.coordinators import (
     MAX_BODY,
     MAX_IMPORT_BYTES,

@@ -7,7 +7,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.delivery.fanout import fan_out
 from alerts.delivery.outbox import Delivery, DeliveryStatus
-from alerts.mail.messages import UNSUBSCRIBE_MARK, Message
+from alerts.mail.marks import UNSUBSCRIBE_MARK
+from alerts.mail.messages import Message
 from subscriptions.subscribers import Status
 from subscriptions.wards import Ward
 from tests.factories import make_subscriber, make_ward

@@ -22,7 +22,8 @@ from alerts.delivery.fanout import fan_out
 from alerts.delivery.maildir import MaildirError
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.delivery.sender import DeliveryReport, deliver_due
-from alerts.mail.messages import UNSUBSCRIBE_MARK, Message
+from alerts.mail.marks import UNSUBSCRIBE_MARK
+from alerts.mail.messages import Message
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose, nonces_in, verify_reference
 from subscriptions.subscribers import Status, Subscriber, Subscription

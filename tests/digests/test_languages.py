@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.core.config import Settings
 from alerts.delivery.sender import deliver_due
 from alerts.digests.compose import DigestContent, DigestItem, compose_digest
-from alerts.mail.messages import UNSUBSCRIBE_MARK, fill_links
+from alerts.mail.marks import UNSUBSCRIBE_MARK, fill_links
 from alerts.mail.render import Rendered, render_alert, render_digest
 from alerts.sources.items import CollectedItem, ItemKind, store_items
 from alerts.sources.registry import officer_source

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from alerts.core.config import Settings
-from alerts.mail.messages import PREFERENCES_MARK, UNSUBSCRIBE_MARK
+from alerts.mail.marks import PREFERENCES_MARK, UNSUBSCRIBE_MARK
 from alerts.mail.mime import Outgoing, build_email
 from subscriptions.links import Purpose, sign_reference, verify_reference
 

@@ -15,14 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings
 from alerts.delivery.outbox import Delivery
-from alerts.mail.messages import (
-    PREFERENCES_MARK,
-    THIS_MESSAGES_ITEM,
-    UNSUBSCRIBE_MARK,
-    Message,
-    MessageItem,
-    fill_links,
-)
+from alerts.mail.marks import PREFERENCES_MARK, THIS_MESSAGES_ITEM, UNSUBSCRIBE_MARK, fill_links
+from alerts.mail.messages import Message, MessageItem
 from alerts.mail.mime import Outgoing, build_email, build_email_slowly
 from alerts.mail.vote_links import Ballot, VoteLinks, new_ballot_number, read_vote, sign_vote
 from alerts.sources.items import CollectedItem, ItemKind, store_items
