@@ -15,7 +15,7 @@ is in the outbox now.
 
 Revision ID: 0014
 Revises: 0013
-Create Date: 2026-12-09 09:00:00
+Create Date: 2026-12-07 12:00:00
 """
 
 from collections.abc import Sequence
