@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import itertools
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from alerts.core.config import Settings
 from subscriptions.base import utcnow
 from subscriptions.consent import Consent, ConsentMethod
 from subscriptions.links import Purpose, nonces_in, sign_reference
@@ -15,6 +17,18 @@ from subscriptions.subscribers import Frequency, Subscription, subscribe
 from subscriptions.wards import Ward, add_ward
 
 _counter = itertools.count(1)
+
+
+def smtp_config(folder: Path, settings: Settings, extra: str = "") -> Path:
+    """A config file for the `alerts` command: the test's database and its SMTP server
+    (`settings` from the `smtp` fixture), the test's secret key, then `extra` TOML."""
+    config = folder / "alerts.toml"
+    config.write_text(
+        f'[database]\nurl = "{settings.database.url}"\n'
+        f'[mail]\ntransport = "smtp"\nsmtp_host = "127.0.0.1"\n'
+        f'smtp_port = {settings.mail.smtp_port}\n'
+        f'[web]\nsecret_key = "{settings.web.secret_key}"\n{extra}')
+    return config
 
 
 def make_ward(session: Session, code: str | None = None, name: str | None = None) -> Ward:

@@ -24,7 +24,7 @@ from alerts.inbound.journal import Via
 from alerts.web.app import create_app
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose
-from tests.factories import make_sent_message, make_subscriber, make_ward, signed
+from tests.factories import make_sent_message, make_subscriber, make_ward, signed, smtp_config
 from tests.inbound.test_reminders import a_thread
 from tests.servers import SinkHandler
 from tests.web.test_officers import PASSWORD, post
@@ -61,12 +61,7 @@ def test_a_forward_a_reminder_and_a_reset_are_outbox_rows_retried_like_a_digest(
         factory: sessionmaker[Session], smtp: tuple[SinkHandler, Settings],
         tmp_path: Path) -> None:
     sink, settings = smtp
-    config = tmp_path / "alerts.toml"
-    config.write_text(
-        f'[database]\nurl = "{settings.database.url}"\n'
-        f'[mail]\ntransport = "smtp"\nsmtp_host = "127.0.0.1"\n'
-        f'smtp_port = {settings.mail.smtp_port}\n'
-        f'[web]\nsecret_key = "{settings.web.secret_key}"\n')
+    config = smtp_config(tmp_path, settings)
     with factory.begin() as session:
         riv, hil = make_ward(session, "RIV", "Riverside"), make_ward(session, "HIL", "Hillcrest")
         ann = make_subscriber(session, riv, ANN, name="Ann Example")

@@ -23,7 +23,7 @@ from alerts.usecases import officers
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose
 from subscriptions.wards import Ward, get_ward
-from tests.factories import make_sent_message, make_subscriber, make_ward, signed
+from tests.factories import make_sent_message, make_subscriber, make_ward, signed, smtp_config
 from tests.servers import SinkHandler
 
 RIV_TEAM = "team-riv@police.example"
@@ -169,13 +169,7 @@ def test_alerts_replies_remind_sends_now_and_reports_per_ward(
         tmp_path: Path, factory: sessionmaker[Session],
         smtp: tuple[SinkHandler, Settings]) -> None:
     sink, settings = smtp
-    config = tmp_path / "alerts.toml"
-    config.write_text(
-        f'[database]\nurl = "{settings.database.url}"\n'
-        f'[mail]\ntransport = "smtp"\nsmtp_host = "127.0.0.1"\n'
-        f'smtp_port = {settings.mail.smtp_port}\n'
-        f'[web]\nsecret_key = "{settings.web.secret_key}"\n'
-        f'[inbound]\nreminder_days = 2\n')
+    config = smtp_config(tmp_path, settings, "[inbound]\nreminder_days = 2\n")
     run = CliRunner()
     quiet = run.invoke(cli, ["--config", str(config), "replies", "remind"])
     assert quiet.exit_code == 0, quiet.output
