@@ -39,7 +39,12 @@ class MailSettings:
     reply_domain: str = "reply.example.org"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
-    smtp_starttls: bool = False
+    smtp_starttls: bool = False  # the older spelling of smtp_security = "starttls"
+    # "starttls" (upgrade the connection; refused if the relay cannot), "tls" (implicit TLS,
+    # usually port 465) or "none"; "" = "starttls" when smtp_starttls is true, else "none".
+    smtp_security: str = ""
+    smtp_verify_certificate: bool = True  # false only for a relay with a self-signed cert
+    smtp_ca_file: str = ""                # a CA bundle to trust instead of the system's
     smtp_username: str = ""
     smtp_password: str = ""
     smtp_timeout: float = 30.0
@@ -105,6 +110,9 @@ class InboundSettings:
     reminder_days: int = 3
     reminder_cron: str = "0 8 * * *"
     lmtp_max_sessions: int = 50  # LMTP connections at once; more are answered 421 (try later)
+    # The authserv-id of the receiving MTA's Authentication-Results header (RFC 8601) that is
+    # believed; "" = none is, so no reply's sender counts as verified by DMARC.
+    trusted_authserv_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -130,6 +138,31 @@ class ForceSettings:
 
 
 @dataclass(frozen=True)
+class DkimSettings:
+    """DKIM signing of every message as it leaves: on when domain, selector and key are set."""
+
+    domain: str = ""
+    selector: str = ""
+    private_key_file: str = ""      # RSA, PEM (`alerts dkim keygen` writes one)
+    # An optional second signature, Ed25519 (RFC 8463), beside the RSA one.
+    ed25519_selector: str = ""
+    ed25519_private_key_file: str = ""
+
+
+@dataclass(frozen=True)
+class WebhooksSettings:
+    """Bounce and complaint events from the relay's provider; each is off while unset."""
+
+    sendgrid_public_key: str = ""   # the Event Webhook's ECDSA verification key (base64)
+    postmark_username: str = ""     # basic auth on /webhooks/postmark
+    postmark_password: str = ""
+    mailgun_signing_key: str = ""   # HMAC key of Mailgun's webhook signatures
+    ses_topic_arns: tuple[str, ...] = ()  # SNS topics whose notifications are believed
+    sns_trust_root: str = ""        # a CA file for SNS signing certificates (tests); "" = system
+    max_age_seconds: int = 300      # older (or replayed) calls are refused
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     mail: MailSettings = field(default_factory=MailSettings)
@@ -139,6 +172,8 @@ class Settings:
     inbound: InboundSettings = field(default_factory=InboundSettings)
     topics: TopicsSettings = field(default_factory=TopicsSettings)
     force: ForceSettings = field(default_factory=ForceSettings)
+    dkim: DkimSettings = field(default_factory=DkimSettings)
+    webhooks: WebhooksSettings = field(default_factory=WebhooksSettings)
     demo: bool = False
     source_file: str | None = None
 
@@ -161,6 +196,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "inbound": InboundSettings,
     "topics": TopicsSettings,
     "force": ForceSettings,
+    "dkim": DkimSettings,
+    "webhooks": WebhooksSettings,
 }
 
 

@@ -26,6 +26,8 @@ def test_the_example_config_documents_every_key_with_its_default() -> None:
     assert from_example.sources == defaults.sources
     assert from_example.inbound == defaults.inbound
     assert from_example.force == defaults.force
+    assert from_example.dkim == defaults.dkim
+    assert from_example.webhooks == defaults.webhooks
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
