@@ -57,6 +57,7 @@ from alerts.mail.addresses import AddressKind, at_our_domain, claimed_kind, pars
 
 class Kind(StrEnum):
     BOUNCE = "bounce"
+    COMPLAINT = "complaint"  # an abuse report (RFC 5965 ARF) or a provider's complaint event
     AUTO_REPLY = "auto_reply"
     COMMAND = "command"
     REPLY = "reply"

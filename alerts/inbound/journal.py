@@ -39,6 +39,7 @@ class Via(StrEnum):
     LMTP = "lmtp"
     IMAP = "imap"
     FILE = "file"
+    WEBHOOK = "webhook"  # a provider's event (a complaint through record_complaint)
 
 
 class InboundRecord(Base):
