@@ -8,6 +8,7 @@ from alerts.cli import (
     deliver,
     demo,
     digest,
+    dkim,
     inbound,
     post,
     replies,
@@ -24,7 +25,7 @@ from alerts.cli import (
 from alerts.cli.app import cli
 
 for module in (setup, wards, sources, collect, post, digest, deliver, status, subscribers,
-               suppression, inbound, replies, users, schemes, audit, demo, run):
+               suppression, inbound, replies, users, schemes, audit, demo, run, dkim):
     module.register(cli)
 
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from alerts.demo.runner import run_demo
+from alerts.core.config import DkimSettings
+from alerts.demo.runner import DOMAIN, run_demo
 
 
 def register(cli: click.Group) -> None:
@@ -17,10 +18,17 @@ def register(cli: click.Group) -> None:
 @click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
               default=Path("alerts-demo"), show_default=True,
               help="Where the demo writes its config, database and outbox.")
-def demo(folder: Path) -> None:
+@click.option("--dkim-key", type=click.Path(dir_okay=False, path_type=Path),
+              help=f"Sign every message with this key (`alerts dkim keygen --domain {DOMAIN} "
+                   "...` writes one).")
+@click.option("--dkim-selector", default="demo", show_default=True,
+              help="The selector the key's TXT record was printed for.")
+def demo(folder: Path, dkim_key: Path | None, dkim_selector: str) -> None:
     """A self-contained tour: sample wards, feeds and residents, collected, digested and
     delivered to a maildir outbox."""
-    report = run_demo(folder, say=click.echo)
+    dkim = None if dkim_key is None else DkimSettings(
+        domain=DOMAIN, selector=dkim_selector, private_key_file=str(dkim_key.resolve()))
+    report = run_demo(folder, say=click.echo, dkim=dkim)
     first, second = report.collected[0], report.collected[-1]
     for result in first.results:
         state = f"error: {result.error}" if result.error else f"{result.added} new item(s)"
@@ -40,7 +48,9 @@ def demo(folder: Path) -> None:
     delivery = report.delivery
     if delivery is not None:
         click.echo(f"Delivered {delivery.sent} email(s) to the maildir {report.outbox} "
-                   f"({delivery.failed} failed).")
+                   f"({delivery.failed} failed)"
+                   + (f", each DKIM-signed for {DOMAIN} (s={dkim_selector})."
+                      if dkim else "."))
     if report.inbound:
         click.echo("Residents wrote back (handled as `alerts inbound process` would):")
         for what, handled in report.inbound:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from alerts.cli.app import Runtime, pass_runtime
+from alerts.mail.dkim import load_signer
 
 
 def register(cli: click.Group) -> None:
@@ -25,6 +26,7 @@ def run(runtime: Runtime) -> None:
 
     settings = runtime.settings
     settings.require_secret_key()
+    load_signer(settings.dkim)  # a DKIM key that cannot be used stops it here, not each pass
     factory = runtime.sessions()
     raise SystemExit(run_service(settings, runtime.engine, factory, runtime.bus()))
 
@@ -37,6 +39,7 @@ def worker(runtime: Runtime) -> None:
 
     settings = runtime.settings
     settings.require_secret_key()
+    load_signer(settings.dkim)  # a DKIM key that cannot be used stops it here, not each pass
     factory = runtime.sessions()
     raise SystemExit(run_worker(settings, runtime.engine, factory, runtime.bus()))
 

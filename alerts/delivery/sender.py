@@ -10,7 +10,9 @@ however the process dies, at most `mail.concurrency` messages were accepted by t
 without being recorded, and only those can go out twice. Failures are written once per
 batch. A 4xx or a dropped connection queues the row again with backoff, a 5xx fails it.
 When the transport cannot reach its server at all, the pass stops after the current batch so
-an outage does not walk the whole queue; the rest stays queued for the next pass.
+an outage does not walk the whole queue; the rest stays queued for the next pass. When
+`[dkim]` is set, every copy (staff mail too) is DKIM-signed as the last step before the
+transport (alerts.mail.dkim); the keys are read once a pass.
 
 Staff mail (forwards to ward teams, their reminders, password resets and invitations: see
 STAFF_KINDS) is claimed, paced, retried and recorded the same way, but it goes to the row's
@@ -55,6 +57,7 @@ from alerts.delivery.transport import (
 from alerts.delivery.transport import (
     Transport as Transport,  # re-exported: what a caller may hand `deliver_due`
 )
+from alerts.mail.dkim import load_signer
 from alerts.mail.messages import ANSWER_KINDS, Message, MessageKind
 from alerts.mail.mime import Outgoing, PreparedMessage, personalise_email, prepare_message
 from alerts.mail.staff import staff_envelope
@@ -279,6 +282,7 @@ async def deliver_due_async(
     clock = now or utcnow
     mail = settings.mail
     report = DeliveryReport()
+    signer = load_signer(settings.dkim)  # before anything is claimed: a bad key stops here
     carrier = transport if transport is not None else make_transport(settings)
     slots = asyncio.Semaphore(max(mail.concurrency, 1))
     pacer = _Pacer(mail.rate_per_second)
@@ -299,6 +303,8 @@ async def deliver_due_async(
         async with slots:
             try:
                 envelope_from, data = build(claimed)
+                if signer is not None:  # last: after the copy's own links are in
+                    data = signer.sign(data)
                 await pacer.wait()
                 await carrier.send(envelope_from, recipient, data)
             except TransientFailure as exc:

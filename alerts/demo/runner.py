@@ -33,12 +33,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.accounts.users import Role, add_user
-from alerts.core.config import Settings, load_settings
+from alerts.core.config import DkimSettings, Settings, load_settings
 from alerts.core.db import make_engine, migrate, session_factory, transaction
 from alerts.core.errors import AlertsError
 from alerts.delivery.sender import DeliveryReport, deliver_due
 from alerts.inbound.intake import Intake, Outcome
 from alerts.inbound.journal import Via
+from alerts.mail.dkim import load_signer
 from alerts.mail.marks import fill_links
 from alerts.mail.messages import STAFF_KINDS, Message, MessageKind
 from alerts.sources.collect import CollectReport, collect
@@ -69,6 +70,7 @@ from subscriptions.topics import join_topics
 from subscriptions.wards import Ward, get_ward, import_wards
 
 DATA = Path(__file__).with_name("data")
+DOMAIN = "alerts.example.org"  # the demo's From, and so its DKIM signing domain
 MARKER = "# written by `alerts demo`"
 FEEDS = {
     "riverside-news.rss": [("RIV", "rss")],
@@ -118,8 +120,10 @@ def prepare_folder(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
-def write_config(folder: Path) -> Path:
+def write_config(folder: Path, dkim: DkimSettings | None = None) -> Path:
     config = folder / "alerts.toml"
+    signing = "" if dkim is None else "\n[dkim]\n" + "".join(
+        f'{key} = "{value}"\n' for key, value in vars(dkim).items())
     config.write_text(
         f"""{MARKER}; see config.example.toml for every key.
 demo = true
@@ -140,7 +144,7 @@ secret_key = "{secrets.token_urlsafe(32)}"
 
 [force]
 name = "Vale Police"
-""",
+{signing}""",
         encoding="utf-8",
     )
     return config
@@ -191,11 +195,15 @@ def serve_folder(folder: Path) -> Iterator[str]:
         server.server_close()
 
 
-def run_demo(folder: Path, say: Callable[[str], None] = print) -> DemoReport:
+def run_demo(folder: Path, say: Callable[[str], None] = print,
+             dkim: DkimSettings | None = None) -> DemoReport:
+    """Run the tour in `folder`; with `dkim`, every message is signed with its keys."""
     started = time.perf_counter()
     folder = folder.resolve()
+    if dkim is not None:
+        load_signer(dkim)  # a key that cannot be used stops the demo before it starts
     prepare_folder(folder)
-    config = write_config(folder)
+    config = write_config(folder, dkim)
     settings: Settings = load_settings(config, environ={})
     report = DemoReport(folder, config, Path(settings.mail.maildir))
     engine = make_engine(settings.database.url)

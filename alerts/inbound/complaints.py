@@ -20,17 +20,24 @@ and journals the email itself.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesParser
 
 from sqlalchemy.orm import Session
 
+from alerts.core.config import MailSettings
 from alerts.delivery.outbox import Delivery
 from alerts.inbound.classify import Kind
 from alerts.inbound.commands import subscription_of
 from alerts.inbound.journal import InboundRecord, Via, already_seen
+from alerts.mail.addresses import AddressKind, parse_address
 from alerts.mail.messages import Message
 from alerts.sources.sanitise import shorten
+from subscriptions.links import Purpose, nonces_in, verify_reference
 from subscriptions.subscribers import Status, Subscriber, Subscription
 from subscriptions.suppression import SuppressionReason, suppress
 from subscriptions.web_consent import unsubscribe_subscription
@@ -51,20 +58,28 @@ class ComplaintOutcome:
 
 
 def act_on_complaint(session: Session, delivery: Delivery | None, *, detail: str,
-                     now: datetime) -> ComplaintOutcome:
+                     now: datetime, subscription_id: int | None = None) -> ComplaintOutcome:
     """Suppress the resident of `delivery` and end their subscription to its ward.
 
-    `delivery` is the one a verified token named (None when none did); `detail` says why, in
-    safe words (kept in the suppression entry)."""
-    if delivery is None:
+    `delivery` is the one a verified token named (None when none did), or else
+    `subscription_id`, the subscription a verified unsubscribe token named; `detail` says why,
+    in safe words (kept in the suppression entry)."""
+    named = session.get(Subscription, subscription_id) \
+        if delivery is None and subscription_id is not None else None
+    if delivery is None and named is None:
         return ComplaintOutcome("recorded: it names no delivery of this service; "
                                 "nobody was suppressed", False)
-    if delivery.subscriber_id is None:
+    if delivery is not None and delivery.subscriber_id is None:
         return ComplaintOutcome("recorded: a complaint about staff mail; nobody was suppressed",
                                 False)
-    subscriber = session.get(Subscriber, delivery.subscriber_id)
-    message = session.get(Message, delivery.message_id)
-    ward_id = message.ward_id if message is not None else None
+    if delivery is not None:
+        message = session.get(Message, delivery.message_id)
+        subscriber_id = delivery.subscriber_id
+        ward_id = message.ward_id if message is not None else None
+    else:
+        assert named is not None
+        subscriber_id, ward_id = named.subscriber_id, named.ward_id
+    subscriber = session.get(Subscriber, subscriber_id)
     if subscriber is None:
         return ComplaintOutcome("recorded: the resident is no longer held", False,
                                 ward_id=ward_id)
@@ -107,3 +122,65 @@ def record_complaint(session: Session, delivery_id: int | None, *, source: str, 
     session.flush()
     return ComplaintOutcome(outcome.action, outcome.suppressed, outcome.subscriber_id,
                             outcome.ward_id, record.id)
+
+
+def complained_of(session: Session, message: EmailMessage, *, ours: MailSettings,
+                  secret: str) -> tuple[int | None, int | None]:
+    """(delivery id, subscription id) that a genuine signed token in the original a report
+    carries names: its Return-Path (`bounces+`), Reply-To (`reply+`), Message-ID (which holds
+    the reply token) or List-Unsubscribe (`unsubscribe+`, naming a subscription). For reports
+    sent to an address without a token of its own. Addresses alone are never looked up, and
+    a token that does not verify names nothing."""
+    original = _original(message)
+    if original is None:
+        return None, None
+    deliveries = nonces_in(session, Delivery)
+    candidates: list[tuple[Purpose, str]] = []
+    for header, kind, purpose in _SIGNED_HEADERS:
+        for value in original.get_all(header, []):
+            for address in _ADDRESS_IN.findall(str(value)):
+                signed = parse_address(ours, address)
+                if signed is not None and signed.kind is kind:
+                    candidates.append((purpose, signed.token))
+    for value in original.get_all("Message-ID", []):
+        found = _OUR_MESSAGE_ID.search(str(value).lower())
+        if found is not None:
+            candidates.append((Purpose.REPLY, found.group(1)))
+    for purpose, token in candidates:
+        if purpose is Purpose.UNSUBSCRIBE:
+            continue
+        ident = verify_reference(secret, purpose, token, deliveries)
+        if ident is not None:
+            return ident, None
+    subscriptions = nonces_in(session, Subscription)
+    for purpose, token in candidates:
+        if purpose is Purpose.UNSUBSCRIBE:
+            ident = verify_reference(secret, purpose, token, subscriptions)
+            if ident is not None:
+                return None, ident
+    return None, None
+
+
+# Where our email carries a signed address, and what its token names.
+_SIGNED_HEADERS = (("Return-Path", AddressKind.BOUNCES, Purpose.BOUNCE),
+                   ("Reply-To", AddressKind.REPLY, Purpose.REPLY),
+                   ("List-Unsubscribe", AddressKind.UNSUBSCRIBE, Purpose.UNSUBSCRIBE))
+_ADDRESS_IN = re.compile(r"[^\s<>:,\"]+@[^\s<>,\"]+")
+# `<alerts.MESSAGE.REPLYTOKEN@domain>`, as alerts.mail.mime writes it.
+_OUR_MESSAGE_ID = re.compile(r"<alerts\.\d+\.(\d+-[a-z2-7]+=*)@")
+
+
+def _original(message: EmailMessage) -> EmailMessage | None:
+    """The reported message (or its header block) a report carries, if it does."""
+    for part in message.walk():
+        if part.get_content_type() == "message/rfc822":
+            payload = part.get_payload()
+            if isinstance(payload, list) and payload and isinstance(payload[0], EmailMessage):
+                return payload[0]
+        if part.get_content_type() == "text/rfc822-headers":
+            text = part.get_payload(decode=True)
+            if isinstance(text, bytes):
+                parsed = BytesParser(policy=policy.default).parsebytes(text, headersonly=True)
+                assert isinstance(parsed, EmailMessage)
+                return parsed
+    return None

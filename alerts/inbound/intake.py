@@ -4,8 +4,9 @@ The three ways in (`alerts inbound process`, the LMTP server, the IMAP poll) all
 `Intake.process`. The steps, in order: drop a message already handled (same bytes);
 parse it, or keep it in the dead-letter folder with the reason; read the signed tokens in
 the addresses it was sent to, and keep it for review, changing nothing, when one is forged;
-classify it; act (bounce → suppress or count, auto-reply → record, command → unsubscribe,
-reply → store, acknowledge, queue for the team); journal what was done.
+classify it; act (complaint → suppress and unsubscribe, bounce → suppress or count,
+auto-reply → record, command → unsubscribe, reply → store, acknowledge, queue for the team);
+journal what was done.
 
 A bounce is believed only when it came to a genuine `bounces+TOKEN@` address, and then only
 about the subscriber that token names: anyone can write a delivery report naming any
@@ -36,6 +37,7 @@ from alerts.inbound.answers import acknowledge
 from alerts.inbound.bounces import apply_bounce
 from alerts.inbound.classify import Classification, Kind, classify, refuse_to_answer
 from alerts.inbound.commands import subscription_of, unsubscribe_by_email
+from alerts.inbound.complaints import act_on_complaint, complained_of
 from alerts.inbound.forward import queue_forward
 from alerts.inbound.imap import PollReport, RetryLater, poll_mailbox
 from alerts.inbound.journal import (
@@ -88,8 +90,8 @@ class Outcome:
     @property
     def reported_kind(self) -> str:
         """The kind `alerts inbound process` reports, one of a fixed set that scripts rely
-        on (bounce, auto_reply, command, reply, rejected): a bounce that cannot be believed
-        was rejected. The journal keeps it apart, for `alerts status`."""
+        on (bounce, complaint, auto_reply, command, reply, rejected): a bounce that cannot
+        be believed was rejected. The journal keeps it apart, for `alerts status`."""
         return str(Kind.REJECTED if self.kind == Kind.UNTRUSTED_BOUNCE else self.kind)
 
 
@@ -228,6 +230,9 @@ class Intake:
                 f"the signature of the {'/'.join(addressing.forged)}+ address does not match "
                 "(forged or altered); nothing was changed", now, classification,
                 kind=Kind.UNTRUSTED_BOUNCE if bounce else Kind.REJECTED)
+        if classification.kind == Kind.COMPLAINT:
+            return self._complaint(session, mail, digest, via, classification,
+                                   addressing.delivery, now)
         if bounce and addressing.bounce_delivery is None:
             return self._held(
                 session, raw, digest, via, REVIEW,
@@ -285,6 +290,30 @@ class Intake:
                               matched=delivery.subscriber_id if delivery else None)
         return self._reply(session, mail, text, digest, via, classification, delivery,
                            message, refusal, now, events)
+
+    def _complaint(self, session: Session, mail: InboundMail, digest: str, via: Via,
+                   classification: Classification, delivery_id: int | None,
+                   now: datetime) -> Outcome:
+        """An abuse report: about the delivery its bounces+/reply+ address names, or else the
+        one a genuine token in the original it carries names; held when none does."""
+        subscription_id = None
+        if delivery_id is None:
+            delivery_id, subscription_id = complained_of(
+                session, mail.message, ours=self.settings.mail,
+                secret=self.settings.web.secret_key)
+        delivery = session.get(Delivery, delivery_id) if delivery_id is not None else None
+        if delivery is None and subscription_id is None:
+            return self._held(session, mail.raw, digest, via, REVIEW,
+                              "a complaint that names no delivery of this service by a genuine "
+                              "token; nobody was suppressed", now, classification,
+                              kind=Kind.COMPLAINT)
+        result = act_on_complaint(session, delivery, subscription_id=subscription_id,
+                                  detail=classification.reason, now=now)
+        outcome = Outcome(Kind.COMPLAINT, result.action)
+        record = self._journal(session, digest, via, outcome, classification=classification,
+                               now=now, delivery=delivery, subscriber_id=result.subscriber_id,
+                               ward_id=result.ward_id)
+        return _with_record(outcome, record)
 
     def _reply(self, session: Session, mail: InboundMail, text: ReplyText, digest: str,
                via: Via, classification: Classification, delivery: Delivery,
