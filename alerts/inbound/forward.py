@@ -22,7 +22,14 @@ from sqlalchemy.orm import Session
 from alerts.core.config import Settings
 from alerts.delivery.fanout import queue_staff_mail
 from alerts.inbound.answers import ANSWER_PRIORITY, EMERGENCY_PRIORITY
-from alerts.inbound.replies import ForwardState, Reply, ReplyThread, forward_states
+from alerts.inbound.replies import (
+    ForwardState,
+    Reply,
+    ReplyThread,
+    crime_signals,
+    forward_states,
+    sender_is_verified,
+)
 from alerts.mail.messages import Message, MessageKind
 from alerts.mail.staff import staff_email
 from subscriptions.subscribers import Subscriber
@@ -31,8 +38,9 @@ from subscriptions.wards import Ward
 
 def forward_subject(reply: Reply, ward: Ward) -> str:
     flag = "POSSIBLE CRIME REPORT: " if reply.flagged else ""
+    unverified = "" if sender_is_verified(reply.signals) else "(sender not verified) "
     subject = " ".join((reply.subject or "(no subject)").split())
-    return f"[{ward.code} reply] {flag}{subject}"[:300]
+    return f"[{ward.code} reply] {unverified}{flag}{subject}"[:300]
 
 
 def build_forward(reply: Reply, *, ward: Ward, resident: Subscriber, answered: Message | None,
@@ -51,10 +59,18 @@ def build_forward(reply: Reply, *, ward: Ward, resident: Subscriber, answered: M
         forward["X-Priority"] = "1"
     received = reply.received_at.astimezone(zone).strftime("%a %d %b %Y %H:%M")
     lines = []
+    if not sender_is_verified(reply.signals):
+        lines += [
+            "SENDER NOT VERIFIED: this email may not come from the resident named below.",
+            "Its From address failed the receiving mail server's DMARC check, or is not the",
+            "address the resident subscribed with. Answering it reaches the resident's own",
+            "address, not the sender's; check before acting on what it says.",
+            "",
+        ]
     if reply.flagged:
         lines += [
             "THIS REPLY MAY BE A CRIME REPORT OR AN EMERGENCY",
-            f"Signals found: {reply.signals.replace(',', ', ')}.",
+            f"Signals found: {', '.join(crime_signals(reply.signals))}.",
             "The resident was told at once to call 999 in an emergency and 101 otherwise.",
             "",
         ]

@@ -49,15 +49,16 @@ from alerts.inbound.journal import (
     record_owners,
 )
 from alerts.inbound.mail import InboundMail, MalformedMail, parse_mail
-from alerts.inbound.replies import Reply, thread_for
+from alerts.inbound.replies import Reply, stored_signals, thread_for
 from alerts.inbound.signals import emergency_signals
 from alerts.inbound.text import UNREAD_NOTE, ReplyText, body_text, split_reply
+from alerts.inbound.trust import sender_verified
 from alerts.mail.addresses import AddressKind, claimed_kind, parse_address
 from alerts.mail.messages import Message
 from alerts.sources.sanitise import shorten
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose, nonces_in, verify_reference
-from subscriptions.subscribers import Subscription
+from subscriptions.subscribers import Subscriber, Subscription
 from subscriptions.wards import Ward
 
 log = logging.getLogger(__name__)
@@ -337,6 +338,11 @@ class Intake:
         action = "stored; queued for the ward team"
         if signals:
             action += "; flagged as a possible crime report"
+        verified = sender_verified(
+            mail.message, subscriber_email=session.get_one(Subscriber, resident).email,
+            authserv_id=settings.inbound.trusted_authserv_id)
+        if not verified:
+            action += "; sender not verified"
         action += "; acknowledged" if acknowledged else (
             f"; not answered ({refusal})" if refusal else "; no acknowledgement (one a thread)")
         outcome = Outcome(Kind.REPLY, action, flagged=bool(signals))
@@ -346,7 +352,8 @@ class Intake:
                       message_id=message.id, inbound_id=record.id, received_at=now,
                       subject=shorten(mail.subject, 300), quoted=text.quoted,
                       text=f"{text.new}\n\n{UNREAD_NOTE}".lstrip() if mail.truncated else text.new,
-                      signals=",".join(signals), flagged=bool(signals), original=mail.raw)
+                      signals=stored_signals(signals, sender_verified=verified),
+                      flagged=bool(signals), original=mail.raw)
         session.add(reply)
         session.flush()
         queue_forward(session, settings, reply, now=now)

@@ -4,7 +4,9 @@ A thread is one resident answering one message (a digest, post or alert). Answer
 product sends in a thread (the acknowledgement) are linked to it (`ThreadAnswer`), so that a
 reply to an answer joins the thread it came from. A reply keeps the text the resident wrote apart
 from the quoted history and the signals that made it look like a crime report; whether it
-has reached the ward team is its forward's outbox row (`forward_states`).
+has reached the ward team is its forward's outbox row (`forward_states`). A reply whose sender
+could not be verified (`alerts.inbound.trust`) keeps the mark `SENDER_NOT_VERIFIED` among
+its signals: that column is a set of labels, and the mark needs no column of its own.
 """
 
 from __future__ import annotations
@@ -22,6 +24,23 @@ from subscriptions.subscribers import Subscriber
 from subscriptions.wards import Ward, get_ward
 
 MAX_SUBJECT = 300
+# Stored with the signals, never shown as one: see `stored_signals`, `crime_signals`.
+SENDER_NOT_VERIFIED = "sender not verified"
+
+
+def stored_signals(signals: tuple[str, ...], *, sender_verified: bool) -> str:
+    """What `Reply.signals` holds: the crime-report signals, and the unverified mark."""
+    return ",".join((*signals, *(() if sender_verified else (SENDER_NOT_VERIFIED,))))
+
+
+def crime_signals(stored: str) -> tuple[str, ...]:
+    """The crime-report signals among what `Reply.signals` holds."""
+    return tuple(s for s in stored.split(",") if s and s != SENDER_NOT_VERIFIED)
+
+
+def sender_is_verified(stored: str) -> bool:
+    """Whether what `Reply.signals` holds lacks the "sender not verified" mark."""
+    return SENDER_NOT_VERIFIED not in stored.split(",")
 
 
 class ReplyThread(Base):
@@ -69,7 +88,8 @@ class Reply(Base):
     subject: Mapped[str] = mapped_column(String(MAX_SUBJECT), default="")
     text: Mapped[str] = mapped_column(Text, default="")
     quoted: Mapped[str] = mapped_column(Text, default="")
-    # The crime-report signals found in the text, comma-separated ("" for none).
+    # The crime-report signals found in the text, comma-separated ("" for none), and
+    # SENDER_NOT_VERIFIED last when the sender could not be verified.
     signals: Mapped[str] = mapped_column(String(300), default="")
     flagged: Mapped[bool] = mapped_column(default=False)
     # The email as received, attached when it is forwarded (photos, the full quote); erased
@@ -136,6 +156,7 @@ class ReplySummary:
     forwarded: bool
     handled: bool
     answers: str  # subject of the message the thread began with
+    sender_verified: bool = True
 
 
 @dataclass(frozen=True)
@@ -171,10 +192,11 @@ def _summaries(session: Session, ward_code: str | None, reply_id: int | None,
             id=reply.id, thread_id=thread.id, ward=code, received_at=reply.received_at,
             subject=reply.subject, resident=subscriber.name or subscriber.email,
             flagged=reply.flagged,
-            signals=tuple(s for s in reply.signals.split(",") if s),
+            signals=crime_signals(reply.signals),
             forwarded=forward is not None and forward.forwarded_at is not None,
             handled=thread.handled_at is not None,
-            answers=answered or "(a message no longer held)")
+            answers=answered or "(a message no longer held)",
+            sender_verified=sender_is_verified(reply.signals))
         found.append((summary, reply, subscriber))
     return found
 

@@ -24,7 +24,14 @@ from alerts.core.config import Settings
 from alerts.core.errors import AlertsError
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.inbound.answers import ANSWER_PRIORITY, queue_in_thread
-from alerts.inbound.replies import Reply, ReplyThread, ThreadAnswer
+from alerts.inbound.replies import (
+    SENDER_NOT_VERIFIED,
+    Reply,
+    ReplyThread,
+    ThreadAnswer,
+    crime_signals,
+    sender_is_verified,
+)
 from alerts.mail.marks import fill_links
 from alerts.mail.messages import Message, MessageKind
 from alerts.mail.render import Rendered, fit_subject, render_email
@@ -208,6 +215,8 @@ class ThreadSummary:
     open: bool
     latest_subject: str
     latest_text: str  # what the resident last wrote, without the quoted history
+    # Some reply in it may not come from the resident (alerts.inbound.trust).
+    unverified: bool = False
 
 
 def _excerpt(text: str, limit: int = 240) -> str:
@@ -231,6 +240,9 @@ def inbox(session: Session, who: Principal, code: str, *,
     ids = [thread.id for thread, *_ in rows]
     flagged = set(session.scalars(
         select(Reply.thread_id).where(Reply.thread_id.in_(ids), Reply.flagged).distinct()))
+    unverified = set(session.scalars(
+        select(Reply.thread_id).where(Reply.thread_id.in_(ids),
+                                      Reply.signals.contains(SENDER_NOT_VERIFIED)).distinct()))
     newest: dict[int, tuple[str, str]] = {}
     for thread_id, subject, text in session.execute(
             select(Reply.thread_id, Reply.subject, Reply.text)
@@ -245,7 +257,8 @@ def inbox(session: Session, who: Principal, code: str, *,
             answers=answered or "(a message no longer held)", last_at=last_at,
             replies=count, flagged=thread.id in flagged,
             open=thread.handled_at is None or last_at > thread.handled_at,
-            latest_subject=subject, latest_text=_excerpt(text)))
+            latest_subject=subject, latest_text=_excerpt(text),
+            unverified=thread.id in unverified))
     return found
 
 
@@ -261,6 +274,7 @@ class Entry:
     quoted: str = ""
     flagged: bool = False
     signals: tuple[str, ...] = ()
+    sender_verified: bool = True
 
 
 @dataclass(frozen=True)
@@ -311,7 +325,7 @@ def read_thread(session: Session, who: Principal, thread_id: int) -> ThreadView:
     entries = [
         Entry(at=r.received_at, by_resident=True, kind="reply", subject=r.subject,
               text=r.text, quoted=r.quoted, flagged=r.flagged,
-              signals=tuple(s for s in r.signals.split(",") if s))
+              signals=crime_signals(r.signals), sender_verified=sender_is_verified(r.signals))
         for r in session.scalars(select(Reply).where(Reply.thread_id == thread.id))
     ]
     entries += [
