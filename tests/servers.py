@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,6 +87,7 @@ class Received:
     mail_from: str
     rcpt_tos: list[str]
     data: bytes
+    tls: bool = False  # the message came over TLS (implicit, or after STARTTLS)
 
     @property
     def message(self) -> EmailMessage:
@@ -112,18 +114,21 @@ class SinkHandler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         data = envelope.original_content or b""
-        self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), data))
+        tls = server.transport is not None and bool(server.transport.get_extra_info("ssl_object"))
+        self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), data,
+                                      tls))
         return "250 Message accepted"
 
 
 class _SinkController(Controller):
     utf8 = True
+    starttls: ssl.SSLContext | None = None
 
     def factory(self) -> SMTP:
         handler = self.handler
         assert isinstance(handler, SinkHandler)
         handler.connections += 1
-        return SMTP(handler, enable_SMTPUTF8=self.utf8)
+        return SMTP(handler, enable_SMTPUTF8=self.utf8, tls_context=self.starttls)
 
     # aiosmtpd 1.4.6 checks that its server started by connecting to `self.port`, which for
     # port 0 is no port at all; aim the check at the port actually bound.
@@ -134,11 +139,15 @@ class _SinkController(Controller):
 
 
 @contextmanager
-def smtp_sink(*, utf8: bool = True) -> Iterator[tuple[SinkHandler, int]]:
-    """An aiosmtpd server on a free loopback port; yields (handler, port)."""
+def smtp_sink(*, utf8: bool = True, implicit_tls: ssl.SSLContext | None = None,
+              starttls: ssl.SSLContext | None = None) -> Iterator[tuple[SinkHandler, int]]:
+    """An aiosmtpd server on a free loopback port; yields (handler, port). `implicit_tls`
+    serves TLS from the first byte (as on port 465); `starttls` offers the upgrade."""
     handler = SinkHandler()
-    controller = _SinkController(handler, hostname="127.0.0.1", port=0)
+    controller = _SinkController(handler, hostname="127.0.0.1", port=0,
+                                 ssl_context=implicit_tls)
     controller.utf8 = utf8
+    controller.starttls = starttls
     controller.start()
     handler.connections = 0  # the start-up check above is not one of the sender's
     try:

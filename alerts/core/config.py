@@ -18,6 +18,7 @@ from alerts.core.errors import AlertsError
 from subscriptions.topics import MAX_TOPIC_NAME, normalise_topic
 
 DEFAULT_SECRET_KEY = "change-me"
+SMTP_SECURITY = ("starttls", "tls", "none")  # the values of mail.smtp_security
 
 
 class ConfigError(AlertsError):
@@ -54,6 +55,11 @@ class MailSettings:
     retry_base_seconds: float = 60.0
     lease_seconds: int = 300
     batch_size: int = 200
+
+    @property
+    def security(self) -> str:
+        """How the relay is reached: `smtp_security`, or what the older `smtp_starttls` says."""
+        return self.smtp_security or ("starttls" if self.smtp_starttls else "none")
 
 
 @dataclass(frozen=True)
@@ -159,6 +165,9 @@ class WebhooksSettings:
     mailgun_signing_key: str = ""   # HMAC key of Mailgun's webhook signatures
     ses_topic_arns: tuple[str, ...] = ()  # SNS topics whose notifications are believed
     sns_trust_root: str = ""        # a CA file for SNS signing certificates (tests); "" = system
+    # Hosts beside sns.<region>.amazonaws.com that SNS addresses may name (http too): tests
+    # serving a certificate on loopback. Honoured only together with sns_trust_root.
+    sns_local_hosts: tuple[str, ...] = ()
     max_age_seconds: int = 300      # older (or replayed) calls are refused
 
 
@@ -308,6 +317,11 @@ def _validate(settings: Settings) -> None:
     if settings.mail.transport not in ("maildir", "smtp"):
         raise ConfigError(
             f"mail.transport must be \"maildir\" or \"smtp\", not {settings.mail.transport!r}"
+        )
+    if settings.mail.smtp_security not in ("", *SMTP_SECURITY):
+        raise ConfigError(
+            "mail.smtp_security must be \"starttls\", \"tls\" or \"none\", not "
+            f"{settings.mail.smtp_security!r}"
         )
     if settings.database.busy_timeout_seconds < 0:
         raise ConfigError("database.busy_timeout_seconds must be 0 or more")

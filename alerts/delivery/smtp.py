@@ -7,6 +7,11 @@ message is retried later. A relay that cannot be reached or refuses the session 
 STARTTLS, login) is a `ServerUnavailable`: the fault is ours or the relay's, never the
 recipient's, so the rows are retried and the run stops instead of failing every row.
 
+The connection is what `mail.smtp_security` says: "tls" opens it over TLS (usually port
+465), "starttls" upgrades it and refuses the session, sending nothing, when the relay does
+not offer the upgrade, "none" stays in clear. The relay's certificate is checked against
+the system's CAs (or `mail.smtp_ca_file`) unless `mail.smtp_verify_certificate` is false.
+
 Recipient addresses never reach the log or a failure reason: every answer goes through
 `transport.redact`, which removes the recipient in any form the server echoes it and any
 other address.
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from types import TracebackType
 from typing import Self
 
@@ -38,6 +44,19 @@ from alerts.delivery.transport import (
 )
 
 log = logging.getLogger(__name__)
+
+
+class _NoStartTls(SMTPException):
+    """The relay does not offer STARTTLS, which `mail.smtp_security = "starttls"` requires."""
+
+
+def _tls_context(mail: MailSettings) -> ssl.SSLContext:
+    """What the relay's certificate is checked against: the system's CAs or smtp_ca_file."""
+    context = ssl.create_default_context(cafile=mail.smtp_ca_file or None)
+    if not mail.smtp_verify_certificate:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
 
 
 class SmtpTransport:
@@ -133,16 +152,38 @@ class SmtpTransport:
 
     async def _connect(self) -> SMTP:
         mail = self.settings
+        try:
+            context = None if mail.security == "none" else _tls_context(mail)
+        except OSError as exc:  # ssl.SSLError too: a file that holds no certificate
+            reason = (f"mail.smtp_ca_file {mail.smtp_ca_file!r} cannot be used: "
+                      f"{exc.strerror or exc}")
+            self._unavailable = reason
+            raise ServerUnavailable(reason) from None
+        # Never aiosmtplib's own choice: no upgrade unless asked, no login before it.
         client = SMTP(
             hostname=mail.smtp_host,
             port=mail.smtp_port,
             timeout=mail.smtp_timeout,
-            start_tls=mail.smtp_starttls,
-            username=mail.smtp_username or None,
-            password=mail.smtp_password if mail.smtp_username else None,
+            use_tls=mail.security == "tls",
+            start_tls=False,
+            tls_context=context,
         )
         try:
             await client.connect()
+            if mail.security == "starttls":
+                await client.ehlo()
+                if not client.supports_extension("starttls"):
+                    raise _NoStartTls("no STARTTLS")
+                await client.starttls(tls_context=context)
+            if mail.smtp_username:
+                await client.login(mail.smtp_username, mail.smtp_password)
+        except _NoStartTls:
+            client.close()
+            reason = (f"the SMTP server at {self.where} does not offer STARTTLS, which "
+                      "mail.smtp_security = \"starttls\" requires; nothing was sent")
+            self._unavailable = reason
+            log.error("%s", reason)
+            raise ServerUnavailable(reason) from None
         except SMTPResponseException as exc:
             client.close()
             reason = (f"the SMTP server at {self.where} refused the session: "

@@ -59,6 +59,7 @@ def test_alerts_config_variable_names_the_file(tmp_path: Path) -> None:
         ("[mial]\n", "unknown section [mial]"),
         ("[mail]\nconcurrency = 'lots'\n", "mail.concurrency"),
         ("[mail]\ntransport = 'pigeon'\n", "mail.transport"),
+        ("[mail]\nsmtp_security = 'ssl'\n", "mail.smtp_security"),
         ("[mail\n", "not valid TOML"),
     ],
 )
