@@ -15,7 +15,9 @@ warnings, and permanent refusals that say nothing against the address (mailbox f
 policy or spam 5.7.x, message too big 5.3.4). When flufl finds nobody but the message is
 evidently a bounce (a delivery-status report, an X-Failed-Recipients header, a mailer-daemon or
 null sender with non-delivery wording, or non-delivery wording sent to our bounces+TOKEN@
-address) it is still a bounce, with whatever recipients and status can be read.
+address) it is still a bounce, with whatever recipients and status can be read. The layouts
+flufl does not know, and the words that decide severity whatever the code (a full mailbox is
+soft, "user unknown" hard), are tables in `alerts.inbound.bounce_formats`.
 
 Complaints: a `message/feedback-report` part (not inside a returned message) whose
 Feedback-Type is abuse, fraud or virus, as the feedback loops of Yahoo, AOL, Microsoft (JMRP),
@@ -60,6 +62,13 @@ from flufl.bounce import all_failures
 
 from alerts.core.config import MailSettings
 from alerts.delivery.rejections import is_hard_bounce
+from alerts.inbound.bounce_formats import (
+    Said,
+    failed_addresses,
+    is_bounce_layout,
+    remote_reply,
+    said_by_words,
+)
 from alerts.inbound.mail import InboundMail, addresses
 from alerts.mail.addresses import AddressKind, at_our_domain, claimed_kind, parse_address
 
@@ -293,7 +302,7 @@ _SMTP_CODE = re.compile(r"(?<![\d.#])([245]\d\d)(?![\d.])")
 # X.0.0 ("other"), X.3.0 ("mail system, other": Sendmail's "553 5.3.0 ... No such user") and
 # X.5.0 ("protocol, other": qmail's usual "#5.5.0") say nothing about the address; with them set
 # aside, is_hard_bounce judges by the reply code and the wording.
-_GENERIC_STATUS = re.compile(r"#?\b[45]\.[035]\.0\b")
+_GENERIC_STATUS = re.compile(r"#?\b[45]\.[0135]\.0\b")
 # Permanent refusals that say nothing against the address: a full mailbox, a message too big,
 # a block or policy on the sender, a loop, or retries run out. Used only when no status code
 # decides; otherwise is_hard_bounce does.
@@ -355,6 +364,8 @@ def _bounce(mail: InboundMail, ours: MailSettings) -> Classification | None:
     recipients = _ordered(
         [*sorted(permanent), *sorted(temporary), *(a for r in failures for a in r.addresses),
          *addresses(mail.message, "X-Failed-Recipients")])
+    if not recipients:  # a layout flufl does not know: the family tables name the address
+        recipients = _ordered(failed_addresses(notice))
     if failures:
         severity, status = _judge_report(failures, notice)
         warned = all(r.action == "delayed" for r in failures)
@@ -371,13 +382,17 @@ def _bounce(mail: InboundMail, ours: MailSettings) -> Classification | None:
         return Classification(Kind.BOUNCE, judged or unexplained, recipients,
                               _reason(system, "permanent failure", status), status)
     kind = "delivery delayed" if _WARNING_TEXT.search(_fold(mail.subject)) else "failure"
-    return Classification(Kind.BOUNCE, judged or Severity.SOFT, recipients,
+    worded = Severity.HARD if said_by_words(notice) is Said.BAD else Severity.SOFT
+    return Classification(Kind.BOUNCE, judged or worded, recipients,
                           _reason(system, kind, status), status)
 
 
 def _unexplained(notice: str) -> Severity:
     """A permanent failure with no code: Mailman counts it against the address, unless the
     words say the refusal was about something else."""
+    said = said_by_words(notice)
+    if said is not None:
+        return Severity.HARD if said is Said.BAD else Severity.SOFT
     return Severity.SOFT if _NOT_ABOUT_ADDRESS.search(" ".join(notice.split())) \
         else Severity.HARD
 
@@ -448,6 +463,9 @@ def _judge_recipient(recipient: _Recipient) -> Severity | None:
 
 
 def _address_is_bad(code: int | None, text: str) -> bool:
+    said = said_by_words(text)  # a full mailbox or a gone address, whatever the code
+    if said is not None:
+        return said is Said.BAD
     return is_hard_bounce(code, _GENERIC_STATUS.sub(" ", text))
 
 
@@ -513,7 +531,7 @@ def _dsn_recipients(message: Message) -> Iterator[_Recipient]:
             action = block.get("action", "").strip().lower().split(" ")[0]
             if not found and not action:
                 continue  # the per-message block (Reporting-MTA and friends)
-            diagnostic = block.get("diagnostic-code", "")
+            diagnostic = remote_reply(block.get("diagnostic-code", ""))
             # Some MTAs leave Status out and give the code only in the diagnostic.
             status = _STATUS.search(block.get("status", "")) or _STATUS.search(diagnostic)
             yield _Recipient(addresses=tuple(found), action=action or "failed",
@@ -551,6 +569,8 @@ def _is_evident_bounce(mail: InboundMail, ours: MailSettings) -> bool:
     if _report_type(message) == "delivery-status" or message.get("X-Failed-Recipients"):
         return True
     if any(part.get_content_type() in _DSN_TYPES for part in _walk(message)):
+        return True
+    if is_bounce_layout(_notice_text(message)):
         return True
     subject = _fold(mail.subject)
     if _REPLY_PREFIX.match(subject):
@@ -667,6 +687,11 @@ def _notice_text(message: Message) -> str:
                 text = re.sub(r"<[^>]+>", " ", text)
             cut = _RETURNED_MARKS.search(text)
             return text[: cut.start()] if cut else text
+    for part in _walk(message):  # a multipart whose boundary is lost is one block of text
+        payload = part.get_payload()
+        if part.get_content_maintype() == "multipart" and isinstance(payload, str):
+            cut = _RETURNED_MARKS.search(payload)
+            return payload[: cut.start()] if cut else payload
     return ""
 
 
