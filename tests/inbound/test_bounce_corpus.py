@@ -16,6 +16,8 @@ from typing import Any, cast
 
 import pytest
 
+from alerts.inbound.classify import Classification, Kind, Severity, classify
+from alerts.inbound.mail import parse_mail
 from tests.inbound.test_classify_corpus import bench
 
 NEW_FOLDER = "sisimai_lhost"
@@ -59,3 +61,56 @@ def test_the_new_families_alone_hold_to_the_same_bars(bounces: list[Any]) -> Non
     new = bench.tallies([o for o in bounces if o.case.source == NEW_FOLDER], "source")["all"]
     assert new.recipient_found >= 0.98 * new.with_recipient, _families(bounces)
     assert new.severity_agrees >= 0.95 * new.with_severity, _families(bounces)
+
+
+# --- single formats, one real message each -----------------------------------------------
+
+def _classify(name: str) -> Classification:
+    raw = (bench.CORPUS / NEW_FOLDER / name).read_bytes()
+    return classify(parse_mail(raw), new_text="", ours=bench.OURS)
+
+
+@pytest.mark.parametrize(("name", "recipients"), [
+    ("lhost-amazonworkmail-01.eml", ("kijitora@example.jp",)),  # DSN fields pasted as text
+    ("lhost-dragonfly-01.eml", ("pseudo-local-part@google.example.com",)),
+    ("lhost-exchange2003-04.eml", ("kijitora@example.com",)),
+    ("lhost-kddi-02.eml", ("kijitora@00000000000000.dion.ne.jp",)),
+    ("lhost-mfilter-01.eml", ("kijitora@example.com",)),
+    ("lhost-notes-03.eml", ("kijitora@example.com",)),
+    ("lhost-v5sendmail-04.eml", ("kijitora@example.ed.jp", "mikeneko@example.ac.jp")),
+    ("lhost-yahoo-01.eml", ("kijitora@example.org",)),
+    ("lhost-zoho-04.eml", ("kijitora@6kaku.example.co.jp",)),
+])
+def test_the_failed_address_is_read_from_a_layout_flufl_does_not_know(
+        name: str, recipients: tuple[str, ...]) -> None:
+    got = _classify(name)
+    assert (got.kind, got.failed_recipients) == (Kind.BOUNCE, recipients)
+
+
+@pytest.mark.parametrize("name", ["lhost-apachejames-01.eml", "lhost-verizon-02.eml"])
+def test_a_no_such_user_notice_under_a_reply_subject_is_a_hard_bounce(name: str) -> None:
+    got = _classify(name)
+    assert (got.kind, got.severity) == (Kind.BOUNCE, Severity.HARD)
+    assert len(got.failed_recipients) == 1
+
+
+@pytest.mark.parametrize(("name", "severity"), [
+    ("lhost-amazonses-01.eml", Severity.SOFT),  # 5.1.0 wrapper around 550 5.7.1 Access denied
+    ("lhost-amazonses-02.eml", Severity.HARD),  # 5.3.0 wrapper around 550 Unknown user
+    ("lhost-amazonses-03.eml", Severity.SOFT),  # 5.1.0 wrapper around 5.2.2 Mailbox Full
+])
+def test_amazon_ses_is_judged_on_the_remote_reply_it_wraps(name: str,
+                                                           severity: Severity) -> None:
+    assert _classify(name).severity is severity
+
+
+@pytest.mark.parametrize(("name", "severity"), [
+    ("lhost-x3-06.eml", Severity.SOFT),  # Status 5.1.1, "552 5.2.2 Over quota": full mailbox
+    ("lhost-office365-05.eml", Severity.SOFT),  # 5.1.8: our sender address was refused
+    ("lhost-bigfoot-02.eml", Severity.HARD),  # 5.7.1 with "553 Invalid recipient"
+    ("lhost-ezweb-03.eml", Severity.HARD),  # "The user(s) account is disabled."
+    ("lhost-v5sendmail-02.eml", Severity.HARD),  # "550 Host unknown"
+])
+def test_the_words_decide_where_the_status_says_otherwise(name: str,
+                                                          severity: Severity) -> None:
+    assert _classify(name).severity is severity
