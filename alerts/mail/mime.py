@@ -2,7 +2,8 @@
 
 Pure (no I/O). Owns the headers a mailbox provider expects (List-Id, List-Unsubscribe with
 one-click, Auto-Submitted, a per-delivery Reply-To and envelope sender carrying signed
-tokens) and the swap of each recipient's own signed links into the rendered bodies.
+tokens, and the delivery's reference for the provider webhooks: `reference_headers`) and
+the swap of each recipient's own signed links into the rendered bodies.
 Nothing is added to the bodies: no tracking pixels, no rewritten links.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import binascii
 import html
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,7 +20,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
 
-from alerts.core.config import Settings
+from alerts.core.config import Settings, WebhooksSettings
 from alerts.mail.addresses import (
     bounce_address,
     reply_address,
@@ -62,6 +64,8 @@ class Links:
 
     unsubscribe_token: str
     reply_token: str
+    # The bounces+ token, also the reference provider webhooks echo back (X-Alerts-Ref).
+    bounce_token: str
     unsubscribe_url: str
     preferences_url: str
     reply_to: str
@@ -82,6 +86,7 @@ def links_for(outgoing: Outgoing, settings: Settings) -> Links:
     return Links(
         unsubscribe_token=unsubscribe,
         reply_token=reply,
+        bounce_token=bounce,
         unsubscribe_url=f"{base}/unsubscribe/{unsubscribe}",
         preferences_url=f"{base}/preferences/{preferences}",
         reply_to=reply_address(settings.mail, reply),
@@ -175,7 +180,30 @@ def _own_headers(outgoing: Outgoing, links: Links, settings: Settings,
             f"<mailto:{unsubscribe_address(mail, links.unsubscribe_token)}>",
         ),
         "Reply-To": _check_header("Reply-To", links.reply_to),
+        **reference_headers(links.bounce_token, settings.webhooks),
     }
+
+
+# The delivery's reference as the provider webhooks read it back (alerts.inbound.providers).
+REF_HEADER = "X-Alerts-Ref"
+REF_NAME = "alerts_ref"  # the SES tag, SendGrid unique arg and Mailgun variable
+REF_METADATA = "alerts-ref"  # Postmark's metadata key (X-PM-Metadata-alerts-ref)
+
+
+def reference_headers(token: str, webhooks: WebhooksSettings) -> dict[str, str]:
+    """The delivery's signed reference (its bounces+ token), for the provider webhooks: in
+    `X-Alerts-Ref`, and in the header each configured provider echoes back in its events
+    (SES message tags, SendGrid unique args, Postmark metadata, Mailgun variables)."""
+    headers = {REF_HEADER: token}
+    if webhooks.ses_topic_arns:
+        headers["X-SES-MESSAGE-TAGS"] = f"{REF_NAME}={token}"
+    if webhooks.sendgrid_public_key:
+        headers["X-SMTPAPI"] = json.dumps({"unique_args": {REF_NAME: token}})
+    if webhooks.postmark_username:
+        headers[f"X-PM-Metadata-{REF_METADATA}"] = token
+    if webhooks.mailgun_signing_key:
+        headers["X-Mailgun-Variables"] = json.dumps({REF_NAME: token})
+    return headers
 
 
 def _assemble(message: EmailMessage, text: str, html: str, calendar: bytes | None) -> None:
