@@ -30,12 +30,18 @@ _HTML_TAGS = frozenset(nh3.ALLOWED_TAGS) | DROPPED_WITH_CONTENT | {
     "html", "head", "body", "font", "center", "embed", "form", "input", "button", "svg",
 }
 _WHITESPACE = re.compile(r"\s+")
+# A link in nh3's output: it quotes every attribute and escapes "<", ">" and '"' in their
+# values, and HTML's parser never nests one link in another.
+_LINK = re.compile(r"<a(\s[^>]*)?>(.*?)</a>", re.DOTALL)
 _BLANK_LINE = re.compile(r"\n[ \t\f\v]*\n")
 
 
 def sanitise_html(html_text: str) -> str:
-    """Keep only the markup an email needs: no scripts, styles, event handlers or odd URLs."""
-    return nh3.clean(
+    """Keep only the markup an email needs: no scripts, styles, event handlers or odd URLs.
+
+    A link whose address was not allowed (or that had none) keeps its text and loses the
+    tag: an `<a>` without `href` is no link, but mail clients still show it as one."""
+    cleaned = nh3.clean(
         html_text,
         tags=set(ALLOWED_TAGS),
         clean_content_tags=set(DROPPED_WITH_CONTENT),
@@ -45,6 +51,8 @@ def sanitise_html(html_text: str) -> str:
         link_rel="noopener noreferrer",
         strip_comments=True,
     ).strip()
+    return _LINK.sub(lambda link: link.group(0) if ' href="' in (link.group(1) or "")
+                     else link.group(2), cleaned)
 
 
 def text_to_html(text: str) -> str:

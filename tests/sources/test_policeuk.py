@@ -202,7 +202,7 @@ def test_priority_html_is_sanitised_and_a_long_issue_makes_a_short_title() -> No
 
     assert "<script" not in item.body_html and "steal" not in item.body_html
     assert "<strong>fireworks</strong>" in item.body_html
-    assert "Extra patrols</a> on Friday nights." in item.body_html
+    assert "Extra patrols on Friday nights." in item.body_html  # the dead link unwrapped
     assert item.title.startswith("Neighbourhood priority: Groups gathering after dark")
     assert item.title.endswith("…")
     assert "<" not in item.title
