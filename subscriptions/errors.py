@@ -12,9 +12,11 @@ no resident they did not name themselves.
     │                                      AddressError, CsvError, PostcodeError, TopicError,
     │                                      LanguageError, UserError, CoordinatorError,
     │                                      InputError, PrintError, ScheduleError, ResetError,
-    │                                      SourceError, ListenAddressError, MalformedMail
-    ├── not signed in                 401  SignInRequired (the staff site redirects instead)
-    ├── not yours                     403  Forbidden, FormRefused
+    │                                      SourceError, ListenAddressError, MalformedMail,
+    │                                      BodyTooLarge
+    ├── not signed in                 401  SignInRequired (the staff site redirects instead),
+    │                                      WebhookUnsigned
+    ├── not yours                     403  Forbidden, FormRefused, WebhookRefused
     ├── not found                     404  NotFound, NoDigestYet
     ├── a source sent nonsense        502  policeuk's _Malformed
     ├── store or server unavailable   503  DatabaseError, IntakeUnavailable, ImapError,

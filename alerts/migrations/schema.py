@@ -11,6 +11,7 @@ from alerts.accounts.users import User, UserScheme, UserWard
 from alerts.delivery.outbox import Delivery
 from alerts.digests.ledger import SubscriptionProgress
 from alerts.inbound.journal import InboundRecord
+from alerts.inbound.providers.events import SeenEvent
 from alerts.inbound.replies import Reply, ReplyThread, ThreadAnswer
 from alerts.mail.messages import Message, MessageItem
 from alerts.sources.items import Item
@@ -36,6 +37,7 @@ __all__ = [
     "Reply",
     "ReplyThread",
     "Scheme",
+    "SeenEvent",
     "SignInFailure",
     "Source",
     "Subscriber",

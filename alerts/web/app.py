@@ -1,7 +1,7 @@
 """The FastAPI application: `create_app` wires the routes to a session factory.
 
-It serves `/healthz` and, given the settings, the residents' pages and the staff pages
-under `/staff/` (sign-in, officers', coordinators').
+It serves `/healthz` and, given the settings, the residents' pages, the provider webhooks
+under `/webhooks/` and the staff pages under `/staff/` (sign-in, officers', coordinators').
 
 Who the client is gets decided here, once: `request.client` is the connecting peer, unless
 that peer is one of `web.trusted_proxies`, whose X-Forwarded-For and X-Forwarded-Proto
@@ -34,6 +34,7 @@ from alerts.web.open_feeds import open_feeds_router
 from alerts.web.residents import residents_router
 from alerts.web.staff import StaffSite, install_handlers
 from alerts.web.useful import useful_router
+from alerts.web.webhooks import webhooks_router
 from subscriptions.base import utcnow
 
 
@@ -73,6 +74,7 @@ web wakes the delivery loop of `alerts run`; without one the pages wire their ow
         app.include_router(residents_router(factory, settings))
         app.include_router(useful_router(factory, settings))
         app.include_router(open_feeds_router(factory, settings))
+        app.include_router(webhooks_router(factory, settings))
         site = StaffSite(factory, settings)
         install_handlers(app, site)
         app.include_router(auth_router(site, bus))
