@@ -142,6 +142,18 @@ class PreparedMessage:
 
 _TEXT_SLOT = b"ALERTSxTEXTxBODYxSLOT"
 _HTML_SLOT = b"ALERTSxHTMLxBODYxSLOT"
+_FEEDBACK_UNSAFE = re.compile(r"[^a-z0-9._-]+")
+
+
+def feedback_id(from_address: str, *identifiers: str) -> str:
+    """Gmail's feedback-loop header (`Feedback-ID: a:b:c:SenderId`): up to three identifiers
+    of a mail stream (a ward, a kind of email, a message: never a person), then the sender's
+    own 5 to 15 characters, made from the From address's domain. Complaint rates come back
+    per identifier in Postmaster Tools."""
+    domain = _FEEDBACK_UNSAFE.sub("", from_address.rpartition("@")[2].lower())
+    sender = (domain if len(domain) >= 5 else f"{domain}alerts")[:15]
+    fields = [_FEEDBACK_UNSAFE.sub("-", field.lower()).strip("-") for field in identifiers[:3]]
+    return ":".join([*fields, sender])
 
 
 def _shared_headers(outgoing: Outgoing, settings: Settings) -> dict[str, str]:
@@ -158,6 +170,8 @@ def _shared_headers(outgoing: Outgoing, settings: Settings) -> dict[str, str]:
         "Auto-Submitted": "auto-replied" if outgoing.kind in ANSWER_KINDS
         else "no" if outgoing.kind in WRITTEN_KINDS else "auto-generated",
         "X-Alerts-Ward": _check_header("X-Alerts-Ward", outgoing.ward_code),
+        "Feedback-ID": feedback_id(mail.from_address, outgoing.ward_code, outgoing.kind,
+                                   str(outgoing.message_id)),
     }
     if outgoing.kind == MessageKind.DIGEST:
         headers["Precedence"] = "bulk"

@@ -14,12 +14,13 @@ from email.utils import format_datetime, formataddr, make_msgid
 
 from alerts.core.config import MailSettings
 from alerts.mail.addresses import staff_bounce_address
+from alerts.mail.mime import feedback_id
 
 
 def staff_email(mail: MailSettings, *, to: str, subject: str, now: datetime,
                 kind: str) -> EmailMessage:
     """A message from the service to `to`, marked automatic (RFC 3834) so that no
-    responder answers it; `kind` names it in its Message-ID."""
+    responder answers it; `kind` names it in its Message-ID and its Feedback-ID."""
     message = EmailMessage(policy=policy.SMTP)
     message["From"] = formataddr((mail.from_name, mail.from_address))
     message["To"] = to
@@ -27,6 +28,7 @@ def staff_email(mail: MailSettings, *, to: str, subject: str, now: datetime,
     message["Date"] = format_datetime(now)
     message["Message-ID"] = make_msgid(f"alerts.{kind}", mail.from_address.rpartition("@")[2])
     message["Auto-Submitted"] = "auto-generated"
+    message["Feedback-ID"] = feedback_id(mail.from_address, "staff", kind)
     return message
 
 

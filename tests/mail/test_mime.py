@@ -84,6 +84,7 @@ def test_every_email_carries_the_headers_a_mailbox_provider_expects(settings: Se
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     assert message["Auto-Submitted"] == "auto-generated"
     assert message["X-Alerts-Ward"] == "MB-North"
+    assert message["Feedback-ID"] == "mb-north:digest:7:example.org"
     assert message["Precedence"] == "bulk"
     https, mailto = (part.strip() for part in message["List-Unsubscribe"].split(","))
     assert re.fullmatch(r"<https://alerts\.example\.org/unsubscribe/[0-9a-z-]+>", https)
@@ -257,6 +258,33 @@ def test_the_prepared_fast_path_matches_the_email_package_copy(settings: Setting
         body_lines = fast.split(b"\r\n\r\n", 1)[1].split(b"\r\n")
         assert max(len(line) for line in body_lines) <= 76, "RFC 2045 line length"
         assert fast.isascii()
+
+
+@pytest.mark.parametrize("kind", ["digest", "alert"])
+def test_the_feedback_id_names_ward_kind_and_message_alike_on_both_paths_never_a_person(
+        settings: Settings, kind: str) -> None:
+    """Gmail's feedback loop (Feedback-ID: a:b:c:SenderId) reports complaint rates per
+    identifier; one header for every copy of a message, so the fast path shares it."""
+    from alerts.mail.mime import build_email_slowly, personalise_email, prepare_message
+
+    prepared = prepare_message(outgoing(kind=kind), settings)
+    seen = set()
+    for n, address in enumerate(["ash@home.example", "zoë@home.example"]):
+        one = outgoing(kind=kind, delivery_id=300 + n, subscription_id=400 + n,
+                       recipient_email=address)
+        _, fast = personalise_email(prepared, one, settings, now=NOW)
+        _, slow = build_email_slowly(one, settings, now=NOW)
+        seen |= {parse(fast)["Feedback-ID"], parse(slow)["Feedback-ID"]}
+        assert fast.count(b"Feedback-ID:") == 1
+    assert seen == {f"mb-north:{kind}:7:example.org"}, "the same for every copy and path"
+
+
+def test_staff_mail_carries_a_feedback_id_of_its_own_kind(settings: Settings) -> None:
+    from alerts.mail.staff import staff_email
+
+    forward = staff_email(settings.mail, to="team-mb@police.example", subject="A reply",
+                          now=NOW, kind="forward")
+    assert forward["Feedback-ID"] == "staff:forward:example.org"
 
 
 @pytest.mark.parametrize("layout", [
