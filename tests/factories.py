@@ -27,7 +27,8 @@ def smtp_config(folder: Path, settings: Settings, extra: str = "") -> Path:
         f'[database]\nurl = "{settings.database.url}"\n'
         f'[mail]\ntransport = "smtp"\nsmtp_host = "127.0.0.1"\n'
         f'smtp_port = {settings.mail.smtp_port}\n'
-        f'[web]\nsecret_key = "{settings.web.secret_key}"\n{extra}')
+        f'[web]\nsecret_key = "{settings.web.secret_key}"\n'
+        f'base_url = "https://alerts.example.org"\n{extra}')
     return config
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alerts.cli import (
     audit,
+    check,
     collect,
     deliver,
     demo,
@@ -25,7 +26,7 @@ from alerts.cli import (
 from alerts.cli.app import cli
 
 for module in (setup, wards, sources, collect, post, digest, deliver, status, subscribers,
-               suppression, inbound, replies, users, schemes, audit, demo, run, dkim):
+               suppression, inbound, replies, users, schemes, audit, demo, run, check, dkim):
     module.register(cli)
 
 

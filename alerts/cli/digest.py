@@ -8,6 +8,7 @@ import click
 
 from alerts.cli.app import Runtime, fail, pass_runtime, print_json
 from alerts.mail.marks import fill_links
+from alerts.mail.trust import refuse_unsafe_sending
 from alerts.usecases.digest_rounds import preview_digest, queue_digests
 from alerts.usecases.printed_digests import (
     printed_digest_for,
@@ -58,6 +59,7 @@ def send(runtime: Runtime, ward_code: str | None, all_wards: bool, as_json: bool
     """Queue digests now, whatever the schedule; `alerts deliver` sends them."""
     if bool(ward_code) == all_wards:
         fail("give exactly one of --ward CODE or --all")
+    refuse_unsafe_sending(runtime.settings)
     outcomes = queue_digests(runtime.sessions(), runtime.settings, ward_code=ward_code,
                              bus=runtime.bus())
     if as_json:

@@ -11,6 +11,7 @@ import click
 from alerts.cli.app import Runtime, fail, pass_runtime, print_json
 from alerts.inbound.reminders import send_reminders
 from alerts.inbound.replies import ReplySummary, list_replies, show_reply
+from alerts.mail.trust import refuse_unsafe_sending
 from subscriptions.base import utcnow
 
 
@@ -96,6 +97,7 @@ def show(runtime: Runtime, reply_id: int, as_json: bool) -> None:
 def remind(runtime: Runtime, as_json: bool) -> None:
     """Email each ward team its replies open longer than inbound.reminder_days, now (as
     `alerts run` does on inbound.reminder_cron)."""
+    refuse_unsafe_sending(runtime.settings)
     report = send_reminders(runtime.sessions(), runtime.settings, now=utcnow())
     if as_json:
         print_json({"sent": report.sent, "failed": report.failed})

@@ -10,6 +10,7 @@ import click
 
 from alerts.cli.app import Runtime, pass_runtime
 from alerts.mail.dkim import load_signer
+from alerts.mail.trust import refuse_unsafe_sending
 
 
 def register(cli: click.Group) -> None:
@@ -26,6 +27,7 @@ def run(runtime: Runtime) -> None:
 
     settings = runtime.settings
     settings.require_secret_key()
+    refuse_unsafe_sending(settings)
     load_signer(settings.dkim)  # a DKIM key that cannot be used stops it here, not each pass
     factory = runtime.sessions()
     raise SystemExit(run_service(settings, runtime.engine, factory, runtime.bus()))
@@ -39,6 +41,7 @@ def worker(runtime: Runtime) -> None:
 
     settings = runtime.settings
     settings.require_secret_key()
+    refuse_unsafe_sending(settings)
     load_signer(settings.dkim)  # a DKIM key that cannot be used stops it here, not each pass
     factory = runtime.sessions()
     raise SystemExit(run_worker(settings, runtime.engine, factory, runtime.bus()))
@@ -55,6 +58,7 @@ def web(runtime: Runtime, host: str | None, port: int | None) -> None:
 
     settings = runtime.settings
     settings.require_secret_key()
+    refuse_unsafe_sending(settings)
     factory = runtime.sessions()
     raise SystemExit(run_web(settings, runtime.engine, factory,
                              host=host or settings.web.host,

@@ -48,6 +48,11 @@ def _at(mail: MailSettings, local: str) -> str:
     return f"{local}@{mail.reply_domain}"
 
 
+def envelope_domain(mail: MailSettings) -> str:
+    """The domain of every signed address and envelope sender: where SPF and the MX apply."""
+    return mail.reply_domain.strip().rstrip(".").lower()
+
+
 def signed_address(mail: MailSettings, kind: AddressKind, token: str) -> str:
     """`KIND+TOKEN@` the reply domain."""
     return _at(mail, f"{kind.value}+{token}")

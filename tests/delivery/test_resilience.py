@@ -134,7 +134,7 @@ def config_for(path: Path, settings: Settings, smtp_port: int, **mail: object) -
     path.write_text(
         f'[database]\nurl = "{settings.database.url}"\n'
         f'[mail]\ntransport = "smtp"\nsmtp_port = {smtp_port}\nconcurrency = 10\n{extra}'
-        '[web]\nsecret_key = "resilience-tests"\n'
+        '[web]\nsecret_key = "resilience-tests"\nbase_url = "https://alerts.example.org"\n'
         "[scheduler]\noutbox_poll_seconds = 0.2\n"
     )
     return path
