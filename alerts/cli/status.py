@@ -9,7 +9,13 @@ import click
 from alerts.cli.app import Runtime, pass_runtime, print_json
 from alerts.core.scheduler_store import SchedulerStatus, stored_status
 from alerts.delivery.status import outbox_by_kind, outbox_report
-from alerts.inbound.status import inbound_report
+from alerts.inbound.status import (
+    FLAG_PER_MILLE,
+    WARN_PER_MILLE,
+    DayRates,
+    daily_rates,
+    inbound_report,
+)
 from subscriptions.base import utcnow
 
 
@@ -23,12 +29,14 @@ def register(cli: click.Group) -> None:
 def status(runtime: Runtime, as_json: bool) -> None:
     """Scheduled jobs and any that stalled; outbox depth by state, what is due, the oldest
     queued row, send rate, failures; inbound mail of the last day, what waits for a person,
-    bounces no token vouched for, replies not yet forwarded."""
+    bounces no token vouched for, replies not yet forwarded; hard-bounce and complaint rates
+    of the last 7 days, marked at Gmail's thresholds."""
     now = utcnow()
     with runtime.sessions()() as session:
         report = outbox_report(session, now)
         by_kind = outbox_by_kind(session)
         inbound = inbound_report(session, now)
+        rates = daily_rates(session, now)
     scheduler = stored_status(runtime.engine, runtime.settings.scheduler, now)
     if as_json:
         print_json({
@@ -48,6 +56,13 @@ def status(runtime: Runtime, as_json: bool) -> None:
                 "replies_to_forward": inbound.replies_to_forward,
                 "replies_not_forwarded": inbound.replies_not_forwarded,
                 "open_threads": inbound.open_threads,
+            },
+            "rates": {
+                "warn_at": WARN_PER_MILLE / 1000, "flag_at": FLAG_PER_MILLE / 1000,
+                "days": [{"day": day.day, "sent": day.sent, "hard_bounces": day.hard_bounces,
+                          "bounce_rate": day.bounce_rate, "bounce_mark": day.bounce_mark,
+                          "complaints": day.complaints, "complaint_rate": day.complaint_rate,
+                          "complaint_mark": day.complaint_mark} for day in rates],
             },
         })
         return
@@ -73,6 +88,20 @@ def status(runtime: Runtime, as_json: bool) -> None:
     click.echo(f"replies: {inbound.replies_to_forward} waiting to reach their team, "
                f"{inbound.replies_not_forwarded} not forwarded (see `alerts replies list`), "
                f"{inbound.open_threads} open thread(s)")
+    click.echo(f"hard bounces and complaints per resident email sent, by day (warn at "
+               f"{WARN_PER_MILLE / 10:.1f}%, FLAGGED at {FLAG_PER_MILLE / 10:.1f}%):")
+    for day in rates:
+        click.echo(_rates_line(day))
+
+
+def _rates_line(day: DayRates) -> str:
+    def rate(events: int, of: float | None, mark: str) -> str:
+        shown = f"{events} ({of:.2%})" if of is not None else f"{events}"
+        return shown + {"ok": "", "warn": " WARN", "flag": " FLAGGED"}[mark]
+
+    return (f"  {day.day}: {day.sent} sent, hard bounces "
+            f"{rate(day.hard_bounces, day.bounce_rate, day.bounce_mark)}, complaints "
+            f"{rate(day.complaints, day.complaint_rate, day.complaint_mark)}")
 
 
 def _scheduler_line(report: SchedulerStatus, grace: float) -> str:

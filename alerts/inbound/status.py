@@ -1,18 +1,19 @@
 """Inbound mail as an operator sees it: what came in lately, what waits for a person,
-bounces nobody could vouch for, and replies that have not reached their ward team (their
-forwards' outbox rows). Counts only, like the outbox report.
+bounces nobody could vouch for, replies that have not reached their ward team (their
+forwards' outbox rows), and the daily hard-bounce and complaint rates mailbox providers judge
+a sender by. Counts only, like the outbox report.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from alerts.delivery.outbox import Delivery, DeliveryStatus
-from alerts.inbound.classify import Kind
+from alerts.inbound.classify import Kind, Severity
 from alerts.inbound.journal import InboundRecord
 from alerts.inbound.replies import ReplyThread
 from alerts.mail.messages import Message, MessageKind
@@ -52,3 +53,72 @@ def inbound_report(session: Session, now: datetime) -> InboundReport:
         ReplyThread.handled_at.is_(None))) or 0
     return InboundReport(dict(sorted(by_kind.items())), held, untrusted, waiting, given_up,
                          open_threads)
+
+
+# Gmail's published complaint thresholds (and Yahoo's alike): keep under 0.1%, never reach
+# 0.3%. The same marks are put on the hard-bounce rate.
+WARN_PER_MILLE = 1
+FLAG_PER_MILLE = 3
+RATE_DAYS = 7
+
+
+@dataclass(frozen=True)
+class DayRates:
+    """One UTC day: residents' emails sent, and the hard bounces and complaints recorded."""
+
+    day: str  # YYYY-MM-DD
+    sent: int
+    hard_bounces: int
+    complaints: int
+
+    @property
+    def bounce_rate(self) -> float | None:
+        return self.hard_bounces / self.sent if self.sent else None
+
+    @property
+    def complaint_rate(self) -> float | None:
+        return self.complaints / self.sent if self.sent else None
+
+    @property
+    def bounce_mark(self) -> str:
+        return rate_mark(self.hard_bounces, self.sent)
+
+    @property
+    def complaint_mark(self) -> str:
+        return rate_mark(self.complaints, self.sent)
+
+
+def rate_mark(events: int, sent: int) -> str:
+    """"flag" at 0.3% or more of `sent`, "warn" at 0.1% or more, else "ok" (and "ok" on a
+    day with nothing sent, when there is no rate)."""
+    if not sent:
+        return "ok"
+    if events * 1000 >= FLAG_PER_MILLE * sent:
+        return "flag"
+    return "warn" if events * 1000 >= WARN_PER_MILLE * sent else "ok"
+
+
+def daily_rates(session: Session, now: datetime, days: int = RATE_DAYS) -> list[DayRates]:
+    """The last `days` UTC days, today first: emails sent to residents that day (the
+    outbox's sent rows), hard bounces (believed ones: the journal's `bounce` rows) and
+    complaints about residents' mail (its `complaint` rows that named a resident) recorded
+    that day."""
+    today = datetime.combine(now.astimezone(UTC).date(), datetime.min.time(), UTC)
+    starts = [today - timedelta(days=n) for n in range(days)]
+
+    def per_day(column: InstrumentedAttribute[datetime] | InstrumentedAttribute[datetime | None],
+                *where: ColumnElement[bool]) -> list[int]:
+        sums = [func.sum(case((and_(column >= start, column < start + timedelta(days=1)), 1),
+                              else_=0)) for start in starts]
+        row = session.execute(select(*sums).where(column >= starts[-1], *where)).one()
+        return [int(value or 0) for value in row]
+
+    sent = per_day(Delivery.sent_at, Delivery.sent_at.is_not(None),
+                   Delivery.subscriber_id.is_not(None))
+    bounces = per_day(InboundRecord.received_at, InboundRecord.kind == Kind.BOUNCE,
+                      InboundRecord.severity == Severity.HARD)
+    complaints = per_day(InboundRecord.received_at, InboundRecord.kind == Kind.COMPLAINT,
+                         InboundRecord.subscriber_id.is_not(None))
+    return [DayRates(start.date().isoformat(), *counts)
+            for start, counts in zip(starts, zip(sent, bounces, complaints, strict=True),
+                                     strict=True)]

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
+from datetime import datetime, timedelta
 from email.mime.base import MIMEBase
 from email.mime.message import MIMEMessage
 from email.mime.multipart import MIMEMultipart
@@ -287,3 +289,68 @@ def test_a_providers_complaint_naming_no_delivery_suppresses_nobody_and_is_journ
     with factory() as session:
         assert session.scalars(select(Suppression)).all() == []
         assert session.scalars(select(InboundRecord.kind)).all() == ["complaint"]
+
+
+def sent_emails(session: Session, ward_id: int, subscriber_id: int, count: int,
+                at: datetime) -> None:
+    """`count` emails sent to one resident at `at` (one message each)."""
+    messages = [Message(ward_id=ward_id, kind="digest", subject="news", html="", text="")
+                for _ in range(count)]
+    session.add_all(messages)
+    session.flush()
+    session.add_all(Delivery(message_id=message.id, subscriber_id=subscriber_id,
+                             status="sent", sent_at=at, created_at=at) for message in messages)
+
+
+def journalled(session: Session, kind: str, at: datetime, *, severity: str | None = None,
+               subscriber_id: int | None = None) -> None:
+    session.add(InboundRecord(content_hash=uuid.uuid4().hex, received_at=at, via="file",
+                              kind=kind, severity=severity, subscriber_id=subscriber_id))
+
+
+def test_status_shows_daily_bounce_and_complaint_rates_warned_at_0_1_and_flagged_at_0_3(
+        factory: sessionmaker[Session], config: Path) -> None:
+    now = utcnow()
+    yesterday = now - timedelta(days=1)
+    with factory() as session, session.begin():
+        ward = make_ward(session, "RIV", "Riverside")
+        ann = make_subscriber(session, ward, "ann@home.example").subscriber_id
+        sent_emails(session, ward.id, ann, 1000, now)
+        journalled(session, "bounce", now, severity="hard", subscriber_id=ann)  # 0.1%: warn
+        journalled(session, "bounce", now, severity="soft", subscriber_id=ann)  # not counted
+        sent_emails(session, ward.id, ann, 1000, yesterday)
+        for _ in range(2):  # 0.2%: still a warning
+            journalled(session, "bounce", yesterday, severity="hard", subscriber_id=ann)
+        for _ in range(3):  # 0.3%: flagged
+            journalled(session, "complaint", yesterday, subscriber_id=ann)
+        journalled(session, "complaint", yesterday)  # named nobody: not counted
+    runner = CliRunner()
+    result = runner.invoke(cli, ["--config", str(config), "status", "--json"])
+    assert result.exit_code == 0, result.output
+    rates = json.loads(result.stdout)["rates"]
+    assert (rates["warn_at"], rates["flag_at"]) == (0.001, 0.003)
+    today, before, *earlier = rates["days"]
+    assert len(earlier) == 5, "seven days"
+    assert today["day"] == now.date().isoformat()
+    assert (today["sent"], today["hard_bounces"], today["complaints"]) == (1000, 1, 0)
+    assert (today["bounce_rate"], today["bounce_mark"]) == (0.001, "warn")
+    assert (today["complaint_rate"], today["complaint_mark"]) == (0.0, "ok")
+    assert (before["hard_bounces"], before["bounce_mark"]) == (2, "warn")
+    assert (before["complaints"], before["complaint_mark"]) == (3, "flag")
+    assert all(day["sent"] == 0 and day["bounce_rate"] is None for day in earlier)
+    text = runner.invoke(cli, ["--config", str(config), "status"]).stdout
+    assert f"{now.date().isoformat()}: 1000 sent, hard bounces 1 (0.10%) WARN, " \
+           "complaints 0 (0.00%)\n" in text
+    assert "hard bounces 2 (0.20%) WARN, complaints 3 (0.30%) FLAGGED" in text
+    assert "@" not in text.split("hard bounces and complaints")[1], "counts only"
+
+
+def test_the_marks_fall_exactly_at_the_thresholds() -> None:
+    from alerts.inbound.status import rate_mark
+
+    assert rate_mark(1, 1001) == "ok"
+    assert rate_mark(1, 1000) == "warn"
+    assert rate_mark(2, 667) == "warn"
+    assert rate_mark(2, 666) == "flag"
+    assert rate_mark(3, 1000) == "flag"
+    assert rate_mark(0, 0) == "ok", "no rate on a day with nothing sent"
