@@ -88,6 +88,7 @@ class Received:
     rcpt_tos: list[str]
     data: bytes
     tls: bool = False  # the message came over TLS (implicit, or after STARTTLS)
+    mail_options: list[str] = field(default_factory=list)  # MAIL FROM's (BODY=8BITMIME…)
 
     @property
     def message(self) -> EmailMessage:
@@ -116,7 +117,7 @@ class SinkHandler:
         data = envelope.original_content or b""
         tls = server.transport is not None and bool(server.transport.get_extra_info("ssl_object"))
         self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), data,
-                                      tls))
+                                      tls, list(envelope.mail_options)))
         return "250 Message accepted"
 
 

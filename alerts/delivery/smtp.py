@@ -59,6 +59,19 @@ def _tls_context(mail: MailSettings) -> ssl.SSLContext:
     return context
 
 
+async def _mail_options(client: SMTP, recipient: str, data: bytes) -> list[str] | None:
+    """SMTPUTF8 for an address outside ASCII; BODY=8BITMIME (RFC 6152) for bytes that are
+    not 7-bit (a forward carrying a resident's 8-bit email) when the relay offers it: one
+    that does not gets the bytes as before."""
+    options = [] if recipient.isascii() else ["SMTPUTF8"]
+    if not data.isascii():
+        if client.is_ehlo_or_helo_needed:
+            await client.ehlo()
+        if client.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")
+    return options or None
+
+
 class SmtpTransport:
     def __init__(self, settings: MailSettings) -> None:
         self.settings = settings
@@ -101,7 +114,7 @@ class SmtpTransport:
                     envelope_from,
                     [recipient],
                     data,
-                    mail_options=None if recipient.isascii() else ["SMTPUTF8"],
+                    mail_options=await _mail_options(client, recipient, data),
                 )
             except SMTPRecipientsRefused as exc:
                 refusal = exc.recipients[0]
