@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -75,6 +76,8 @@ INSTALL_SMTP_SINK = (
     "    service postfix stop"
 )
 CONCURRENCY = 20
+DKIM_DOMAIN = "alerts.example.org"
+SIGN_ROUNDS = 3
 CEILING_ROUNDS = 3
 POLL_SECONDS = 0.05
 SECRET = "bench-secret-key-not-for-production"
@@ -505,15 +508,28 @@ class SmtpSink:
                 self.process.wait()
 
 
-def write_config(path: Path, url: str, smtp_port: int) -> Path:
+def write_config(path: Path, url: str, smtp_port: int, dkim_key: Path | None = None) -> Path:
+    signing = "" if dkim_key is None else (
+        f'[dkim]\ndomain = "{DKIM_DOMAIN}"\nselector = "bench"\n'
+        f'private_key_file = "{dkim_key}"\n')
     path.write_text(
         f'[database]\nurl = "{url}"\n'
         f'[mail]\ntransport = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp_port}\n'
         f"concurrency = {CONCURRENCY}\n"
         f'[web]\nsecret_key = "{SECRET}"\nbase_url = "https://alerts.example.org"\n'
-        f"[scheduler]\noutbox_poll_seconds = {POLL_SECONDS}\n"
+        f"[scheduler]\noutbox_poll_seconds = {POLL_SECONDS}\n" + signing
     )
     return path
+
+
+def write_dkim_keys(folder: Path) -> tuple[Path, Path]:
+    """An RSA-2048 and an Ed25519 key, as `alerts dkim keygen` writes them (not timed)."""
+    from alerts.mail.dkim import new_key, write_key
+
+    rsa_key, ed_key = folder / "dkim-rsa.pem", folder / "dkim-ed25519.pem"
+    write_key(new_key(), rsa_key)
+    write_key(new_key(ed25519_key=True), ed_key)
+    return rsa_key, ed_key
 
 
 def child(kind: str, *args: str) -> dict[str, Any]:
@@ -635,14 +651,14 @@ def measure_a(config: str) -> dict[str, Any]:
     }
 
 
-def digest_sample(config: str) -> tuple[str, bytes]:
-    """One personalised digest as delivery sends it, from a database where A has run."""
+def digest_outgoing(config: str) -> Any:
+    """One resident's copy of a digest (an Outgoing), from a database where A has run."""
     from sqlalchemy import select
 
     from alerts.core.config import load_settings
     from alerts.core.db import make_engine, session_factory
     from alerts.mail.messages import Message, MessageKind
-    from alerts.mail.mime import Outgoing, build_email
+    from alerts.mail.mime import Outgoing
     from subscriptions.links import new_nonce
     from subscriptions.wards import Ward
 
@@ -661,7 +677,15 @@ def digest_sample(config: str) -> tuple[str, bytes]:
                         subscription_id=1, created_at=message.created_at,
                         delivery_nonce=new_nonce(), subscription_nonce=new_nonce(),
                         message_nonce=message.nonce)
-    return build_email(outgoing, settings, now=datetime.now(UTC))
+    return outgoing
+
+
+def digest_sample(config: str) -> tuple[str, bytes]:
+    """One personalised digest as delivery sends it, from a database where A has run."""
+    from alerts.core.config import load_settings
+    from alerts.mail.mime import build_email
+
+    return build_email(digest_outgoing(config), load_settings(config), now=datetime.now(UTC))
 
 
 def measure_ceiling(config: str, port: str, messages: str) -> dict[str, Any]:
@@ -776,8 +800,59 @@ def measure_naive(config: str, port: str, sample: str) -> dict[str, Any]:
     return {"messages": len(recipients), "wall_seconds": elapsed, "peak_rss_mb": peak_rss_mb()}
 
 
+def measure_signing(config: str, rsa_key: str, ed_key: str, messages: str) -> dict[str, Any]:
+    """Signing cost per message on a real personalised digest: RSA-2048, Ed25519, both, and
+    dkimpy's own `dkim.sign` (RSA, pure Python) for reference; beside it the copy's own
+    build (`personalise_email`), the work every message does with signing off. Each figure
+    is the best of SIGN_ROUNDS rounds of `messages` messages; keys are loaded before."""
+    import dkim
+
+    from alerts.core.config import DkimSettings, load_settings
+    from alerts.mail.dkim import SIGNED_HEADERS, load_signer
+    from alerts.mail.mime import personalise_email, prepare_message
+
+    settings = load_settings(config)
+    outgoing = digest_outgoing(config)
+    prepared = prepare_message(outgoing, settings)
+    _, data = personalise_email(prepared, outgoing, settings, now=datetime.now(UTC))
+    signers = {
+        name: load_signer(DkimSettings(domain=DKIM_DOMAIN, **keys)) for name, keys in (
+            ("rsa", {"selector": "r", "private_key_file": rsa_key}),
+            ("ed25519", {"selector": "e", "private_key_file": rsa_key,
+                         "ed25519_selector": "e", "ed25519_private_key_file": ed_key}),
+        )}
+    rsa_signer, both = signers["rsa"], signers["ed25519"]
+    assert rsa_signer is not None and both is not None
+    ed_only = dataclasses.replace(both, keys=both.keys[1:])
+    pem = Path(rsa_key).read_bytes()
+    include = [*SIGNED_HEADERS, b"from"]
+    count = int(messages)
+
+    def best(work: Callable[[], object]) -> float:
+        rounds = []
+        for _ in range(SIGN_ROUNDS):
+            started = time.perf_counter()
+            for _ in range(count):
+                work()
+            rounds.append((time.perf_counter() - started) / count * 1e6)
+        return min(rounds)
+
+    return {
+        "message_bytes": len(data), "messages": count,
+        "build_us": best(lambda: personalise_email(prepared, outgoing, settings,
+                                                   now=datetime.now(UTC))),
+        "rsa_us": best(lambda: rsa_signer.sign(data)),
+        "ed25519_us": best(lambda: ed_only.sign(data)),
+        "both_us": best(lambda: both.sign(data)),
+        "dkimpy_rsa_us": best(lambda: dkim.sign(
+            data, b"r", DKIM_DOMAIN.encode(), pem, canonicalize=(b"relaxed", b"relaxed"),
+            include_headers=include)),
+    }
+
+
 CHILDREN: dict[str, Callable[..., dict[str, Any]]] = {
     "a": measure_a, "ceiling": measure_ceiling, "naive": measure_naive,
+    "signing": measure_signing,
 }
 
 
@@ -884,10 +959,10 @@ def measure_b(folder: Path, sink: SmtpSink, wards: int, subscribers: int) -> dic
 # --- the run --------------------------------------------------------------------------------
 
 def sqlite_run(folder: Path, sink: SmtpSink, name: str, wards: int,
-               subscribers: int) -> tuple[Path, dict[str, Any]]:
+               subscribers: int, dkim_key: Path | None = None) -> tuple[Path, dict[str, Any]]:
     url = f"sqlite:///{folder / f'{name}.db'}"
     populate(url, wards, subscribers)
-    config = write_config(folder / f"{name}.toml", url, sink.port)
+    config = write_config(folder / f"{name}.toml", url, sink.port, dkim_key)
     before = sink.count()
     result = child("a", str(config))
     result["accepted"] = sink.wait_for(before + result["sent"]) - before
@@ -916,6 +991,9 @@ def main() -> None:
     parser.add_argument("--ceiling-messages", type=int, default=5_000,
                         help="messages in each of the sink's-ceiling rounds (best of "
                              f"{CEILING_ROUNDS} is reported)")
+    parser.add_argument("--sign-messages", type=int, default=300,
+                        help="messages in each round of the signing micro-figures (best of "
+                             f"{SIGN_ROUNDS})")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     options = parser.parse_args()
@@ -952,6 +1030,11 @@ def main() -> None:
         _, a_small = sqlite_run(folder, sink, "sqlite-small", options.wards, small)
         config, a_full = sqlite_run(folder, sink, "sqlite-full", options.wards,
                                     options.subscribers)
+        rsa_key, ed_key = write_dkim_keys(folder)
+        _, a_signed = sqlite_run(folder, sink, "sqlite-dkim", options.wards,
+                                 options.subscribers, dkim_key=rsa_key)
+        signing = child("signing", str(config), str(rsa_key), str(ed_key),
+                        str(options.sign_messages))
         before = sink.count()
         ceiling = child("ceiling", str(config), str(sink.port), str(options.ceiling_messages))
         if sink.wait_for(before + ceiling["sent_in_all"]) - before != ceiling["sent_in_all"]:
@@ -965,6 +1048,7 @@ def main() -> None:
             b = measure_b(folder, sink, options.wards, options.subscribers)
             check("PostgreSQL", b)
         report(options, a_small, a_full, b, ceiling, naive)
+        report_signing(a_full, a_signed, signing)
     finally:
         sink.stop()
         shutil.rmtree(folder, ignore_errors=True)  # after timing, never before
@@ -1029,6 +1113,28 @@ def report(options: argparse.Namespace, a_small: dict[str, Any], a_full: dict[st
           f"{ceiling['messages']:,} messages each; load average at the start "
           f"{options.load_at_start:.2f}, at the end {os.getloadavg()[0]:.2f} (other work on "
           "the machine lowers every figure)")
+
+
+def report_signing(a_full: dict[str, Any], a_signed: dict[str, Any],
+                   signing: dict[str, Any]) -> None:
+    print()
+    print(f"DKIM, same run: A again on a fresh database of the same {a_signed['sent']:,} "
+          "subscribers, every message signed (RSA-2048, relaxed/relaxed)")
+    for label, result in (("A  signing off", a_full), ("A  signing on (RSA-2048)", a_signed)):
+        sending = result["wall_seconds"] - result["queue_seconds"]
+        print(f"  {label:28} {result['sent']:>9,} messages {result['wall_seconds']:>7.1f} s "
+              f"{rate(result):>6.0f} msg/s; sending alone {sending:.1f} s "
+              f"({result['sent'] / sending:.0f} msg/s); peak RSS {result['peak_rss_mb']:.0f} MB")
+    print(f"  signing on / off: {rate(a_signed) / rate(a_full):.2f} x the messages per second")
+    build = signing["build_us"]
+    print(f"signing cost per message ({signing['message_bytes']:,}-byte digest, body hash "
+          f"included; best of {SIGN_ROUNDS} rounds of {signing['messages']}; one core):")
+    for label, key in (("the copy's own build (personalise_email)", "build_us"),
+                       ("RSA-2048 (alerts.mail.dkim)", "rsa_us"),
+                       ("Ed25519 (alerts.mail.dkim)", "ed25519_us"),
+                       ("RSA-2048 + Ed25519 (alerts.mail.dkim)", "both_us"),
+                       ("RSA-2048, dkimpy's own dkim.sign", "dkimpy_rsa_us")):
+        print(f"  {label:44} {signing[key]:>8.0f} us/message {signing[key] / build:>6.1f} x build")
 
 
 if __name__ == "__main__":

@@ -28,9 +28,11 @@ from dkim.canonicalization import CanonicalizationPolicy
 
 from alerts.core.config import ConfigError, DkimSettings
 
+# Those a message has are signed; Feedback-ID too (Gmail's feedback loop wants it signed),
+# and RFC 6376's In-Reply-To and References on answers.
 SIGNED_HEADERS = (b"from", b"to", b"subject", b"date", b"message-id", b"reply-to",
                   b"list-id", b"list-unsubscribe", b"list-unsubscribe-post", b"mime-version",
-                  b"content-type")
+                  b"content-type", b"feedback-id", b"in-reply-to", b"references")
 RSA_BITS = 2048
 _NAMELEN = len(b"DKIM-Signature")
 _RELAXED = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
