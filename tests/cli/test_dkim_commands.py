@@ -85,3 +85,20 @@ def test_a_demo_given_a_file_that_is_not_a_key_stops_with_one_line(tmp_path: Pat
     assert done.stderr.strip() == (f"Error: dkim.private_key_file: {key} is not an unencrypted "
                                    "private key in PEM")
     assert not (tmp_path / "demo").exists()  # stopped before it wrote anything
+
+
+def test_the_worker_will_not_start_on_a_key_it_cannot_read(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-key.pem"
+    config = tmp_path / "alerts.toml"
+    config.write_text(
+        f'[database]\nurl = "sqlite:///{tmp_path / "alerts.db"}"\n'
+        f'[mail]\ntransport = "maildir"\nmaildir = "{tmp_path / "outbox"}"\n'
+        '[web]\nsecret_key = "a-long-random-secret-for-this-test"\n'
+        'base_url = "https://alerts.example.org"\n'
+        f'[dkim]\ndomain = "alerts.example.org"\nselector = "s2026"\n'
+        f'private_key_file = "{missing}"\n')
+    done = subprocess.run([sys.executable, "-m", "alerts.cli", "--config", str(config),
+                           "worker"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (f"Error: dkim.private_key_file: cannot read {missing} "
+                                   "(No such file or directory)")
