@@ -1,18 +1,20 @@
 """DKIM signatures (RFC 6376; a second Ed25519 one, RFC 8463, when configured) on the bytes of
 a message as it leaves, and the keys they are made with.
 
-`load_signer` reads the `[dkim]` keys once (a missing or unreadable key is a ConfigError
-naming its key, at start, not per message); `Signer.sign` is pure: it prepends one
-DKIM-Signature header per key, relaxed/relaxed, covering the headers of SIGNED_HEADERS that
-the message has, From once more than it has (so that no From can be added). dkimpy does
-the parsing, canonicalisation, header selection and folding, and verifies in the tests;
-the key operation is cryptography's, on the key loaded once (dkimpy's own `sign` parses
-the PEM and computes RSA in pure Python, several times slower for every message).
+`load_signer` takes the `[dkim]` keys at the start of a pass (a missing or unreadable key is
+a ConfigError naming its key, then, not per message; each file is parsed once a process);
+`Signer.sign` is pure: it prepends one DKIM-Signature header per key, relaxed/relaxed,
+covering the headers of SIGNED_HEADERS that the message has, From once more than it has
+(so that no From can be added). dkimpy does the parsing, canonicalisation, header
+selection and folding, and verifies in the tests; the key operation is cryptography's, on
+the key loaded once (dkimpy's own `sign` parses the PEM and computes RSA in pure Python for
+every message, several times slower).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import os
 import time
@@ -113,7 +115,18 @@ def load_signer(settings: DkimSettings) -> Signer | None:
 
 def read_key(file: str, name: str, *, rsa_only: bool = False) -> PrivateKey:
     """A private key from a PEM file (RSA, or Ed25519), or an Ed25519 seed in base64 (what
-    dkimpy's `dknewkey --ktype ed25519` writes)."""
+    dkimpy's `dknewkey --ktype ed25519` writes). Loading an RSA key checks it, which takes
+    a tenth of a second: a process loads each file once, again only when it changes (a key
+    replaced in place is used from the next pass)."""
+    try:
+        found = os.stat(file)
+    except OSError as exc:
+        raise ConfigError(f"{name}: cannot read {file} ({exc.strerror})") from None
+    return _load_key(file, name, rsa_only, found.st_mtime_ns, found.st_size, found.st_ino)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_key(file: str, name: str, rsa_only: bool, *_version: int) -> PrivateKey:
     try:
         data = Path(file).read_bytes()
     except OSError as exc:

@@ -144,6 +144,24 @@ def test_staff_mail_is_signed_with_rsa_and_ed25519_as_it_leaves(
     assert signed_headers(rsa).count("from") == 2
 
 
+def test_a_key_replaced_in_place_signs_from_the_next_pass(
+        factory: sessionmaker[Session], smtp: tuple[SinkHandler, Settings],
+        tmp_path: Path) -> None:
+    sink, settings = smtp
+    key = tmp_path / "dkim.pem"
+    old = keygen(key, "s2026")
+    signing = with_dkim(settings, selector="s2026", private_key_file=str(key))
+    a_forward(factory, signing)
+    assert deliver_due(factory, signing).sent == 1
+    key.unlink()  # the operator rotates the key under the same name and selector
+    new = keygen(key, "s2026")
+    a_forward(factory, signing)
+    assert deliver_due(factory, signing).sent == 1
+    first, second = (received.data for received in sink.received)
+    assert dkim.verify(first, dnsfunc=old) and not dkim.verify(first, dnsfunc=new)
+    assert dkim.verify(second, dnsfunc=new) and not dkim.verify(second, dnsfunc=old)
+
+
 def test_nothing_is_signed_while_a_dkim_key_is_unset(
         factory: sessionmaker[Session], smtp: tuple[SinkHandler, Settings]) -> None:
     sink, settings = smtp
