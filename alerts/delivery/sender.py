@@ -505,6 +505,7 @@ def _load_for_residents(session: Session, ids: Sequence[int]
                 delivery_nonce=delivery_nonce,
                 subscription_nonce=subscription_nonce,
                 message_nonce=message.nonce,
+                references=message.thread_references,
             ),
         ))
     return ready, cancelled

@@ -22,9 +22,11 @@ ANSWER_PRIORITY = 5
 
 
 def _queue(session: Session, ward: Ward, kind: MessageKind, rendered: Rendered,
-           subscriber_id: int, *, priority: int, now: datetime) -> Message | None:
+           subscriber_id: int, *, priority: int, now: datetime,
+           references: str | None = None) -> Message | None:
     message = Message(ward_id=ward.id, kind=kind, subject=rendered.subject, html=rendered.html,
-                      text=rendered.text, calendar=None, created_at=now)
+                      text=rendered.text, calendar=None, created_at=now,
+                      thread_references=references)
     session.add(message)
     session.flush()
     if queue_for_subscriber(session, message, subscriber_id, priority=priority, now=now) == 0:
@@ -35,8 +37,9 @@ def _queue(session: Session, ward: Ward, kind: MessageKind, rendered: Rendered,
 
 
 def acknowledge(session: Session, settings: Settings, thread: ReplyThread, *, answered: str,
-                emergency: bool, now: datetime) -> bool:
-    """Queue the acknowledgement; return whether one was queued.
+                emergency: bool, now: datetime, references: str | None = None) -> bool:
+    """Queue the acknowledgement (`references`: see `queue_in_thread`); return whether one
+    was queued.
 
     Once a thread, except that a reply reading like a crime report or an emergency gets
     the how-to-report answer at once, however many the thread has had.
@@ -47,7 +50,7 @@ def acknowledge(session: Session, settings: Settings, thread: ReplyThread, *, an
     rendered = render_reply_ack(ward.name, answered, settings, emergency=emergency, now=now)
     message = queue_in_thread(session, thread, MessageKind.REPLY_ACK, rendered,
                               priority=EMERGENCY_PRIORITY if emergency else ANSWER_PRIORITY,
-                              now=now)
+                              now=now, references=references)
     if message is None:
         return False
     thread.acknowledged_at = thread.acknowledged_at or now
@@ -56,12 +59,15 @@ def acknowledge(session: Session, settings: Settings, thread: ReplyThread, *, an
 
 
 def queue_in_thread(session: Session, thread: ReplyThread, kind: MessageKind,
-                    rendered: Rendered, *, priority: int, now: datetime) -> Message | None:
+                    rendered: Rendered, *, priority: int, now: datetime,
+                    references: str | None = None) -> Message | None:
     """Queue a message written for the thread's resident and link it to the thread, so that
-    their reply to it joins the thread; None (nothing kept) for a suppressed address."""
+    their reply to it joins the thread; None (nothing kept) for a suppressed address.
+    `references` (`replies.references_of` the email it answers) gives it In-Reply-To and
+    References, so that it lands in the resident's conversation."""
     ward = session.get_one(Ward, thread.ward_id)
     message = _queue(session, ward, kind, rendered, thread.subscriber_id, priority=priority,
-                     now=now)
+                     now=now, references=references)
     if message is not None:
         session.add(ThreadAnswer(message_id=message.id, thread_id=thread.id))
         session.flush()

@@ -49,7 +49,7 @@ from alerts.inbound.journal import (
     record_owners,
 )
 from alerts.inbound.mail import InboundMail, MalformedMail, parse_mail
-from alerts.inbound.replies import Reply, stored_signals, thread_for
+from alerts.inbound.replies import Reply, references_of, stored_signals, thread_for
 from alerts.inbound.signals import emergency_signals
 from alerts.inbound.text import UNREAD_NOTE, ReplyText, body_text, split_reply
 from alerts.inbound.trust import sender_verified
@@ -334,7 +334,8 @@ class Intake:
         acknowledged = False
         if refusal is None:
             acknowledged = acknowledge(session, settings, thread, answered=answered,
-                                       emergency=bool(signals), now=now)
+                                       emergency=bool(signals), now=now,
+                                       references=references_of(mail.message))
         action = "stored; queued for the ward team"
         if signals:
             action += "; flagged as a possible crime report"

@@ -11,8 +11,12 @@ its signals: that column is a set of labels, and the mark needs no column of its
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
+from email import policy
+from email.message import EmailMessage
+from email.parser import BytesHeaderParser
 
 from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -122,6 +126,40 @@ def forward_states(session: Session, reply_ids: list[int]) -> dict[int, ForwardS
             found[reply_id] = ForwardState(status, attempts, error,
                                            sent_at if status == DeliveryStatus.SENT else None)
     return found
+
+
+# A msg-id (RFC 5322 3.6.4) as it can be repeated safely in a header: printable ASCII.
+_MESSAGE_ID = re.compile(r"<[\x21-\x3b\x3d\x3f\x41-\x7e]+@[\x21-\x3b\x3d\x3f\x41-\x7e]+>")
+# Beyond this many, an answer's References keeps the first (the thread's start) and the last.
+MAX_REFERENCES = 20
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
+def references_of(message: EmailMessage) -> str | None:
+    """What an answer to the resident's `message` carries as References (RFC 5322 3.6.4):
+    its References (or else its In-Reply-To), then its Message-ID, space-separated; None
+    when it has no usable Message-ID (then there is nothing to reply to)."""
+    own = _MESSAGE_ID.findall(str(message.get("Message-ID", "") or ""))
+    if not own:
+        return None
+    earlier = _MESSAGE_ID.findall(str(message.get("References", "") or "")) or \
+        _MESSAGE_ID.findall(str(message.get("In-Reply-To", "") or ""))
+    ids = [i for i in dict.fromkeys(earlier) if i != own[0]]
+    if len(ids) >= MAX_REFERENCES:
+        ids = [ids[0], *ids[len(ids) - MAX_REFERENCES + 2:]]
+    return " ".join((*ids, own[0]))
+
+
+def latest_references(session: Session, thread_id: int) -> str | None:
+    """`references_of` the resident's newest reply in the thread, from the email as kept."""
+    original = session.scalars(select(Reply.original).where(Reply.thread_id == thread_id)
+                               .order_by(Reply.received_at.desc(), Reply.id.desc())).first()
+    if not original:
+        return None
+    head = _HEAD_END.split(original, maxsplit=1)[0] + b"\r\n\r\n"
+    message = BytesHeaderParser(policy=policy.default).parsebytes(head)
+    assert isinstance(message, EmailMessage)
+    return references_of(message)
 
 
 def thread_for(session: Session, *, subscriber_id: int, message: Message,

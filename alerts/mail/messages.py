@@ -78,6 +78,9 @@ class Message(Base):
     # sends the same bytes, Message-ID included, and the sender needs nothing from the
     # layers that wrote it).
     email: Mapped[bytes | None] = mapped_column(LargeBinary, default=None, deferred=True)
+    # An answer to a resident's email (reply_ack, team_answer): the Message-IDs it replies
+    # to, space-separated, theirs last, for In-Reply-To and References; None otherwise.
+    thread_references: Mapped[str | None] = mapped_column(Text, default=None)
     # A forward: the reply whose words it carries; erasing the reply erases the forward.
     reply_id: Mapped[int | None] = mapped_column(
         ForeignKey("replies.id", ondelete="CASCADE", use_alter=True), default=None,

@@ -56,6 +56,9 @@ class Outgoing:
     delivery_nonce: str
     subscription_nonce: str
     message_nonce: str
+    # An answer to a resident's email: the Message-IDs it replies to, theirs last (the
+    # message's `thread_references`), for In-Reply-To and References.
+    references: str | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,10 @@ def _shared_headers(outgoing: Outgoing, settings: Settings) -> dict[str, str]:
     }
     if outgoing.kind == MessageKind.DIGEST:
         headers["Precedence"] = "bulk"
+    if outgoing.references:
+        references = _check_header("References", outgoing.references)
+        headers["In-Reply-To"] = references.split()[-1]
+        headers["References"] = references
     return headers
 
 

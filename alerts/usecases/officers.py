@@ -30,6 +30,7 @@ from alerts.inbound.replies import (
     ReplyThread,
     ThreadAnswer,
     crime_signals,
+    latest_references,
     sender_is_verified,
 )
 from alerts.mail.marks import fill_links
@@ -402,7 +403,8 @@ def answer_thread(session: Session, settings: Settings, who: Principal, thread_i
         text=text, signer=who.name or f"An officer of the {ward.name} team",
         you_wrote=you_wrote or "", now=now)
     message = queue_in_thread(session, thread, MessageKind.TEAM_ANSWER, rendered,
-                              priority=ANSWER_PRIORITY, now=now)
+                              priority=ANSWER_PRIORITY, now=now,
+                              references=latest_references(session, thread.id))
     if message is None:  # suppressed since the check above
         raise InputError({"answer": "This resident's address can no longer be written to"})
     thread.handled_at = now
