@@ -326,6 +326,16 @@ def test_a_complaint_suppresses_and_unsubscribes_exactly_the_deliverys_resident(
     assert subscribed(factory) == 1  # the second resident's subscription stays
 
 
+def test_a_soft_bounce_is_counted_not_suppressed(
+        client: TestClient, factory: sessionmaker[Session], sent: Sent) -> None:
+    call = mailgun_call(sent, "bounce")
+    call["content"] = call["content"].replace(b'"permanent"', b'"temporary"')
+    answer = client.post("/webhooks/mailgun", **call)
+    assert answer.status_code == 200
+    assert answer.json()["acted"] == ["soft bounce 1 of 3"]
+    assert suppressed(factory) == {}
+
+
 def test_an_event_without_a_genuine_reference_suppresses_no_one(
         client: TestClient, factory: sessionmaker[Session], keys: Keys, sent: Sent) -> None:
     forged = dataclasses.replace(
