@@ -30,7 +30,7 @@ def _row(summary: ReplySummary) -> dict[str, Any]:
         "received_at": summary.received_at.isoformat(), "resident": summary.resident,
         "subject": summary.subject, "answers": summary.answers, "flagged": summary.flagged,
         "signals": list(summary.signals), "forwarded": summary.forwarded,
-        "handled": summary.handled,
+        "handled": summary.handled, "sender_verified": summary.sender_verified,
     }
 
 
@@ -80,6 +80,8 @@ def show(runtime: Runtime, reply_id: int, as_json: bool) -> None:
     click.echo(f"Answers:  {s.answers}")
     if s.flagged:
         click.echo(f"FLAGGED:  reads like a crime report ({', '.join(s.signals)})")
+    if not s.sender_verified:
+        click.echo("SENDER NOT VERIFIED: its From failed DMARC or is not the resident's address")
     click.echo(f"State:    {'handled' if s.handled else 'open'}; "
                f"{'forwarded to the team' if s.forwarded else 'not yet forwarded'}"
                + (f" (last error: {view.forward_error})" if view.forward_error else ""))

@@ -10,11 +10,15 @@ authserv-id is the sender's own word and changes nothing.
 from __future__ import annotations
 
 import dataclasses
+import json
+from pathlib import Path
 
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.cli import cli
 from alerts.core.config import Settings
 from alerts.inbound.intake import Intake
 from alerts.inbound.journal import Via
@@ -124,3 +128,19 @@ def test_a_from_that_is_not_the_subscriber_the_token_names_is_marked(
     assert "(sender not verified)" in subject_of(forward)
     assert b"SENDER NOT VERIFIED" in forward
     assert MARK in pages(factory, settings, thread_id)
+
+
+def test_alerts_replies_says_so_too(factory: sessionmaker[Session], settings: Settings,
+                                    tmp_path: Path) -> None:
+    take_in(factory, trusting(settings), results(MTA, "fail"))
+    config = tmp_path / "alerts.toml"
+    config.write_text(f'[database]\nurl = "{settings.database.url}"\n')
+
+    def run(*args: str) -> str:
+        result = CliRunner().invoke(cli, ["--config", str(config), "replies", *args])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    (listed,) = json.loads(run("list", "--json"))
+    assert listed["sender_verified"] is False and listed["signals"] == []
+    assert "SENDER NOT VERIFIED" in run("show", str(listed["id"]))
