@@ -34,6 +34,7 @@ from aiosmtplib import (
 )
 
 from alerts.core.config import MailSettings
+from alerts.core.errors import AlertsError
 from alerts.delivery.rejections import is_hard_bounce
 from alerts.delivery.transport import (
     DeliveryFailure,
@@ -46,8 +47,10 @@ from alerts.delivery.transport import (
 log = logging.getLogger(__name__)
 
 
-class _NoStartTls(SMTPException):
+class _NoStartTls(AlertsError, SMTPException):
     """The relay does not offer STARTTLS, which `mail.smtp_security = "starttls"` requires."""
+
+    http_status = 503
 
 
 def _tls_context(mail: MailSettings) -> ssl.SSLContext:
