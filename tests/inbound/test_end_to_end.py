@@ -108,7 +108,7 @@ def test_reply_bounce_and_out_of_office_over_lmtp(tmp_path: Path, settings: Sett
 
         service = start_alerts(config, "run", log=tmp_path / "run.log")
         try:
-            wait_for(lambda: healthz(f"http://127.0.0.1:{web_port}"), what="/healthz",
+            wait_for(lambda: healthz(f"http://127.0.0.1:{web_port}"), what="/healthz", timeout=30,
                      process=service)
             wait_for(lambda: bool(to(sink, ANN) and to(sink, BOB)), what="both digests",
                      process=service)

@@ -124,7 +124,7 @@ def test_alerts_run_polls_the_mailbox_on_its_schedule(
         f'held_dir = "{tmp_path / "held"}"\n')
     service = start_alerts(config, "run", log=tmp_path / "run.log")
     try:
-        wait_for(lambda: healthz(f"http://127.0.0.1:{web_port}"), what="/healthz",
+        wait_for(lambda: healthz(f"http://127.0.0.1:{web_port}"), what="/healthz", timeout=30,
                  process=service)
         dovecot.append("INBOX", f"From: ann@home.example\r\nTo: {reply_to}\r\n"
                        "Subject: Re: news\r\n\r\nSee you at the surgery on Tuesday.\r\n".encode())
