@@ -92,6 +92,9 @@ def environment(templates: Path = TEMPLATES, language: Language = Language.ENGLI
     install = env.install_gettext_translations  # type: ignore[attr-defined]
     install(translations(language), newstyle=True)
     env.globals["lang_code"] = HTML_LANG[language]
+    # Items come from English feeds and officers: in a Welsh email (or the Welsh half of a
+    # bilingual one) their text says so, for screen readers and translation tools.
+    env.globals["item_lang"] = Markup(' lang="en"' if language is Language.WELSH else "")
     # A bilingual email renders each language's body as a fragment of one document.
     env.globals["fragment"] = False
     return env
