@@ -110,6 +110,7 @@ def test_outlook_gets_a_fixed_width_table_and_every_layout_table_is_presentation
     assert len(tables) >= 3  # the outer frame, the email's own, the how-to-report box
     assert all('role="presentation"' in table for table in tables), tables
     assert "max-width: 640px" in body, "other clients centre the content by its max-width"
+    assert "<img" not in body and "url(" not in html, "no pixel, nothing fetched from outside"
 
 
 VOID = frozenset({"meta", "br", "hr", "img", "input", "link", "wbr", "col", "area", "source"})
