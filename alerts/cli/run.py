@@ -53,13 +53,14 @@ def worker(runtime: Runtime) -> None:
               help="Listen on this port (default: web.port).")
 @pass_runtime
 def web(runtime: Runtime, host: str | None, port: int | None) -> None:
-    """Serve the web app alone until SIGINT or SIGTERM."""
+    """Serve the web app, and send what it queues, until SIGINT or SIGTERM (no scheduler)."""
     from alerts.service.main import run_web
 
     settings = runtime.settings
     settings.require_secret_key()
     refuse_unsafe_sending(settings)
+    load_signer(settings.dkim)  # it sends too: a DKIM key that cannot be used stops it here
     factory = runtime.sessions()
-    raise SystemExit(run_web(settings, runtime.engine, factory,
+    raise SystemExit(run_web(settings, runtime.engine, factory, runtime.bus(),
                              host=host or settings.web.host,
                              port=settings.web.port if port is None else port))

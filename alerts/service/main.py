@@ -2,7 +2,9 @@
 
 `alerts run` drives, in one event loop: APScheduler (collect, digest and reconcile jobs in
 worker threads), the delivery loop, and the web app under uvicorn. `alerts worker` runs the
-delivery loop alone; `alerts web` the web app alone.
+delivery loop alone; `alerts web` the web app and the delivery loop, without the scheduler,
+so that what a page says goes out at once (a confirmation, a my-data link, a password reset,
+an officer's urgent alert) does, even with no `alerts run` or `alerts worker` beside it.
 
 Stopping: the first SIGINT or SIGTERM stops taking new work (no new job starts, no new
 batch is claimed), lets the delivery batch in flight finish and be recorded, waits for the
@@ -345,15 +347,21 @@ async def _worker(settings: Settings, engine: Engine, factory: sessionmaker[Sess
 
 
 async def _web(settings: Settings, engine: Engine, factory: sessionmaker[Session],
-               host: str, port: int) -> int:
+               bus: EventBus, host: str, port: int) -> int:
     with Stopper("alerts web") as stopper:
         sock = listen(host, port)
+        delivery = DeliveryLoop(factory, settings, bus=bus)
+        _wake_on_events(bus, delivery.wake)
         app = create_app(factory, settings=settings,
-                         scheduler=lambda: stored_status(engine, settings.scheduler, utcnow()))
+                         scheduler=lambda: stored_status(engine, settings.scheduler, utcnow()),
+                         bus=bus)
         server = make_server(app)
         web = asyncio.create_task(server.serve(sockets=[sock]), name="the web server")
-        log.info("alerts web: pid %d, listening on %s", os.getpid(), address(sock))
-        clean = await _first_of(stopper, web)
+        sending = asyncio.create_task(delivery.run(), name="the delivery loop")
+        log.info("alerts web: pid %d, listening on %s, delivering via %s", os.getpid(),
+                 address(sock), _mail_route(settings))
+        clean = await _first_of(stopper, web, sending)
+        await _stop_delivery(sending, delivery, stopper)
         await _stop_web(web, server, stopper)
         engine.dispose()
         log.info("alerts web: stopped")
@@ -374,8 +382,9 @@ def run_worker(settings: Settings, engine: Engine, factory: sessionmaker[Session
     return asyncio.run(_worker(settings, engine, factory, bus))
 
 
-def run_web(settings: Settings, engine: Engine, factory: sessionmaker[Session], *,
-            host: str, port: int) -> int:
-    """`alerts web` until SIGINT or SIGTERM; the exit status."""
+def run_web(settings: Settings, engine: Engine, factory: sessionmaker[Session],
+            bus: EventBus, *, host: str, port: int) -> int:
+    """`alerts web` (the web app and the delivery loop) until SIGINT or SIGTERM; the exit
+    status."""
     configure_logging()
-    return asyncio.run(_web(settings, engine, factory, host, port))
+    return asyncio.run(_web(settings, engine, factory, bus, host, port))

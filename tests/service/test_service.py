@@ -407,6 +407,22 @@ def test_web_alone_reports_the_jobs_the_scheduler_stored(service: Service) -> No
     assert_at(job_times(report)["digest:RIV:weekly"], weekday=4, hour=16, minute=0)
 
 
+def test_web_alone_sends_what_its_pages_say_goes_out_at_once(service: Service) -> None:
+    """`alerts web` with no `alerts run` or `alerts worker` beside it still delivers: an
+    urgent alert, a confirmation or a my-data link is not left queued."""
+    emails = riverside(service.factory, 2)
+    web = service.start("web")
+    try:
+        wait_for(lambda: healthz(service.base_url), what="/healthz", timeout=30, process=web)
+        service.cli("post", "--ward", "RIV", "--urgent", "--yes",
+                    "--title", "Flooding on Mill Lane", "--body", "Avoid the underpass.")
+        wait_for(lambda: len(service.sink.received) >= 2, what="the urgent alert", process=web)
+    finally:
+        assert web.stop() == 0, web.output()
+    assert service.recipients() == Counter(emails)
+    assert not inspect(service.engine).has_table(JOB_TABLE)  # and it schedules nothing
+
+
 @pytest.mark.parametrize("command_name", ["run", "worker", "web"])
 def test_the_default_secret_key_is_refused(service: Service, command_name: str) -> None:
     text_ = service.config.read_text().replace('secret_key = "service-tests-secret"\n', "")
