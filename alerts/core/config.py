@@ -172,6 +172,18 @@ class WebhooksSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    # GET /metrics (Prometheus text format) answers only `Authorization: Bearer <token>`;
+    # while the token is empty the address does not exist (404).
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    format: str = "text"  # "text", or "json": one JSON object per line
+
+
+@dataclass(frozen=True)
 class Settings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     mail: MailSettings = field(default_factory=MailSettings)
@@ -183,6 +195,8 @@ class Settings:
     force: ForceSettings = field(default_factory=ForceSettings)
     dkim: DkimSettings = field(default_factory=DkimSettings)
     webhooks: WebhooksSettings = field(default_factory=WebhooksSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    log: LogSettings = field(default_factory=LogSettings)
     demo: bool = False
     source_file: str | None = None
 
@@ -207,6 +221,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "force": ForceSettings,
     "dkim": DkimSettings,
     "webhooks": WebhooksSettings,
+    "metrics": MetricsSettings,
+    "log": LogSettings,
 }
 
 

@@ -45,6 +45,12 @@ def failure_reason(error: str | None) -> str:
     return text.split(":")[0][:60] if ":" in text[:60] else text[:60]
 
 
+def smtp_class(reason: str) -> str:
+    """A failure's label kept only when it is SMTP codes ("550 5.1.1"), else "other": other
+    error text might name an address, which a metric label must not."""
+    return reason if _SMTP_CODE.fullmatch(reason) else "other"
+
+
 def outbox_report(session: Session, now: datetime) -> OutboxReport:
     counts = {
         status: count

@@ -55,6 +55,15 @@ def inbound_report(session: Session, now: datetime) -> InboundReport:
                          open_threads)
 
 
+def oldest_open_thread_seconds(session: Session, now: datetime) -> float | None:
+    """How long the oldest reply thread no officer has marked handled has waited."""
+    oldest = session.scalar(select(func.min(ReplyThread.created_at)).where(
+        ReplyThread.handled_at.is_(None)))
+    if oldest is None:
+        return None
+    return round(max((now - oldest).total_seconds(), 0.0), 3)
+
+
 # Gmail's published complaint thresholds (and Yahoo's alike): keep under 0.1%, never reach
 # 0.3%. The same marks are put on the hard-bounce rate.
 WARN_PER_MILLE = 1

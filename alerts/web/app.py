@@ -29,6 +29,7 @@ from alerts.core.scheduler_store import SchedulerStatus
 from alerts.web.auth import auth_router
 from alerts.web.coordinators import coordinators_router
 from alerts.web.health import check_health, http_status
+from alerts.web.metrics import install_metrics
 from alerts.web.officers import officers_router
 from alerts.web.open_feeds import open_feeds_router
 from alerts.web.residents import residents_router
@@ -80,6 +81,7 @@ web wakes the delivery loop of `alerts run`; without one the pages wire their ow
         app.include_router(auth_router(site, bus))
         app.include_router(officers_router(site, bus))
         app.include_router(coordinators_router(site, bus))
+        install_metrics(app, factory, settings, scheduler)  # /metrics, with metrics.token
     return app
 
 
