@@ -141,6 +141,13 @@ class ForceSettings:
     report_online_url: str = "https://www.police.uk/pu/contact-us/"
     crimestoppers_phone: str = "0800 555 111"
     crimestoppers_url: str = "https://crimestoppers-uk.org/"
+    # The front door (`/`), its privacy notice and accessibility statement say these.
+    team_name: str = "Safer Neighbourhood Teams"
+    controller: str = "your local police force"  # the data controller
+    contact_email: str = "data.protection@example.org"  # privacy and accessibility questions
+    retention: str = "while you are subscribed, then deleted within a month"
+    lawful_basis: str = "public task (UK GDPR Article 6(1)(e))"
+    statement_reviewed: str = "1 December 2026"  # when both statements were last reviewed
 
 
 @dataclass(frozen=True)

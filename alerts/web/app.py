@@ -1,7 +1,8 @@
 """The FastAPI application: `create_app` wires the routes to a session factory.
 
-It serves `/healthz` and, given the settings, the residents' pages, the provider webhooks
-under `/webhooks/` and the staff pages under `/staff/` (sign-in, officers', coordinators').
+It serves `/healthz` and, given the settings, the front door (`/`, its statements and the
+favicon), the residents' pages, the provider webhooks under `/webhooks/` and the staff pages
+under `/staff/` (sign-in, officers', coordinators').
 
 Who the client is gets decided here, once: `request.client` is the connecting peer, unless
 that peer is one of `web.trusted_proxies`, whose X-Forwarded-For and X-Forwarded-Proto
@@ -28,6 +29,7 @@ from alerts.core.events import EventBus
 from alerts.core.scheduler_store import SchedulerStatus
 from alerts.web.auth import auth_router
 from alerts.web.coordinators import coordinators_router
+from alerts.web.front_door import front_door_router
 from alerts.web.health import check_health, http_status
 from alerts.web.metrics import install_metrics
 from alerts.web.officers import officers_router
@@ -72,6 +74,7 @@ web wakes the delivery loop of `alerts run`; without one the pages wire their ow
         return error_response(request, exc, site)
 
     if settings is not None:
+        app.include_router(front_door_router(settings))
         app.include_router(residents_router(factory, settings))
         app.include_router(useful_router(factory, settings))
         app.include_router(open_feeds_router(factory, settings))
