@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from pathlib import Path
 
 import click
 
 from alerts.core.config import DkimSettings
-from alerts.demo.runner import DOMAIN, run_demo
+from alerts.demo.runner import DEMO_PORT, DOMAIN, run_demo
 
 
 def register(cli: click.Group) -> None:
@@ -23,12 +26,14 @@ def register(cli: click.Group) -> None:
                    "...` writes one).")
 @click.option("--dkim-selector", default="demo", show_default=True,
               help="The selector the key's TXT record was printed for.")
-def demo(folder: Path, dkim_key: Path | None, dkim_selector: str) -> None:
+@click.option("--port", type=click.IntRange(1, 65535), default=DEMO_PORT, show_default=True,
+              help="The loopback port `alerts run` will serve the demo's links on.")
+def demo(folder: Path, dkim_key: Path | None, dkim_selector: str, port: int) -> None:
     """A self-contained tour: sample wards, feeds and residents, collected, digested and
     delivered to a maildir outbox."""
     dkim = None if dkim_key is None else DkimSettings(
         domain=DOMAIN, selector=dkim_selector, private_key_file=str(dkim_key.resolve()))
-    report = run_demo(folder, say=click.echo, dkim=dkim)
+    report = run_demo(folder, say=click.echo, dkim=dkim, port=port)
     first, second = report.collected[0], report.collected[-1]
     for result in first.results:
         state = f"error: {result.error}" if result.error else f"{result.added} new item(s)"
@@ -65,15 +70,44 @@ def demo(folder: Path, dkim_key: Path | None, dkim_selector: str) -> None:
     click.echo(f"Second round: {unchanged} feed(s) answered 'not modified' (calendars are "
                f"always read whole), {queued_again} new digest(s): nothing is sent twice.")
     click.echo(f"Done in {report.seconds:.1f} s. Look at:")
-    click.echo(f"  {report.outbox}/new/    one .eml per email sent: digests, alerts, "
+    click.echo(f"  {shown(report.outbox)}/new/    one .eml per email sent: digests, alerts, "
                "acknowledgements, replies forwarded to teams")
     for path in report.previews:
         what = "urgent alert" if path.stem.endswith("-alert") else "digest"
-        click.echo(f"  {path}    the {path.stem.removesuffix('-alert')} {what} in a browser")
-    click.echo(f"  alerts --config {report.config} wards list    (and sources list, "
-               "subscribers export, digest preview --ward RIV, replies list, suppression list)")
+        click.echo(f"  {shown(path)}    the {path.stem.removesuffix('-alert')} {what} in a browser")
+    alerts = f"{this_command()} --config {shown(report.config)}"
+    click.echo(f"  {alerts} wards list    (and sources list, subscribers export, "
+               "digest preview --ward RIV, replies list, suppression list)")
+    base = report.base_url
+    click.echo("Next, start the service (scheduler, delivery and web app; Ctrl-C stops it):")
+    click.echo(f"  {alerts} run")
+    click.echo("The demo's sample feeds were served only while it ran: its six feed sources "
+               "now report the feed server unreachable on each collect (`sources remove ID` "
+               "stops one, and with it its items).")
+    click.echo("Then open:")
+    click.echo(f"  {base}/wards/RIV/          the Riverside ward's archive (and its feeds)")
+    click.echo(f"  {base}/subscribe           subscribe; the confirmation arrives in the inbox")
     if report.staff:
-        click.echo(f"Staff pages: run `alerts --config {report.config} web`, open "
-                   "http://127.0.0.1:8000/staff/sign-in and sign in as")
+        click.echo(f"  {base}/staff/sign-in      the staff pages; sign in as")
         for role, email, password in report.staff:
-            click.echo(f"  {role:<12} {email}  password {password}")
+            click.echo(f"    {role:<12} {email}  password {password}")
+    click.echo(f"The inbox: {shown(report.outbox)}/new/ (one .eml per email; every link in "
+               f"them opens on {base} while `run` is up)")
+
+
+def shown(path: Path) -> str:
+    """`path` relative to the current folder when it is under it, as a person would type it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def this_command() -> str:
+    """How to run `alerts` again as it was run now: the installed script's path (such as
+    .venv/bin/alerts, which a fresh shell has not on its PATH), or python -m alerts.cli."""
+    argv0 = sys.argv[0]
+    if Path(argv0).name in ("__main__.py", "-c", "-m") or not argv0:
+        return f"{shown(Path(sys.executable).absolute())} -m alerts.cli"
+    found = argv0 if os.sep in argv0 else shutil.which(argv0)
+    return shown(Path(found or argv0).absolute())

@@ -72,6 +72,7 @@ from subscriptions.wards import Ward, get_ward, import_wards
 DATA = Path(__file__).with_name("data")
 DOMAIN = "alerts.example.org"  # the demo's From, and so its DKIM signing domain
 MARKER = "# written by `alerts demo`"
+DEMO_PORT = 8000  # where `alerts --config DIR/alerts.toml run` serves the demo's links
 FEEDS = {
     "riverside-news.rss": [("RIV", "rss")],
     "hillcrest-news.atom": [("HIL", "atom")],
@@ -89,6 +90,7 @@ class DemoReport:
     folder: Path
     config: Path
     outbox: Path
+    base_url: str  # where `alerts --config CONFIG run` serves every link of the demo's mail
     collected: list[CollectReport] = field(default_factory=list)
     digests: list[DigestOutcome] = field(default_factory=list)
     second_round: list[DigestOutcome] = field(default_factory=list)
@@ -120,7 +122,9 @@ def prepare_folder(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
-def write_config(folder: Path, dkim: DkimSettings | None = None) -> Path:
+def write_config(folder: Path, dkim: DkimSettings | None = None, port: int = DEMO_PORT) -> Path:
+    """The demo's config: its links point at `alerts run` on 127.0.0.1:`port`, where the
+    service this config starts will listen (over http: mail stays in the maildir)."""
     config = folder / "alerts.toml"
     signing = "" if dkim is None else "\n[dkim]\n" + "".join(
         f'{key} = "{value}"\n' for key, value in vars(dkim).items())
@@ -139,7 +143,9 @@ from_name = "Neighbourhood Alerts (demo)"
 reply_domain = "reply.alerts.example.org"
 
 [web]
-base_url = "https://alerts.example.org"
+host = "127.0.0.1"
+port = {port}
+base_url = "http://127.0.0.1:{port}"
 secret_key = "{secrets.token_urlsafe(32)}"
 
 [force]
@@ -150,13 +156,15 @@ name = "Vale Police"
     return config
 
 
-def write_feeds(feeds: Path, base: str, now: datetime, zone: ZoneInfo) -> None:
-    """Sample feeds and a calendar, dated around `now` so that the demo never goes stale."""
+def write_feeds(feeds: Path, base: str, now: datetime, zone: ZoneInfo, site: str) -> None:
+    """Sample feeds and a calendar, dated around `now` so that the demo never goes stale;
+    their items link to the wards' archives on `site`, the service's base URL."""
     local = now.astimezone(zone)
     first = (local + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
     ics = "%Y%m%dT%H%M%S"
     values = {
         "base": base,
+        "site": site,
         "day_minus_1": format_datetime(now - timedelta(days=1)),
         "day_minus_2": format_datetime(now - timedelta(days=2)),
         "day_minus_4": format_datetime(now - timedelta(days=4)),
@@ -196,16 +204,17 @@ def serve_folder(folder: Path) -> Iterator[str]:
 
 
 def run_demo(folder: Path, say: Callable[[str], None] = print,
-             dkim: DkimSettings | None = None) -> DemoReport:
-    """Run the tour in `folder`; with `dkim`, every message is signed with its keys."""
+             dkim: DkimSettings | None = None, port: int = DEMO_PORT) -> DemoReport:
+    """Run the tour in `folder`; with `dkim`, every message is signed with its keys. Its
+    emails link to the service `alerts run` starts on 127.0.0.1:`port` with its config."""
     started = time.perf_counter()
     folder = folder.resolve()
     if dkim is not None:
         load_signer(dkim)  # a key that cannot be used stops the demo before it starts
     prepare_folder(folder)
-    config = write_config(folder, dkim)
+    config = write_config(folder, dkim, port)
     settings: Settings = load_settings(config, environ={})
-    report = DemoReport(folder, config, Path(settings.mail.maildir))
+    report = DemoReport(folder, config, Path(settings.mail.maildir), settings.web.base_url)
     engine = make_engine(settings.database.url)
     try:
         migrate(engine, settings=settings)
@@ -215,7 +224,7 @@ def run_demo(folder: Path, say: Callable[[str], None] = print,
         feeds = folder / "feeds"
         feeds.mkdir()
         with serve_folder(feeds) as base:
-            write_feeds(feeds, base, now, zone)
+            write_feeds(feeds, base, now, zone, settings.web.base_url)
             _load_people(factory, folder, base, now, report, settings)
             report.staff = _add_staff(factory)
             say(f"Serving sample feeds at {base}/ and collecting them ...")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from email import message_from_bytes, policy
@@ -14,6 +15,7 @@ from alerts.accounts.users import find_user, verify_password
 from alerts.delivery.outbox import Delivery
 from alerts.demo.runner import run_demo
 from subscriptions.links import Purpose, verify_reference
+from tests.processes import environment, free_port
 
 HEADERS = ("Message-ID", "Date", "List-Id", "List-Unsubscribe", "List-Unsubscribe-Post",
            "Auto-Submitted", "Reply-To", "Return-Path", "From", "To", "Subject")
@@ -49,7 +51,8 @@ def test_the_demo_leaves_complete_digests_in_a_maildir(tmp_path: Path) -> None:
         assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
         # Digests and alerts are generated; acknowledgements answer the resident's mail.
         assert message["Auto-Submitted"] in ("auto-generated", "auto-replied")
-        assert "<https://" in message["List-Unsubscribe"]
+        # Its links point at the service `alerts run` starts with the demo's config.
+        assert "<http://127.0.0.1:8000/unsubscribe/" in message["List-Unsubscribe"]
         assert "<mailto:unsubscribe+" in message["List-Unsubscribe"]
         reply = message["Reply-To"].addresses[0].username
         assert reply.startswith("reply+")
@@ -128,3 +131,27 @@ def test_the_demo_residents_choices_shape_their_digests(tmp_path: Path) -> None:
     assert "Sheds broken into" in chloe and "Calls from fake bank staff" in chloe
     assert "NEWYDDION Y TÎM" in chloe and "TEAM UPDATES" not in chloe, "Chloe reads Welsh"
     assert "999" in chloe
+
+
+def test_the_demo_ends_saying_what_to_type_next_as_it_was_installed(tmp_path: Path) -> None:
+    """Its last lines name the installed script (README's `.venv/bin/alerts`, which a fresh
+    shell has not on its PATH), its config, the pages of the service and the inbox."""
+    script = tmp_path / ".venv" / "bin" / "alerts"
+    script.parent.mkdir(parents=True)
+    script.symlink_to(Path(sys.executable).with_name("alerts"))
+    port = free_port()
+    result = subprocess.run([".venv/bin/alerts", "demo", "--dir", "demo-run", "--port", str(port)],
+                            cwd=tmp_path, env=environment(), capture_output=True, text=True,
+                            timeout=180, check=False)
+    assert result.returncode == 0, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    base = f"http://127.0.0.1:{port}"
+    run = lines.index(".venv/bin/alerts --config demo-run/alerts.toml run")
+    after = "\n".join(lines[run:])
+    for page in ("/wards/RIV/", "/subscribe", "/staff/sign-in"):
+        assert f"{base}{page}" in after
+    assert "password" in after and "demo-run/outbox/new/" in lines[-1]
+    bare = [line for line in lines if re.search(r"(?<![/\w])alerts --config", line)]
+    assert not bare, "a bare `alerts` is not on a fresh shell's PATH"
+    config = (tmp_path / "demo-run" / "alerts.toml").read_text()
+    assert f'base_url = "{base}"' in config and f"port = {port}" in config

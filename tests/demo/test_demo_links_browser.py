@@ -1,0 +1,97 @@
+"""The demo runs live: the README's first command, then the command the demo prints, and every
+kind of link in the demo's emails opens its page in Chromium on the service that started."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+from playwright.sync_api import Page
+
+from tests.processes import AlertsProcess, environment, free_port, healthz, wait_for
+
+pytest_plugins = ("tests.browser",)
+
+LINK = re.compile(r"https?://[^\s<>\"')\]]+")
+# A path segment that is a signed token rather than a name: long, or dotted (a vote).
+TOKEN = re.compile(r"[A-Za-z0-9_=-]{16,}|[0-9]+\.[0-9]+\.[a-z]\.[A-Za-z0-9_.=-]+")
+
+
+def installed_like_the_readme(folder: Path) -> None:
+    """`folder/.venv/bin/alerts`, the script README's first command installs, as a link to
+    this test run's own script, so that the demo is run as a newcomer runs it."""
+    script = folder / ".venv" / "bin" / "alerts"
+    script.parent.mkdir(parents=True)
+    script.symlink_to(Path(sys.executable).with_name("alerts"))
+
+
+def links_of(message: EmailMessage) -> list[str]:
+    texts = [str(message["List-Unsubscribe"] or "")]
+    texts += [part.get_content() for part in message.walk()
+              if part.get_content_maintype() == "text"]
+    return [link.rstrip(".,;") for text in texts for link in LINK.findall(text)]
+
+
+def kind_of(url: str) -> str:
+    """The link's kind: its path with tokens named, and a vote's answer (yes or no)."""
+    kind = []
+    for segment in urlsplit(url).path.split("/"):
+        if TOKEN.fullmatch(segment):
+            answer = segment.split(".")[2] if segment.count(".") >= 3 else ""
+            segment = f"TOKEN{':' + answer if answer else ''}"
+        kind.append(segment)
+    return "/".join(kind)
+
+
+def test_every_kind_of_link_in_the_demo_emails_opens_its_page(tmp_path: Path,
+                                                             page: Page) -> None:
+    installed_like_the_readme(tmp_path)
+    port = free_port()
+    demo = subprocess.run([".venv/bin/alerts", "demo", "--dir", "demo-run", "--port", str(port)],
+                          cwd=tmp_path, env=environment(), capture_output=True, text=True,
+                          timeout=180, check=False)
+    assert demo.returncode == 0, demo.stderr
+    lines = [line.strip() for line in demo.stdout.splitlines()]
+    # The demo says what to type next, as it was installed, and the command works.
+    assert ".venv/bin/alerts --config demo-run/alerts.toml run" in lines
+    base = f"http://127.0.0.1:{port}"
+    log = tmp_path / "run.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(shlex.split(".venv/bin/alerts --config demo-run/alerts.toml "
+                                               "run"), cwd=tmp_path, env=environment(),
+                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                   stderr=stderr)
+    service = AlertsProcess(process, log)
+    try:
+        wait_for(lambda: healthz(base), what="/healthz", timeout=30, process=service)
+        by_kind: dict[str, str] = {}
+        one_click: set[str] = set()
+        for path in sorted((tmp_path / "demo-run" / "outbox" / "new").iterdir()):
+            message = message_from_bytes(path.read_bytes(), policy=policy.default)
+            assert isinstance(message, EmailMessage)
+            one_click.update(LINK.findall(str(message["List-Unsubscribe"] or "")))
+            for url in links_of(message):
+                if url.startswith("https://alerts.example.org"):
+                    raise AssertionError(f"{path.name} links to the dead {url}")
+                if url.startswith(base):
+                    by_kind.setdefault(kind_of(url), url)
+        assert {"/preferences/TOKEN", "/unsubscribe/TOKEN", "/useful/TOKEN:y",
+                "/useful/TOKEN:n", "/wards/", "/wards/RIV/"} <= set(by_kind), sorted(by_kind)
+        for kind, url in sorted(by_kind.items()):
+            response = page.goto(url)
+            assert response is not None, kind
+            assert response.status == 200, f"{kind}: {url} answered {response.status}"
+            assert "text/html" in response.headers["content-type"], kind
+            assert page.locator("h1").count() == 1, f"{kind}: no page at {url}"
+        # RFC 8058 one-click, as a mailbox provider posts it (last: it unsubscribes).
+        answer = httpx.post(sorted(one_click)[0], data={"List-Unsubscribe": "One-Click"})
+        assert answer.status_code == 200 and answer.text == "Unsubscribed.\n"
+    finally:
+        assert service.stop() == 0, service.output()
