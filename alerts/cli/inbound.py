@@ -90,7 +90,8 @@ def process(runtime: Runtime, files: tuple[Path, ...], as_json: bool) -> None:
 @pass_runtime
 def serve(runtime: Runtime, listen: str) -> None:
     """Receive mail from an MTA over LMTP until stopped (SIGINT/SIGTERM)."""
-    from alerts.service.main import Stopper, configure_logging
+    from alerts.service.logs import configure_logging
+    from alerts.service.main import Stopper
 
     try:
         host, port = parse_listen(listen)
@@ -115,7 +116,7 @@ def serve(runtime: Runtime, listen: str) -> None:
                 await stopper.requested.wait()
             warn("alerts inbound serve: stopped")
 
-    configure_logging()
+    configure_logging(settings.log.format)
     asyncio.run(main())
 
 

@@ -55,6 +55,7 @@ from alerts.service import context, plan
 from alerts.service.context import JobTracker, ServiceContext
 from alerts.service.delivery import DeliveryLoop
 from alerts.service.leader import Leadership, leadership_for
+from alerts.service.logs import configure_logging
 from alerts.service.scheduler import describe, make_scheduler, scheduler_status
 from alerts.service.webserver import EmbeddedServer, ServiceError, address, listen, make_server
 from alerts.web.app import create_app
@@ -71,20 +72,6 @@ LEADERSHIP_SECONDS = 5.0
 
 # How long a forced stop waits for the delivery task to unwind after cancelling it.
 FORCED_GRACE = 2.0
-
-
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO,
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # Their INFO lines repeat for every job run, request and fetch; ours say what matters.
-    for noisy in ("apscheduler", "uvicorn", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    # aiosmtpd's protocol log names every sender and recipient of inbound mail: addresses
-    # never go to logs, so only its errors are let through.
-    logging.getLogger("mail.log").setLevel(logging.ERROR)
 
 
 class Stopper:
@@ -371,14 +358,14 @@ async def _web(settings: Settings, engine: Engine, factory: sessionmaker[Session
 def run_service(settings: Settings, engine: Engine, factory: sessionmaker[Session],
                 bus: EventBus) -> int:
     """`alerts run` until SIGINT or SIGTERM; the exit status."""
-    configure_logging()
+    configure_logging(settings.log.format)
     return asyncio.run(_service(settings, engine, factory, bus))
 
 
 def run_worker(settings: Settings, engine: Engine, factory: sessionmaker[Session],
                bus: EventBus) -> int:
     """`alerts worker` until SIGINT or SIGTERM; the exit status."""
-    configure_logging()
+    configure_logging(settings.log.format)
     return asyncio.run(_worker(settings, engine, factory, bus))
 
 
@@ -386,5 +373,5 @@ def run_web(settings: Settings, engine: Engine, factory: sessionmaker[Session],
             bus: EventBus, *, host: str, port: int) -> int:
     """`alerts web` (the web app and the delivery loop) until SIGINT or SIGTERM; the exit
     status."""
-    configure_logging()
+    configure_logging(settings.log.format)
     return asyncio.run(_web(settings, engine, factory, bus, host, port))
