@@ -49,3 +49,7 @@ def test_the_front_door_and_statements_in_a_browser(
                            ("About this service", "/")):
             page.get_by_role("contentinfo").get_by_role("link", name=name).click()
             expect(page).to_have_url(f"{base}{path}")
+        page.goto(f"{base}/favicon.ico")  # Chromium decodes the icon: 16 px
+        assert page.evaluate("document.images[0].naturalWidth") == 16
+        page.goto(f"{base}/favicon.svg")
+        assert page.evaluate("document.documentElement.localName") == "svg"
