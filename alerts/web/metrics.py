@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -54,7 +54,7 @@ def install_metrics(app: FastAPI, factory: sessionmaker[Session], settings: Sett
     def metrics(request: Request) -> Response:
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, expected):
-            return Response("Not Found", status_code=404, media_type="text/plain")
+            raise HTTPException(status_code=404)  # as any address that does not exist
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
 
