@@ -9,11 +9,13 @@ import dataclasses
 
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings
 from alerts.core.scheduler_store import SchedulerStatus
 from alerts.delivery.fanout import fan_out
+from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.delivery.sender import deliver_due
 from alerts.mail.messages import Message
 from alerts.web.app import create_app
@@ -148,3 +150,22 @@ def test_the_scheduler_is_alive_and_each_job_s_lag_is_shown(
 
     idle = TestClient(create_app(factory, settings=with_token(settings)))
     assert total(scrape(idle), "alerts_scheduler_alive") == 0
+
+
+def test_failures_are_counted_by_smtp_code_and_other_error_text_names_nothing(
+        factory: sessionmaker[Session], settings: Settings) -> None:
+    queue_news(factory, 3)
+    errors = ["550 5.1.1 <gone@home.example>: user unknown", "550 5.1.1 mailbox unavailable",
+              "gone@home.example refused by the relay"]
+    with factory() as session:
+        for delivery, error in zip(session.scalars(select(Delivery)).all(), errors, strict=True):
+            delivery.status = DeliveryStatus.FAILED
+            delivery.last_error = error
+        session.commit()
+    client = TestClient(create_app(factory, settings=with_token(settings)))
+    samples = scrape(client)
+    assert total(samples, "alerts_outbox_failed", smtp_class="550 5.1.1") == 2
+    assert total(samples, "alerts_outbox_failed", smtp_class="other") == 1
+    assert total(samples, "alerts_outbox_deliveries", state="failed") == 3
+    assert "gone@" not in client.get("/metrics",
+                                     headers={"Authorization": f"Bearer {TOKEN}"}).text
