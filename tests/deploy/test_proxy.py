@@ -1,4 +1,5 @@
-"""deploy/nginx/alerts-proxy.conf in front of `alerts run`, with Debian's nginx on loopback
+"""deploy/nginx/alerts.conf passes Debian's `nginx -t`, and its proxy snippet
+deploy/nginx/alerts-proxy.conf in front of `alerts run`, with Debian's nginx on loopback
 and `web.trusted_proxies = ["127.0.0.1"]` (the address nginx connects from): the sign-in
 throttle counts the client nginx saw, whatever that client wrote in its own X-Forwarded-For,
 and an X-Forwarded-For sent straight to the app by anyone else is ignored.
@@ -8,6 +9,7 @@ all of 127.0.0.0/8 to the loopback interface."""
 
 from __future__ import annotations
 
+import datetime
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -16,6 +18,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.accounts.signin import ADDRESS_LIMIT
@@ -26,6 +32,7 @@ from tests.factories import make_ward
 from tests.processes import AlertsProcess, free_port, healthz, start_alerts, wait_for
 
 SNIPPET = Path(__file__).resolve().parents[2] / "deploy" / "nginx" / "alerts-proxy.conf"
+SITE = SNIPPET.with_name("alerts.conf")
 
 
 def nginx_binary() -> str:
@@ -122,3 +129,34 @@ def test_behind_nginx_the_throttle_counts_the_client_and_ignores_forged_headers(
             assert sign_in(direct, OFFICER, PASSWORD, forwarded_for="127.0.0.5") == 429
         with client_at("127.0.0.5", proxy) as named:
             assert sign_in(named, OFFICER, PASSWORD, forwarded_for="127.0.0.5") == 303
+
+
+def self_signed(directory: Path) -> None:
+    """fullchain.pem and privkey.pem for alerts.example.org, as the site expects them."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "alerts.example.org")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+                   .sign(key, hashes.SHA256()))
+    (directory / "fullchain.pem").write_bytes(
+        certificate.public_bytes(serialization.Encoding.PEM))
+    (directory / "privkey.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+
+
+def test_the_site_example_is_valid_for_debians_nginx(tmp_path: Path) -> None:
+    self_signed(tmp_path)
+    site = SITE.read_text(encoding="utf-8").replace("/etc/nginx/tls", str(tmp_path)).replace(
+        "/etc/nginx/snippets/alerts-proxy.conf", str(SNIPPET))
+    (tmp_path / "site.conf").write_text(site, encoding="utf-8")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(f"pid {tmp_path}/nginx.pid;\nevents {{}}\n"
+                    f"http {{ include {tmp_path}/site.conf; }}\n", encoding="utf-8")
+    result = subprocess.run([nginx_binary(), "-t", "-p", str(tmp_path), "-c", str(conf),
+                             "-e", str(tmp_path / "error.log")],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "[warn]" not in result.stderr and "[emerg]" not in result.stderr, result.stderr
