@@ -81,9 +81,8 @@ def demo(folder: Path, dkim_key: Path | None, dkim_selector: str, port: int) -> 
     base = report.base_url
     click.echo("Next, start the service (scheduler, delivery and web app; Ctrl-C stops it):")
     click.echo(f"  {alerts} run")
-    click.echo("The demo's sample feeds were served only while it ran: its six feed sources "
-               "now report the feed server unreachable on each collect (`sources remove ID` "
-               "stops one, and with it its items).")
+    click.echo(f"It goes on collecting the sample feeds in {shown(report.folder)}/feeds/ "
+               "(edit one to see a new item reach the digests).")
     click.echo("Then open:")
     click.echo(f"  {base}/wards/RIV/          the Riverside ward's archive (and its feeds)")
     click.echo(f"  {base}/subscribe           subscribe; the confirmation arrives in the inbox")

@@ -1,8 +1,9 @@
 """`alerts demo`: a self-contained tour of collect → digest → deliver → replies in one folder.
 
-The runner writes its own config and sample files, serves the feeds and the calendar over
-a loopback HTTP server so that the real fetch path runs, then drives the same services as
-the CLI. Nothing leaves the machine: mail goes to DIR/outbox, a maildir. Residents then
+The runner writes its own config and sample files, the feeds and the calendar as `file://`
+sources that a demo config's fetcher reads through the real conditional-GET path (so that
+`alerts run` still collects them after the demo), then drives the same services as the CLI.
+Nothing leaves the machine: mail goes to DIR/outbox, a maildir. Residents then
 write back to the digests they got (a reply, one that reads like a crime report, an
 out-of-office) and one address bounces; the replies reach the ward team's address, in the
 same maildir, and the residents their acknowledgements.
@@ -10,23 +11,18 @@ same maildir, and the residents their acknowledgements.
 
 from __future__ import annotations
 
-import functools
 import secrets
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import format_datetime
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from string import Template
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -156,14 +152,13 @@ name = "Vale Police"
     return config
 
 
-def write_feeds(feeds: Path, base: str, now: datetime, zone: ZoneInfo, site: str) -> None:
+def write_feeds(feeds: Path, now: datetime, zone: ZoneInfo, site: str) -> None:
     """Sample feeds and a calendar, dated around `now` so that the demo never goes stale;
     their items link to the wards' archives on `site`, the service's base URL."""
     local = now.astimezone(zone)
     first = (local + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
     ics = "%Y%m%dT%H%M%S"
     values = {
-        "base": base,
         "site": site,
         "day_minus_1": format_datetime(now - timedelta(days=1)),
         "day_minus_2": format_datetime(now - timedelta(days=2)),
@@ -180,27 +175,6 @@ def write_feeds(feeds: Path, base: str, now: datetime, zone: ZoneInfo, site: str
     for name in FEEDS:
         text = Template((DATA / name).read_text(encoding="utf-8")).substitute(values)
         (feeds / name).write_text(text, encoding="utf-8")
-
-
-@contextmanager
-def serve_folder(folder: Path) -> Iterator[str]:
-    """Serve `folder` on a free loopback port; yield its base URL."""
-
-    class QuietHandler(SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(QuietHandler, directory=str(folder))
-    )
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def run_demo(folder: Path, say: Callable[[str], None] = print,
@@ -223,30 +197,32 @@ def run_demo(folder: Path, say: Callable[[str], None] = print,
         zone = ZoneInfo(settings.scheduler.timezone)
         feeds = folder / "feeds"
         feeds.mkdir()
-        with serve_folder(feeds) as base:
-            write_feeds(feeds, base, now, zone, settings.web.base_url)
-            _load_people(factory, folder, base, now, report, settings)
-            report.staff = _add_staff(factory)
-            say(f"Serving sample feeds at {base}/ and collecting them ...")
-            report.collected.append(collect(factory, settings))
-            report.digests = queue_digests(factory, settings, now=now)
-            with transaction(factory) as session:
-                report.urgent = post_urgent(
-                    session, settings, ward_code="HIL",
-                    title="Road closed on Beacon Rise this evening",
-                    body="Beacon Rise is closed between Orchard Road and the church while "
-                    "officers deal with a serious collision. Please use another route and "
-                    "keep away from the cordon.",
-                    now=now,
-                )
-            report.previews = _write_previews(factory, settings, folder)
-            report.delivery = deliver_due(factory, settings)
-            report.inbound = _residents_write_back(factory, settings, report.outbox)
-            report.forwarded = deliver_due(factory, settings, kinds=(MessageKind.FORWARD,))
-            # A second round: the feeds answer "not modified" and nothing new is queued.
-            report.collected.append(collect(factory, settings))
-            report.second_round = queue_digests(factory, settings)
-            report.answers = deliver_due(factory, settings)
+        # Files the service still reads once the demo has ended (file://localhost/...: a
+        # URL with no host is taken for a relative one by httpx).
+        base = "file://localhost" + feeds.as_uri().removeprefix("file://")
+        write_feeds(feeds, now, zone, settings.web.base_url)
+        _load_people(factory, folder, base, now, report, settings)
+        report.staff = _add_staff(factory)
+        say(f"Collecting the sample feeds in {feeds}/ ...")
+        report.collected.append(collect(factory, settings))
+        report.digests = queue_digests(factory, settings, now=now)
+        with transaction(factory) as session:
+            report.urgent = post_urgent(
+                session, settings, ward_code="HIL",
+                title="Road closed on Beacon Rise this evening",
+                body="Beacon Rise is closed between Orchard Road and the church while "
+                "officers deal with a serious collision. Please use another route and "
+                "keep away from the cordon.",
+                now=now,
+            )
+        report.previews = _write_previews(factory, settings, folder)
+        report.delivery = deliver_due(factory, settings)
+        report.inbound = _residents_write_back(factory, settings, report.outbox)
+        report.forwarded = deliver_due(factory, settings, kinds=(MessageKind.FORWARD,))
+        # A second round: the feeds answer "not modified" and nothing new is queued.
+        report.collected.append(collect(factory, settings))
+        report.second_round = queue_digests(factory, settings)
+        report.answers = deliver_due(factory, settings)
     finally:
         engine.dispose()
     report.seconds = time.perf_counter() - started
@@ -273,7 +249,7 @@ def _load_people(
         import_wards(session, rows)
         for name, targets in FEEDS.items():
             for ward, kind in targets:
-                add_source(session, ward, kind, f"{base}/{name}")
+                add_source(session, ward, kind, f"{base}/{name}", local_files=True)
         consent = Consent(at=now, method=ConsentMethod.DEMO, source="demo subscribers.csv",
                           prior_consent_declared=True)
         good, bad = read_subscribers(decode((DATA / "subscribers.csv").read_bytes()))

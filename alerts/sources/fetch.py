@@ -1,13 +1,20 @@
 """Fetching a feed or calendar over HTTP: conditional GET, a size cap, one-line errors.
 
 The only module of the collectors that touches the network; parsers get the bytes it returns.
+In a demo config (`demo = true`) the client also reads `file://` URLs, the sample feeds
+`alerts demo` leaves in its folder (only the demo adds such sources), so that they are still
+collected, through the same conditional GET, once the demo has ended.
 """
 
 from __future__ import annotations
 
+import mimetypes
 import time
 from dataclasses import dataclass
+from email.utils import formatdate
+from pathlib import Path
 from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import httpx
 
@@ -39,12 +46,42 @@ class FetchResult:
     content_type: str | None
 
 
+class DemoFiles(httpx.BaseTransport):
+    """HTTP as usual, and `file://` URLs answered from the file: its modification time as
+    Last-Modified, 304 when If-Modified-Since still matches it, 404 when it is gone."""
+
+    def __init__(self) -> None:
+        self.http = httpx.HTTPTransport()
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.scheme != "file":
+            return self.http.handle_request(request)
+        if request.url.host not in ("", "localhost"):
+            return httpx.Response(404)
+        path = Path(url2pathname(request.url.path))
+        try:
+            modified = formatdate(path.stat().st_mtime, usegmt=True)
+            if request.headers.get("If-Modified-Since") == modified:
+                return httpx.Response(304, headers={"Last-Modified": modified})
+            content = path.read_bytes()
+        except OSError:
+            return httpx.Response(404)
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return httpx.Response(200, content=content,
+                              headers={"Last-Modified": modified, "Content-Type": kind})
+
+    def close(self) -> None:
+        self.http.close()
+
+
 def make_client(settings: Settings) -> httpx.Client:
-    """An HTTP client with the configured timeout and User-Agent; the caller closes it."""
+    """An HTTP client with the configured timeout and User-Agent; the caller closes it. In a
+    demo config it reads the demo's `file://` sources too."""
     return httpx.Client(
         timeout=httpx.Timeout(settings.sources.fetch_timeout),
         headers={"User-Agent": settings.sources.user_agent, "Accept": ACCEPT},
         follow_redirects=True,
+        transport=DemoFiles() if settings.demo else None,
     )
 
 

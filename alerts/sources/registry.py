@@ -61,7 +61,10 @@ class Source(Base):
         return f"source {self.id} ({self.kind} {self.url})"
 
 
-def add_source(session: Session, ward_code: str, kind: str, url: str) -> Source:
+def add_source(session: Session, ward_code: str, kind: str, url: str, *,
+               local_files: bool = False) -> Source:
+    """Add a source to a ward; `local_files` lets `alerts demo` (alone) add `file://` URLs,
+    which only a demo config's client reads (alerts.sources.fetch.make_client)."""
     ward = get_ward(session, ward_code)
     try:
         source_kind = SourceKind(kind)
@@ -76,7 +79,8 @@ def add_source(session: Session, ward_code: str, kind: str, url: str) -> Source:
         split_force_neighbourhood(url)
     else:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        local = local_files and parts.scheme == "file" and parts.path.startswith("/")
+        if not local and (parts.scheme not in ("http", "https") or not parts.netloc):
             raise SourceError(f"{url!r} is not an http(s) URL")
     existing = session.scalar(
         select(Source).where(Source.ward_id == ward.id, Source.kind == kind, Source.url == url)

@@ -155,3 +155,14 @@ def test_the_demo_ends_saying_what_to_type_next_as_it_was_installed(tmp_path: Pa
     assert not bare, "a bare `alerts` is not on a fresh shell's PATH"
     config = (tmp_path / "demo-run" / "alerts.toml").read_text()
     assert f'base_url = "{base}"' in config and f"port = {port}" in config
+
+
+def test_the_demo_sources_are_still_collected_once_the_demo_has_ended(tmp_path: Path) -> None:
+    """`alerts run` after the demo collects its sample feeds without an error."""
+    report = run_demo(tmp_path / "demo", say=lambda _: None)
+    result = subprocess.run([sys.executable, "-m", "alerts.cli", "--config", str(report.config),
+                             "collect"], capture_output=True, text=True, env=environment(),
+                            timeout=120, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 6 and not any("error" in line or "could not" in line for line in lines)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -495,3 +497,26 @@ def test_a_streamed_response_is_cut_off_once_it_passes_the_cap() -> None:
         pytest.raises(SourceError, match="larger than 4,096 bytes"),
     ):
         fetch(client, "http://feeds.example/", etag=None, last_modified=None, max_bytes=4096)
+
+
+def test_only_the_demo_adds_file_sources_and_only_a_demo_config_reads_them(
+    factory: sessionmaker[Session], session: Session, settings: Settings, tmp_path: Path
+) -> None:
+    """`alerts demo` leaves its sample feeds as files that `alerts run` still collects after
+    it, through the same conditional GET; nobody else can add or read a file source."""
+    feed = tmp_path / "riverside.xml"
+    feed.write_text(RSS, encoding="utf-8")
+    url = f"file://localhost{feed.as_posix()}"
+    ward = make_ward(session)
+    with pytest.raises(SourceError, match="not an http"):
+        add_source(session, ward.code, "rss", url)
+    source = add_source(session, ward.code, "rss", url, local_files=True)
+    session.commit()
+
+    refused = collect(factory, settings)
+    assert len(refused.errors) == 1 and items_of(factory, source) == []
+
+    demo = dataclasses.replace(settings, demo=True)
+    first, second = collect(factory, demo), collect(factory, demo)
+    assert (first.errors, first.added) == ([], 2)
+    assert second.errors == [] and second.results[0].not_modified
