@@ -82,8 +82,9 @@ def demo(folder: Path, dkim_key: Path | None, dkim_selector: str, port: int) -> 
     click.echo("Next, start the service (scheduler, delivery and web app; Ctrl-C stops it):")
     click.echo(f"  {alerts} run")
     click.echo(f"It goes on collecting the sample feeds in {shown(report.folder)}/feeds/ "
-               "(edit one to see a new item reach the digests).")
+               "(an item added to one is picked up by the next collect).")
     click.echo("Then open:")
+    click.echo(f"  {base}/                   the front door: find a ward, subscribe, sign in")
     click.echo(f"  {base}/wards/RIV/          the Riverside ward's archive (and its feeds)")
     click.echo(f"  {base}/subscribe           subscribe; the confirmation arrives in the inbox")
     if report.staff:
