@@ -83,6 +83,15 @@ def require_fresh(when: datetime, webhooks: WebhooksSettings, now: datetime) -> 
         raise WebhookRefused("the call is stale: its time is outside the accepted window")
 
 
+def require_fresh_epoch(timestamp: str, webhooks: WebhooksSettings, now: datetime) -> None:
+    """`require_fresh` for a call dated in whole seconds since the epoch (SendGrid, Mailgun)."""
+    try:
+        when = datetime.fromtimestamp(int(timestamp), UTC)
+    except (ValueError, OverflowError, OSError):
+        raise WebhookRefused("the call's timestamp cannot be read") from None
+    require_fresh(when, webhooks, now)
+
+
 def json_body(body: bytes) -> Any:
     try:
         return json.loads(body)
