@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from alerts.cli.app import Runtime, pass_runtime, print_json, progress_enabled
 from alerts.delivery.outbox import Delivery, DeliveryStatus, end_leases_of_the_dead
 from alerts.delivery.sender import deliver_due
-from alerts.mail.trust import refuse_unsafe_sending
+from alerts.mail.trust import ready_to_send
 from subscriptions.base import utcnow
 
 
@@ -24,8 +24,7 @@ def register(cli: click.Group) -> None:
 def deliver(runtime: Runtime, as_json: bool) -> None:
     """Send all that is due; rows waiting for a retry stay queued for the next run."""
     settings = runtime.settings
-    settings.require_secret_key()
-    refuse_unsafe_sending(settings)
+    ready_to_send(settings)
     factory = runtime.sessions()
     with factory() as session:
         # Rows a sender on this host left in `sending` when it died are sent now, not when

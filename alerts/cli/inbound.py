@@ -15,7 +15,7 @@ from alerts.inbound.intake import Intake, IntakeUnavailable, Outcome, poll_inbox
 from alerts.inbound.journal import Via
 from alerts.inbound.lmtp import InboundHandler, ListenAddressError, parse_listen, start_lmtp
 from alerts.mail.messages import MessageKind
-from alerts.mail.trust import refuse_unsafe_sending
+from alerts.mail.trust import ready_to_send
 
 # The replies taken in are forwarded to their ward teams at once, through the outbox (the
 # rest of what is due, acknowledgements included, waits for `alerts deliver` or `alerts run`).
@@ -32,8 +32,8 @@ def inbound() -> None:
 
 
 def _intake(runtime: Runtime) -> Intake:
-    runtime.settings.require_secret_key()  # tokens are verified and answers signed with it
-    refuse_unsafe_sending(runtime.settings)  # forwards leave at once
+    # Tokens are verified and answers signed with the secret key; forwards leave at once.
+    ready_to_send(runtime.settings)
     return Intake(runtime.sessions(), runtime.settings, publish=runtime.bus().publish)
 
 

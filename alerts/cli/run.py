@@ -9,8 +9,7 @@ from __future__ import annotations
 import click
 
 from alerts.cli.app import Runtime, pass_runtime
-from alerts.mail.dkim import load_signer
-from alerts.mail.trust import refuse_unsafe_sending
+from alerts.mail.trust import ready_to_send
 
 
 def register(cli: click.Group) -> None:
@@ -26,9 +25,7 @@ def run(runtime: Runtime) -> None:
     from alerts.service.main import run_service
 
     settings = runtime.settings
-    settings.require_secret_key()
-    refuse_unsafe_sending(settings)
-    load_signer(settings.dkim)  # a DKIM key that cannot be used stops it here, not each pass
+    ready_to_send(settings)
     factory = runtime.sessions()
     raise SystemExit(run_service(settings, runtime.engine, factory, runtime.bus()))
 
@@ -40,9 +37,7 @@ def worker(runtime: Runtime) -> None:
     from alerts.service.main import run_worker
 
     settings = runtime.settings
-    settings.require_secret_key()
-    refuse_unsafe_sending(settings)
-    load_signer(settings.dkim)  # a DKIM key that cannot be used stops it here, not each pass
+    ready_to_send(settings)
     factory = runtime.sessions()
     raise SystemExit(run_worker(settings, runtime.engine, factory, runtime.bus()))
 
@@ -57,9 +52,7 @@ def web(runtime: Runtime, host: str | None, port: int | None) -> None:
     from alerts.service.main import run_web
 
     settings = runtime.settings
-    settings.require_secret_key()
-    refuse_unsafe_sending(settings)
-    load_signer(settings.dkim)  # it sends too: a DKIM key that cannot be used stops it here
+    ready_to_send(settings)
     factory = runtime.sessions()
     raise SystemExit(run_web(settings, runtime.engine, factory, runtime.bus(),
                              host=host or settings.web.host,

@@ -25,7 +25,7 @@ from publicsuffixlist import PublicSuffixList
 
 from alerts.core.config import DEFAULT_SECRET_KEY, ConfigError, Settings
 from alerts.mail.addresses import envelope_domain
-from alerts.mail.dkim import dns_record, read_key, record_name
+from alerts.mail.dkim import dns_record, load_signer, read_key, record_name
 
 # Domains whose DMARC policy (or whose providers) refuse mail claiming to be from them
 # that they did not send themselves; `gmx.` is any GMX country domain.
@@ -182,6 +182,15 @@ def refuse_unsafe_sending(settings: Settings) -> None:
         problem = rule(settings)
         if problem is not None:
             raise UnsafeToSend(problem.message)
+
+
+def ready_to_send(settings: Settings) -> None:
+    """What every command that sends checks before it starts, so that it stops with one line
+    instead of failing at each pass: the secret key is not the default, nothing unsafe goes
+    to the relay, and a configured DKIM key can be used."""
+    settings.require_secret_key()
+    refuse_unsafe_sending(settings)
+    load_signer(settings.dkim)
 
 
 def _is_host_name(host: str) -> bool:
