@@ -34,7 +34,7 @@ from alerts.delivery.outbox import Delivery
 from alerts.inbound.classify import Kind
 from alerts.inbound.commands import subscription_of
 from alerts.inbound.journal import InboundRecord, Via, already_seen
-from alerts.mail.addresses import AddressKind, parse_address
+from alerts.mail.addresses import AddressKind, parse_address, reply_token_in
 from alerts.mail.messages import Message
 from alerts.sources.sanitise import shorten
 from subscriptions.links import Purpose, nonces_in, verify_reference
@@ -136,16 +136,16 @@ def complained_of(session: Session, message: EmailMessage, *, ours: MailSettings
         return None, None
     deliveries = nonces_in(session, Delivery)
     candidates: list[tuple[Purpose, str]] = []
-    for header, kind, purpose in _SIGNED_HEADERS:
+    for header, kind in _SIGNED_HEADERS:
         for value in original.get_all(header, []):
             for address in _ADDRESS_IN.findall(str(value)):
                 signed = parse_address(ours, address)
                 if signed is not None and signed.kind is kind:
-                    candidates.append((purpose, signed.token))
+                    candidates.append((kind.purpose, signed.token))
     for value in original.get_all("Message-ID", []):
-        found = _OUR_MESSAGE_ID.search(str(value).lower())
-        if found is not None:
-            candidates.append((Purpose.REPLY, found.group(1)))
+        token = reply_token_in(str(value))
+        if token is not None:
+            candidates.append((Purpose.REPLY, token))
     for purpose, token in candidates:
         if purpose is Purpose.UNSUBSCRIBE:
             continue
@@ -162,12 +162,9 @@ def complained_of(session: Session, message: EmailMessage, *, ours: MailSettings
 
 
 # Where our email carries a signed address, and what its token names.
-_SIGNED_HEADERS = (("Return-Path", AddressKind.BOUNCES, Purpose.BOUNCE),
-                   ("Reply-To", AddressKind.REPLY, Purpose.REPLY),
-                   ("List-Unsubscribe", AddressKind.UNSUBSCRIBE, Purpose.UNSUBSCRIBE))
+_SIGNED_HEADERS = (("Return-Path", AddressKind.BOUNCES), ("Reply-To", AddressKind.REPLY),
+                   ("List-Unsubscribe", AddressKind.UNSUBSCRIBE))
 _ADDRESS_IN = re.compile(r"[^\s<>:,\"]+@[^\s<>,\"]+")
-# `<alerts.MESSAGE.REPLYTOKEN@domain>`, as alerts.mail.mime writes it.
-_OUR_MESSAGE_ID = re.compile(r"<alerts\.\d+\.(\d+-[a-z2-7]+=*)@")
 
 
 def _original(message: EmailMessage) -> EmailMessage | None:

@@ -66,8 +66,6 @@ log = logging.getLogger(__name__)
 DEAD_LETTER = "dead-letter"
 REVIEW = "review"
 
-_PURPOSES = {AddressKind.REPLY: Purpose.REPLY, AddressKind.BOUNCES: Purpose.BOUNCE,
-             AddressKind.UNSUBSCRIBE: Purpose.UNSUBSCRIBE}
 
 
 class IntakeUnavailable(AlertsError):
@@ -120,7 +118,7 @@ def read_addressing(session: Session, recipients: tuple[str, ...], *, ours: Mail
         if kind is None:
             continue
         signed = parse_address(ours, recipient)
-        purpose = _PURPOSES[kind]
+        purpose = kind.purpose
         named = Subscription if purpose == Purpose.UNSUBSCRIBE else Delivery
         ident = None if signed is None else \
             verify_reference(secret, purpose, signed.token, nonces_in(session, named))

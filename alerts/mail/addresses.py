@@ -7,6 +7,8 @@ reads the reply domain and knows the shapes of the local parts.
 - `unsubscribe+TOKEN@`: the mailto of List-Unsubscribe; TOKEN names the subscription.
 - `bounces@`: the envelope sender of staff mail, whose bounces match no one.
 - `CODE.` + the domain: a ward's List-Id (an identifier in address form, not a mailbox).
+- `<alerts.MESSAGE.TOKEN@from-domain>`: each copy's Message-ID, carrying the reply TOKEN too,
+  so that a report quoting only the original's Message-ID still names its delivery.
 
 TOKENs are signed references (`subscriptions.links`, `ID-TAG` in lower-case base32) made and
 verified by the callers; here they are only placed and read back. The domain is compared
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from alerts.core.config import MailSettings
+from subscriptions.links import Purpose
 
 
 class AddressKind(StrEnum):
@@ -28,6 +31,11 @@ class AddressKind(StrEnum):
     REPLY = "reply"
     BOUNCES = "bounces"
     UNSUBSCRIBE = "unsubscribe"
+
+    @property
+    def purpose(self) -> Purpose:
+        """What the token of such an address is signed for, and so what it names."""
+        return _PURPOSES[self]
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,8 @@ class SignedAddress:
     token: str
 
 
+_PURPOSES = {AddressKind.REPLY: Purpose.REPLY, AddressKind.BOUNCES: Purpose.BOUNCE,
+             AddressKind.UNSUBSCRIBE: Purpose.UNSUBSCRIBE}
 _CLAIMED = re.compile(r"^(reply|bounces|unsubscribe)\+([^@]+)$")
 # The shape of a signed reference as it travels: DIGITS-base32 (padding tolerated).
 _TOKEN_SHAPE = re.compile(r"^\d+-[a-z2-7]+=*$")
@@ -114,3 +124,18 @@ def issued_address(mail: MailSettings, address: str) -> bool:
     (`claimed_kind`), or the From address. Mail to any other address is not ours."""
     address = address.strip().lower()
     return address == mail.from_address.lower() or claimed_kind(mail, address) is not None
+
+
+def copy_message_id(mail: MailSettings, message_id: int, reply_token: str) -> str:
+    """The Message-ID of one copy: stable per delivery, so a resend after a crash is
+    recognisably the same email."""
+    return f"<alerts.{message_id}.{reply_token}@{mail.from_address.rpartition('@')[2]}>"
+
+
+def reply_token_in(message_id: str) -> str | None:
+    """The reply token a Message-ID written by `copy_message_id` carries, not yet verified."""
+    found = _COPY_MESSAGE_ID.search(message_id.lower())
+    return None if found is None else found.group(1)
+
+
+_COPY_MESSAGE_ID = re.compile(r"<alerts\.\d+\.(\d+-[a-z2-7]+=*)@")

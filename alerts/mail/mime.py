@@ -23,6 +23,7 @@ from email.utils import format_datetime, formataddr
 from alerts.core.config import Settings, WebhooksSettings
 from alerts.mail.addresses import (
     bounce_address,
+    copy_message_id,
     reply_address,
     unsubscribe_address,
     ward_list_id,
@@ -188,13 +189,11 @@ def _shared_headers(outgoing: Outgoing, settings: Settings) -> dict[str, str]:
 def _own_headers(outgoing: Outgoing, links: Links, settings: Settings,
                  now: datetime) -> dict[str, str | Address]:
     mail = settings.mail
-    from_domain = mail.from_address.rpartition("@")[2]
     return {
         "To": _to(_check_header("To", outgoing.recipient_name),
                   _check_header("To", outgoing.recipient_email)),
         "Date": format_datetime(now),
-        # Stable per delivery, so a resend after a crash is recognisably the same email.
-        "Message-ID": f"<alerts.{outgoing.message_id}.{links.reply_token}@{from_domain}>",
+        "Message-ID": copy_message_id(mail, outgoing.message_id, links.reply_token),
         "List-Unsubscribe": _check_header(
             "List-Unsubscribe",
             f"<{links.unsubscribe_url}>, "

@@ -12,9 +12,11 @@ from alerts.mail.addresses import (
     at_our_domain,
     bounce_address,
     claimed_kind,
+    copy_message_id,
     issued_address,
     parse_address,
     reply_address,
+    reply_token_in,
     signed_address,
     staff_bounce_address,
     unsubscribe_address,
@@ -95,3 +97,15 @@ def test_a_malformed_token_is_not_read_back_but_the_address_still_claims_its_kin
 def test_the_from_address_is_issued_too_but_is_no_signed_address() -> None:
     assert issued_address(OURS, " Alerts@Example.org ")
     assert parse_address(OURS, "alerts@example.org") is None
+
+
+def test_a_copys_message_id_carries_its_reply_token_and_reads_back() -> None:
+    message_id = copy_message_id(OURS, 42, TOKEN)
+    assert message_id == f"<alerts.42.{TOKEN}@example.org>"
+    assert reply_token_in(f"Message-ID: {message_id.upper()}") == TOKEN
+    assert reply_token_in("<CAF=abc@mail.gmail.com>") is None
+
+
+def test_each_kind_says_what_its_token_is_signed_for() -> None:
+    assert [kind.purpose for kind in AddressKind] == [Purpose.REPLY, Purpose.BOUNCE,
+                                                      Purpose.UNSUBSCRIBE]
