@@ -17,6 +17,7 @@ import json
 import sqlite3
 import sys
 import traceback
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
@@ -150,6 +151,16 @@ def cli(ctx: click.Context, config_file: str | None, debug: bool) -> None:
 
 def print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, default=str))
+
+
+def print_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Print `rows` under a header row, every list command alike: each column as wide as its
+    widest cell, two spaces apart, the last one unpadded."""
+    table = [list(header), *([str(cell) for cell in row] for row in rows)]
+    widths = [max(len(line[column]) for line in table) for column in range(len(header))]
+    for line in table:
+        padded = [cell.ljust(width) for cell, width in zip(line[:-1], widths[:-1], strict=True)]
+        click.echo("  ".join([*padded, line[-1]]).rstrip())
 
 
 def warn(line: str) -> None:

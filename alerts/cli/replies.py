@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from alerts.cli.app import Runtime, fail, pass_runtime, print_json
+from alerts.cli.app import Runtime, fail, pass_runtime, print_json, print_table
 from alerts.inbound.reminders import send_reminders
 from alerts.inbound.replies import ReplySummary, list_replies, show_reply
 from alerts.mail.trust import refuse_unsafe_sending
@@ -47,13 +47,12 @@ def list_(runtime: Runtime, ward_code: str | None, as_json: bool) -> None:
         return
     if not found:
         click.echo("no replies")
+        return
     zone = ZoneInfo(runtime.settings.scheduler.timezone)
-    for s in found:
-        mark = "!" if s.flagged else " "
-        state = "handled" if s.handled else ("forwarded" if s.forwarded else "queued")
-        click.echo(f"{mark}{s.id:>6}  {s.received_at.astimezone(zone):%Y-%m-%d %H:%M}  "
-                   f"{s.ward:<8} "
-                   f"{state:<9}  {s.resident[:28]:<28}  {s.subject[:60]}")
+    print_table(("!", "ID", "RECEIVED", "WARD", "STATE", "RESIDENT", "SUBJECT"), [
+        ("!" if s.flagged else "", s.id, f"{s.received_at.astimezone(zone):%Y-%m-%d %H:%M}",
+         s.ward, "handled" if s.handled else ("forwarded" if s.forwarded else "queued"),
+         s.resident[:28], s.subject[:60]) for s in found])
 
 
 @replies.command("show")

@@ -19,7 +19,7 @@ import click
 from alerts.accounts.access import command_line_principal
 from alerts.accounts.audit import record
 from alerts.accounts.users import Role, add_user, find_user
-from alerts.cli.app import Runtime, cli_actor, fail, pass_runtime, print_json, warn
+from alerts.cli.app import Runtime, cli_actor, fail, pass_runtime, print_json, print_table, warn
 from alerts.core.db import transaction
 from alerts.usecases.coordinators import (
     CoordinatorError,
@@ -89,8 +89,9 @@ def list_(runtime: Runtime, as_json: bool) -> None:
         return
     if not rows:
         click.echo("no schemes (add one with `alerts schemes add`)")
-    for row in rows:
-        click.echo(f"{row['name']:<40} {row['ward']:<8} {row['members']} member(s)")
+        return
+    print_table(("SCHEME", "WARD", "MEMBERS"),
+                [(row["name"], row["ward"], row["members"]) for row in rows])
 
 
 @schemes.command("members")
@@ -107,8 +108,11 @@ def members(runtime: Runtime, name: str, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    for row in rows:
-        click.echo(f"{row['email']:<36} {row['status']:<13} {row['frequency']:<10} {row['name']}")
+    if not rows:
+        click.echo("no members yet")
+        return
+    print_table(("EMAIL", "STATUS", "FREQUENCY", "NAME"),
+                [(row["email"], row["status"], row["frequency"], row["name"]) for row in rows])
 
 
 @schemes.command("import")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from alerts.cli.app import Runtime, pass_runtime, print_json
+from alerts.cli.app import Runtime, pass_runtime, print_json, print_table
 from alerts.core.db import transaction
 from alerts.sources.registry import add_source, list_sources, remove_source
 
@@ -56,11 +56,14 @@ def list_(runtime: Runtime, ward_code: str | None, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    for row in rows:
-        state = f"error: {row['last_error']}" if row["last_error"] else (
-            f"ok {row['last_ok_at']}" if row["last_ok_at"] else "never collected"
-        )
-        click.echo(f"{row['id']:>4}  {row['ward']:<10} {row['kind']:<8} {row['url']}  [{state}]")
+    if not rows:
+        click.echo("no sources (add one with `alerts sources add`)")
+        return
+    print_table(("ID", "WARD", "KIND", "URL", "STATE"), [
+        (row["id"], row["ward"], row["kind"], row["url"],
+         f"error: {row['last_error']}" if row["last_error"] else (
+             f"ok {row['last_ok_at']}" if row["last_ok_at"] else "never collected"))
+        for row in rows])
 
 
 @sources.command("remove")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from alerts.cli.app import Runtime, pass_runtime, print_json
+from alerts.cli.app import Runtime, pass_runtime, print_json, print_table
 from alerts.core.db import transaction
 from subscriptions.suppression import (
     SuppressionReason,
@@ -37,9 +37,12 @@ def list_(runtime: Runtime, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    for row in rows:
-        who = row["email"] or f"(erased) {str(row['address_hash'])[:16]}…"
-        click.echo(f"{who:<40} {row['reason']!s:<12} {str(row['since'])[:19]}  {row['detail']}")
+    if not rows:
+        click.echo("the suppression list is empty")
+        return
+    print_table(("ADDRESS", "REASON", "SINCE", "DETAIL"), [
+        (row["email"] or f"(erased) {str(row['address_hash'])[:16]}…", row["reason"],
+         str(row["since"])[:19], row["detail"]) for row in rows])
 
 
 @suppression.command("add")

@@ -17,7 +17,7 @@ from alerts.accounts.users import (
     remove_user,
     set_password,
 )
-from alerts.cli.app import Runtime, cli_actor, pass_runtime, print_json
+from alerts.cli.app import Runtime, cli_actor, pass_runtime, print_json, print_table
 from alerts.core.db import transaction
 
 
@@ -75,10 +75,10 @@ def list_(runtime: Runtime, as_json: bool) -> None:
         return
     if not rows:
         click.echo("no users (add one with `alerts users add`)")
-    for row in rows:
-        scope = ", ".join(row.wards or row.schemes) or "everything"
-        click.echo(f"{row.email:<36} {row.role:<12} {scope}"
-                   + ("" if row.has_password else "  (no password yet)"))
+        return
+    print_table(("EMAIL", "ROLE", "WARDS OR SCHEMES", "PASSWORD"), [
+        (row.email, row.role, ", ".join(row.wards or row.schemes) or "everything",
+         "set" if row.has_password else "not yet") for row in rows])
 
 
 @users.command("remove")

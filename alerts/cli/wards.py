@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from apscheduler.triggers.cron import CronTrigger
 
-from alerts.cli.app import Runtime, fail, pass_runtime, print_json, warn
+from alerts.cli.app import Runtime, fail, pass_runtime, print_json, print_table, warn
 from alerts.core.db import transaction
 from subscriptions.csv_io import CsvError, decode, parse_wards_csv
 from subscriptions.languages import Language
@@ -101,9 +101,12 @@ def list_(runtime: Runtime, as_json: bool) -> None:
     if as_json:
         print_json(rows)
         return
-    for row in rows:
-        click.echo(f"{row['code']:<12} {row['name']:<32} {row['team_email']:<36} "
-                   f"{row['digest_cron']:<16} {row['language']}")
+    if not rows:
+        click.echo("no wards (add one with `alerts wards add`)")
+        return
+    print_table(("CODE", "NAME", "TEAM EMAIL", "DIGEST CRON", "LANGUAGE"),
+                [(r["code"], r["name"], r["team_email"], r["digest_cron"], r["language"])
+                 for r in rows])
 
 
 @wards.command("set")
