@@ -40,7 +40,7 @@ from subscriptions.subscribers import (
     stored_source,
 )
 from subscriptions.suppression import Suppression, normal_address_hash
-from subscriptions.wards import Ward, WardError, WardRow, check_ward
+from subscriptions.wards import WardError, WardRow, check_ward, ward_ids, ward_key
 
 REQUIRED = ("email", "ward")
 OPTIONAL = ("name", "frequency", "scheme")
@@ -327,12 +327,12 @@ def import_rows(
     rules (and a file imported again costs a few queries a batch, not a few a row).
     """
     # The same address and ward twice: the last row wins, as a later file would.
-    pending = list({(row.email, row.ward): row for row in rows}.values())
+    pending = list({(row.email, ward_key(row.ward)): row for row in rows}.values())
     errors: list[RowError] = []
-    wards = {ward.code: ward.id for ward in session.scalars(select(Ward))}
+    wards = ward_ids(session)
     checked: list[tuple[SubscriberRow, str, str | None]] = []
     for row in pending:
-        if row.ward not in wards:
+        if ward_key(row.ward) not in wards:
             errors.append(RowError(row.line, f"no ward with code {row.ward!r}"))
             continue
         try:
@@ -373,7 +373,7 @@ def import_rows(
             continue
         subscriber_id = known.get(row.email)
         renewed = None if subscriber_id is None else existing.get((subscriber_id,
-                                                                   wards[row.ward]))
+                                                                   wards[ward_key(row.ward)]))
         if renewed is not None:
             renewals.append((row, renewed, name, scheme))
             continue
@@ -392,7 +392,7 @@ def import_rows(
         session.execute(insert(Subscription), [
             {
                 "subscriber_id": known[row.email],
-                "ward_id": wards[row.ward],
+                "ward_id": wards[ward_key(row.ward)],
                 "frequency": row.frequency.value,
                 "status": Status.CONFIRMED.value if confirmed else Status.PENDING.value,
                 "scheme": scheme,

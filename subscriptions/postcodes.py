@@ -18,7 +18,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from subscriptions.base import Base
 from subscriptions.csv_io import CsvError, RowError, read_table
 from subscriptions.errors import AlertsError
-from subscriptions.wards import Ward
+from subscriptions.wards import Ward, ward_ids, ward_key
 
 # The shapes Royal Mail issues: outward A9, A99, AA9, AA99, A9A, AA9A; inward 9AA.
 # Shape only: whether a postcode exists is the deployer's file's business.
@@ -94,11 +94,11 @@ def _chunks(values: list[str], size: int = 500) -> Iterator[list[str]]:
 def import_postcodes(session: Session, rows: list[PostcodeRow]) -> tuple[int, list[RowError]]:
     """Store each row's postcode with its ward (a postcode loaded before moves to the ward
     the file now gives); rows naming an unknown ward are reported. Return (stored, errors)."""
-    wards = {code: ident for code, ident in session.execute(select(Ward.code, Ward.id)).all()}
+    wards = ward_ids(session)
     errors: list[RowError] = []
     good: list[PostcodeRow] = []
     for row in rows:
-        if row.ward not in wards:
+        if ward_key(row.ward) not in wards:
             errors.append(RowError(row.line, f"no ward with code {row.ward!r}"))
         else:
             good.append(row)
@@ -108,13 +108,13 @@ def import_postcodes(session: Session, rows: list[PostcodeRow]) -> tuple[int, li
             select(Postcode.postcode, Postcode.ward_id).where(Postcode.postcode.in_(chunk))
         ).all())
     fresh = [{"postcode": row.postcode, "outward": row.postcode.split(" ")[0],
-              "ward_id": wards[row.ward]} for row in good if row.postcode not in known]
+              "ward_id": wards[ward_key(row.ward)]} for row in good if row.postcode not in known]
     if fresh:
         session.execute(insert(Postcode), fresh)
     for row in good:
-        if row.postcode in known and known[row.postcode] != wards[row.ward]:
+        if row.postcode in known and known[row.postcode] != wards[ward_key(row.ward)]:
             session.execute(update(Postcode).where(Postcode.postcode == row.postcode)
-                            .values(ward_id=wards[row.ward]))
+                            .values(ward_id=wards[ward_key(row.ward)]))
     session.flush()
     return len(good), errors
 

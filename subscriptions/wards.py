@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import String, select
+from sqlalchemy import String, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from subscriptions.addresses import AddressError, normalise_address
@@ -77,8 +77,23 @@ def add_ward(session: Session, code: str, name: str, team_email: str) -> Ward:
     return ward
 
 
+def ward_key(code: str) -> str:
+    """A ward code as looked up: people type "riv" for RIV, so case does not count."""
+    return code.strip().casefold()
+
+
 def find_ward(session: Session, code: str) -> Ward | None:
-    return session.scalar(select(Ward).where(Ward.code == code.strip()))
+    """The ward with this code, whatever its case (every lookup by code comes here); an
+    exact match first, should two codes differ only in case."""
+    code = code.strip()
+    return session.scalar(select(Ward).where(Ward.code == code)) or session.scalar(
+        select(Ward).where(func.lower(Ward.code) == ward_key(code)).order_by(Ward.id).limit(1))
+
+
+def ward_ids(session: Session) -> dict[str, int]:
+    """Every ward's id by `ward_key` of its code, for reading many rows that name wards."""
+    return {ward_key(code): ident for code, ident in
+            session.execute(select(Ward.code, Ward.id).order_by(Ward.id.desc())).all()}
 
 
 def get_ward(session: Session, code: str) -> Ward:

@@ -73,7 +73,7 @@ def add(runtime: Runtime, email: str, ward_code: str, frequency: str, name: str,
             subscription.topics = join_topics(followed)
         if language is not None:
             subscription.subscriber.language = Language(language)
-        click.echo(f"subscribed to ward {ward_code} ({subscription.frequency}, "
+        click.echo(f"subscribed to ward {subscription.ward.code} ({subscription.frequency}, "
                    f"{subscription.status})")
 
 
