@@ -40,6 +40,7 @@ from subscriptions.subscribers import (
     SubscriptionRecord,
     check_name_and_scheme,
     confirm_by_resident,
+    delivery_state,
     parse_frequency,
 )
 from subscriptions.suppression import Suppression, address_hash, is_suppressed
@@ -121,10 +122,7 @@ class Member:
     @property
     def state(self) -> str:
         """The status an export and the member list show: `suppressed` outranks the rest."""
-        return SUPPRESSED if self.suppressed else self.status
-
-
-SUPPRESSED = "suppressed"
+        return delivery_state(self.status, self.suppressed)
 
 
 def joined(scheme: Scheme) -> ColumnElement[bool]:
@@ -370,7 +368,7 @@ def scheme_records(session: Session, scheme: Scheme) -> Iterator[SubscriptionRec
             name=subscriber.name,
             frequency=subscription.frequency,
             scheme=subscription.scheme or "",
-            status=SUPPRESSED if refused is not None else subscription.status,
+            status=delivery_state(subscription.status, refused is not None),
             consent_at=subscription.consent_at,
             consent_method=subscription.consent_method,
             consent_source=subscription.consent_source,

@@ -17,7 +17,7 @@ from subscriptions.base import NEVER_REUSED, Base, id_never_reused, utcnow
 from subscriptions.consent import Consent
 from subscriptions.errors import AlertsError
 from subscriptions.links import nonce_column
-from subscriptions.suppression import Suppression, address_hash
+from subscriptions.suppression import Suppression, address_hash, erasure_only
 from subscriptions.topics import MAX_TOPICS
 from subscriptions.wards import Ward, get_ward
 
@@ -150,6 +150,24 @@ def subscriber_not_suppressed() -> ColumnElement[bool]:
     )
 
 
+def receiving() -> ColumnElement[bool]:
+    """For queries over subscriptions: those a message is queued for now, confirmed and with
+    the address off the suppression list. The one rule for fan-out and for every count that
+    says whom mail reaches (a page's figures, an officer's preview, an export)."""
+    return (Subscription.status == Status.CONFIRMED) & subscriber_not_suppressed()
+
+
+# The state an export and a member list show for a subscription whose address is on the
+# suppression list (a hard bounce, a complaint, an operator): kept, but sent nothing.
+SUPPRESSED = "suppressed"
+
+
+def delivery_state(status: str, suppressed: bool) -> str:
+    """What a list or an export shows for a subscription: `suppressed` outranks the status,
+    so an address that bounced never reads as `confirmed`."""
+    return SUPPRESSED if suppressed else status
+
+
 def reads_in(language: str, ward_language: str) -> ColumnElement[bool]:
     """For queries over a ward's subscriptions: true where the resident is sent mail in
     `language` (their own choice, or the ward's when they made none)."""
@@ -208,14 +226,20 @@ def subscribe(
     name: str = "",
     scheme: str | None = None,
     confirmed: bool = False,
+    asked_by_resident: bool = False,
 ) -> Subscription:
     """Create or renew a subscription; an existing one keeps its history but takes the new
     frequency. `confirmed` (prior consent declared) confirms a new subscription or one
     waiting for confirmation, never what a resident chose: one who left is renewed pending,
-    to confirm with their own link, and a paused one stays paused."""
+    to confirm with their own link, and a paused one stays paused.
+
+    A suppressed address is refused, except that a resident's own request at the web form
+    (`asked_by_resident`) passes an entry an erasure left: it is new consent, still pending
+    until the link mailed to the address is pressed. Imports, coordinators and the shell
+    are refused, and so is everyone for a bounce or a complaint."""
     address = normalise_address(email)
     refused = session.get(Suppression, address_hash(address))
-    if refused is not None:
+    if refused is not None and not (asked_by_resident and erasure_only(refused)):
         raise SubscriberError(
             f"the address is on the suppression list ({refused.reason}); it can be "
             "subscribed again only after `alerts suppression remove`"
@@ -323,22 +347,25 @@ class SubscriptionRecord:
 def iter_subscriptions(session: Session, ward_code: str | None = None) -> Iterator[
     SubscriptionRecord
 ]:
+    """Every subscription (or one ward's) as export rows; an address on the suppression
+    list shows the state `suppressed` (see `delivery_state`)."""
     query = (
-        select(Subscription, Subscriber, Ward)
+        select(Subscription, Subscriber, Ward, Suppression.address_hash)
         .join(Subscriber, Subscription.subscriber_id == Subscriber.id)
         .join(Ward, Subscription.ward_id == Ward.id)
+        .outerjoin(Suppression, Suppression.email == Subscriber.email)
         .order_by(Ward.code, Subscriber.email)
     )
     if ward_code is not None:
         query = query.where(Ward.id == get_ward(session, ward_code).id)
-    for subscription, subscriber, ward in session.execute(query):
+    for subscription, subscriber, ward, refused in session.execute(query):
         yield SubscriptionRecord(
             email=subscriber.email,
             ward=ward.code,
             name=subscriber.name,
             frequency=subscription.frequency,
             scheme=subscription.scheme or "",
-            status=subscription.status,
+            status=delivery_state(subscription.status, refused is not None),
             consent_at=subscription.consent_at,
             consent_method=subscription.consent_method,
             consent_source=subscription.consent_source,

@@ -24,12 +24,7 @@ from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.mail.messages import MAX_SUBJECT, STAFF_KINDS, Message, MessageKind
 from subscriptions.base import utcnow
 from subscriptions.links import new_nonce_sql
-from subscriptions.subscribers import (
-    Status,
-    Subscriber,
-    Subscription,
-    subscriber_not_suppressed,
-)
+from subscriptions.subscribers import Subscriber, Subscription, receiving
 from subscriptions.suppression import Suppression
 
 
@@ -49,11 +44,7 @@ def fan_out(
     commits.
     """
     at = now or utcnow()
-    condition = (
-        (Subscription.ward_id == message.ward_id)
-        & (Subscription.status == Status.CONFIRMED)
-        & subscriber_not_suppressed()
-    )
+    condition = (Subscription.ward_id == message.ward_id) & receiving()
     if audience is not None:
         condition = condition & audience
     dialect = session.get_bind().dialect.name

@@ -75,7 +75,7 @@ from subscriptions.subscribers import (
     Status,
     SubscriberError,
     Subscription,
-    subscriber_not_suppressed,
+    receiving,
 )
 from subscriptions.wards import Ward, find_ward, list_wards
 
@@ -138,7 +138,7 @@ class SchemeSummary:
     ward_code: str
     ward_name: str
     members: int  # joined and still subscribed (confirmed or paused)
-    confirmed: int
+    confirmed: int  # of them, those mail reaches (`receiving`: not suppressed)
 
 
 def kept_schemes(session: Session, who: Principal) -> list[SchemeSummary]:
@@ -149,8 +149,7 @@ def kept_schemes(session: Session, who: Principal) -> list[SchemeSummary]:
     query = (
         select(Scheme,
                func.count(Subscription.id),
-               func.coalesce(func.sum(case((Subscription.status == Status.CONFIRMED, 1),
-                                           else_=0)), 0))
+               func.coalesce(func.sum(case((receiving(), 1), else_=0)), 0))
         .outerjoin(Subscription, (Subscription.ward_id == Scheme.ward_id)
                    & (Subscription.scheme == Scheme.name) & live)
         .group_by(Scheme.id)
@@ -233,7 +232,7 @@ class SchemeView:
     @property
     def reachable(self) -> int:
         """Members a message would reach now: confirmed and not suppressed."""
-        return sum(1 for m in self.members if m.status == Status.CONFIRMED and not m.suppressed)
+        return sum(1 for m in self.members if m.state == Status.CONFIRMED)
 
 
 def view_scheme(session: Session, who: Principal, scheme_id: int, *,
@@ -495,7 +494,7 @@ def _recipients(session: Session, scheme: Scheme) -> int:
     return session.scalar(
         select(func.count()).select_from(Subscription).where(
             Subscription.ward_id == scheme.ward_id, Subscription.scheme == scheme.name,
-            Subscription.status == Status.CONFIRMED, subscriber_not_suppressed())) or 0
+            receiving())) or 0
 
 
 def _sent_recently(session: Session, scheme: Scheme, now: datetime) -> list[datetime]:

@@ -40,7 +40,13 @@ from alerts.sources.officer import MAX_LOCATION, MAX_TITLE, officer_item
 from alerts.sources.registry import SourceError, officer_source
 from alerts.usecases.officers import InputError, ward_for
 from subscriptions.languages import Language
-from subscriptions.subscribers import Frequency, Status, Subscriber, Subscription, reads_in
+from subscriptions.subscribers import (
+    Frequency,
+    Subscriber,
+    Subscription,
+    reads_in,
+    receiving,
+)
 from subscriptions.topics import TopicError, choose_topics
 from subscriptions.wards import Ward, get_ward
 
@@ -62,8 +68,7 @@ def languages_read(session: Session, ward: Ward) -> list[Language]:
     chosen = session.scalars(
         select(Subscriber.language).distinct()
         .join(Subscription, Subscription.subscriber_id == Subscriber.id)
-        .where(Subscription.ward_id == ward.id, Subscription.status == Status.CONFIRMED,
-               Subscriber.language.is_not(None))
+        .where(Subscription.ward_id == ward.id, receiving(), Subscriber.language.is_not(None))
     )
     own = Language(ward.language)
     return [own, *sorted({Language(c) for c in chosen if c is not None} - {own})]
@@ -162,8 +167,9 @@ def _check_kind(kind: ItemKind) -> None:
 @dataclass(frozen=True)
 class Preview:
     rendered: Rendered
-    # Confirmed subscribers: all of them hear an urgent alert now; of a post, the
-    # immediate ones hear now and the rest in their next digest.
+    # The subscribers mail reaches (`receiving`, fan-out's own rule, so the number shown is
+    # the number queued): all of them hear an urgent alert now; of a post, the immediate
+    # ones hear now and the rest in their next digest.
     confirmed: int
     immediate: int
 
@@ -171,7 +177,7 @@ class Preview:
 def _audience(session: Session, ward: Ward) -> tuple[int, int]:
     rows = dict(session.execute(
         select(Subscription.frequency, func.count())
-        .where(Subscription.ward_id == ward.id, Subscription.status == Status.CONFIRMED)
+        .where(Subscription.ward_id == ward.id, receiving())
         .group_by(Subscription.frequency)).all())
     return sum(rows.values()), rows.get(Frequency.IMMEDIATE, 0)
 
