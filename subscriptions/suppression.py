@@ -3,7 +3,10 @@ an operator's decision), checked when messages are fanned out and again when sen
 
 Each entry is keyed by a SHA-256 hash of the normalised address, so that an entry can
 outlive the address itself: after erasure only the hash is kept, and a later import of the
-same address is still recognised and refused.
+same address is still recognised and refused. The one way back from an erasure is the
+resident's own: a sign-up at the web form may add the address again, pending, and its
+confirmation link, once pressed, lifts the entry (`lift_erasure`); a bounce or a complaint
+is lifted only by an operator.
 """
 
 from __future__ import annotations
@@ -64,6 +67,24 @@ def suppress(session: Session, email: str, reason: SuppressionReason, detail: st
 def unsuppress(session: Session, email: str) -> bool:
     entry = session.get(Suppression, address_hash(email))
     if entry is None:
+        return False
+    session.delete(entry)
+    session.flush()
+    return True
+
+
+def erasure_only(entry: Suppression) -> bool:
+    """Whether an erasure alone put the entry there: its reason, and no address in it (a
+    bounce or a complaint since, recorded on the same entry, writes the address back)."""
+    return entry.reason == SuppressionReason.ERASURE and entry.email is None
+
+
+def lift_erasure(session: Session, email: str) -> bool:
+    """Remove the address's entry if an erasure alone put it there (a bounce or a complaint
+    stays); return whether one went. For a resident who erased their data and has since
+    confirmed a new subscription with the link mailed to them: new consent, asked for."""
+    entry = session.get(Suppression, address_hash(email))
+    if entry is None or not erasure_only(entry):
         return False
     session.delete(entry)
     session.flush()
