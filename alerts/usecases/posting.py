@@ -47,7 +47,7 @@ from subscriptions.subscribers import (
     reads_in,
     receiving,
 )
-from subscriptions.topics import TopicError, choose_topics
+from subscriptions.topics import TopicError, choose_topics, follows
 from subscriptions.wards import Ward, get_ward
 
 URGENT_PRIORITY = 10
@@ -174,12 +174,16 @@ class Preview:
     immediate: int
 
 
-def _audience(session: Session, ward: Ward) -> tuple[int, int]:
-    rows = dict(session.execute(
-        select(Subscription.frequency, func.count())
+def _audience(session: Session, ward: Ward, item_topics: str) -> tuple[int, int]:
+    # Of the immediate subscribers, those following the item's topics, as
+    # `digest_rounds.queue_immediate` chooses them.
+    rows = session.execute(
+        select(Subscription.frequency, Subscription.topics, func.count())
         .where(Subscription.ward_id == ward.id, receiving())
-        .group_by(Subscription.frequency)).all())
-    return sum(rows.values()), rows.get(Frequency.IMMEDIATE, 0)
+        .group_by(Subscription.frequency, Subscription.topics)).all()
+    return (sum(n for _, _, n in rows),
+            sum(n for frequency, topics, n in rows
+                if frequency == Frequency.IMMEDIATE and follows(topics, item_topics)))
 
 
 def preview_draft(session: Session, settings: Settings, who: Principal, code: str,
@@ -198,7 +202,7 @@ def preview_draft(session: Session, settings: Settings, who: Principal, code: st
             published_at=now, starts_at=item.starts_at, ends_at=item.ends_at,
             location=item.location, topics=item.topics), settings, now=now,
             language=Language(ward.language))
-    confirmed, immediate = _audience(session, ward)
+    confirmed, immediate = _audience(session, ward, item.topics)
     return Preview(rendered, confirmed, immediate)
 
 
