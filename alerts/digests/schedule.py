@@ -9,6 +9,7 @@ so British Summer Time and crontab syntax are the library's job, not ours.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -58,3 +59,23 @@ def digest_schedule(ward_code: str, ward_cron: str | None, default_cron: str,
             Frequency.DAILY: parse_cron(daily_cron(cron), timezone),
         },
     )
+
+
+@dataclass(frozen=True)
+class FirstDigest:
+    """When a newly confirmed resident first hears from a ward, as their welcome says."""
+
+    ward_name: str
+    frequency: Frequency
+    at: datetime | None  # None: an immediate subscriber, sent each post as it comes
+
+
+def next_digest_at(ward_cron: str | None, default_cron: str, timezone: str,
+                   frequency: Frequency, now: datetime) -> datetime | None:
+    """When the ward's next digest at `frequency` is due after `now` (the time its scheduled
+    job fires); None for immediate subscribers, who get each post on its own."""
+    if frequency not in DIGEST_FREQUENCIES:
+        return None
+    trigger = digest_schedule("", ward_cron, default_cron, timezone).triggers[frequency]
+    fire: datetime | None = trigger.get_next_fire_time(None, now)
+    return fire

@@ -22,6 +22,9 @@ class MessageKind(StrEnum):
     # The "my data" link: goes to a resident whatever the state of their subscriptions,
     # since leaving does not end their right to see or erase what is held.
     DATA_REQUEST = "data_request"
+    # The one welcome a resident's own confirmation brings: when their first digest comes,
+    # their preferences link, how replies work.
+    WELCOME = "welcome"
     # Answers to mail a resident sent: the acknowledgement of a reply (once a thread, or at
     # once when the reply reads like a crime report) and the "you have left" note that
     # confirms an emailed unsubscribe. They go whatever the subscription's state.
@@ -42,7 +45,7 @@ class MessageKind(StrEnum):
 
 # Kinds written for one resident (not a ward): erased with them.
 PERSONAL_KINDS = (MessageKind.CONFIRM, MessageKind.DATA_REQUEST, MessageKind.REPLY_ACK,
-                  MessageKind.LEFT, MessageKind.TEAM_ANSWER)
+                  MessageKind.LEFT, MessageKind.TEAM_ANSWER, MessageKind.WELCOME)
 # Kinds that answer mail a resident sent: RFC 3834 marks them auto-replied, not generated.
 ANSWER_KINDS = (MessageKind.REPLY_ACK, MessageKind.LEFT)
 # Kinds a person wrote: RFC 3834 says no Auto-Submitted mark ("no").

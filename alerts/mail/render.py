@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import gettext
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from html import escape as escape_html
@@ -23,7 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import css_inline
-from babel.dates import format_date, format_datetime
+from babel.dates import format_date, format_datetime, format_time
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
@@ -44,6 +44,7 @@ from alerts.digests.compose import (
     ward_page_url,
 )
 from alerts.digests.invites import sessions_calendar
+from alerts.digests.schedule import FirstDigest
 from alerts.mail.marks import PREFERENCES_MARK, UNSUBSCRIBE_MARK
 from alerts.mail.messages import MAX_SUBJECT
 from alerts.sources.items import ItemKind
@@ -316,6 +317,49 @@ def render_data_request(
     return render_email(
         "my-data", lambda t: t.gettext("Your neighbourhood alerts data"), settings, now=now,
         env=env, language=language, data_url=data_url, valid_hours=valid_hours)
+
+
+def around(at: datetime, zone: ZoneInfo, language: Language = Language.ENGLISH) -> str:
+    """'Monday 14 December, around 8am' ('Dydd Llun 14 Rhagfyr, tua 08:00') in the ward's
+    time zone: when a digest is due, said as a person would (the round takes a few minutes)."""
+    local = at.astimezone(zone)
+    locale = babel_locale(language)
+    day = format_date(local, "EEEE d MMMM", locale=locale)
+    if language is Language.ENGLISH:
+        time = format_time(local, "h a" if local.minute == 0 else "h:mm a", locale=locale)
+        time = time.replace(" ", "").lower()
+    else:
+        time = format_time(local, "HH:mm", locale=locale)
+    return translations(language).gettext("%(day)s, around %(time)s") % {
+        "day": day, "time": time}
+
+
+def first_digests(wards: Sequence[FirstDigest], zone: ZoneInfo,
+                  language: Language = Language.ENGLISH) -> list[dict[str, str]]:
+    """What `templates/email/_first_digests.*` list, one line a ward: its name, how often
+    the resident hears (`Frequency`) and when first (empty for each post as it comes)."""
+    return [{"name": ward.ward_name, "frequency": ward.frequency,
+             "when": "" if ward.at is None else around(ward.at, zone, language)}
+            for ward in wards]
+
+
+def render_welcome(wards: Sequence[FirstDigest], settings: Settings, *, now: datetime,
+                   env: Environment | None = None,
+                   language: Language = Language.ENGLISH) -> Rendered:
+    """The welcome a resident's own confirmation brings: the wards, when each first digest
+    comes, the preferences link, how replies reach the team (the first ward's: the message
+    belongs to it, and so does its Reply-To)."""
+    zone = ZoneInfo(settings.scheduler.timezone)
+
+    def subject(t: gettext.NullTranslations) -> str:
+        return t.gettext("Welcome to neighbourhood alerts for %(ward)s") % {
+            "ward": wards[0].ward_name}
+
+    return _render_localised(
+        "welcome", lambda single: both(single, subject), settings,
+        lambda single: {"wards": first_digests(wards, zone, single),
+                         "ward_name": wards[0].ward_name},
+        now=now, env=env, language=language)
 
 
 def render_reply_ack(ward_name: str, answered: str, settings: Settings, *, emergency: bool,

@@ -1,6 +1,7 @@
 """Double opt-in: a web sign-up, or an import without declared prior consent, is recorded
 pending, and one confirmation email (at most one an hour per address) carries a signed link
-that expires; it opens a page whose button confirms (opening the link alone changes nothing).
+that expires; it opens a page whose button confirms (opening the link alone changes nothing),
+and the press that confirms queues one welcome email (`alerts.usecases.welcome`).
 
 The link's token is an itsdangerous timed signature over the subscriber, a seal of their
 row's nonce (see subscriptions.links) and the pending subscriptions it confirms, keyed by
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from alerts.core.config import Settings
@@ -23,6 +24,7 @@ from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.mail.marks import CONFIRM_URL_MARK
 from alerts.mail.messages import Message, MessageKind
 from alerts.mail.render import ADDED_FOR_YOU, SIGNED_UP, Rendered, render_confirmation
+from alerts.usecases.welcome import Welcome, queue_welcome, welcome_for
 from subscriptions.consent import Consent, ConsentMethod
 from subscriptions.links import Purpose, nonces_in, open_sealed_link, sealed_link
 from subscriptions.subscribers import Frequency, Subscriber, Subscription
@@ -189,11 +191,36 @@ def preview_confirmation(session: Session, settings: Settings, token: str) -> li
         .order_by(Ward.name)))
 
 
-def confirm(session: Session, settings: Settings, token: str, *, now: datetime) -> bool | None:
+@dataclass(frozen=True)
+class Confirmed:
+    """What a genuine confirmation link did."""
+
+    # What the page tells the resident (when each first digest comes, their preferences
+    # link); None if none of the link's subscriptions stands confirmed (left since).
+    welcome: Welcome | None
+    # Whether this press queued the welcome email: only the one that confirmed something.
+    welcomed: bool
+
+
+def confirm(session: Session, settings: Settings, token: str, *,
+            now: datetime) -> Confirmed | None:
     """Open a confirmation link: None if the token is not genuine or has expired (nothing
-    changes), otherwise True (confirming what was still pending)."""
+    changes); otherwise confirm what was still pending and, if that was anything, queue
+    the resident's one welcome email (`alerts.usecases.welcome`)."""
     link = read_confirmation(session, settings, token)
     if link is None:
         return None
-    confirm_subscriptions(session, link.subscriber_id, link.subscription_ids, now=now)
-    return True
+    # One resident's confirmations run one after another: the first write takes their row's
+    # lock (PostgreSQL) or the database's write lock (SQLite) until commit, so of two at once
+    # (a double click, a link scanner pressing too) the second finds nothing pending left
+    # and queues no second welcome.
+    session.execute(update(Subscriber).where(Subscriber.id == link.subscriber_id)
+                    .values(nonce=Subscriber.nonce)
+                    .execution_options(synchronize_session=False))
+    changed = confirm_subscriptions(session, link.subscriber_id, link.subscription_ids,
+                                    now=now)
+    welcome = welcome_for(session, settings, link.subscriber_id, link.subscription_ids,
+                          now=now)
+    welcomed = bool(changed) and welcome is not None and queue_welcome(
+        session, settings, welcome, now=now)
+    return Confirmed(welcome, welcomed)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
@@ -19,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.core.config import Settings
 from alerts.core.db import transaction
 from alerts.core.translations import HTML_LANG, N_
-from alerts.mail.render import environment
+from alerts.mail.render import environment, first_digests
 from alerts.usecases.confirmations import (
     CONFIRM_MAX_AGE_HOURS,
     confirm,
@@ -176,7 +177,14 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
             done = confirm(session, settings, token, now=utcnow())
         if done is None:
             return invalid_link(request, "confirm")
-        return page(request, "confirmed", {})
+        # The same facts as the welcome email, in the page's language.
+        welcome = done.welcome
+        return page(request, "confirmed", {
+            "wards": [] if welcome is None else first_digests(
+                welcome.wards, ZoneInfo(settings.scheduler.timezone), request_language(request)),
+            "preferences_url": None if welcome is None else welcome.preferences_url,
+            "welcomed": done.welcomed,
+        })
 
     def preferences_page(request: Request, subscription_id: int, token: str, *,
                          saved: bool = False, error: str = "", status: int = 200,

@@ -22,6 +22,7 @@ from playwright.sync_api import Page
 
 from alerts.core.config import Settings
 from alerts.digests.compose import DigestItem, compose_digest
+from alerts.digests.schedule import FirstDigest
 from alerts.mail.marks import CONFIRM_URL_MARK, INVITE_URL_MARK, fill_links
 from alerts.mail.messages import STAFF_KINDS, MessageKind
 from alerts.mail.render import (
@@ -34,12 +35,14 @@ from alerts.mail.render import (
     render_left,
     render_post,
     render_reply_ack,
+    render_welcome,
 )
 from alerts.sources.items import ItemKind
 from alerts.usecases.coordinators import render_scheme_message
 from alerts.usecases.officers import render_answer
 from alerts.usecases.scheme_invitations import render_invitation
 from subscriptions.languages import Language
+from subscriptions.subscribers import Frequency
 from tests.browser import PHONE, check_page
 
 pytest_plugins = ("tests.browser",)
@@ -129,6 +132,12 @@ def scheme_invitation(language: Language) -> Rendered:
                              ).with_own_link(INVITE_URL_MARK, link("invitation"))
 
 
+def welcome(language: Language) -> Rendered:
+    return render_welcome([FirstDigest("Riverside", Frequency.WEEKLY, NOW + timedelta(days=3)),
+                           FirstDigest("Old Town", Frequency.IMMEDIATE, None)],
+                          SETTINGS, now=NOW, language=language)
+
+
 # Template name → (the message kind it goes out as, how it is built). Add a new email here.
 BUILDERS: dict[str, tuple[MessageKind, Callable[[Language], Rendered]]] = {
     "digest": (MessageKind.DIGEST, digest),
@@ -141,6 +150,7 @@ BUILDERS: dict[str, tuple[MessageKind, Callable[[Language], Rendered]]] = {
     "team-answer": (MessageKind.TEAM_ANSWER, team_answer),
     "scheme-message": (MessageKind.SCHEME, scheme_message),
     "scheme-invitation": (MessageKind.CONFIRM, scheme_invitation),
+    "welcome": (MessageKind.WELCOME, welcome),
 }
 SINGLE_LANGUAGE = frozenset({"team-answer", "scheme-message"})
 
