@@ -28,6 +28,7 @@ from subscriptions.subscribers import (
     stored_source,
     subscribe,
 )
+from subscriptions.suppression import lift_erasure
 from subscriptions.topics import split_topics
 from subscriptions.wards import Ward, find_ward
 
@@ -55,8 +56,10 @@ def request_subscription(
 
     Wards they already confirmed are left as they are: an unauthenticated form must not
     change a confirmed subscription, or anyone could change anyone's. New or lapsed ones
-    become pending with this consent. A suppressed address changes nothing. Raises
-    AddressError for an unusable address; unknown ward codes are ignored.
+    become pending with this consent. A suppressed address changes nothing, unless an
+    erasure alone suppressed it: the resident who erased their data may come back by
+    asking again (see `subscribe`). Raises AddressError for an unusable address; unknown
+    ward codes are ignored.
     """
     address = normalise_address(email)
     subscriber = session.scalar(select(Subscriber).where(Subscriber.email == address))
@@ -66,11 +69,14 @@ def request_subscription(
         if s.status in settled
     }
     pending: list[int] = []
-    for code in dict.fromkeys(ward_codes):
-        if code in already or find_ward(session, code) is None:
+    for asked in dict.fromkeys(ward_codes):
+        ward = find_ward(session, asked)
+        if ward is None or ward.code in already:
             continue
+        code = ward.code
         try:
-            subscription = subscribe(session, address, code, consent, frequency=frequency)
+            subscription = subscribe(session, address, code, consent, frequency=frequency,
+                                     asked_by_resident=True)
         except SubscriberError:
             return SignUp(None)  # suppressed: said nowhere, so the answer stays the same
         if subscription.status == Status.PENDING:
@@ -94,7 +100,9 @@ def confirm_subscriptions(session: Session, subscriber_id: int,
                           subscription_ids: Collection[int], *, now: datetime) -> int:
     """Confirm those of the named subscriptions that are still pending; return how many.
 
-    One that was unsubscribed since the email went out stays unsubscribed.
+    One that was unsubscribed since the email went out stays unsubscribed. A resident
+    who erased their data and asked again is back: their erasure's entry on the
+    suppression list goes once they confirm (a bounce's or a complaint's would stay).
     """
     changed = 0
     for subscription in session.scalars(
@@ -103,6 +111,10 @@ def confirm_subscriptions(session: Session, subscriber_id: int,
     ):
         changed += confirm_by_resident(subscription, now)
     session.flush()
+    if changed:
+        subscriber = session.get(Subscriber, subscriber_id)
+        if subscriber is not None:
+            lift_erasure(session, subscriber.email)
     return changed
 
 

@@ -1,6 +1,7 @@
 """The "my data" pages on both stores: ask by address (no enumeration, one email an hour),
 open the emailed link (signed, expiring, its own salt), download everything held as JSON,
-erase it, and a re-import or sign-up that does not re-add the erased address.
+erase it (after a page that asks to confirm, see test_my_data_erase.py), and a re-import
+that does not re-add the erased address.
 """
 
 from __future__ import annotations
@@ -168,8 +169,9 @@ def test_download_holds_everything_and_erasure_leaves_only_a_hash(
     stranger = client_for(factory, settings)  # no CSRF cookie: nothing is erased
     assert stranger.post(f"{link}/erase", data={}).status_code == 400
     assert subscriptions_of(factory, "jo@home.example")
-    token = csrf_of(page.text)
-    erased = client.post(f"{link}/erase", data={"csrf_token": token})
+    # What the button of the page that asks to confirm sends (test_my_data_erase.py).
+    token = csrf_of(client.get("/my-data").text)
+    erased = client.post(f"{link}/erase", data={"csrf_token": token, "erase": "everything"})
     assert erased.status_code == 200 and "Your data is erased" in erased.text
 
     with factory() as session:
@@ -199,7 +201,8 @@ def test_download_holds_everything_and_erasure_leaves_only_a_hash(
     assert imported == 1
     assert [(e.line, "suppression list (erasure)" in e.reason) for e in errors] == [(2, True)]
     sign_up(client, "jo@home.example", "RIV")
-    assert subscriptions_of(factory, "jo@home.example") == [], "nor through the web form"
+    assert [s.status for s in subscriptions_of(factory, "jo@home.example")] == [
+        Status.PENDING], "the web form asks Jo to confirm (test_subscribe_after_erasure.py)"
 
 
 def test_a_resident_who_left_every_ward_still_gets_the_link(
@@ -248,10 +251,10 @@ def test_expired_forged_foreign_and_reused_links_are_refused_and_change_nothing(
         assert page.status_code == 400, token
         assert "This link does not work" in page.text and "Nothing has been changed" in page.text
         assert client.get(f"/my-data/{token}/download").status_code == 400
-    csrf = csrf_of(client.get(f"/my-data/{genuine}").text)
+    csrf = csrf_of(client.get("/my-data").text)
     for token in (expired, forged, someone_else, altered):
-        assert client.post(f"/my-data/{token}/erase", data={"csrf_token": csrf}).status_code \
-            == 400
+        assert client.post(f"/my-data/{token}/erase",
+                           data={"csrf_token": csrf, "erase": "everything"}).status_code == 400
     assert len(subscriptions_of(factory, "jo@home.example")) == 2
     assert count(factory, Suppression) == 0
 
