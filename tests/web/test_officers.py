@@ -264,7 +264,7 @@ def test_the_digest_preview_and_the_sources_are_shown_to_the_wards_officer(
     assert "Nothing new since the last digest" in officer.get("/staff/wards/RIV/digest").text
     post(officer, "/staff/wards/RIV/post", UPDATE, form_page="/staff/wards/RIV/post")
     digest = officer.get("/staff/wards/RIV/digest")
-    assert "<iframe sandbox=\"allow-same-origin\" srcdoc=" in digest.text
+    assert '<template shadowrootmode="open">' in digest.text  # the email, whole in the page
     assert "Bikes marked at the library" in digest.text
     assert "team posts" in officer.get("/staff/wards/RIV/sources").text
 

@@ -64,7 +64,8 @@ def test_an_officer_posts_sends_an_urgent_alert_and_answers_a_reply_in_a_browser
         page.get_by_label("What residents will read").fill(
             "We marked 40 bikes on Saturday.\n\nThank you to everyone who came.")
         page.get_by_role("button", name="Preview").click()
-        frame = page.frame_locator("iframe")
+        # The email is in the page (a shadow root, which locators enter), not in a frame.
+        frame = page.get_by_role("region", name="The email as residents will see it")
         expect(frame.get_by_text("We marked 40 bikes on Saturday.")).to_be_visible()
         expect(frame.get_by_text("call 999").first).to_be_visible()
         check_page(page, "post-preview", artefacts)
@@ -80,7 +81,7 @@ def test_an_officer_posts_sends_an_urgent_alert_and_answers_a_reply_in_a_browser
         page.get_by_label("What residents will read").fill(
             "Avoid Mill Lane until midnight: a burst water main.")
         page.get_by_role("button", name="Preview and confirm").click()
-        expect(page.get_by_role("heading", level=1)).to_have_text(
+        expect(page.get_by_role("heading", level=1).first).to_have_text(  # then the email's
             "Send this urgent alert to Riverside?")
         expect(frame.get_by_text("a burst water main")).to_be_visible()
         check_page(page, "urgent-confirmation", artefacts)
@@ -88,7 +89,8 @@ def test_an_officer_posts_sends_an_urgent_alert_and_answers_a_reply_in_a_browser
         expect(page.get_by_role("status")).to_contain_text("queued for 1 subscriber")
 
         page.get_by_role("link", name="Next digest", exact=True).click()
-        expect(frame.get_by_text("Bikes marked at the library").first).to_be_visible()
+        expect(page.get_by_role("region", name="The next digest as residents will see it")
+               .get_by_text("Bikes marked at the library").first).to_be_visible()
         check_page(page, "digest-preview", artefacts)
         page.get_by_role("link", name="Sources", exact=True).click()
         check_page(page, "sources", artefacts)
