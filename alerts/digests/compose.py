@@ -4,18 +4,25 @@ A digest carries the ward's items that no earlier digest carried: team posts and
 (newest first, archive items older than `max_age` left out) and contact sessions that have
 not started yet (soonest first). A ward with none of these gets no digest.
 
+A contact session held on several dates (a weekly drop-in: one RRULE in a calendar, or the
+same title and place posted again) is one session with a list of dates everywhere it is
+shown or counted: `group_sessions` makes each `SessionSeries`, and the digest's subject,
+body and calendar, the printed sheet, the ward's archive page and the officers' ward page
+all read it.
+
 A digest covers everything new, however much, but lists only a readable part of it
-(`listing`): the soonest `MAX_LISTED_SESSIONS` sessions and the newest `MAX_LISTED_ITEMS`
-of each section of news and advice. Every rendering (the email's HTML, text and calendar,
+(`listing`): the soonest `MAX_LISTED_SESSIONS` sessions (each with its first
+`MAX_LISTED_DATES` dates) and the newest `MAX_LISTED_ITEMS` of each section of news and
+advice. Every rendering (the email's HTML, text and calendar,
 the stored copy, previews and the printed sheet) lists that part and counts the rest, with
 the ward's public page (`ward_page_url`) where a reader finds them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from gettext import NullTranslations
 from urllib.parse import quote, urlsplit
 
@@ -33,6 +40,7 @@ from subscriptions.topics import follows
 # repeats without end (one made 59,933 sessions and an 8 MB digest) still lists ten.
 MAX_LISTED_SESSIONS = 10
 MAX_LISTED_ITEMS = 10
+MAX_LISTED_DATES = 10
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,49 @@ class DigestItem:
 
 
 @dataclass(frozen=True)
+class SessionSeries:
+    """One contact session and every date it is held, soonest first: a weekly drop-in is
+    one series of several occurrences, a one-off session a series of one. Its title, place
+    and details are those of its soonest occurrence (`session`)."""
+
+    occurrences: tuple[DigestItem, ...]
+    more_dates: int = 0  # later dates a listing counts but does not show (`listing`)
+
+    @property
+    def session(self) -> DigestItem:
+        return self.occurrences[0]
+
+    @property
+    def dates(self) -> tuple[tuple[datetime | None, datetime | None], ...]:
+        """Each occurrence's start and end, soonest first."""
+        return tuple((o.starts_at, o.ends_at) for o in self.occurrences)
+
+    @property
+    def ids(self) -> tuple[int, ...]:
+        return tuple(o.id for o in self.occurrences)
+
+
+def same_session(item: DigestItem) -> tuple[str, str]:
+    """What makes two occurrences one session: the same title and place, whatever their
+    case and spacing (an expanded RRULE, or an officer posting the drop-in again)."""
+    return (" ".join(item.title.split()).casefold(),
+            " ".join((item.location or "").split()).casefold())
+
+
+def _soonest(item: DigestItem) -> tuple[bool, datetime, int]:
+    return (item.starts_at is None, item.starts_at or datetime.min.replace(tzinfo=UTC), item.id)
+
+
+def group_sessions(sessions: Iterable[DigestItem]) -> list[SessionSeries]:
+    """Occurrences of the same session (`same_session`) as one series each, its dates
+    soonest first; the series in the order of their soonest date (one with no start last)."""
+    grouped: dict[tuple[str, str], list[DigestItem]] = {}
+    for item in sorted(sessions, key=_soonest):
+        grouped.setdefault(same_session(item), []).append(item)
+    return [SessionSeries(tuple(occurrences)) for occurrences in grouped.values()]
+
+
+@dataclass(frozen=True)
 class DigestContent:
     ward_code: str
     ward_name: str
@@ -70,6 +121,11 @@ class DigestContent:
         return [*self.posts, *self.advice, *self.sessions]
 
     @property
+    def series(self) -> list[SessionSeries]:
+        """The sessions, each held on several dates counted and shown once."""
+        return group_sessions(self.sessions)
+
+    @property
     def item_ids(self) -> list[int]:
         return [item.id for item in self.items]
 
@@ -80,20 +136,22 @@ class Listing:
 
     posts: list[DigestItem]
     advice: list[DigestItem]
-    sessions: list[DigestItem]
+    sessions: list[SessionSeries]
     more_posts: int
     more_advice: int
     more_sessions: int
 
 
 def listing(posts: Sequence[DigestItem], advice: Sequence[DigestItem],
-            sessions: Sequence[DigestItem]) -> Listing:
+            sessions: Sequence[SessionSeries]) -> Listing:
     """The first of each section, in the order given (news and advice newest first, sessions
-    soonest first), up to the limits; the rest counted."""
+    soonest first), up to the limits, each session with its first dates; the rest counted."""
     return Listing(
         posts=list(posts[:MAX_LISTED_ITEMS]),
         advice=list(advice[:MAX_LISTED_ITEMS]),
-        sessions=list(sessions[:MAX_LISTED_SESSIONS]),
+        sessions=[SessionSeries(series.occurrences[:MAX_LISTED_DATES], series.more_dates + max(
+                      0, len(series.occurrences) - MAX_LISTED_DATES))
+                  for series in sessions[:MAX_LISTED_SESSIONS]],
         more_posts=max(0, len(posts) - MAX_LISTED_ITEMS),
         more_advice=max(0, len(advice) - MAX_LISTED_ITEMS),
         more_sessions=max(0, len(sessions) - MAX_LISTED_SESSIONS),
@@ -158,9 +216,9 @@ def compose_digest(
 def digest_subject(content: DigestContent, language: Language = Language.ENGLISH) -> str:
     """'Riverside neighbourhood news: 2 updates and 1 contact session', in `language`
     (bilingual: the Welsh subject, then the English one). The counts are of everything the
-    digest covers, listed or only counted."""
+    digest covers, listed or only counted; a session held on several dates counts once."""
     news = len(content.posts) + len(content.advice)
-    count = len(content.sessions)
+    count = len(content.series)
 
     def subject(t: NullTranslations) -> str:
         parts = []

@@ -39,6 +39,7 @@ from alerts.core.translations import (
 from alerts.digests.compose import (
     DigestContent,
     DigestItem,
+    SessionSeries,
     digest_subject,
     listing,
     ward_page_url,
@@ -119,23 +120,19 @@ def when(item: DigestItem, zone: ZoneInfo, language: Language = Language.ENGLISH
 
 
 @dataclass(frozen=True)
-class SessionSeries:
-    """Sessions that differ only in time (a weekly surgery), shown once with every date."""
+class SessionTimes:
+    """A session (`compose.SessionSeries`) as a reader sees it: once, with every date."""
 
     session: DigestItem
     times: list[str]
+    more_dates: int = 0  # later dates the listing only counts
 
 
-def group_sessions(sessions: list[DigestItem], zone: ZoneInfo,
-                   language: Language = Language.ENGLISH) -> list[SessionSeries]:
-    """Group by title, place and details, keeping the order of each group's first date."""
-    series: dict[tuple[str, str | None, str, str | None], SessionSeries] = {}
-    for session in sessions:
-        key = (session.title, session.location, session.body_html, session.link)
-        if key not in series:
-            series[key] = SessionSeries(session, [])
-        series[key].times.append(when(session, zone, language))
-    return list(series.values())
+def session_times(series: Sequence[SessionSeries], zone: ZoneInfo,
+                  language: Language = Language.ENGLISH) -> list[SessionTimes]:
+    """Each series' soonest occurrence and its dates in words (`when`), in order."""
+    return [SessionTimes(s.session, [when(o, zone, language) for o in s.occurrences],
+                         s.more_dates) for s in series]
 
 
 def footer_context(settings: Settings) -> dict[str, Any]:
@@ -210,7 +207,7 @@ def render_digest(
     and calendar list what `compose.listing` keeps and count the rest, with a link to the
     ward's page."""
     zone = ZoneInfo(settings.scheduler.timezone)
-    shown = listing(content.posts, content.advice, content.sessions)
+    shown = listing(content.posts, content.advice, content.series)
     rendered = _render_localised(
         "digest", lambda single: digest_subject(content, single), settings,
         lambda single: {
@@ -219,15 +216,15 @@ def render_digest(
             "ward_url": ward_page_url(settings.web.base_url, content.ward_code),
             "posts": shown.posts,
             "advice": shown.advice,
-            "sessions": group_sessions(shown.sessions, zone, single),
+            "sessions": session_times(shown.sessions, zone, single),
             "more_posts": shown.more_posts,
             "more_advice": shown.more_advice,
             "more_sessions": shown.more_sessions,
         }, now=now, env=env, language=language)
     domain = settings.mail.from_address.rpartition("@")[2] or "localhost"
     calendar = sessions_calendar(
-        shown.sessions, ward_name=content.ward_name, uid_domain=domain, now=now
-    )
+        [occurrence for series in shown.sessions for occurrence in series.occurrences],
+        ward_name=content.ward_name, uid_domain=domain, now=now)
     return replace(rendered, calendar=calendar)
 
 
@@ -239,19 +236,24 @@ def local_date(now: datetime, zone: ZoneInfo, language: Language = Language.ENGL
 def render_post(
     ward_name: str, item: DigestItem, settings: Settings, *, now: datetime,
     env: Environment | None = None, language: Language = Language.ENGLISH,
+    occurrences: Sequence[DigestItem] = (),
 ) -> Rendered:
-    """One item on its own, for residents who chose to hear of each post at once."""
+    """One item on its own, for residents who chose to hear of each post at once; a session
+    held on several dates (`occurrences`, soonest first: `compose.SessionSeries`) is one
+    email with every date, its calendar one event each."""
     zone = ZoneInfo(settings.scheduler.timezone)
+    dates = list(occurrences) or [item]
     subject = f"{ward_name}: {item.title}"
     rendered = _render_localised(
         "post", lambda _single: subject, settings,
-        lambda single: {"ward_name": ward_name, "item": item, "when": when(item, zone, single)},
+        lambda single: {"ward_name": ward_name, "item": item,
+                        "times": [when(o, zone, single) for o in dates]},
         now=now, env=env, language=language)
     if item.kind != ItemKind.SESSION:
         return rendered
     domain = settings.mail.from_address.rpartition("@")[2] or "localhost"
     return replace(rendered, calendar=sessions_calendar(
-        [item], ward_name=ward_name, uid_domain=domain, now=now))
+        dates, ward_name=ward_name, uid_domain=domain, now=now))
 
 
 def render_alert(

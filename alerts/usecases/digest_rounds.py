@@ -187,8 +187,10 @@ def queue_digests(
 
 
 def post_message(session: Session, ward: Ward, item: DigestItem, settings: Settings,
-                 now: datetime, language: Language = Language.ENGLISH) -> Message:
-    """The one short message an item gets, in one language, for immediate subscribers."""
+                 now: datetime, language: Language = Language.ENGLISH,
+                 occurrences: Sequence[DigestItem] = ()) -> Message:
+    """The one short message an item gets, in one language, for immediate subscribers; a
+    session held on several dates (`occurrences`, `item` the soonest) gets one for all."""
     existing = session.scalar(
         select(Message)
         .join(MessageItem, MessageItem.message_id == Message.id)
@@ -197,8 +199,10 @@ def post_message(session: Session, ward: Ward, item: DigestItem, settings: Setti
     )
     if existing is not None:
         return existing
-    rendered = render_post(ward.name, item, settings, now=now, language=language)
-    return _store(session, ward, MessageKind.POST, rendered, [item.id], now, language)
+    rendered = render_post(ward.name, item, settings, now=now, language=language,
+                           occurrences=occurrences)
+    return _store(session, ward, MessageKind.POST, rendered,
+                  [o.id for o in occurrences] or [item.id], now, language)
 
 
 def queue_immediate(session: Session, ward: Ward, settings: Settings,
@@ -215,12 +219,16 @@ def queue_immediate(session: Session, ward: Ward, settings: Settings,
         if mark >= upto:
             continue
         content = _compose(session, ward, settings, mark, upto, now)
-        chosen = sorted(content.items, key=lambda i: i.id) if content else []
-        for item in chosen:
+        # Each post on its own; a session held on several dates once, with all of them.
+        chosen = sorted([*((i, ()) for i in (*content.posts, *content.advice)),
+                         *((s.session, s.occurrences) for s in content.series)],
+                        key=lambda pair: pair[0].id) if content else []
+        for item, occurrences in chosen:
             for audience in audiences:
                 if not follows(audience.topics, item.topics):
                     continue
-                message = post_message(session, ward, item, settings, now, audience.language)
+                message = post_message(session, ward, item, settings, now, audience.language,
+                                       occurrences)
                 deliveries += fan_out(session, message, now=now,
                                       audience=ledger.in_audience(ward, frequencies, audience))
                 message_ids.append(message.id)

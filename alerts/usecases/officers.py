@@ -23,6 +23,7 @@ from alerts.accounts.audit import record
 from alerts.core.config import Settings
 from alerts.core.errors import AlertsError
 from alerts.delivery.outbox import Delivery, DeliveryStatus
+from alerts.digests.compose import DigestItem, group_sessions
 from alerts.inbound.answers import ANSWER_PRIORITY, queue_in_thread
 from alerts.inbound.replies import (
     SENDER_NOT_VERIFIED,
@@ -36,11 +37,12 @@ from alerts.inbound.replies import (
 from alerts.mail.marks import fill_links
 from alerts.mail.messages import Message, MessageKind
 from alerts.mail.render import Rendered, fit_subject, render_email
-from alerts.sources.items import Item
+from alerts.sources.items import Item, ItemKind
 from alerts.sources.registry import Source, SourceKind
 from alerts.sources.sanitise import as_safe_html, shorten
 from alerts.usecases.digest_rounds import preview_digest
 from alerts.usecases.votes import Tally, count_votes
+from subscriptions.base import utcnow
 from subscriptions.subscribers import Status, Subscriber, Subscription
 from subscriptions.suppression import is_suppressed
 from subscriptions.wards import Ward, find_ward, list_wards
@@ -145,6 +147,10 @@ def _glances(session: Session, wards: list[Ward]) -> list[WardGlance]:
     ]
 
 
+# The coming sessions the ward page groups into its rows (a calendar caps each event too).
+MAX_SESSIONS = 200
+
+
 @dataclass(frozen=True)
 class RecentItem:
     title: str
@@ -153,21 +159,36 @@ class RecentItem:
     from_officers: bool
     # Residents' answers to "Was this useful?" (contact sessions are not asked about).
     votes: Tally = field(default_factory=Tally)
+    # A session's dates (start, end), soonest first: a weekly drop-in is one row.
+    dates: tuple[tuple[datetime | None, datetime | None], ...] = ()
 
 
-def recent_items(session: Session, who: Principal, code: str, *,
-                 limit: int = 10) -> list[RecentItem]:
-    """The ward's newest items, whoever wrote them (an officer or a feed), with their votes."""
+def recent_items(session: Session, who: Principal, code: str, *, limit: int = 10,
+                 now: datetime | None = None) -> list[RecentItem]:
+    """The ward's newest items, whoever wrote them (an officer or a feed), with their votes;
+    its sessions that have not ended are there once each with their dates
+    (`compose.group_sessions`), as new as the newest of their occurrences."""
     ward = ward_for(session, who, code)
-    rows = session.execute(
-        select(Item.id, Item.title, Item.kind, Item.collected_at, Source.kind)
-        .join(Source, Source.id == Item.source_id)
-        .where(Source.ward_id == ward.id, Item.withdrawn_at.is_(None))
+    now = now or utcnow()
+    live = (select(Item, Source.kind).join(Source, Source.id == Item.source_id)
+            .where(Source.ward_id == ward.id, Item.withdrawn_at.is_(None)))
+    news = session.execute(
+        live.where(Item.kind != ItemKind.SESSION.value)
         .order_by(Item.collected_at.desc(), Item.id.desc()).limit(limit)).all()
-    votes = count_votes(session, [row[0] for row in rows])
-    return [RecentItem(title, kind, at, source_kind == SourceKind.OFFICER,
-                       votes.get(item_id, Tally()))
-            for item_id, title, kind, at, source_kind in rows]
+    coming = {item.id: (item, kind) for item, kind in session.execute(
+        live.where(Item.kind == ItemKind.SESSION.value,
+                   func.coalesce(Item.ends_at, Item.starts_at) > now)
+        .order_by(Item.starts_at, Item.id).limit(MAX_SESSIONS)).all()}
+    votes = count_votes(session, [item.id for item, _ in news])
+    rows = [RecentItem(item.title, item.kind, item.collected_at,
+                       kind == SourceKind.OFFICER, votes.get(item.id, Tally()))
+            for item, kind in news]
+    for series in group_sessions(DigestItem.of(item) for item, _ in coming.values()):
+        first, kind = coming[series.session.id]
+        rows.append(RecentItem(first.title, first.kind,
+                               max(coming[i][0].collected_at for i in series.ids),
+                               kind == SourceKind.OFFICER, dates=series.dates))
+    return sorted(rows, key=lambda row: row.collected_at, reverse=True)[:limit]
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,21 @@
 """Open feeds: a ward's published items as plain values, and as Atom, JSON and iCalendar.
 
-"Published items of a ward" means what a digest would draw on (`publish.DIGESTED_KINDS`:
-posts, advice and contact sessions) from the ward's sources, not withdrawn. Urgent alerts
-and anything about a resident never come in: the values built here hold items only, and the
-ward's team is named, never given by its address.
+"Published items of a ward" are what its sources and officers published, not withdrawn:
+what a digest draws on (`digest_rounds.DIGESTED_KINDS`: posts, advice and contact sessions)
+and the officers' urgent alerts (`PUBLISHED_KINDS`), which go out by email at once and stay
+on the record here, marked urgent (`FeedItem.urgent`). Anything about a resident never
+comes in: the values built here hold items only, and the ward's team is named, never given
+by its address.
 
-`load_ward_feed` reads the ward's recent items (newest first, at most `MAX_ITEMS`, none
-published more than `MAX_AGE` ago) and its sessions that have not ended (soonest first).
-The builders are pure:
+`load_ward_feed` reads the ward's recent news (posts, advice and alerts: newest first, at
+most `MAX_ITEMS`, none published more than `MAX_AGE` ago) and its sessions that have not
+ended (soonest first), and groups those into one entry per session with every date it is
+held (`compose.group_sessions`: a weekly drop-in is one entry, not five). Sessions are not
+news: they are listed apart, once each. The builders are pure:
 
-* `atom_feed` — Atom 1.0 through feedgen. The feed's id is the ward's archive page URL, an
-  entry's id is its anchor on that page (`…/wards/RIV/#item-12`), stable across requests.
+* `atom_feed` — Atom 1.0 through feedgen: the news and one entry per coming session, newest
+  first. The feed's id is the ward's archive page URL, an entry's id is its anchor on that
+  page (`…/wards/RIV/#item-12`; a session's is its soonest date's), stable across requests.
 * `json_document` — the shape documented on `json_document`.
 * `ics_calendar` — the ward's coming sessions through the digests' own calendar builder
   (`alerts.digests.invites.calendar_of`), so UIDs match the digests' attachments.
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,7 +37,7 @@ from feedgen.feed import FeedGenerator
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from alerts.digests.compose import DigestItem, safe_link, ward_page_url
+from alerts.digests.compose import DigestItem, group_sessions, safe_link, ward_page_url
 from alerts.digests.invites import calendar_of
 from alerts.mail.render import when
 from alerts.sources.items import Item, ItemKind
@@ -48,6 +53,8 @@ MAX_SESSIONS = 200
 ATTRIBUTION_TEXT = html_to_text(ATTRIBUTION_HTML)
 LICENCE_NAME = "Open Government Licence v3.0"
 JSON_VERSION = 1
+PUBLISHED_KINDS = (*DIGESTED_KINDS, ItemKind.ALERT)
+NEWS_KINDS = tuple(kind for kind in PUBLISHED_KINDS if kind != ItemKind.SESSION)
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,18 @@ class FeedItem:
     ends_at: datetime | None
     location: str | None
     from_policeuk: bool
+    # A session's every occurrence, soonest first, itself included (`WardFeed.series`).
+    occurrences: tuple[FeedItem, ...] = ()
+
+    @property
+    def urgent(self) -> bool:
+        """An officer's urgent alert: every output marks it so."""
+        return self.kind == ItemKind.ALERT
+
+    @property
+    def dates(self) -> tuple[tuple[datetime | None, datetime | None], ...]:
+        """A session's starts and ends, soonest first."""
+        return tuple((o.starts_at, o.ends_at) for o in self.occurrences or (self,))
 
     @property
     def text(self) -> str:
@@ -82,7 +101,9 @@ class FeedItem:
 
 @dataclass(frozen=True)
 class WardFeed:
-    """What a ward publishes: recent items newest first, coming sessions soonest first.
+    """What a ward publishes: recent news (`items`: posts, advice, urgent alerts) newest
+    first, coming sessions soonest first: `sessions` holds each occurrence (the calendar's
+    events), `series` each session once with its `occurrences`.
 
     `updated` is the newest publication or withdrawal among the ward's items (the
     Last-Modified of every output), or the ward's creation when it has none.
@@ -93,6 +114,13 @@ class WardFeed:
     items: tuple[FeedItem, ...]
     sessions: tuple[FeedItem, ...]
     updated: datetime
+    series: tuple[FeedItem, ...] = ()
+
+    @property
+    def entries(self) -> list[FeedItem]:
+        """The news and each coming session once, newest published first (Atom, JSON)."""
+        return sorted((*self.items, *self.series),
+                      key=lambda item: (item.published_at, item.id), reverse=True)
 
     @property
     def team_name(self) -> str:
@@ -133,11 +161,22 @@ def list_public_wards(session: Session) -> list[WardLink]:
                   key=lambda w: (w.name.casefold(), w.code))
 
 
-def _published_items(ward: Ward) -> Select[Item, str]:
+def _published_items(ward: Ward, kinds: Sequence[ItemKind]) -> Select[Item, str]:
     return (select(Item, Source.kind)
             .join(Source, Source.id == Item.source_id)
             .where(Source.ward_id == ward.id, Item.withdrawn_at.is_(None),
-                   Item.kind.in_([kind.value for kind in DIGESTED_KINDS])))
+                   Item.kind.in_([kind.value for kind in kinds])))
+
+
+def _series(sessions: Sequence[FeedItem]) -> tuple[FeedItem, ...]:
+    """Each session once (`compose.group_sessions`): its soonest occurrence, carrying every
+    occurrence and published when the newest of them was."""
+    by_id = {item.id: item for item in sessions}
+    return tuple(
+        replace(by_id[series.session.id], occurrences=occurrences,
+                published_at=max(o.published_at for o in occurrences))
+        for series in group_sessions(item.as_digest_item() for item in sessions)
+        for occurrences in [tuple(by_id[i] for i in series.ids)])
 
 
 def _feed_item(item: Item, source_kind: str) -> FeedItem:
@@ -163,12 +202,12 @@ def load_ward_feed(session: Session, code: str, *, now: datetime,
         return None
     published = func.coalesce(Item.published_at, Item.collected_at)
     recent = session.execute(
-        _published_items(ward).where(published >= now - max_age)
+        _published_items(ward, NEWS_KINDS).where(published >= now - max_age)
         .order_by(published.desc(), Item.id.desc()).limit(max_items)).all()
     ended = func.coalesce(Item.ends_at, Item.starts_at)
     coming = session.execute(
-        _published_items(ward).where(Item.kind == ItemKind.SESSION.value,
-                                     Item.starts_at.is_not(None), ended > now)
+        _published_items(ward, [ItemKind.SESSION]).where(Item.starts_at.is_not(None),
+                                                        ended > now)
         .order_by(Item.starts_at, Item.id).limit(MAX_SESSIONS)).all()
     items = tuple(_feed_item(item, kind) for item, kind in recent)
     sessions = tuple(_feed_item(item, kind) for item, kind in coming)
@@ -179,34 +218,38 @@ def load_ward_feed(session: Session, code: str, *, now: datetime,
     if withdrawn is not None:
         stamps.append(withdrawn)
     updated = max(stamps) if stamps else ward.created_at
-    return WardFeed(ward.code, ward.name, items, sessions, updated)
+    return WardFeed(ward.code, ward.name, items, sessions, updated, _series(sessions))
 
 
 def _details(item: FeedItem, zone: ZoneInfo) -> list[str]:
-    """A session's time and place, as lines shown above its body."""
+    """A session's times and place, or an alert's urgency, as lines shown above its body."""
+    if item.urgent:
+        return ["Urgent police alert"]
     if item.kind != ItemKind.SESSION:
         return []
-    lines = [f"When: {when(item.as_digest_item(), zone)}"]
+    lines = [f"When: {when(o.as_digest_item(), zone)}" for o in item.occurrences or (item,)]
     if item.location:
         lines.append(f"Where: {item.location}")
     return lines
 
 
 def atom_feed(feed: WardFeed, urls: FeedUrls, *, zone: ZoneInfo) -> bytes:
-    """Atom 1.0: one entry per recent item, newest first, the team as author."""
+    """Atom 1.0: one entry per recent item and coming session (`WardFeed.entries`), newest
+    first, the team as author; an urgent alert's title says "Urgent:"."""
     generator = FeedGenerator()
     generator.id(urls.page)
     generator.title(f"{feed.name}: neighbourhood news")
-    generator.subtitle(f"Posts, advice and contact sessions from the {feed.team_name}")
+    generator.subtitle(f"Posts, advice, contact sessions and urgent alerts from the "
+                       f"{feed.team_name}")
     generator.author({"name": feed.team_name})
     generator.link(href=urls.page, rel="alternate", type="text/html")
     generator.link(href=urls.atom, rel="self", type="application/atom+xml")
     generator.language("en-GB")
     generator.updated(feed.updated)
-    for item in feed.items:
+    for item in feed.entries:
         entry = generator.add_entry(order="append")
         entry.id(urls.entry_id(item))
-        entry.title(item.title)
+        entry.title(f"Urgent: {item.title}" if item.urgent else item.title)
         entry.updated(item.published_at)
         entry.published(item.published_at)
         entry.author({"name": feed.team_name})
@@ -233,6 +276,7 @@ def _json_item(item: FeedItem, urls: FeedUrls) -> dict[str, Any]:
         "id": item.id,
         "url": urls.entry_id(item),
         "kind": item.kind.value,
+        "urgent": item.urgent,
         "title": item.title,
         "text": item.text,
         "html": item.body_html,
@@ -241,6 +285,8 @@ def _json_item(item: FeedItem, urls: FeedUrls) -> dict[str, Any]:
         "starts": _stamp(item.starts_at),
         "ends": _stamp(item.ends_at),
         "location": item.location,
+        "dates": [{"starts": _stamp(starts), "ends": _stamp(ends)}
+                  for starts, ends in item.dates] if item.kind == ItemKind.SESSION else [],
         "attribution": ({"text": ATTRIBUTION_TEXT, "licence": LICENCE_NAME,
                          "licence_url": LICENCE_URL} if item.from_policeuk else None),
     }
@@ -255,24 +301,28 @@ def json_document(feed: WardFeed, urls: FeedUrls) -> bytes:
                   "url": <archive page>, "atom": <feed>, "ics": <calendar>, "json": <this>},
          "updated": "2026-05-01T09:30:00Z",
          "items": [{"id": 12, "url": <archive page>#item-12,
-                    "kind": "post" | "advice" | "session",
+                    "kind": "post" | "advice" | "session" | "alert",
+                    "urgent": bool (true for an officer's urgent alert),
                     "title": str, "text": str, "html": <sanitised HTML>,
                     "link": str | null, "published": str,
                     "starts": str | null, "ends": str | null, "location": str | null,
+                    "dates": [{"starts": str, "ends": str | null}] (a session's every
+                              date, soonest first; [] for other kinds),
                     "attribution": null | {"text": "Source: data.police.uk, Open Government
                                            Licence v3.0.", "licence": "Open Government
                                            Licence v3.0", "licence_url": <OGL v3 URL>}}],
          "sessions": [<the same item shape: sessions that have not ended, soonest first>]}
 
-    `items` are the recent items newest first (as in the Atom feed); `sessions` are what the
-    `.ics` holds. `attribution` is set on items from data.police.uk.
+    `items` are the recent news and each coming session once, newest first (as in the Atom
+    feed); `sessions` are what the `.ics` holds, one per date. `attribution` is set on items
+    from data.police.uk.
     """
     document = {
         "version": JSON_VERSION,
         "ward": {"code": feed.code, "name": feed.name, "team": feed.team_name,
                  "url": urls.page, "atom": urls.atom, "ics": urls.ics, "json": urls.json},
         "updated": _stamp(feed.updated),
-        "items": [_json_item(item, urls) for item in feed.items],
+        "items": [_json_item(item, urls) for item in feed.entries],
         "sessions": [_json_item(item, urls) for item in feed.sessions],
     }
     return json.dumps(document, ensure_ascii=False, indent=2).encode()

@@ -30,13 +30,14 @@ from alerts.core.config import ForceSettings, Settings
 from alerts.core.errors import AlertsError
 from alerts.digests.compose import (
     DigestItem,
+    group_sessions,
     listing,
     newest_first,
     safe_link,
     ward_page_url,
 )
 from alerts.mail.messages import Message, MessageItem, MessageKind
-from alerts.mail.render import SessionSeries, environment, group_sessions, local_date
+from alerts.mail.render import SessionTimes, environment, local_date, session_times
 from alerts.sources.items import Item, ItemKind
 from subscriptions.schemes import Scheme, get_scheme
 from subscriptions.wards import Ward, get_ward
@@ -68,7 +69,7 @@ class PrintedDigest:
     printed_date: str
     posts: list[DigestItem]
     advice: list[DigestItem]
-    sessions: list[SessionSeries]
+    sessions: list[SessionTimes]
     # How many more of each the digest carried than the sheet lists.
     more_posts: int
     more_advice: int
@@ -147,7 +148,8 @@ def printed_digest(session: Session, settings: Settings, ward: Ward, *, now: dat
                           "then print again")
     zone = ZoneInfo(settings.scheduler.timezone)
     made_at, message_ids = latest
-    shown = listing(*sort_items(digest_items(session, message_ids), now))
+    posts, advice, sessions = sort_items(digest_items(session, message_ids), now)
+    shown = listing(posts, advice, group_sessions(sessions))
     return PrintedDigest(
         ward_code=ward.code,
         ward_name=ward.name,
@@ -157,7 +159,7 @@ def printed_digest(session: Session, settings: Settings, ward: Ward, *, now: dat
         printed_date=local_date(now, zone),
         posts=shown.posts,
         advice=shown.advice,
-        sessions=group_sessions(shown.sessions, zone),
+        sessions=session_times(shown.sessions, zone),
         more_posts=shown.more_posts,
         more_advice=shown.more_advice,
         more_sessions=shown.more_sessions,

@@ -1,7 +1,8 @@
 """The wards' open feeds on the web: read-only, public and cacheable.
 
     GET /wards/                       every ward, with links to its page
-    GET /wards/{code}/                the ward's archive page (recent items, coming sessions)
+    GET /wards/{code}/                the ward's archive page (recent news and urgent alerts,
+                                      coming sessions once each with their dates)
     GET /wards/{code}/feed.atom       Atom 1.0           (application/atom+xml)
     GET /wards/{code}/sessions.ics    iCalendar          (text/calendar)
     GET /wards/{code}/items.json      JSON               (application/json; see open_feeds)
@@ -135,8 +136,10 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
         language = request_language(request)
         return page(request, language, "ward_archive", {
             "feed": feed, "urls": urls,
-            "when": lambda item: when(item.as_digest_item(), zone, language),
-            "day": lambda moment: _local_day(moment, zone, language)}, modified=feed.updated)
+            "dates": lambda item: [when(o.as_digest_item(), zone, language)
+                                   for o in item.occurrences or (item,)],
+            "day": lambda moment: _local_day(moment, zone, language),
+            "clock": lambda moment: f"{moment.astimezone(zone):%H:%M}"}, modified=feed.updated)
 
     @router.get("/wards/{code}/feed.atom")
     def ward_atom(request: Request, code: str) -> Response:

@@ -26,10 +26,12 @@ from tests.factories import make_subscriber, make_ward
 from tests.servers import SinkHandler
 from tests.usecases.test_printed_digests import alerts, assert_a4, config, pdf_pages  # noqa: F401
 
-# What a digest lists (alerts.digests.compose.MAX_LISTED_SESSIONS and MAX_LISTED_ITEMS): the
-# soonest ten sessions, the newest ten posts and the newest ten pieces of advice.
+# What a digest lists (alerts.digests.compose.MAX_LISTED_SESSIONS, MAX_LISTED_ITEMS and
+# MAX_LISTED_DATES): the soonest ten sessions, the newest ten posts and the newest ten pieces
+# of advice, and of a session held on many dates, its first ten.
 MAX_LISTED_SESSIONS = 10
 MAX_LISTED_ITEMS = 10
+MAX_LISTED_DATES = 10
 SESSIONS = 500
 POSTS = 200
 ADVICE = 100
@@ -134,11 +136,14 @@ def test_one_session_repeated_without_end_lists_ten_dates_and_the_calendar_ten_e
     digest = the_digest(factory, sink, settings)
 
     html, text = part(digest, "html"), part(digest, "plain")
+    assert "1 contact session" in digest["Subject"], "one session, however many dates"
     assert html.count("Weekly surgery") == 1, "one series, shown once"
-    assert text.count("When: ") == MAX_LISTED_SESSIONS
-    assert f"And {SESSIONS - MAX_LISTED_SESSIONS} more contact sessions." in text
+    assert text.count("When: ") == MAX_LISTED_DATES
+    assert "more contact session" not in text
+    for body in (html, text):
+        assert f"And {SESSIONS - MAX_LISTED_DATES} more dates." in body
     [calendar] = [p for p in digest.walk() if p.get_content_type() == "text/calendar"]
-    assert calendar.get_content().count("BEGIN:VEVENT") == MAX_LISTED_SESSIONS
+    assert calendar.get_content().count("BEGIN:VEVENT") == MAX_LISTED_DATES
 
 
 def test_a_bilingual_digest_holds_both_languages_within_the_limits_and_unclipped(

@@ -1,11 +1,14 @@
 from datetime import UTC, datetime, timedelta
 
 from alerts.digests.compose import (
+    MAX_LISTED_DATES,
     MAX_LISTED_ITEMS,
     MAX_LISTED_SESSIONS,
     DigestItem,
+    SessionSeries,
     compose_digest,
     digest_subject,
+    group_sessions,
     listing,
     ward_page_url,
 )
@@ -69,7 +72,8 @@ def test_subject_counts_updates_and_sessions() -> None:
 
 def test_a_listing_keeps_the_first_of_each_section_and_counts_the_rest() -> None:
     posts = [item(i) for i in range(MAX_LISTED_ITEMS + 7)]
-    sessions = [item(i, ItemKind.SESSION, starts=NOW) for i in range(MAX_LISTED_SESSIONS + 1)]
+    sessions = group_sessions(
+        item(i, ItemKind.SESSION, starts=NOW) for i in range(MAX_LISTED_SESSIONS + 1))
 
     shown = listing(posts, [item(99, ItemKind.ADVICE)], sessions)
 
@@ -78,8 +82,78 @@ def test_a_listing_keeps_the_first_of_each_section_and_counts_the_rest() -> None
     assert shown.sessions == sessions[:MAX_LISTED_SESSIONS] and shown.more_sessions == 1
 
 
+def test_a_listing_lists_a_session_with_its_first_dates() -> None:
+    weekly = group_sessions(occurrence(i, weeks=i) for i in range(MAX_LISTED_DATES + 3))
+
+    shown = listing([], [], weekly)
+
+    assert [s.ids for s in shown.sessions] == [tuple(range(MAX_LISTED_DATES))]
+    assert shown.more_sessions == 0
+
+
 def test_the_ward_page_is_the_sites_archive_page_of_the_ward() -> None:
     assert ward_page_url("https://alerts.example.org/", "RIV") == \
         "https://alerts.example.org/wards/RIV/"
     assert ward_page_url("https://alerts.example.org", "A/B C") == \
         "https://alerts.example.org/wards/A%2FB%20C/"
+
+
+# --- one session held on several dates -----------------------------------------------------
+
+WEEK = timedelta(weeks=1)
+
+
+def occurrence(id: int, *, weeks: int, title: str = "Drop-in at the library",
+               location: str | None = "Mill Lane library") -> DigestItem:
+    starts = NOW + timedelta(days=1) + weeks * WEEK
+    return DigestItem(id=id, kind=ItemKind.SESSION, title=title, body_html="<p>Come in.</p>",
+                      link=None, published_at=None, starts_at=starts,
+                      ends_at=starts + timedelta(hours=2), location=location)
+
+
+def test_occurrences_of_the_same_session_are_one_series_with_their_dates_soonest_first(
+) -> None:
+    weekly = [occurrence(i, weeks=w) for i, w in ((11, 3), (12, 0), (13, 4), (14, 1), (15, 2))]
+
+    [series] = group_sessions(weekly)
+
+    assert series.ids == (12, 14, 15, 11, 13)
+    assert series.session.id == 12
+    assert series.dates == tuple((NOW + timedelta(days=1) + w * WEEK,
+                                  NOW + timedelta(days=1, hours=2) + w * WEEK)
+                                 for w in range(5))
+
+
+def test_the_same_title_and_place_is_the_same_session_whatever_the_case_and_spacing() -> None:
+    series = group_sessions([
+        occurrence(1, weeks=0),
+        occurrence(2, weeks=1, title="drop-in  at the Library", location=" mill lane library"),
+    ])
+    assert [s.ids for s in series] == [(1, 2)]
+
+
+def test_another_title_or_place_is_another_session_in_order_of_its_soonest_date() -> None:
+    series = group_sessions([
+        occurrence(1, weeks=2),
+        occurrence(2, weeks=1, title="Street surgery"),
+        occurrence(3, weeks=0, location="Town hall"),
+        occurrence(4, weeks=3),
+        occurrence(5, weeks=4, location=None),
+    ])
+    assert [s.ids for s in series] == [(3,), (2,), (1, 4), (5,)]
+
+
+def test_a_one_off_session_is_a_series_of_one_and_no_sessions_none() -> None:
+    one = occurrence(7, weeks=0)
+    assert group_sessions([one]) == [SessionSeries((one,))]
+    assert group_sessions([]) == []
+
+
+def test_a_weekly_session_counts_once_in_the_subject() -> None:
+    content = compose_digest("RIV", "Riverside", [
+        item(1), *(occurrence(10 + w, weeks=w) for w in range(5)),
+    ], now=NOW, max_age=MONTH)
+    assert content is not None
+    assert sorted(content.item_ids) == [1, 10, 11, 12, 13, 14]
+    assert [s.ids for s in content.series] == [(10, 11, 12, 13, 14)]
+    assert digest_subject(content) == "Riverside neighbourhood news: 1 update and 1 contact session"

@@ -98,21 +98,25 @@ def urls() -> FeedUrls:
     return FeedUrls.for_ward(BASE, "RIV")
 
 
-def test_a_ward_feed_holds_its_live_recent_items_newest_first(
+def test_a_ward_feed_holds_its_live_recent_news_newest_first_and_sessions_apart(
         factory: sessionmaker[Session]) -> None:
     world = build_world(factory)
     feed = riverside(factory)
+    # Sessions are not news: a coming one is listed once, apart; one that is over, nowhere.
     assert [item.title for item in feed.items] == [
-        "Street surgery", "Lock your shed", "Bikes marked at the library",
-        "Neighbourhood priority: ASB", "Last week's surgery"]
+        "Lock your shed", "Bikes marked at the library", "Neighbourhood priority: ASB"]
     assert world.withdrawn not in {item.id for item in (*feed.items, *feed.sessions)}
     assert [item.title for item in feed.sessions] == ["Street surgery"]
+    assert [item.title for item in feed.series] == ["Street surgery"]
+    assert [item.title for item in feed.entries] == [
+        "Street surgery", "Lock your shed", "Bikes marked at the library",
+        "Neighbourhood priority: ASB"]
     assert feed.team_name == "Riverside Safer Neighbourhood Team"
     # The withdrawal is the newest change, so that caches notice it.
     assert feed.updated == NOW - timedelta(hours=4)
-    assert [item.from_policeuk for item in feed.items] == [False, False, False, True, False]
-    assert "<script>" not in feed.items[2].body_html
-    assert feed.items[2].text.startswith("We marked 40 bikes.")
+    assert [item.from_policeuk for item in feed.items] == [False, False, True]
+    assert "<script>" not in feed.items[1].body_html
+    assert feed.items[1].text.startswith("We marked 40 bikes.")
 
 
 def test_the_feed_is_bounded_and_an_unknown_ward_has_none(
@@ -122,7 +126,8 @@ def test_the_feed_is_bounded_and_an_unknown_ward_has_none(
         assert load_ward_feed(session, "NOPE", now=NOW) is None
         short = load_ward_feed(session, "RIV", now=NOW, max_items=2)
         assert short is not None
-        assert [item.title for item in short.items] == ["Street surgery", "Lock your shed"]
+        assert [item.title for item in short.items] == [
+            "Lock your shed", "Bikes marked at the library"]
         assert [ward.code for ward in list_public_wards(session)] == ["HIL", "RIV"]
 
 
@@ -154,11 +159,11 @@ def test_the_atom_feed_validates_with_its_entries_newest_first(
     assert "email" not in parsed.feed.author_detail
     assert {link.rel: link.href for link in parsed.feed.links} == {
         "alternate": f"{BASE}/wards/RIV/", "self": f"{BASE}/wards/RIV/feed.atom"}
-    assert [entry.title for entry in parsed.entries] == [item.title for item in feed.items]
+    assert [entry.title for entry in parsed.entries] == [item.title for item in feed.entries]
     assert "Hillcrest news" not in {entry.title for entry in parsed.entries}
     assert "Cancelled surgery" not in {entry.title for entry in parsed.entries}
     first = parsed.entries[0]
-    assert first.id == f"{BASE}/wards/RIV/#item-{feed.items[0].id}"
+    assert first.id == f"{BASE}/wards/RIV/#item-{feed.entries[0].id}"
     assert first.updated_parsed[:6] == (NOW - timedelta(days=1)).timetuple()[:6]
     assert "Mill Lane library" in first.content[0].value
     stamps = [entry.updated_parsed for entry in parsed.entries]
@@ -198,10 +203,12 @@ def test_the_json_document_has_its_documented_shape(factory: sessionmaker[Sessio
         "url": f"{BASE}/wards/RIV/", "atom": f"{BASE}/wards/RIV/feed.atom",
         "ics": f"{BASE}/wards/RIV/sessions.ics", "json": f"{BASE}/wards/RIV/items.json"}
     assert document["updated"] == "2026-05-01T05:00:00Z"
-    assert [item["title"] for item in document["items"]] == [i.title for i in feed.items]
+    assert [item["title"] for item in document["items"]] == [i.title for i in feed.entries]
     session = document["items"][0]
-    assert set(session) == {"id", "url", "kind", "title", "text", "html", "link", "published",
-                            "starts", "ends", "location", "attribution"}
+    assert set(session) == {"id", "url", "kind", "urgent", "title", "text", "html", "link",
+                            "published", "starts", "ends", "location", "dates", "attribution"}
+    assert session["dates"] == [{"starts": "2026-05-06T09:00:00Z", "ends": "2026-05-06T10:00:00Z"}]
+    assert session["urgent"] is False
     assert session["kind"] == "session"
     assert session["starts"] == "2026-05-06T09:00:00Z"
     assert session["ends"] == "2026-05-06T10:00:00Z"
@@ -209,9 +216,9 @@ def test_the_json_document_has_its_documented_shape(factory: sessionmaker[Sessio
     assert session["published"] == "2026-04-30T09:00:00Z"
     assert session["attribution"] is None
     bikes = document["items"][2]
-    assert bikes["html"] == feed.items[2].body_html and "<script>" not in bikes["html"]
+    assert bikes["html"] == feed.items[1].body_html and "<script>" not in bikes["html"]
     assert bikes["text"].startswith("We marked 40 bikes.")
-    assert bikes["starts"] is None and bikes["location"] is None
+    assert bikes["starts"] is None and bikes["location"] is None and bikes["dates"] == []
     priority = next(item for item in document["items"] if item["id"] == world.policeuk)
     assert priority["attribution"] == {"text": ATTRIBUTION_TEXT,
                                        "licence": "Open Government Licence v3.0",
