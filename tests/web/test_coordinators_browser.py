@@ -170,9 +170,9 @@ def test_a_coordinator_keeps_and_messages_their_scheme_in_a_real_browser(
         page.get_by_label("Message").fill(
             "From next week the bins go out on Tuesday.\n\nThanks,\nJo")
         page.get_by_role("button", name="Preview the email").click()
-        expect(page.get_by_role("heading", level=1)).to_have_text(
+        expect(page.get_by_role("heading", level=1).first).to_have_text(  # then the email's
             "Check your message before it is sent")
-        email = page.frame_locator("iframe[title='The email as members will see it']")
+        email = page.get_by_role("region", name="The email as members will see it")
         expect(email.get_by_text("From next week the bins go out on Tuesday.")).to_be_visible()
         expect(email.get_by_text("This email is not the way to report a crime")).to_be_visible()
         pages.record("message-preview")
