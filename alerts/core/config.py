@@ -36,7 +36,7 @@ class MailSettings:
     transport: str = "maildir"
     maildir: str = "outbox"
     from_address: str = "alerts@example.org"
-    from_name: str = "Neighbourhood Alerts"
+    from_name: str = "Neighbourhood Alerts"  # staff mail; residents' is ForceSettings.sender
     reply_domain: str = "reply.example.org"
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
@@ -143,11 +143,19 @@ class ForceSettings:
     crimestoppers_url: str = "https://crimestoppers-uk.org/"
     # The front door (`/`), its privacy notice and accessibility statement say these.
     team_name: str = "Safer Neighbourhood Teams"
+    # One ward's team, as its emails' From and mastheads name it ({ward}: the ward's name).
+    ward_team: str = "{ward} Safer Neighbourhood Team"
     controller: str = "your local police force"  # the data controller
     contact_email: str = "data.protection@example.org"  # privacy and accessibility questions
     retention: str = "while you are subscribed, then deleted within a month"
     lawful_basis: str = "public task (UK GDPR Article 6(1)(e))"
     statement_reviewed: str = "1 December 2026"  # when both statements were last reviewed
+
+    def sender(self, ward_name: str | None = None) -> str:
+        """Who a resident's email is from, as its From name and masthead say: "Riverside
+        Safer Neighbourhood Team, Vale Police", or the force's teams for no one ward."""
+        team = self.ward_team.replace("{ward}", ward_name) if ward_name else self.team_name
+        return f"{team}, {self.name}"
 
 
 @dataclass(frozen=True)

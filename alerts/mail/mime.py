@@ -160,16 +160,19 @@ def feedback_id(from_address: str, *identifiers: str) -> str:
     return ":".join([*fields, sender])
 
 
-def _shared_headers(outgoing: Outgoing, settings: Settings) -> dict[str, str]:
+def _shared_headers(outgoing: Outgoing, settings: Settings) -> dict[str, str | Address]:
     mail = settings.mail
-    headers = {
-        "From": formataddr((_check_header("From", mail.from_name),
-                            _check_header("From", mail.from_address))),
+    list_id = _check_header("List-Id",
+                            f"{outgoing.ward_name} <{ward_list_id(mail, outgoing.ward_code)}>")
+    headers: dict[str, str | Address] = {
+        # Named for the ward's team and the force; the email package quotes the comma and
+        # encodes a name outside ASCII (RFC 2047, or UTF-8 under SMTPUTF8). The address,
+        # which DMARC aligns, stays the same.
+        "From": Address(display_name=_check_header("From", settings.force.sender(
+                            outgoing.ward_name)),
+                        addr_spec=_check_header("From", mail.from_address)),
         "Subject": _check_header("Subject", outgoing.subject),
-        "List-Id": _check_header(
-            "List-Id",
-            f"{outgoing.ward_name} <{ward_list_id(mail, outgoing.ward_code)}>",
-        ),
+        "List-Id": list_id,
         "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         "Auto-Submitted": "auto-replied" if outgoing.kind in ANSWER_KINDS
         else "no" if outgoing.kind in WRITTEN_KINDS else "auto-generated",

@@ -136,9 +136,11 @@ def session_times(series: Sequence[SessionSeries], zone: ZoneInfo,
 
 
 def footer_context(settings: Settings) -> dict[str, Any]:
-    """What every message says about reporting crime, and the resident's own links."""
+    """What every message says about reporting crime and who sends it (the masthead names
+    the force, the footer links its privacy notice), and the resident's own links."""
     return {
         "force": settings.force,
+        "privacy_url": f"{settings.web.base_url.rstrip('/')}/privacy",
         "unsubscribe_url": UNSUBSCRIBE_MARK,
         "preferences_url": PREFERENCES_MARK,
     }
@@ -188,11 +190,14 @@ def _render_localised(name: str, subject_in: Callable[[Language], str], settings
     whole = fit_subject(subject_in(language))
 
     def context(single: Language) -> dict[str, Any]:
+        own = context_in(single)
         return {
             **footer_context(settings),
             "subject": fit_subject(subject_in(single)),
             "date": local_date(now, zone, single),
-            **context_in(single),
+            # Who it is from, as the From header says (the ward's team when there is one).
+            "sender": settings.force.sender(own.get("ward_name")),
+            **own,
         }
 
     html, text = render_in(language, name, whole, context, env=env)
@@ -243,7 +248,8 @@ def render_post(
     email with every date, its calendar one event each."""
     zone = ZoneInfo(settings.scheduler.timezone)
     dates = list(occurrences) or [item]
-    subject = f"{ward_name}: {item.title}"
+    # The title first, then the ward (the From name says it too): "Bikes marked (Riverside)".
+    subject = f"{item.title} ({ward_name})"
     rendered = _render_localised(
         "post", lambda _single: subject, settings,
         lambda single: {"ward_name": ward_name, "item": item,
@@ -265,7 +271,8 @@ def render_alert(
     local = now.astimezone(zone)
 
     def alert_subject(t: gettext.NullTranslations) -> str:
-        return t.gettext("Urgent police alert for %(ward)s: %(title)s") % {
+        # Urgency first, then the title, then the ward, as the post's subject has them.
+        return t.gettext("[Urgent] %(title)s (%(ward)s)") % {
             "ward": ward_name, "title": title}
 
     return _render_localised(

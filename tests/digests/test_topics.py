@@ -81,7 +81,7 @@ def test_a_resident_following_only_scams_gets_the_scam_post_not_the_burglary_one
                     body="Avoid Station Road until further notice.", now=utcnow())
     deliver_due(factory, settings)
     subjects = [str(m["Subject"]) for m in mail_to(sink, "scams-only@home.example")]
-    assert subjects[1:] == ["Urgent police alert for Riverside: Road closed by the school"]
+    assert subjects[1:] == ["[Urgent] Road closed by the school (Riverside)"]
 
 
 def test_residents_with_the_same_topics_share_one_rendered_digest(
@@ -151,10 +151,10 @@ def test_immediate_residents_hear_at_once_only_of_posts_on_their_topics(
             .join(Delivery, Delivery.subscriber_id == Subscriber.id)
             .join(Message, Message.id == Delivery.message_id)))
     assert [t for t in titles if t[0] == "now-scams@home.example"] == [
-        ("now-scams@home.example", f"{name}: Courier fraud")]
+        ("now-scams@home.example", f"Courier fraud ({name})")]
     assert [t for t in titles if t[0] == "now-all@home.example"] == [
-        ("now-all@home.example", f"{name}: Courier fraud"),
-        ("now-all@home.example", f"{name}: Shed break-ins")]
+        ("now-all@home.example", f"Courier fraud ({name})"),
+        ("now-all@home.example", f"Shed break-ins ({name})")]
 
 
 def test_an_officer_may_tag_only_with_the_deployers_topics_and_never_an_urgent_alert(

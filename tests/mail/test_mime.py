@@ -75,7 +75,8 @@ def token_in(address: str, prefix: str, domain: str) -> str:
 def test_every_email_carries_the_headers_a_mailbox_provider_expects(settings: Settings) -> None:
     _, data = build_email(outgoing(), settings, now=NOW)
     message = parse(data)
-    assert message["From"] == "Neighbourhood Alerts <alerts@example.org>"
+    assert message["From"] == ('"Millbrook North Safer Neighbourhood Team, your local police '
+                               'force" <alerts@example.org>')
     assert message["To"] == "Ash Patel <ash@home.example>"
     assert message["Subject"] == "This week around Millbrook"
     assert parsedate_to_datetime(message["Date"]) == NOW

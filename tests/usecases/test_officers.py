@@ -232,7 +232,7 @@ def test_a_preview_renders_the_real_email_and_stores_nothing(
     with factory() as session:
         preview = posting.preview_draft(session, settings, world.officer, "RIV",
                                         team_update(), now=utcnow())
-        assert preview.rendered.subject == "Riverside: Bikes marked at the library"
+        assert preview.rendered.subject == "Bikes marked at the library (Riverside)"
         assert "We marked 40 bikes" in preview.rendered.text
         assert "call 999" in preview.rendered.text  # the how-to-report footer
         assert (preview.confirmed, preview.immediate) == (1, 1)
@@ -240,7 +240,8 @@ def test_a_preview_renders_the_real_email_and_stores_nothing(
         assert "__ALERTS_" not in shown
         alert = posting.preview_draft(session, settings, world.officer, "RIV",
                                       team_update(kind=ItemKind.ALERT), now=utcnow())
-        assert alert.rendered.subject.startswith("Urgent police alert for Riverside")
+        assert alert.rendered.subject.startswith("[Urgent] ")
+        assert alert.rendered.subject.endswith("(Riverside)")
         assert count(session, Item) == count(session, AuditEntry) == 0
 
 

@@ -43,7 +43,8 @@ def test_an_urgent_alert_reaches_every_confirmed_resident_of_the_ward_only(
     assert sorted(r.rcpt_tos[0] for r in sink.received) == [
         "riv0@home.example", "riv1@home.example", "riv2@home.example"]
     message = sink.received[0].message
-    assert message["Subject"].startswith("Urgent police alert for Riverside")
+    assert message["Subject"].startswith("[Urgent] ") and message["Subject"].endswith(
+        "(Riverside)")
     body = message.get_body(("plain",))
     assert body is not None
     text = body.get_content()
@@ -89,4 +90,4 @@ def test_the_longest_title_for_the_longest_ward_name_still_queues_with_a_shorten
         message = session.get(Message, outcome.message_id)
         assert message is not None
         assert len(message.subject) == 300 and message.subject.endswith("T…")
-        assert message.subject.startswith("Urgent police alert for RRR")
+        assert message.subject.startswith("[Urgent] TTT")

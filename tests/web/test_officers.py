@@ -124,9 +124,9 @@ def test_an_officer_posts_an_update_and_an_urgent_alert_that_reach_their_wards_r
     report = deliver_due(factory, settings)
     assert report.sent == 2 and report.failed == 0
     to_ann = {r.message["Subject"]: r for r in sink.received if r.rcpt_tos == [RESIDENT]}
-    assert set(to_ann) == {"Riverside: Bikes marked at the library",
-                           "Urgent police alert for Riverside: Mill Lane closed tonight"}
-    alert = to_ann["Urgent police alert for Riverside: Mill Lane closed tonight"].message
+    assert set(to_ann) == {"Bikes marked at the library (Riverside)",
+                           "[Urgent] Mill Lane closed tonight (Riverside)"}
+    alert = to_ann["[Urgent] Mill Lane closed tonight (Riverside)"].message
     body = alert.get_body(("plain",))
     assert body is not None and "burst water main" in body.get_content()
     assert not any("bob@home.example" in r.rcpt_tos for r in sink.received)

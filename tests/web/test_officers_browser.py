@@ -122,8 +122,8 @@ def test_an_officer_posts_sends_an_urgent_alert_and_answers_a_reply_in_a_browser
         assert post.body_html.count("<p>") == 2
     off_loop(deliver_due, factory, settings)
     subjects = {r.message["Subject"] for r in sink.received if r.rcpt_tos == [RESIDENT]}
-    assert {"Riverside: Bikes marked at the library",
-            "Urgent police alert for Riverside: Mill Lane closed tonight",
+    assert {"Bikes marked at the library (Riverside)",
+            "[Urgent] Mill Lane closed tonight (Riverside)",
             "Re: Riverside: your news"} <= subjects
 
 

@@ -149,8 +149,8 @@ def test_a_web_sign_up_is_pending_with_its_consent_and_gets_only_the_confirmatio
                     body="Now confirmed.", now=utcnow())
     deliver_due(factory, settings)
     subjects = sorted(str(r.message["Subject"]) for r in sink.received[1:])
-    assert len(subjects) == 2 and "Second alert" in subjects[0], "and the welcome"
-    assert subjects[1] == "Welcome to neighbourhood alerts for Hillcrest"
+    assert len(subjects) == 2 and any("Second alert" in s for s in subjects), "and the welcome"
+    assert "Welcome to neighbourhood alerts for Hillcrest" in subjects
 
 
 @pytest.mark.usefixtures("wards")
