@@ -120,8 +120,9 @@ def test_no_staff_page_scrolls_sideways_at_400_px(
         page.get_by_role("button", name="Preview the email").click()
         visit("message-preview")
         cut += preview_cut(page)
-    assert not too_wide, f"scroll sideways at {PHONE['width']} px: {too_wide}"
-    assert cut == 0, f"the post and message previews hide {cut} px of their emails"
+    assert (too_wide, cut) == ({}, 0), (
+        f"scroll sideways at {PHONE['width']} px: {too_wide}; "
+        f"the post and message previews hide {cut} px of their emails")
 
 
 def test_the_member_and_bounce_tables_show_every_column_on_a_phone(
