@@ -115,6 +115,7 @@ def confirm_urgent(factory: sessionmaker[Session], settings: Settings, who: Prin
              "terminal, or add --yes")
     click.echo(f"It goes now to {confirmed} confirmed subscriber{'' if confirmed == 1 else 's'}"
                f" of {ward.name} ({ward.code}), ahead of every other email. It cannot be "
-               "called back once sent.", err=True)
+               "called back once sent, and it stays on the ward's public page and feeds.",
+               err=True)
     if not click.confirm(f"Send this urgent alert to {ward.name}?", err=True):
         fail("the urgent alert was not sent")

@@ -14,12 +14,14 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.accounts.users import Role, add_user
 from alerts.core.config import Settings
 from alerts.usecases.posting import post_urgent
 from alerts.web.app import create_app
 from subscriptions.base import utcnow
 from tests.factories import make_subscriber, make_ward
 from tests.usecases.test_open_feeds import publish
+from tests.web.test_officers import OFFICER, PASSWORD, csrf_of, post, sign_in
 
 RESIDENT = "ann@home.example"
 TITLE = "Gas leak: Mill Lane closed"
@@ -129,3 +131,22 @@ def test_an_alert_posted_to_several_wards_shows_on_each_of_their_pages_only(
     for code in ("RIV", "HIL"):
         assert TITLE.encode() in client.get(output.format(code)).content, code
     assert TITLE.encode() not in client.get(output.format("MKT")).content
+
+
+def test_an_alert_sent_from_the_officers_page_is_on_the_archive_and_the_page_says_it_will_be(
+        client: TestClient, factory: sessionmaker[Session]) -> None:
+    with factory.begin() as session:
+        add_user(session, OFFICER, Role.OFFICER, ward_codes=["RIV"], password=PASSWORD)
+    sign_in(client)
+    form = "/staff/wards/RIV/post"
+    alert = {"ward": "RIV", "kind": "alert", "title": TITLE, "body": BODY,
+             "action": "publish", "confirm": "send"}
+    confirm = post(client, form, {**alert, "action": "preview", "confirm": ""},
+                   form_page=f"{form}?kind=alert")
+    assert "stays on the ward's public page and in its feeds" in confirm.text
+    assert TITLE not in client.get("/wards/RIV/").text
+
+    client.post(form, data={"csrf_token": csrf_of(confirm.text), **alert})
+
+    assert 'class="item urgent"' in client.get("/wards/RIV/").text
+    assert f"Urgent: {TITLE}" in client.get("/wards/RIV/feed.atom").text
