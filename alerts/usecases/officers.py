@@ -24,6 +24,7 @@ from alerts.core.config import Settings
 from alerts.core.errors import AlertsError
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.digests.compose import DigestItem, group_sessions
+from alerts.digests.schedule import next_digest_at
 from alerts.inbound.answers import ANSWER_PRIORITY, queue_in_thread
 from alerts.inbound.replies import (
     SENDER_NOT_VERIFIED,
@@ -43,7 +44,7 @@ from alerts.sources.sanitise import as_safe_html, shorten
 from alerts.usecases.digest_rounds import preview_digest
 from alerts.usecases.votes import Tally, count_votes
 from subscriptions.base import utcnow
-from subscriptions.subscribers import Status, Subscriber, Subscription
+from subscriptions.subscribers import Frequency, Status, Subscriber, Subscription, receiving
 from subscriptions.suppression import is_suppressed
 from subscriptions.wards import Ward, find_ward, list_wards
 
@@ -90,11 +91,14 @@ def ward_for(session: Session, who: Principal, code: str) -> Ward:
 class WardGlance:
     code: str
     name: str
-    confirmed: int
+    confirmed: int  # confirmed and mail reaches them (`receiving`): what an alert is queued for
     pending: int
     last_digest_at: datetime | None
     queued: int  # mail for the ward waiting in the outbox
     open_threads: int  # replies not yet marked handled
+    # Confirmed, but the address is on the suppression list (it bounced, or complained):
+    # counted apart, since nothing is sent to them.
+    held: int = 0
 
 
 def _open_thread() -> ColumnElement[bool]:
@@ -122,6 +126,11 @@ def _glances(session: Session, wards: list[Ward]) -> list[WardGlance]:
             select(Subscription.ward_id, Subscription.status, func.count())
             .where(Subscription.ward_id.in_(ids))
             .group_by(Subscription.ward_id, Subscription.status))}
+    held: dict[int, int] = dict(session.execute(
+        select(Subscription.ward_id, func.count())
+        .where(Subscription.ward_id.in_(ids), Subscription.status == Status.CONFIRMED,
+               ~receiving())
+        .group_by(Subscription.ward_id)).all())
     last_digest: dict[int | None, datetime | None] = dict(session.execute(
         select(Message.ward_id, func.max(Message.created_at))
         .where(Message.ward_id.in_(ids), Message.kind == MessageKind.DIGEST)
@@ -139,10 +148,10 @@ def _glances(session: Session, wards: list[Ward]) -> list[WardGlance]:
         .group_by(ReplyThread.ward_id)).all())
     return [
         WardGlance(code=w.code, name=w.name,
-                   confirmed=counts.get((w.id, Status.CONFIRMED), 0),
+                   confirmed=counts.get((w.id, Status.CONFIRMED), 0) - held.get(w.id, 0),
                    pending=counts.get((w.id, Status.PENDING), 0),
                    last_digest_at=last_digest.get(w.id), queued=queued.get(w.id, 0),
-                   open_threads=open_threads.get(w.id, 0))
+                   open_threads=open_threads.get(w.id, 0), held=held.get(w.id, 0))
         for w in wards
     ]
 
@@ -207,6 +216,15 @@ def ward_sources(session: Session, who: Principal, code: str) -> list[SourceRow]
     return [SourceRow(s.id, s.kind, s.url, s.last_fetched_at, s.last_ok_at, s.last_error)
             for s in session.scalars(
                 select(Source).where(Source.ward_id == ward.id).order_by(Source.id))]
+
+
+def next_digest(session: Session, settings: Settings, who: Principal, code: str, *,
+                now: datetime) -> datetime | None:
+    """When the ward's next weekly digest goes: its own cron, or the default, in the
+    scheduler's time zone (daily subscribers hear every day at the same time)."""
+    ward = ward_for(session, who, code)
+    return next_digest_at(ward.digest_cron, settings.scheduler.digest_cron,
+                          settings.scheduler.timezone, Frequency.WEEKLY, now)
 
 
 def digest_preview(session: Session, settings: Settings, who: Principal, code: str, *,

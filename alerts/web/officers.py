@@ -137,9 +137,10 @@ def officers_router(site: StaffSite, bus: EventBus | None = None) -> APIRouter:
         with site.factory() as session:
             glance = officers.ward_glance(session, who, code)
             recent = officers.recent_items(session, who, code)
+            due = officers.next_digest(session, settings, who, code, now=utcnow())
         return page(request, "ward", {
             "ward": glance, "recent": recent, "done": parse_kind(done), "queued": queued,
-            "here": "ward"}, who)
+            "next_digest": due, "here": "ward"}, who)
 
     # --- posting ----------------------------------------------------------------------
 
@@ -222,8 +223,9 @@ def officers_router(site: StaffSite, bus: EventBus | None = None) -> APIRouter:
         with site.factory() as session:
             glance = officers.ward_glance(session, who, code)
             rendered = officers.digest_preview(session, settings, who, code, now=utcnow())
+            due = officers.next_digest(session, settings, who, code, now=utcnow())
         return page(request, "digest_preview", {
-            "ward": glance, "rendered": rendered,
+            "ward": glance, "rendered": rendered, "next_digest": due,
             "html": officers.for_display(rendered.html) if rendered else "",
             "text": officers.for_display(rendered.text, as_text=True) if rendered else "",
             "here": "digest"}, who)

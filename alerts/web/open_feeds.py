@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings
@@ -123,6 +123,14 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
             return None
         return feed, FeedUrls.for_ward(settings.web.base_url, feed.code)
 
+    def moved(request: Request, code: str, feed: WardFeed, name: str) -> Response | None:
+        # A code typed in another case ("riv" for RIV) finds the ward: send it, once and
+        # for good, to the one address each page and feed is cached and linked under.
+        if code == feed.code:
+            return None
+        query = f"?{request.url.query}" if request.url.query else ""
+        return RedirectResponse(f"/wards/{feed.code}/{name}{query}", status_code=301)
+
     @router.get("/wards/")
     def wards(request: Request) -> Response:
         return wards_page(request)
@@ -133,6 +141,8 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
         if found is None:
             return wards_page(request, missing=code)
         feed, urls = found
+        if (redirect := moved(request, code, feed, "")) is not None:
+            return redirect
         language = request_language(request)
         return page(request, language, "ward_archive", {
             "feed": feed, "urls": urls,
@@ -147,6 +157,8 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
         if found is None:
             return wards_page(request, missing=code)
         feed, urls = found
+        if (redirect := moved(request, code, feed, "feed.atom")) is not None:
+            return redirect
         return cached(request, atom_feed(feed, urls, zone=zone), ATOM, modified=feed.updated,
                       headers=DATA_HEADERS)
 
@@ -156,6 +168,8 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
         if found is None:
             return wards_page(request, missing=code)
         feed, _ = found
+        if (redirect := moved(request, code, feed, "sessions.ics")) is not None:
+            return redirect
         return cached(request, ics_calendar(feed, uid_domain=domain), ICS,
                       modified=feed.updated, headers=DATA_HEADERS)
 
@@ -165,6 +179,8 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
         if found is None:
             return wards_page(request, missing=code)
         feed, urls = found
+        if (redirect := moved(request, code, feed, "items.json")) is not None:
+            return redirect
         return cached(request, json_document(feed, urls), JSON, modified=feed.updated,
                       headers=DATA_HEADERS)
 
