@@ -1,6 +1,7 @@
 """The residents' pages: subscribe, confirm, preferences, unsubscribe (with RFC 8058
-one-click) and "my data" (download or erase, after an emailed link). Plain HTML forms from
-`templates/web/`, no JavaScript needed.
+one-click) and "my data" (after an emailed link: download, or erase once a second page has
+said what goes and asked to confirm). Plain HTML forms from `templates/web/`, no JavaScript
+needed.
 
 Handlers parse the request, call `alerts.usecases.confirmations`, `alerts.usecases.my_data` or
 `subscriptions.web_consent`, and render. They are plain `def`s: FastAPI runs them in worker
@@ -62,6 +63,8 @@ BAD_EMAIL = N_("Enter an email address in the right format, like name@example.co
 NO_WARDS = N_("Choose at least one ward")
 NO_FREQUENCY = N_("Choose how often you want to hear from us")
 ONE_CLICK = "One-Click"
+# What the erase confirmation page's button sends; a post without it erases nothing.
+ERASE_CONFIRMED = "everything"
 # Tokens live in these pages' URLs: keep them out of Referer headers, caches and frames.
 HEADERS = {
     "Cache-Control": "no-store",
@@ -308,7 +311,7 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
             data = export_data(session, ident, now=now) if ident is not None else None
         if data is None:
             return invalid_link(request, "my-data")
-        return page(request, "my_data_manage", {"data": data, "token": token}, with_form=True)
+        return page(request, "my_data_manage", {"data": data, "token": token})
 
     @router.get("/my-data/{token}/download")
     def my_data_download(request: Request, token: str) -> Response:
@@ -323,10 +326,24 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
         return Response(body, media_type="application/json",
                         headers={**HEADERS, "Content-Disposition": disposition})
 
+    # The page's "Erase everything" only opens this: what goes, what stays and why, and that
+    # it cannot be undone; its own button (a second, explicit POST) erases.
+    @router.get("/my-data/{token}/erase", response_class=HTMLResponse)
+    def my_data_erase_get(request: Request, token: str) -> HTMLResponse:
+        with factory() as session:
+            ident = read_data_link(session, settings, token)
+            data = export_data(session, ident, now=utcnow()) if ident is not None else None
+        if data is None:
+            return invalid_link(request, "my-data")
+        return page(request, "my_data_erase", {"data": data, "token": token}, with_form=True)
+
     @router.post("/my-data/{token}/erase", response_class=HTMLResponse)
-    def my_data_erase(request: Request, token: str, csrf_token: FormText = "") -> HTMLResponse:
+    def my_data_erase(request: Request, token: str, csrf_token: FormText = "",
+                      erase: FormText = "") -> HTMLResponse:
         if not csrf.valid(request, csrf_token):
             return expired_form(request)
+        if erase != ERASE_CONFIRMED:  # not the confirmation page's button: ask first
+            return my_data_erase_get(request, token)
         with transaction(factory) as session:
             ident = read_data_link(session, settings, token)
             erased = ident is not None and erase_data(session, ident, now=utcnow())

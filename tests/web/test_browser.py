@@ -206,6 +206,10 @@ def test_subscribe_confirm_choose_and_leave_in_a_real_browser(
         held = json.loads(Path(download.value.path()).read_text())
         assert held["subscriber"]["email"] == address
         page.get_by_role("button", name="Erase everything").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("Erase your data?")
+        pages.record("my-data-erase")
+        assert status_of(factory, address), "the first click only asks"
+        page.get_by_role("button", name="Yes, erase everything").click()
         expect(page.get_by_role("heading", level=1)).to_have_text("Your data is erased")
         pages.record("my-data-erased")
         assert status_of(factory, address) == []

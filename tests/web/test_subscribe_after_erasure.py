@@ -23,6 +23,7 @@ from tests.web.test_residents import (
     client_for,
     confirm_by_button,
     confirm_link,
+    csrf_of,
     sign_up,
     subscriptions_of,
 )
@@ -102,3 +103,24 @@ def test_a_refused_address_still_gets_nothing_and_the_form_answers_the_same_for_
         reasons = {e.reason for e in session.scalars(select(Suppression))}
     assert reasons == {SuppressionReason.HARD_BOUNCE, SuppressionReason.COMPLAINT,
                        SuppressionReason.ERASURE}, "nothing is lifted by asking"
+
+
+def test_the_answer_says_truthfully_that_a_refused_address_gets_nothing(
+    factory: sessionmaker[Session], settings: Settings
+) -> None:
+    with factory.begin() as session:
+        make_ward(session, "RIV", "Riverside")
+        suppress(session, "bounced@home.example", SuppressionReason.HARD_BOUNCE, "550 5.1.1")
+    client = client_for(factory, settings)
+    answers = {email: sign_up(client, email, "RIV")
+               for email in ("bounced@home.example", "new@home.example")}
+    assert len(set(answers.values())) == 1
+    status, body = answers["new@home.example"]
+    assert status == 200
+    assert "We send no email to an address whose mailbox has refused our emails or " \
+        "reported them as spam." in body
+    assert f'href="mailto:{settings.force.contact_email}"' in body
+    welsh = client.post("/subscribe?lang=cy", data={
+        "email": "new@home.example", "wards": ["RIV"], "frequency": "weekly",
+        "csrf_token": csrf_of(client.get("/subscribe").text)})
+    assert "Nid ydym yn anfon e-bost at gyfeiriad" in welsh.text
