@@ -26,11 +26,12 @@ from alerts.usecases.coordinators import (
     add_member,
     export_members,
     import_members,
+    kept_schemes,
     remove_member,
 )
 from subscriptions.addresses import normalise_address
 from subscriptions.base import utcnow
-from subscriptions.schemes import add_scheme, get_scheme, list_members, list_schemes
+from subscriptions.schemes import add_scheme, get_scheme, list_members
 from subscriptions.subscribers import Frequency
 
 
@@ -80,18 +81,20 @@ def add(runtime: Runtime, name: str, ward_code: str, coordinators: tuple[str, ..
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_runtime
 def list_(runtime: Runtime, as_json: bool) -> None:
-    """List schemes with their ward and number of members."""
+    """List schemes with their ward, their members (joined and still subscribed) and how
+    many of them mail reaches (the counts the staff pages show)."""
     with runtime.sessions()() as session:
-        rows = [{"name": s.name, "ward": s.ward.code, "members": len(list_members(session, s))}
-                for s in list_schemes(session)]
+        rows = [{"name": s.name, "ward": s.ward_code, "members": s.members,
+                 "receiving": s.confirmed}
+                for s in kept_schemes(session, command_line_principal(cli_actor()))]
     if as_json:
         print_json(rows)
         return
     if not rows:
         click.echo("no schemes (add one with `alerts schemes add`)")
         return
-    print_table(("SCHEME", "WARD", "MEMBERS"),
-                [(row["name"], row["ward"], row["members"]) for row in rows])
+    print_table(("SCHEME", "WARD", "MEMBERS", "RECEIVING EMAIL"),
+                [(row["name"], row["ward"], row["members"], row["receiving"]) for row in rows])
 
 
 @schemes.command("members")

@@ -13,8 +13,11 @@ from sqlalchemy import create_engine
 from sqlalchemy.orm import sessionmaker
 
 from alerts.core.config import Settings
+from subscriptions.subscribers import unsubscribe_everywhere
 from subscriptions.suppression import SuppressionReason, suppress
+from subscriptions.wards import get_ward
 from tests.cli.test_inbound_commands import a_reply, config, reply_address, run
+from tests.factories import make_subscriber
 
 __all__ = ["config", "reply_address"]  # the fixtures, shared with the inbound commands' tests
 
@@ -96,3 +99,24 @@ def test_a_hard_bounced_address_is_exported_as_suppressed_not_confirmed(
     assert list(rows["ann@home.example"]) == ["email", "ward", "name", "frequency", "scheme",
                                               "status", "consent_at", "consent_method",
                                               "consent_source", "consent_wording"]
+
+
+def test_schemes_list_counts_members_as_the_staff_pages_do(
+        config: Path, reply_address: str, settings: Settings) -> None:
+    """Members are those joined and still subscribed; of them, those mail reaches."""
+    assert run(config, "schemes", "add", "Mill Lane watch", "--ward", "RIV").exit_code == 0
+    engine = create_engine(settings.database.url)
+    with sessionmaker(engine)() as session, session.begin():
+        riv = get_ward(session, "RIV")
+        for email in ("ann@home.example", "dee@home.example", "eve@home.example"):
+            joined = make_subscriber(session, riv, email)
+            joined.scheme = "Mill Lane watch"
+        suppress(session, "dee@home.example", SuppressionReason.HARD_BOUNCE, "550 gone")
+        unsubscribe_everywhere(session, "eve@home.example")
+    engine.dispose()
+    listed = json.loads(run(config, "schemes", "list", "--json").stdout)
+    assert [s["members"] for s in listed] == [2]  # not Eve, who left
+    assert [s["receiving"] for s in listed] == [1]  # nor Dee, whose address bounced
+    header, rows = header_and_rows(run(config, "schemes", "list").stdout)
+    assert header == ["SCHEME", "WARD", "MEMBERS", "RECEIVING", "EMAIL"]
+    assert rows[0].split()[-2:] == ["2", "1"]

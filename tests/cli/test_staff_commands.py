@@ -91,7 +91,7 @@ def test_a_scheme_is_added_with_its_coordinator_and_every_change_is_audited(
                  "--coordinator", "sam@home.example")
     assert result.exit_code == 0, result.output
     assert json.loads(run(config, "schemes", "list", "--json").stdout) == [
-        {"name": "Mill Lane Watch", "ward": "RIV", "members": 0}]
+        {"name": "Mill Lane Watch", "ward": "RIV", "members": 0, "receiving": 0}]
     coordinator = users_in(settings)["sam@home.example"]
     assert coordinator.role == "coordinator" and coordinator.password_hash is None
     again = run(config, "schemes", "add", "Mill Lane Watch", "--ward", "RIV")
