@@ -106,7 +106,7 @@ def test_the_archive_page_links_its_feeds_and_email_sign_up(client: TestClient) 
     assert 'href="https://alerts.example.org/wards/RIV/sessions.ics"' in page
     assert 'href="https://alerts.example.org/wards/RIV/items.json"' in page
     assert 'href="/subscribe?q=Riverside"' in page
-    assert "call 999" in page  # the base template's how-to-report text
+    assert 'call <a href="tel:999">999</a>' in page  # the base template's how-to-report text
     assert "<h1>Riverside</h1>" in page
     assert "Bikes marked at the library" in page and "Mill Lane library" in page
     assert "<form" not in page
