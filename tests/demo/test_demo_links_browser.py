@@ -1,5 +1,7 @@
-"""The demo runs live: the README's first command, then the command the demo prints, and every
-kind of link in the demo's emails opens its page in Chromium on the service that started."""
+"""The demo runs live: the README's first command, then the command the demo prints; a
+newcomer's subscription made at the front door brings the confirmation and, once confirmed in
+Chromium, the welcome email into the demo's outbox within seconds; and every kind of link in
+the demo's emails opens its page on the service that started."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from tests.processes import AlertsProcess, environment, free_port, healthz, wait_for
 
@@ -39,6 +41,17 @@ def links_of(message: EmailMessage) -> list[str]:
     return [link.rstrip(".,;") for text in texts for link in LINK.findall(text)]
 
 
+def mail_to(inbox: Path, address: str, subject: str) -> EmailMessage | None:
+    """The demo outbox's email to `address` whose subject starts with `subject`, if any."""
+    for path in sorted(inbox.iterdir()):
+        message = message_from_bytes(path.read_bytes(), policy=policy.default)
+        assert isinstance(message, EmailMessage)
+        [recipient] = message["To"].addresses
+        if recipient.addr_spec == address and str(message["Subject"]).startswith(subject):
+            return message
+    return None
+
+
 def kind_of(url: str) -> str:
     """The link's kind: its path with tokens named, and a vote's answer (yes or no)."""
     kind = []
@@ -51,8 +64,8 @@ def kind_of(url: str) -> str:
     return "/".join(kind)
 
 
-def test_every_kind_of_link_in_the_demo_emails_opens_its_page(tmp_path: Path,
-                                                             page: Page) -> None:
+def test_a_newcomer_subscribes_at_the_front_door_and_every_link_in_the_demo_emails_opens(
+        tmp_path: Path, page: Page) -> None:
     installed_like_the_readme(tmp_path)
     port = free_port()
     demo = subprocess.run([".venv/bin/alerts", "demo", "--dir", "demo-run", "--port", str(port)],
@@ -74,16 +87,36 @@ def test_every_kind_of_link_in_the_demo_emails_opens_its_page(tmp_path: Path,
         wait_for(lambda: healthz(base), what="/healthz", timeout=30, process=service)
         # What a person does on the pages the demo names reaches the demo's inbox at once.
         inbox = tmp_path / "demo-run" / "outbox" / "new"
-        before = len(list(inbox.iterdir()))
-        page.goto(f"{base}/subscribe")
+        newcomer = "new.neighbour@home.example"
+        page.goto(f"{base}/")
+        page.get_by_label("Your ward\u2019s name or your postcode").fill("Riverside")
+        page.get_by_role("button", name="Find").click()
         page.get_by_label("Riverside").check()
-        page.get_by_label("Your email address").fill("new.neighbour@home.example")
+        page.get_by_label("Your email address").fill(newcomer)
         page.get_by_role("button", name="Subscribe").click()
+        confirmation = wait_for(lambda: mail_to(inbox, newcomer, "Please confirm"),
+                                what="the confirmation", timeout=10, process=service)
+        [confirm_url] = {url for url in links_of(confirmation) if "/confirm/" in url}
+        page.goto(confirm_url)
+        page.get_by_role("button", name="Confirm my subscription").click()
+        expect(page.get_by_role("heading", level=1)).to_have_text("You are subscribed")
+        expect(page.get_by_text("your first digest comes")).to_be_visible()
+        expect(page.get_by_text("A welcome email is on its way")).to_be_visible()
+        welcome = wait_for(lambda: mail_to(inbox, newcomer, "Welcome"),
+                           what="the welcome", timeout=10, process=service)
+        assert str(welcome["Subject"]) == "Welcome to neighbourhood alerts for Riverside"
+        text = welcome.get_body(("plain",))
+        assert text is not None and "your first digest comes" in text.get_content()
+        [preferences] = {url for url in links_of(welcome) if "/preferences/" in url}
+        page.goto(preferences)
+        expect(page.get_by_label("Riverside")).to_be_checked()
+
         page.goto(f"{base}/my-data")
-        page.get_by_label("Your email address").fill("amira.hassan@home.example")
+        resident = "amira.hassan@home.example"
+        page.get_by_label("Your email address").fill(resident)
         page.get_by_role("button", name="Email me a link").click()
-        wait_for(lambda: len(list(inbox.iterdir())) >= before + 2,
-                 what="the confirmation and the my-data link", timeout=10, process=service)
+        wait_for(lambda: mail_to(inbox, resident, "Your neighbourhood alerts data"),
+                 what="the my-data link", timeout=10, process=service)
         by_kind: dict[str, str] = {}
         one_click: set[str] = set()
         for path in sorted(inbox.iterdir()):
