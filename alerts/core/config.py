@@ -154,8 +154,12 @@ class ForceSettings:
     def sender(self, ward_name: str | None = None) -> str:
         """Who a resident's email is from, as its From name and masthead say: "Riverside
         Safer Neighbourhood Team, Vale Police", or the force's teams for no one ward."""
-        team = self.ward_team.replace("{ward}", ward_name) if ward_name else self.team_name
+        team = self.team_of(ward_name) if ward_name else self.team_name
         return f"{team}, {self.name}"
+
+    def team_of(self, ward_name: str) -> str:
+        """One ward's team by name, as ward_team says: "Riverside Safer Neighbourhood Team"."""
+        return self.ward_team.replace("{ward}", ward_name)
 
 
 @dataclass(frozen=True)

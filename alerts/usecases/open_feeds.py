@@ -37,6 +37,7 @@ from feedgen.feed import FeedGenerator
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from alerts.core.config import ForceSettings
 from alerts.digests.compose import DigestItem, group_sessions, safe_link, ward_page_url
 from alerts.digests.invites import calendar_of
 from alerts.mail.render import when
@@ -115,16 +116,13 @@ class WardFeed:
     sessions: tuple[FeedItem, ...]
     updated: datetime
     series: tuple[FeedItem, ...] = ()
+    team_name: str = ""  # the ward's team, from force.ward_team
 
     @property
     def entries(self) -> list[FeedItem]:
         """The news and each coming session once, newest published first (Atom, JSON)."""
         return sorted((*self.items, *self.series),
                       key=lambda item: (item.published_at, item.id), reverse=True)
-
-    @property
-    def team_name(self) -> str:
-        return team_name(self.name)
 
 
 @dataclass(frozen=True)
@@ -149,10 +147,6 @@ class FeedUrls:
 
     def entry_id(self, item: FeedItem) -> str:
         return f"{self.page}#{item.anchor}"
-
-
-def team_name(ward_name: str) -> str:
-    return f"{ward_name} Safer Neighbourhood Team"
 
 
 def list_public_wards(session: Session) -> list[WardLink]:
@@ -194,9 +188,10 @@ def _feed_item(item: Item, source_kind: str) -> FeedItem:
     )
 
 
-def load_ward_feed(session: Session, code: str, *, now: datetime,
+def load_ward_feed(session: Session, code: str, *, now: datetime, force: ForceSettings,
                    max_items: int = MAX_ITEMS, max_age: timedelta = MAX_AGE) -> WardFeed | None:
-    """The ward's published items, or None when there is no ward with this code."""
+    """The ward's published items, or None when there is no ward with this code; its team
+    is named as the force's settings name it."""
     ward = find_ward(session, code)
     if ward is None:
         return None
@@ -218,7 +213,8 @@ def load_ward_feed(session: Session, code: str, *, now: datetime,
     if withdrawn is not None:
         stamps.append(withdrawn)
     updated = max(stamps) if stamps else ward.created_at
-    return WardFeed(ward.code, ward.name, items, sessions, updated, _series(sessions))
+    return WardFeed(ward.code, ward.name, items, sessions, updated, _series(sessions),
+                    force.team_of(ward.name))
 
 
 def _details(item: FeedItem, zone: ZoneInfo) -> list[str]:

@@ -118,7 +118,7 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
 
     def ward_feed(code: str) -> tuple[WardFeed, FeedUrls] | None:
         with factory() as session:
-            feed = load_ward_feed(session, code, now=utcnow())
+            feed = load_ward_feed(session, code, now=utcnow(), force=settings.force)
         if feed is None:
             return None
         return feed, FeedUrls.for_ward(settings.web.base_url, feed.code)

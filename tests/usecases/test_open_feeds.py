@@ -14,6 +14,7 @@ import feedparser
 from icalendar import Calendar
 from sqlalchemy.orm import Session, sessionmaker
 
+from alerts.core.config import ForceSettings
 from alerts.digests.compose import DigestItem
 from alerts.digests.invites import sessions_calendar
 from alerts.sources.items import CollectedItem, Item, ItemKind, store_items
@@ -34,6 +35,7 @@ from subscriptions.wards import Ward
 from tests.factories import make_subscriber, make_ward
 
 NOW = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
+FORCE = ForceSettings(ward_team="{ward} Neighbourhood Policing Team")
 BASE = "https://alerts.example.org"
 ZONE = ZoneInfo("Europe/London")
 RESIDENTS = ("ann@home.example", "bob.resident@home.example", "cy@elsewhere.example")
@@ -89,7 +91,7 @@ def build_world(factory: sessionmaker[Session]) -> World:
 
 def riverside(factory: sessionmaker[Session]) -> WardFeed:
     with factory() as session:
-        feed = load_ward_feed(session, "RIV", now=NOW)
+        feed = load_ward_feed(session, "RIV", now=NOW, force=FORCE)
     assert feed is not None
     return feed
 
@@ -111,7 +113,7 @@ def test_a_ward_feed_holds_its_live_recent_news_newest_first_and_sessions_apart(
     assert [item.title for item in feed.entries] == [
         "Street surgery", "Lock your shed", "Bikes marked at the library",
         "Neighbourhood priority: ASB"]
-    assert feed.team_name == "Riverside Safer Neighbourhood Team"
+    assert feed.team_name == "Riverside Neighbourhood Policing Team"
     # The withdrawal is the newest change, so that caches notice it.
     assert feed.updated == NOW - timedelta(hours=4)
     assert [item.from_policeuk for item in feed.items] == [False, False, True]
@@ -123,8 +125,8 @@ def test_the_feed_is_bounded_and_an_unknown_ward_has_none(
         factory: sessionmaker[Session]) -> None:
     build_world(factory)
     with factory() as session:
-        assert load_ward_feed(session, "NOPE", now=NOW) is None
-        short = load_ward_feed(session, "RIV", now=NOW, max_items=2)
+        assert load_ward_feed(session, "NOPE", now=NOW, force=FORCE) is None
+        short = load_ward_feed(session, "RIV", now=NOW, force=FORCE, max_items=2)
         assert short is not None
         assert [item.title for item in short.items] == [
             "Lock your shed", "Bikes marked at the library"]
@@ -135,7 +137,7 @@ def test_an_empty_ward_still_has_valid_feeds(factory: sessionmaker[Session]) -> 
     with factory.begin() as session:
         make_ward(session, "EMP", "Empty Fields")
     with factory() as session:
-        feed = load_ward_feed(session, "EMP", now=NOW)
+        feed = load_ward_feed(session, "EMP", now=NOW, force=FORCE)
     assert feed is not None and not feed.items and not feed.sessions
     addresses = FeedUrls.for_ward(BASE, "EMP")
     parsed = feedparser.parse(atom_feed(feed, addresses, zone=ZONE))
@@ -155,7 +157,7 @@ def test_the_atom_feed_validates_with_its_entries_newest_first(
     assert parsed.version == "atom10"
     assert parsed.feed.id == f"{BASE}/wards/RIV/"
     assert parsed.feed.title == "Riverside: neighbourhood news"
-    assert parsed.feed.author_detail.name == "Riverside Safer Neighbourhood Team"
+    assert parsed.feed.author_detail.name == "Riverside Neighbourhood Policing Team"
     assert "email" not in parsed.feed.author_detail
     assert {link.rel: link.href for link in parsed.feed.links} == {
         "alternate": f"{BASE}/wards/RIV/", "self": f"{BASE}/wards/RIV/feed.atom"}
@@ -199,7 +201,7 @@ def test_the_json_document_has_its_documented_shape(factory: sessionmaker[Sessio
     document = json.loads(json_document(feed, urls()))
     assert document["version"] == 1
     assert document["ward"] == {
-        "code": "RIV", "name": "Riverside", "team": "Riverside Safer Neighbourhood Team",
+        "code": "RIV", "name": "Riverside", "team": "Riverside Neighbourhood Policing Team",
         "url": f"{BASE}/wards/RIV/", "atom": f"{BASE}/wards/RIV/feed.atom",
         "ics": f"{BASE}/wards/RIV/sessions.ics", "json": f"{BASE}/wards/RIV/items.json"}
     assert document["updated"] == "2026-05-01T05:00:00Z"
