@@ -1,0 +1,338 @@
+"""The residents' and public pages under load: `alerts web` on a county-size database, driven
+by Debian's `wrk`, beside a bare FastAPI page served the same way in the same run.
+
+    python bench/web.py [--subscribers 100000] [--wards 100] [--seconds 4] [--connections 20]
+                        [--pages archive,feed,...]
+
+Setup (not timed): a fresh SQLite database (`alerts init`'s migrations) with `--wards` wards
+(RIV, the one measured, among them) and `--subscribers` confirmed weekly subscribers spread
+over them (bulk inserts through the models); each ward gets the posts, advice and two contact
+sessions of bench/deliver.py's digest, and an urgent alert (`post_urgent`, so a real message,
+its item and one delivery per resident, marked sent as if the round had gone). Tokens are
+signed by the product's own functions for real rows: an unsubscribe and a preferences link of
+one resident, a one-click unsubscribe of another, a vote link of RIV's urgent alert.
+
+Served: `alerts web --port P` in its own process, as an operator runs it (uvicorn with the
+product's settings, the delivery loop beside it), and the ceiling: a FastAPI app with one
+`async def` page (and one plain `def` page, to show the worker-thread cost) served by the
+same `make_server` in another process. wrk runs 2 threads and `--connections` connections for
+`--seconds` per page, after a one-second warm-up of that page; the one-click POST is a wrk Lua
+script. For each page: req/s, p50 and p99 latency, the ratio to the bare page, and how many
+answers were not 2xx/3xx (a one-click POST repeated on an unsubscribed row still answers).
+The load average is printed before and after. Nothing asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+SECRET = "bench-secret-key-not-for-production"
+WARD = "RIV"
+WRK = shutil.which("wrk") or "/usr/bin/wrk"
+BARE_HTML = "<!doctype html><title>bare</title><p>" + "A bare page. " * 40 + "</p>\n"
+ONE_CLICK_LUA = """
+wrk.method = "POST"
+wrk.body = "List-Unsubscribe=One-Click"
+wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def load() -> str:
+    return "load average {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
+
+
+# --- setup (not timed) --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Links:
+    unsubscribe: str
+    one_click: str
+    preferences: str
+    useful: str
+
+
+def populate(url: str, wards: int, subscribers: int) -> Links:
+    """Wards, confirmed residents, each ward's archive and urgent alert; real signed links."""
+    from deliver import ADVICE, MORE_ADVICE, PANEL, POSTS, SESSION
+    from sqlalchemy import insert, select, update
+
+    from alerts.core.config import load_settings
+    from alerts.core.db import make_engine, migrate, session_factory
+    from alerts.delivery.outbox import Delivery, DeliveryStatus
+    from alerts.mail.messages import Message, MessageItem
+    from alerts.mail.vote_links import Ballot, new_ballot_number, sign_vote
+    from alerts.sources.items import ItemKind, store_items
+    from alerts.sources.officer import officer_item
+    from alerts.sources.registry import officer_source
+    from alerts.usecases.posting import post_urgent
+    from subscriptions.consent import CURRENT_WORDING, ConsentMethod
+    from subscriptions.links import Purpose, sign_reference
+    from subscriptions.subscribers import Frequency, Status, Subscriber, Subscription
+    from subscriptions.wards import Ward, add_ward
+
+    settings = load_settings(os.environ["ALERTS_BENCH_CONFIG"])
+    engine = make_engine(url)
+    migrate(engine)
+    factory = session_factory(engine)
+    joined = datetime.now(UTC) - timedelta(days=30)
+    codes = [WARD] + [f"W{n:03d}" for n in range(1, wards)]
+    with factory() as session, session.begin():
+        ward_ids = [add_ward(session, code, "Riverside" if code == WARD else f"Ward {code}",
+                             f"team-{code.lower()}@police.example").id for code in codes]
+    per_ward, extra = divmod(subscribers, wards)
+    homes = [ward_id for index, ward_id in enumerate(ward_ids)
+             for _ in range(per_ward + (index < extra))]
+    chunk = 10_000
+    with engine.begin() as connection:
+        for first in range(0, subscribers, chunk):
+            numbers = range(first, min(first + chunk, subscribers))
+            connection.execute(insert(Subscriber), [
+                {"id": n + 1, "email": f"resident{n}@home.example", "name": f"Resident {n}",
+                 "created_at": joined} for n in numbers])
+            connection.execute(insert(Subscription), [
+                {"subscriber_id": n + 1, "ward_id": homes[n],
+                 "frequency": Frequency.WEEKLY.value, "status": Status.CONFIRMED.value,
+                 "consent_at": joined, "consent_method": ConsentMethod.CSV_IMPORT.value,
+                 "consent_source": "bench/web.py", "consent_wording": CURRENT_WORDING,
+                 "consent_prior_declared": True, "confirmed_at": joined, "created_at": joined}
+                for n in numbers])
+    # An archive a few weeks deep: the same posts on three earlier days, then the alert.
+    now = datetime.now(UTC)
+    start = (now + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
+    with factory() as session, session.begin():
+        for ward_id in ward_ids:
+            ward = session.get(Ward, ward_id)
+            assert ward is not None
+            items = []
+            for weeks in (3, 2, 1):
+                when = now - timedelta(weeks=weeks)
+                items += [officer_item(title=f"{title} ({weeks})", body=body,
+                                       kind=ItemKind.POST, starts=None, ends=None,
+                                       location=None, now=when) for title, body in POSTS]
+                items += [officer_item(title=f"{title} ({weeks})", body=body,
+                                       kind=ItemKind.ADVICE, starts=None, ends=None,
+                                       location=None, now=when)
+                          for title, body in (ADVICE, *MORE_ADVICE)]
+            for offset, (title, place, body) in enumerate((SESSION, PANEL)):
+                begins = start + timedelta(days=offset, hours=8 * offset)
+                items.append(officer_item(title=title, body=body, kind=ItemKind.SESSION,
+                                          starts=begins, ends=begins + timedelta(hours=2),
+                                          location=place, now=now))
+            store_items(session, officer_source(session, ward), items)
+    alert = ("Police incident on the river path",
+             "The river path between the two bridges is closed while officers deal with an "
+             "incident. Please use the high street instead. If you saw anything, call 101.")
+    for code in codes:
+        with factory() as session, session.begin():
+            post_urgent(session, settings, ward_code=code, title=alert[0], body=alert[1],
+                        now=datetime.now(UTC))
+    with engine.begin() as connection:  # the round has gone: the delivery loop is idle
+        connection.execute(update(Delivery).values(status=DeliveryStatus.SENT.value,
+                                                   sent_at=datetime.now(UTC)))
+    with factory() as session:
+        riv = session.scalars(select(Subscription).join(Ward, Ward.id == Subscription.ward_id)
+                              .where(Ward.code == WARD).order_by(Subscription.id)
+                              .limit(2)).all()
+        message, item_id = session.execute(
+            select(Message, MessageItem.item_id)
+            .join(MessageItem, MessageItem.message_id == Message.id)
+            .join(Ward, Ward.id == Message.ward_id).where(Ward.code == WARD)).first()
+        stay, leave = riv
+        ballot = Ballot(item_id, message.id, True, new_ballot_number())
+        links = Links(
+            unsubscribe=sign_reference(SECRET, Purpose.UNSUBSCRIBE, stay.id, stay.nonce),
+            one_click=sign_reference(SECRET, Purpose.UNSUBSCRIBE, leave.id, leave.nonce),
+            preferences=sign_reference(SECRET, Purpose.PREFERENCES, stay.id, stay.nonce),
+            useful=sign_vote(SECRET, ballot, message.nonce))
+    engine.dispose()
+    return links
+
+
+def write_config(path: Path, url: str, maildir: Path) -> Path:
+    path.write_text(
+        f'[database]\nurl = "{url}"\n'
+        f'[mail]\ntransport = "maildir"\nmaildir = "{maildir}"\n'
+        f'[web]\nsecret_key = "{SECRET}"\nbase_url = "https://alerts.example.org"\n')
+    return path
+
+
+# --- the servers ----------------------------------------------------------------------------
+
+def bare_server(port: int) -> None:
+    """The ceiling: FastAPI, one page, served by the product's own `make_server`."""
+    import asyncio
+
+    import uvicorn
+    from fastapi import FastAPI
+    from fastapi.responses import HTMLResponse
+
+    from alerts.service.webserver import listen, make_server
+
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.get("/")
+    async def bare() -> HTMLResponse:
+        return HTMLResponse(BARE_HTML)
+
+    @app.get("/thread")
+    def bare_thread() -> HTMLResponse:
+        return HTMLResponse(BARE_HTML)
+
+    sock = listen("127.0.0.1", port)
+    # The product's uvicorn settings; a plain Server, so that SIGTERM stops it.
+    server = uvicorn.Server(make_server(app).config)
+    asyncio.run(server.serve(sockets=[sock]))
+
+
+def start(args: list[str], url: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit(f"{args} ended:\n{process.stderr.read().decode()[-3000:]}"
+                             if process.stderr else f"{args} ended")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return process
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"{args} did not answer {url}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+# --- wrk ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Figures:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    bad: int
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
+
+
+def wrk(url: str, seconds: int, connections: int, script: Path | None = None) -> Figures:
+    def run(duration: int) -> str:
+        args = [WRK, "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "--timeout",
+                "10s"]
+        if script is not None:
+            args += ["-s", str(script)]
+        return subprocess.run([*args, url], capture_output=True, text=True,
+                              check=True).stdout
+
+    run(1)  # warm-up: the first render of each template, the database's pages
+    out = run(seconds)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
+    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s|m)\b", out)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s|m)\b", out)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return Figures(rps, _ms(*p50.groups()) if p50 else float("nan"),  # type: ignore[arg-type]
+                   _ms(*p99.groups()) if p99 else float("nan"),  # type: ignore[arg-type]
+                   int(bad[1]) if bad else 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument("--wards", type=int, default=100)
+    parser.add_argument("--seconds", type=int, default=4)
+    parser.add_argument("--connections", type=int, default=20)
+    parser.add_argument("--pages", default="", help="comma-separated names to run (default all)")
+    parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.bare_server:
+        bare_server(options.bare_server)
+        return
+    if not os.path.exists(WRK):
+        raise SystemExit("this benchmark drives the site with wrk: apt-get install -y wrk")
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-web-"))
+    try:
+        url = f"sqlite:///{folder / 'alerts.db'}"
+        config = write_config(folder / "alerts.toml", url, folder / "maildir")
+        os.environ["ALERTS_BENCH_CONFIG"] = str(config)
+        began = time.perf_counter()
+        links = populate(url, options.wards, options.subscribers)
+        print(f"setup: {options.wards} wards, {options.subscribers:,} subscribers, an archive "
+              f"and an urgent alert per ward, in {time.perf_counter() - began:.0f} s "
+              f"(SQLite, {folder / 'alerts.db'})")
+        script = folder / "one_click.lua"
+        script.write_text(ONE_CLICK_LUA)
+
+        web_port, bare_port = free_port(), free_port()
+        site = f"http://127.0.0.1:{web_port}"
+        bare = f"http://127.0.0.1:{bare_port}"
+        web = start([sys.executable, "-m", "alerts.cli", "--config", str(config), "web",
+                     "--host", "127.0.0.1", "--port", str(web_port)], f"{site}/healthz")
+        ceiling = start([sys.executable, __file__, "--bare-server", str(bare_port)], bare)
+        pages: list[tuple[str, str, Path | None]] = [
+            ("bare async def", f"{bare}/", None),
+            ("bare def (thread)", f"{bare}/thread", None),
+            ("subscribe", f"{site}/subscribe", None),
+            ("wards", f"{site}/wards/", None),
+            ("archive", f"{site}/wards/{WARD}/", None),
+            ("feed", f"{site}/wards/{WARD}/feed.atom", None),
+            ("unsubscribe", f"{site}/unsubscribe/{links.unsubscribe}", None),
+            ("one-click POST", f"{site}/unsubscribe/{links.one_click}", script),
+            ("preferences", f"{site}/preferences/{links.preferences}", None),
+            ("useful", f"{site}/useful/{links.useful}", None),
+            ("healthz", f"{site}/healthz", None),
+            ("front door", f"{site}/", None),
+        ]
+        wanted = {name.strip() for name in options.pages.split(",") if name.strip()}
+        try:
+            print(f"wrk -t2 -c{options.connections} -d{options.seconds:g}s; before: {load()}")
+            results: dict[str, Figures] = {}
+            for name, address, lua in pages:
+                if wanted and name not in wanted and not name.startswith("bare"):
+                    continue
+                results[name] = wrk(address, options.seconds, options.connections, lua)
+            after = load()
+        finally:
+            stop(web)
+            stop(ceiling)
+        top = results["bare async def"].rps
+        print(f"{'page':<20}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'vs bare':>9}  not 2xx/3xx")
+        for name, figures in results.items():
+            print(f"{name:<20}{figures.rps:>9.0f}{figures.p50_ms:>9.1f}{figures.p99_ms:>9.1f}"
+                  f"{figures.rps / top:>9.2f}  {figures.bad}")
+        print(f"after: {after}")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
