@@ -3,6 +3,7 @@ an SMTP sink on loopback (Postfix's `smtp-sink`, in its own process).
 
     python bench/deliver.py [--subscribers 50000] [--wards 100] [--sample 1000]
                             [--ceiling-messages 5000] [--skip-postgres]
+                            [--dkim rsa|ed25519|off]
     python bench/deliver.py --subscribers 100000     # the issue's county: about 8 minutes
 
 The default of 50,000 subscribers keeps a run near four minutes on a 2-core machine; the
@@ -32,8 +33,11 @@ Measured:
   Baseline 2, a naive pipeline, on a sample of `--sample` recipients: per recipient, render
      the digest with Jinja, one ORM insert + commit for its delivery row, build the email
      with the email package, and send it with smtplib over one reused connection.
-  DKIM, same run: A again (`--subscribers`, a fresh database) with `[dkim]` set, every
-     message signed with an RSA-2048 key, beside A unsigned; and the signing cost per
+  DKIM, same run (`--dkim`, default rsa; keys made fresh in the run's temporary folder by
+     the functions `alerts dkim keygen` uses): A again (`--subscribers`, a fresh database)
+     with `[dkim]` set, every message signed with an RSA-2048 key (`--dkim ed25519`: and a
+     second Ed25519 signature), beside A unsigned; B runs signed the same way (`--dkim
+     off`: unsigned, and no second A); and the signing cost per
      message on one real personalised digest (best of 3 rounds of `--sign-messages`):
      RSA-2048, Ed25519, both, and dkimpy's own `dkim.sign` for reference, beside the copy's
      own build (`personalise_email`).
@@ -513,10 +517,12 @@ class SmtpSink:
                 self.process.wait()
 
 
-def write_config(path: Path, url: str, smtp_port: int, dkim_key: Path | None = None) -> Path:
-    signing = "" if dkim_key is None else (
+def write_config(path: Path, url: str, smtp_port: int, dkim: DkimKeys | None = None) -> Path:
+    signing = "" if dkim is None else (
         f'[dkim]\ndomain = "{DKIM_DOMAIN}"\nselector = "bench"\n'
-        f'private_key_file = "{dkim_key}"\n')
+        f'private_key_file = "{dkim.rsa}"\n' + (
+            "" if dkim.ed25519 is None else
+            f'ed25519_selector = "bench-ed"\ned25519_private_key_file = "{dkim.ed25519}"\n'))
     path.write_text(
         f'[database]\nurl = "{url}"\n'
         f'[mail]\ntransport = "smtp"\nsmtp_host = "127.0.0.1"\nsmtp_port = {smtp_port}\n'
@@ -525,6 +531,17 @@ def write_config(path: Path, url: str, smtp_port: int, dkim_key: Path | None = N
         f"[scheduler]\noutbox_poll_seconds = {POLL_SECONDS}\n" + signing
     )
     return path
+
+
+@dataclass(frozen=True)
+class DkimKeys:
+    """What `[dkim]` signs with in a run: always RSA; Ed25519 (RFC 8463) as a second one."""
+
+    rsa: Path
+    ed25519: Path | None = None
+
+    def label(self) -> str:
+        return "RSA-2048" if self.ed25519 is None else "RSA-2048 + Ed25519"
 
 
 def write_dkim_keys(folder: Path) -> tuple[Path, Path]:
@@ -904,7 +921,8 @@ def stop_workers(workers: list[Worker]) -> list[int]:
     return codes
 
 
-def measure_b(folder: Path, sink: SmtpSink, wards: int, subscribers: int) -> dict[str, Any]:
+def measure_b(folder: Path, sink: SmtpSink, wards: int, subscribers: int,
+              dkim: DkimKeys | None = None) -> dict[str, Any]:
     from sqlalchemy import func, select
 
     from alerts.core.config import load_settings
@@ -917,7 +935,7 @@ def measure_b(folder: Path, sink: SmtpSink, wards: int, subscribers: int) -> dic
         database = cluster.create_database()
         url = cluster.url(database)
         populate(url, wards, subscribers)
-        config = write_config(folder / "postgres.toml", url, sink.port)
+        config = write_config(folder / "postgres.toml", url, sink.port, dkim)
         settings = load_settings(str(config))
         engine = make_engine(url)
         factory = session_factory(engine)
@@ -964,10 +982,10 @@ def measure_b(folder: Path, sink: SmtpSink, wards: int, subscribers: int) -> dic
 # --- the run --------------------------------------------------------------------------------
 
 def sqlite_run(folder: Path, sink: SmtpSink, name: str, wards: int,
-               subscribers: int, dkim_key: Path | None = None) -> tuple[Path, dict[str, Any]]:
+               subscribers: int, dkim: DkimKeys | None = None) -> tuple[Path, dict[str, Any]]:
     url = f"sqlite:///{folder / f'{name}.db'}"
     populate(url, wards, subscribers)
-    config = write_config(folder / f"{name}.toml", url, sink.port, dkim_key)
+    config = write_config(folder / f"{name}.toml", url, sink.port, dkim)
     before = sink.count()
     result = child("a", str(config))
     result["accepted"] = sink.wait_for(before + result["sent"]) - before
@@ -1000,6 +1018,10 @@ def main() -> None:
                         help="messages in each round of the signing micro-figures (best of "
                              f"{SIGN_ROUNDS})")
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--dkim", choices=("rsa", "ed25519", "off"), default="rsa",
+                        help="sign A (a second run beside the unsigned one) and B with a fresh "
+                             "RSA-2048 key, or RSA-2048 and a second Ed25519 signature, or "
+                             "not at all (default rsa)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
@@ -1036,8 +1058,12 @@ def main() -> None:
         config, a_full = sqlite_run(folder, sink, "sqlite-full", options.wards,
                                     options.subscribers)
         rsa_key, ed_key = write_dkim_keys(folder)
-        _, a_signed = sqlite_run(folder, sink, "sqlite-dkim", options.wards,
-                                 options.subscribers, dkim_key=rsa_key)
+        dkim = None if options.dkim == "off" else DkimKeys(
+            rsa_key, ed_key if options.dkim == "ed25519" else None)
+        a_signed = None
+        if dkim is not None:
+            _, a_signed = sqlite_run(folder, sink, "sqlite-dkim", options.wards,
+                                     options.subscribers, dkim=dkim)
         signing = child("signing", str(config), str(rsa_key), str(ed_key),
                         str(options.sign_messages))
         before = sink.count()
@@ -1050,17 +1076,19 @@ def main() -> None:
         naive["accepted"] = sink.wait_for(before + naive["messages"]) - before
         b = None
         if not options.skip_postgres:
-            b = measure_b(folder, sink, options.wards, options.subscribers)
+            b = measure_b(folder, sink, options.wards, options.subscribers, dkim)
             check("PostgreSQL", b)
-        report(options, a_small, a_full, b, ceiling, naive)
-        report_signing(a_full, a_signed, signing)
+        report(options, a_small, a_full, b, ceiling, naive, a_signed, dkim)
+        if a_signed is not None and dkim is not None:
+            report_signing(a_full, a_signed, signing, dkim)
     finally:
         sink.stop()
         shutil.rmtree(folder, ignore_errors=True)  # after timing, never before
 
 
 def report(options: argparse.Namespace, a_small: dict[str, Any], a_full: dict[str, Any],
-           b: dict[str, Any] | None, ceiling: dict[str, Any], naive: dict[str, Any]) -> None:
+           b: dict[str, Any] | None, ceiling: dict[str, Any], naive: dict[str, Any],
+           a_signed: dict[str, Any] | None, dkim: DkimKeys | None) -> None:
     ceiling_rate = rate(ceiling, "accepted")
     naive_rate = rate(naive, "accepted")
     print()
@@ -1082,8 +1110,12 @@ def report(options: argparse.Namespace, a_small: dict[str, Any], a_full: dict[st
 
     row("A  SQLite, one process (queue + deliver_due)", a_full["sent"], a_full["wall_seconds"],
         f"{a_full['peak_rss_mb']:.0f}")
+    signed = "" if dkim is None else f", DKIM {dkim.label()}"
+    if a_signed is not None:
+        row(f"A  SQLite, one process{signed}", a_signed["sent"], a_signed["wall_seconds"],
+            f"{a_signed['peak_rss_mb']:.0f}")
     if b is not None:
-        row("B  PostgreSQL, two `alerts worker`", b["sent"], b["wall_seconds"],
+        row(f"B  PostgreSQL, two `alerts worker`{signed}", b["sent"], b["wall_seconds"],
             " / ".join(f"{p:.0f}" for p in b["peak_rss_mb"]))
     row(f"baseline 1: sink ceiling (best of {CEILING_ROUNDS})", ceiling["accepted"],
         ceiling["wall_seconds"], f"{ceiling['peak_rss_mb']:.0f}")
@@ -1121,11 +1153,11 @@ def report(options: argparse.Namespace, a_small: dict[str, Any], a_full: dict[st
 
 
 def report_signing(a_full: dict[str, Any], a_signed: dict[str, Any],
-                   signing: dict[str, Any]) -> None:
+                   signing: dict[str, Any], dkim: DkimKeys) -> None:
     print()
     print(f"DKIM, same run: A again on a fresh database of the same {a_signed['sent']:,} "
-          "subscribers, every message signed (RSA-2048, relaxed/relaxed)")
-    for label, result in (("A  signing off", a_full), ("A  signing on (RSA-2048)", a_signed)):
+          f"subscribers, every message signed ({dkim.label()}, relaxed/relaxed)")
+    for label, result in (("A  signing off", a_full), ("A  signing on", a_signed)):
         sending = result["wall_seconds"] - result["queue_seconds"]
         print(f"  {label:28} {result['sent']:>9,} messages {result['wall_seconds']:>7.1f} s "
               f"{rate(result):>6.0f} msg/s; sending alone {sending:.1f} s "

@@ -5,15 +5,19 @@ breaks it. Without a key nothing is signed."""
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import hashlib
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
 import dkim
 import pytest
+from dkim.canonicalization import CanonicalizationPolicy
 from dkim.util import parse_tag_value
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +26,7 @@ from alerts.core.config import ConfigError, DkimSettings, Settings
 from alerts.delivery.fanout import queue_staff_mail
 from alerts.delivery.outbox import Delivery
 from alerts.delivery.sender import deliver_due
+from alerts.mail.dkim import Signer, dns_record, load_signer, new_key, write_key
 from alerts.mail.messages import MessageKind
 from alerts.mail.staff import staff_email
 from subscriptions.base import utcnow
@@ -186,3 +191,58 @@ def test_an_unusable_key_stops_the_pass_before_anything_is_sent(
     assert sink.received == []
     with factory() as session:
         assert session.scalars(select(Delivery.status)).all() == ["queued"]
+
+
+def test_copies_that_differ_in_a_few_lines_each_carry_dkimpys_own_body_hash(
+        tmp_path: Path) -> None:
+    # Signing remembers canonical body lines across copies (alerts.mail.dkim): every copy,
+    # with whatever whitespace, line ends or trailing empty lines, must still get the body
+    # hash dkimpy computes itself, and verify.
+    key = new_key()
+    write_key(key, tmp_path / "dkim.pem")
+    record = dns_record(key).encode()
+
+    def dns(name: bytes, timeout: int = 5) -> bytes | None:
+        return record if name.decode().rstrip(".") == f"s1._domainkey.{DOMAIN}" else None
+
+    signer = load_signer(DkimSettings(domain=DOMAIN, selector="s1",
+                                      private_key_file=str(tmp_path / "dkim.pem")))
+    assert signer is not None
+    shared = b"<p>Dear  resident,\t the\t\tteam </p> \r\n=\r\n  indented line\r\n"
+    bodies = [shared + f"https://alerts.example.org/unsubscribe/{n}  \r\n".encode() + shared
+              for n in range(3)]
+    bodies += [b"", b"\r\n", b"\r\n\r\n", b"one line, no end  ", b"end \t\r\n\r\n \r\n",
+               b"bare\nline ends\n\nhere \n", b" \t\r\n\tlead", shared * 3 + b"\r\n\r\n"]
+    for body in bodies:
+        message = (b"From: Team <team@alerts.example.org>\r\nTo: someone@home.example\r\n"
+                   b"Subject: a  digest\r\n\r\n" + body)
+        signed = signer.sign(message)
+        [signature] = signatures(signed)
+        _, parsed = dkim.rfc822_parse(message)
+        relaxed = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+        expected = base64.b64encode(hashlib.sha256(relaxed.canonicalize_body(parsed)).digest())
+        assert signature[b"bh"] == expected, body
+        assert dkim.verify(signed, dnsfunc=dns), body
+
+
+def test_signing_happens_off_the_event_loop_so_sending_goes_on_meanwhile(
+        factory: sessionmaker[Session], smtp: tuple[SinkHandler, Settings],
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sink, settings = smtp
+    key = tmp_path / "dkim.pem"
+    dns = keygen(key, "s2026")
+    signing = with_dkim(settings, selector="s2026", private_key_file=str(key))
+    threads: list[threading.Thread] = []
+    sign = Signer.sign
+
+    def watched(self: Signer, data: bytes) -> bytes:
+        threads.append(threading.current_thread())
+        return sign(self, data)
+
+    monkeypatch.setattr(Signer, "sign", watched)
+    a_forward(factory, signing)
+    a_forward(factory, signing)
+    assert deliver_due(factory, signing).sent == 2
+    assert len(threads) == 2
+    assert threading.main_thread() not in threads  # deliver_due's loop runs on this thread
+    assert all(dkim.verify(received.data, dnsfunc=dns) for received in sink.received)
