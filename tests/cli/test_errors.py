@@ -28,7 +28,7 @@ UNEXPECTED = ("Error: an unexpected error stopped the command (RuntimeError); ru
 # A command, and a function of the service it calls (as the command's module names it).
 COMMANDS = {
     "wards list": "alerts.cli.wards.list_wards",
-    "schemes list": "alerts.cli.schemes.list_schemes",
+    "schemes list": "alerts.cli.schemes.kept_schemes",
     "sources list": "alerts.cli.sources.list_sources",
     "users list": "alerts.cli.users.list_users",
     "audit": "alerts.cli.audit.recent",
