@@ -6,6 +6,7 @@ or more schemes, an administrator runs the service. Passwords are hashed with ar
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,9 +27,15 @@ from subscriptions.wards import Ward, get_ward
 MIN_PASSWORD = 12
 MAX_PASSWORD = 1024
 _HASHER = PasswordHasher()
-# Verified against when the address is unknown, so a wrong address costs as long as a wrong
-# password and sign-in does not reveal which addresses have accounts.
-_DECOY_HASH = _HASHER.hash("not a password anyone has")
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    """Verified against when the address is unknown, so a wrong address costs as long as a
+    wrong password and sign-in does not reveal which addresses have accounts. Made on the
+    first sign-in of a process (of either kind), not at import: a command that never checks
+    a password does not pay for an argon2 hash."""
+    return _HASHER.hash("not a password anyone has")
 
 
 class Role(StrEnum):
@@ -157,9 +164,10 @@ def remove_user(session: Session, user: User) -> None:
 
 def verify_password(session: Session, user: User | None, password: str) -> bool:
     """Whether `password` is the user's; rehashes it when argon2's parameters changed."""
+    decoy = _decoy_hash()
     if user is None or user.password_hash is None or len(password) > MAX_PASSWORD:
         with contextlib.suppress(VerificationError):
-            _HASHER.verify(_DECOY_HASH, password[:MAX_PASSWORD])
+            _HASHER.verify(decoy, password[:MAX_PASSWORD])
         return False
     try:
         _HASHER.verify(user.password_hash, password)

@@ -13,23 +13,25 @@ exception's text, since a database error carries the statement and its parameter
 from __future__ import annotations
 
 import getpass
+import importlib
 import json
-import sqlite3
 import sys
 import traceback
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings, load_settings
 from alerts.core.db import make_engine, require_current_schema, session_factory
 from alerts.core.errors import AlertsError
 from alerts.core.events import EventBus
+
+if TYPE_CHECKING:  # the ORM loads with the first command that opens the database
+    from sqlalchemy.orm import Session, sessionmaker
 
 # SQLite's result codes and PostgreSQL's SQLSTATEs for "another transaction holds a lock".
 _LOCKED = ("SQLITE_BUSY", "SQLITE_LOCKED", "55P03", "40P01", "40001")
@@ -37,6 +39,8 @@ _LOCKED = ("SQLITE_BUSY", "SQLITE_LOCKED", "55P03", "40P01", "40001")
 
 def database_failure(exc: DBAPIError) -> str:
     """What a database error means, by its code alone (the driver's text may quote values)."""
+    import sqlite3  # here, not at the top: only a failed command needs it
+
     orig = exc.orig
     if isinstance(orig, sqlite3.Error):
         code = getattr(orig, "sqlite_errorname", "") or type(orig).__name__
@@ -70,6 +74,29 @@ def one_line(exc: Exception) -> str:
 
 
 class AlertsGroup(click.Group):
+    """The root group. Its commands load on first use: `listed` names, for each, the module
+    and attribute that hold it and the one line `alerts --help` gives it, so that listing
+    them imports none and no command pays for another's libraries."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.listed: dict[str, tuple[str, str]] = {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.listed})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.listed:
+            module, _, attribute = self.listed[cmd_name][0].partition(":")
+            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands and their lines as click lists them, without loading any."""
+        listing = click.Group(commands=[click.Command(name, help=self.listed[name][1])
+                                        for name in sorted(self.listed)])
+        listing.format_commands(ctx, formatter)
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)

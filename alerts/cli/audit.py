@@ -10,10 +10,6 @@ from alerts.accounts.audit import recent
 from alerts.cli.app import Runtime, pass_runtime, print_json
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(audit)
-
-
 @click.command()
 @click.option("--limit", default=50, show_default=True, help="How many entries.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

@@ -12,10 +12,6 @@ from alerts.mail.trust import check as check_settings
 from alerts.mail.trust import zone_line
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(check)
-
-
 @click.command()
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"problems": [{code, message}], "records": [{name, type, value, '

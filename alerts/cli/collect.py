@@ -8,10 +8,6 @@ from alerts.cli.app import Runtime, pass_runtime, print_json, warn
 from alerts.sources.collect import collect as collect_sources
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(collect)
-
-
 @click.command()
 @click.option("--source", "source_id", type=int, metavar="ID", help="Only this source.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")

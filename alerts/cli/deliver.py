@@ -14,10 +14,6 @@ from alerts.mail.trust import ready_to_send
 from subscriptions.base import utcnow
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(deliver)
-
-
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON report.")
 @pass_runtime

@@ -13,10 +13,6 @@ from alerts.core.config import DkimSettings
 from alerts.demo.runner import DEMO_PORT, DOMAIN, run_demo
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(demo)
-
-
 @click.command()
 @click.option("--dir", "folder", type=click.Path(file_okay=False, path_type=Path),
               default=Path("alerts-demo"), show_default=True,

@@ -18,10 +18,6 @@ from alerts.usecases.printed_digests import (
 from subscriptions.base import utcnow
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(digest)
-
-
 @click.group()
 def digest() -> None:
     """Ward digests: what is new since each ward's last one."""

@@ -14,10 +14,6 @@ from alerts.cli.app import fail
 from alerts.mail.dkim import RSA_BITS, dns_record, new_key, record_name, write_key
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(dkim)
-
-
 @click.group()
 def dkim() -> None:
     """DKIM signing keys."""

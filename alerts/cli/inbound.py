@@ -22,10 +22,6 @@ from alerts.mail.trust import ready_to_send
 FORWARDS = (MessageKind.FORWARD,)
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(inbound)
-
-
 @click.group()
 def inbound() -> None:
     """Replies, bounces and auto-replies coming back to the product's addresses."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
@@ -20,13 +21,10 @@ from alerts.accounts.access import Principal, command_line_principal
 from alerts.cli.app import Runtime, cli_actor, fail, pass_runtime
 from alerts.core.config import Settings
 from alerts.sources.items import ItemKind
-from alerts.usecases.officers import ward_for
-from alerts.usecases.posting import Draft, post_draft, preview_draft
 from subscriptions.base import utcnow
 
-
-def register(cli: click.Group) -> None:
-    cli.add_command(post)
+if TYPE_CHECKING:  # posting builds mail: it loads once the options are checked, not for --help
+    from alerts.usecases.posting import Draft
 
 
 def parse_time(option: str, value: str | None, zone: ZoneInfo) -> datetime | None:
@@ -87,6 +85,8 @@ def post(
              "topic: it goes to everyone)")
     if kind != "session" and (starts or ends or location):
         fail(f"a {kind} has no start, end or location; only a session has")
+    from alerts.usecases.posting import Draft, post_draft
+
     zone = ZoneInfo(runtime.settings.scheduler.timezone)
     draft = Draft(kind=ItemKind.ALERT if urgent else ItemKind(kind), title=title, body=text,
                   starts=parse_time("--starts", starts, zone),
@@ -107,6 +107,9 @@ def post(
 def confirm_urgent(factory: sessionmaker[Session], settings: Settings, who: Principal,
                    code: str, draft: Draft) -> None:
     """Ask, as the page does, before an urgent alert goes; refuse when no one can answer."""
+    from alerts.usecases.officers import ward_for
+    from alerts.usecases.posting import preview_draft
+
     with factory() as session:
         ward = ward_for(session, who, code)
         confirmed = preview_draft(session, settings, who, code, draft, now=utcnow()).confirmed

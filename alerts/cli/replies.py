@@ -15,10 +15,6 @@ from alerts.mail.trust import refuse_unsafe_sending
 from subscriptions.base import utcnow
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(replies)
-
-
 @click.group()
 def replies() -> None:
     """Residents' replies to digests and alerts."""

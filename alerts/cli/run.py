@@ -12,12 +12,6 @@ from alerts.cli.app import Runtime, pass_runtime
 from alerts.mail.trust import ready_to_send
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(run)
-    cli.add_command(worker)
-    cli.add_command(web)
-
-
 @click.command()
 @pass_runtime
 def run(runtime: Runtime) -> None:

@@ -46,10 +46,6 @@ def _answer(scheme: str, *, many: bool, confirmed: bool) -> str:
     return f"{who} has been {done}"
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(schemes)
-
-
 @click.group()
 def schemes() -> None:
     """Neighbourhood Watch schemes: a group of residents in one ward, kept by coordinators."""

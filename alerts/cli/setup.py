@@ -8,10 +8,6 @@ from alerts.cli.app import Runtime, pass_runtime
 from alerts.core.db import migrate
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(init)
-
-
 @click.command()
 @pass_runtime
 def init(runtime: Runtime) -> None:

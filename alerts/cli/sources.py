@@ -9,10 +9,6 @@ from alerts.core.db import transaction
 from alerts.sources.registry import add_source, list_sources, remove_source
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(sources)
-
-
 @click.group()
 def sources() -> None:
     """Feeds, calendars and data.police.uk neighbourhoods that a ward's items come from."""

@@ -19,10 +19,6 @@ from alerts.inbound.status import (
 from subscriptions.base import utcnow
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(status)
-
-
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_runtime

@@ -34,10 +34,6 @@ from subscriptions.topics import TopicError, choose_topics, join_topics
 MAX_ERRORS_SHOWN = 100
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(subscribers)
-
-
 @click.group()
 def subscribers() -> None:
     """Residents and the wards they subscribe to."""

@@ -14,10 +14,6 @@ from subscriptions.suppression import (
 )
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(suppression)
-
-
 @click.group()
 def suppression() -> None:
     """The suppression list: hard bounces, complaints, erasures and manual entries."""

@@ -21,10 +21,6 @@ from alerts.cli.app import Runtime, cli_actor, pass_runtime, print_json, print_t
 from alerts.core.db import transaction
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(users)
-
-
 @click.group()
 def users() -> None:
     """Officers, coordinators and administrators who sign in to the web pages."""

@@ -22,10 +22,6 @@ from subscriptions.wards import (
 )
 
 
-def register(cli: click.Group) -> None:
-    cli.add_command(wards)
-
-
 @click.group()
 def wards() -> None:
     """Wards: the areas residents subscribe to."""

@@ -7,22 +7,24 @@ that a sender and a collector can work side by side; PostgreSQL uses the same AP
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, Identity, create_engine, event
+from sqlalchemy import Engine, Identity, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings
 from alerts.core.errors import AlertsError
+
+if TYPE_CHECKING:  # alembic loads when a command migrates or checks the schema, the ORM
+    # when it opens a session: `alerts --help` needs neither
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 
@@ -67,6 +69,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, busy_ms: int) -> Non
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
+    from sqlalchemy.orm import sessionmaker
+
     return sessionmaker(engine, expire_on_commit=False)
 
 
@@ -78,6 +82,8 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 
 
 def _alembic_config(engine: Engine, settings: Settings | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["engine"] = engine
@@ -91,6 +97,8 @@ def migrate(engine: Engine, revision: str = "head", *,
     """Bring the schema to the newest revision (or to `revision`, for tests of a migration);
     return (revision before, revision after). `settings` are those of the service, for a
     migration that builds mail (the defaults without them)."""
+    from alembic import command
+
     before = current_revision(engine)
     command.upgrade(_alembic_config(engine, settings), revision)
     after = current_revision(engine)
@@ -113,14 +121,53 @@ def server_default_comparison(dialect: str) -> Any:
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The revision alembic recorded in the database (None when it is empty), read with a
+    plain query: checking the schema, as every command does, need not load alembic."""
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        if not inspect(connection).has_table("alembic_version"):
+            return None
+        recorded = connection.execute(text("SELECT version_num FROM alembic_version"))
+        versions = sorted(str(version) for version in recorded.scalars())
+    return ", ".join(versions) or None
 
 
 def head_revision() -> str:
-    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
-    assert head is not None
-    return head
+    """The newest revision, from the `revision` and `down_revision` lines of the scripts in
+    migrations/versions. Alembic finds it by running every script, and one (0014, which
+    builds mail) imports much of the product, so a command checking the schema would pay for
+    all of it; tests/migrations/test_schema.py holds this to alembic's own answer."""
+    revisions: set[str] = set()
+    replaced: set[str] = set()
+    for script in (MIGRATIONS / "versions").glob("*.py"):
+        found = _revision_lines(script)
+        if "revision" in found:
+            revisions.add(str(found["revision"]))
+        down = found.get("down_revision")
+        replaced.update((down,) if isinstance(down, str) else down or ())
+    heads = revisions - replaced
+    if len(heads) != 1:  # branched history: alembic says what is wrong
+        from alembic.script import ScriptDirectory
+
+        head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+        assert head is not None
+        return head
+    return heads.pop()
+
+
+def _revision_lines(script: Path) -> dict[str, Any]:
+    """The values of a migration script's `revision` and `down_revision` lines, unrun."""
+    found: dict[str, Any] = {}
+    for node in ast.parse(script.read_text(encoding="utf-8")).body:
+        target: ast.expr
+        if isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        elif isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+            found[target.id] = ast.literal_eval(value)
+    return found
 
 
 def require_current_schema(engine: Engine) -> None:

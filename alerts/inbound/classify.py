@@ -58,8 +58,6 @@ from email.utils import parsedate_to_datetime
 from enum import StrEnum
 from typing import cast
 
-from flufl.bounce import all_failures
-
 from alerts.core.config import MailSettings
 from alerts.delivery.rejections import is_hard_bounce
 from alerts.inbound.bounce_formats import (
@@ -403,6 +401,8 @@ def _reason(system: str, what: str, status: str | None) -> str:
 
 def _flufl_failures(raw: bytes) -> tuple[list[str], list[str]]:
     """The temporary and permanent failures Mailman's detectors find, lower-cased."""
+    from flufl.bounce import all_failures  # here: `alerts status` needs this module's names
+
     # flufl's detectors were written for, and are tested with, the compat32 message model.
     message = email.message_from_bytes(raw)
     try:

@@ -1,0 +1,86 @@
+"""A command loads what it uses and nothing more: `alerts --help` and the light commands start
+without the heavy libraries (PDF, web, SMTP, bounce parsing, translations, signing, feeds),
+which load only in the commands that need them. Checked by the modules a real process has
+imported, never by a timing (the figures are in bench/cli.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from alerts.cli import cli
+from tests.processes import environment, run_alerts
+
+HEAVY = ("weasyprint", "fastapi", "starlette", "uvicorn", "aiosmtpd", "aiosmtplib", "flufl",
+         "babel", "dkim", "cryptography", "feedparser", "icalendar", "prometheus_client",
+         "jinja2", "alembic", "apscheduler.schedulers", "httpx", "nh3", "css_inline")
+# Runs one command as the `alerts` script does, then names every module the process loaded.
+PROBE = """\
+import sys
+from alerts.cli import main
+sys.argv = ["alerts", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as stop:
+    assert not stop.code, stop.code
+print("-- modules --", *sorted(sys.modules), sep="\\n")
+"""
+
+
+def loaded_by(*args: str, cwd: Path) -> list[str]:
+    ran = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
+                         cwd=cwd, env=environment(), timeout=120, check=False)
+    assert ran.returncode == 0, ran.stderr
+    return ran.stdout.split("-- modules --\n", 1)[1].split()
+
+
+def heavy(modules: list[str]) -> list[str]:
+    return [name for name in modules if name.startswith(HEAVY)]
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A config on an SQLite database, initialised, with a ward (the commands only read it)."""
+    folder = tmp_path_factory.mktemp("light")
+    path = folder / "alerts.toml"
+    path.write_text(f'[database]\nurl = "sqlite:///{folder / "alerts.db"}"\n')
+    assert run_alerts(path, "init").returncode == 0
+    assert run_alerts(path, "wards", "add", "RIV", "Riverside",
+                      "--team-email", "riv@police.example").returncode == 0
+    return path
+
+
+def test_alerts_help_loads_no_command_and_no_heavy_library(tmp_path: Path) -> None:
+    modules = loaded_by("--help", cwd=tmp_path)
+    assert heavy(modules) == []
+    ours = [name for name in modules if name.startswith(("alerts.", "subscriptions."))]
+    assert not [name for name in ours if name.startswith("alerts.cli.") and
+                name != "alerts.cli.app"]
+    assert "sqlalchemy.orm" not in modules
+
+
+@pytest.mark.parametrize("command", [("wards", "list"), ("wards", "list", "--json"),
+                                     ("status",), ("post", "--help")])
+def test_a_light_command_loads_no_heavy_library(config: Path, command: tuple[str, ...]) -> None:
+    modules = loaded_by("--config", str(config), *command, cwd=config.parent)
+    assert heavy(modules) == []
+
+
+def test_alerts_help_lists_every_command_with_its_own_first_line() -> None:
+    """`alerts --help` lists the commands without loading them; each line is the one the
+    command's own help gives, at any width."""
+    context = click.Context(cli)
+    commands = [cli.get_command(context, name) for name in cli.list_commands(context)]
+    eager = click.Group("alerts", commands=[command for command in commands if command])
+    assert len(eager.commands) == len(cli.listed) == 21
+    for width in (80, 200):
+        listed = CliRunner().invoke(cli, ["--help"], terminal_width=width).output
+        with click.Context(eager, terminal_width=width) as ctx:
+            formatter = ctx.make_formatter()
+            eager.format_commands(ctx, formatter)
+        assert formatter.getvalue() in listed
