@@ -7,10 +7,12 @@ import hmac
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.orm import Session
 
 from alerts.core.db import (
+    MIGRATIONS,
     current_revision,
     head_revision,
     make_engine,
@@ -28,6 +30,24 @@ def test_init_migrates_an_empty_database_to_the_newest_schema(engine: Engine) ->
     tables = set(inspect(engine).get_table_names())
     assert {"wards", "sources", "items", "subscribers", "subscriptions", "messages",
             "message_items", "deliveries", "subscription_progress"} <= tables
+
+
+@pytest.mark.empty_database
+def test_the_schema_check_reads_the_revisions_alembic_reads(database_url: str) -> None:
+    """Every command checks the schema without loading alembic or running the migration
+    scripts; it finds what alembic finds, empty, part-way and up to date."""
+    engine = make_engine(database_url)
+    try:
+        assert head_revision() == ScriptDirectory(str(MIGRATIONS)).get_current_head()
+        for revision in (None, "0010", "head"):
+            if revision is not None:
+                migrate(engine, revision)
+            with engine.connect() as connection:
+                alembic_says = MigrationContext.configure(connection).get_current_revision()
+            assert current_revision(engine) == alembic_says
+        assert alembic_says == head_revision()
+    finally:
+        engine.dispose()
 
 
 def test_migrating_twice_changes_nothing(engine: Engine) -> None:
