@@ -1,17 +1,15 @@
-"""`alerts wards add|import|import-postcodes|list|set`."""
+"""`alerts wards add|import|import-postcodes|list|set`. The CSV readers and the cron parser
+are imported by the commands that use them, so that `alerts wards list` stays light."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
-from apscheduler.triggers.cron import CronTrigger
 
 from alerts.cli.app import Runtime, fail, pass_runtime, print_json, print_table, warn
 from alerts.core.db import transaction
-from subscriptions.csv_io import CsvError, decode, parse_wards_csv
 from subscriptions.languages import Language
-from subscriptions.postcodes import PostcodeError, import_postcodes, parse_postcodes_csv
 from subscriptions.wards import (
     MAX_CRON,
     WardError,
@@ -44,6 +42,8 @@ def add(runtime: Runtime, code: str, name: str, team_email: str) -> None:
 @pass_runtime
 def import_(runtime: Runtime, file: Path) -> None:
     """Add wards from a CSV with the columns code,name,team_email."""
+    from subscriptions.csv_io import parse_wards_csv
+
     try:
         text = file.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -68,6 +68,9 @@ def import_postcodes_(runtime: Runtime, file: Path) -> None:
     """Load which ward each postcode lies in, from a CSV with the columns postcode,ward, so
     that residents can find their ward by postcode. A postcode loaded before moves to the
     ward the file gives now."""
+    from subscriptions.csv_io import CsvError, decode
+    from subscriptions.postcodes import PostcodeError, import_postcodes, parse_postcodes_csv
+
     try:
         rows, errors = parse_postcodes_csv(decode(file.read_bytes()))
     except (CsvError, PostcodeError) as exc:
@@ -114,6 +117,8 @@ def list_(runtime: Runtime, as_json: bool) -> None:
 @pass_runtime
 def set_(runtime: Runtime, code: str, digest_cron: str | None, language: str | None) -> None:
     """Change a ward's settings."""
+    from apscheduler.triggers.cron import CronTrigger
+
     if digest_cron:
         if len(digest_cron) > MAX_CRON:
             fail(f"--digest-cron is longer than {MAX_CRON} characters")

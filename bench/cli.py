@@ -1,0 +1,82 @@
+"""How long `alerts` takes to answer: `alerts --help` and light commands (`wards list`,
+`status`, `post --help`) on an SQLite database of a few wards, each paired run by run against
+the baseline `python -c "import click, sqlalchemy"` (A B A B ..., so that the machine's drift
+hits both alike). Prints wall and CPU seconds (median of the runs, from wait4) and the
+median of the per-pair ratios, with the load average. The goal is 1.5 at most.
+
+    python bench/cli.py [--runs 15] [--code DIR]
+
+--code runs another checkout's code (its folder first on PYTHONPATH; the line `code:` shows
+which `alerts` package was imported), for a before/after in the same conditions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BASELINE = ("-c", "import click, sqlalchemy")
+COMMANDS = (("--help",), ("wards", "list"), ("status",), ("post", "--help"))
+
+
+def timed(args: tuple[str, ...], env: dict[str, str]) -> tuple[float, float]:
+    """Wall and CPU (user + system) seconds of one run of `python ARGS`."""
+    start = time.perf_counter()
+    process = subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise SystemExit(f"python {' '.join(args)} exited with {process.returncode}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def paired(command: tuple[str, ...], runs: int, env: dict[str, str]) -> str:
+    """One line: the command's and the baseline's medians and the median per-pair ratios."""
+    ours, base = [], []
+    for _ in range(runs + 1):  # the first pair warms the disk cache and is not counted
+        ours.append(timed(("-m", "alerts.cli", *command), env))
+        base.append(timed(BASELINE, env))
+    ours, base = ours[1:], base[1:]
+    wall = statistics.median(a[0] / b[0] for a, b in zip(ours, base, strict=True))
+    cpu = statistics.median(a[1] / b[1] for a, b in zip(ours, base, strict=True))
+    return (f"  alerts {' '.join(command):<12} wall {statistics.median(a[0] for a in ours):.3f} s"
+            f"  cpu {statistics.median(a[1] for a in ours):.3f} s | baseline wall "
+            f"{statistics.median(b[0] for b in base):.3f} s  cpu "
+            f"{statistics.median(b[1] for b in base):.3f} s | ratio wall {wall:.2f}  "
+            f"cpu {cpu:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--code", type=Path, default=ROOT)
+    options = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        config = Path(folder) / "alerts.toml"
+        config.write_text(f'[database]\nurl = "sqlite:///{Path(folder) / "alerts.db"}"\n')
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("ALERTS_")},
+               "PYTHONPATH": str(options.code.resolve()), "ALERTS_CONFIG": str(config)}
+        for args in (("init",), *(("wards", "add", f"W{n}", f"Ward {n}", "--team-email",
+                                   f"w{n}@police.example") for n in range(5))):
+            subprocess.run([sys.executable, "-m", "alerts.cli", *args], env=env, check=True,
+                           capture_output=True)
+        code = subprocess.run([sys.executable, "-c", "import alerts; print(alerts.__file__)"],
+                              env=env, check=True, capture_output=True, text=True).stdout
+        print(f"code: {code.strip()}; {options.runs} pairs a command; "
+              f"load average before: {os.getloadavg()[0]:.2f}")
+        for command in COMMANDS:
+            print(paired(command, options.runs, env))
+        print(f"load average after: {', '.join(f'{load:.2f}' for load in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
