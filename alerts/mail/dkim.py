@@ -128,20 +128,31 @@ _CACHED_LINES = 20_000  # about 3 MB; a county's round has about 100 digests of 
 _relaxed_lines: dict[bytes, bytes] = {}
 
 
+def _relaxed_line(line: bytes) -> bytes:
+    """One body line (without its CRLF) as dkimpy's relaxed rules leave it. Those rules
+    change only a tab, a run of spaces or a space at the line's end; most lines (a vote
+    link, say) have none of these and are left as they are without a regular expression."""
+    if b"\t" in line or b"  " in line or line.endswith(b" "):
+        changed: bytes = compress_whitespace(strip_trailing_whitespace(line + b"\r\n"))[:-2]
+        return changed
+    return line
+
+
 def _relaxed_body(body: bytes) -> bytes:
     """dkimpy's relaxed body canonicalisation (`Relaxed.canonicalize_body`), line by line:
     its trailing-space and space-run rules never cross a line end, and the rules for the
     body's end (empty lines, an empty body) apply to the whole as dkimpy applies them."""
     lines = body.split(b"\r\n")
     last = compress_whitespace(strip_trailing_whitespace(lines.pop()))
+    unique = set(lines)
+    missing = unique.difference(_relaxed_lines)
+    if len(_relaxed_lines) + len(missing) > _CACHED_LINES:
+        _relaxed_lines.clear()
+        missing = unique
+    _relaxed_lines.update({line: _relaxed_line(line) for line in missing})
     done: list[bytes | None] = list(map(_relaxed_lines.get, lines))
-    if None in done:
-        if len(_relaxed_lines) >= _CACHED_LINES:
-            _relaxed_lines.clear()
-        for at, line in enumerate(lines):
-            if done[at] is None:
-                done[at] = _relaxed_lines[line] = compress_whitespace(
-                    strip_trailing_whitespace(line + b"\r\n"))[:-2]
+    if None in done:  # another thread emptied the cache meanwhile
+        done = list(map(_relaxed_line, lines))
     canonical = b"\r\n".join([*done, last])  # type: ignore[list-item]
     result: bytes = correct_empty_body(strip_trailing_lines(canonical))
     return result

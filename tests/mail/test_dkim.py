@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import random
 import subprocess
 import sys
 import threading
@@ -213,6 +214,9 @@ def test_copies_that_differ_in_a_few_lines_each_carry_dkimpys_own_body_hash(
               for n in range(3)]
     bodies += [b"", b"\r\n", b"\r\n\r\n", b"one line, no end  ", b"end \t\r\n\r\n \r\n",
                b"bare\nline ends\n\nhere \n", b" \t\r\n\tlead", shared * 3 + b"\r\n\r\n"]
+    pieces = [b"a", b"=", b" ", b"  ", b"\t", b"\r\n", b"\r\n", b"\r", b"\n"]
+    chance = random.Random(19)
+    bodies += [b"".join(chance.choices(pieces, k=chance.randint(1, 40))) for _ in range(200)]
     for body in bodies:
         message = (b"From: Team <team@alerts.example.org>\r\nTo: someone@home.example\r\n"
                    b"Subject: a  digest\r\n\r\n" + body)
