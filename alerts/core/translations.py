@@ -25,8 +25,6 @@ from pathlib import Path
 from babel import Locale
 from babel.core import negotiate_locale
 from babel.messages.catalog import Catalog
-from babel.messages.extract import extract_from_dir
-from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -125,7 +123,12 @@ PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
 
 
 def extracted(root: Path, mapping: Path | None = None) -> dict[str | tuple[str, ...], str]:
-    """Every message marked under `root` by the mapping (`babel.cfg`), with where it is."""
+    """Every message marked under `root` by the mapping (`babel.cfg`), with where it is.
+    (Babel's extractor is imported here: only the catalogue checks need it, not a process
+    that renders mail or pages.)"""
+    from babel.messages.extract import extract_from_dir
+    from babel.messages.frontend import parse_mapping_cfg
+
     with (mapping or root / "babel.cfg").open() as config:
         method_map, options_map = parse_mapping_cfg(config)  # type: ignore[no-untyped-call]
     found: dict[str | tuple[str, ...], str] = {}
