@@ -88,6 +88,8 @@ def environment(templates: Path = TEMPLATES, language: Language = Language.ENGLI
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        # Templates are part of the installed product: no stat() of the file at each render.
+        auto_reload=False,
     )
     env.filters["safe_html"] = lambda html: Markup(sanitise_html(html))
     env.filters["as_text"] = html_to_text

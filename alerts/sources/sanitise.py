@@ -8,6 +8,7 @@ length with an ellipsis.
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from html.parser import HTMLParser
@@ -36,11 +37,28 @@ _LINK = re.compile(r"<a(\s[^>]*)?>(.*?)</a>", re.DOTALL)
 _BLANK_LINE = re.compile(r"\n[ \t\f\v]*\n")
 
 
+# Bodies up to this long are remembered (`_remembered`): at most 1,024 of them.
+MEMO_CHARS = 16_384
+
+
 def sanitise_html(html_text: str) -> str:
     """Keep only the markup an email needs: no scripts, styles, event handlers or odd URLs.
 
     A link whose address was not allowed (or that had none) keeps its text and loses the
     tag: an `<a>` without `href` is no link, but mail clients still show it as one."""
+    if len(html_text) <= MEMO_CHARS:
+        return _remembered(html_text)
+    return _sanitise(html_text)
+
+
+# A pure function of its text, asked again for the same stored bodies at every render of a
+# page or feed that shows them (the ward archive sanitises each body twice).
+@functools.lru_cache(maxsize=1024)
+def _remembered(html_text: str) -> str:
+    return _sanitise(html_text)
+
+
+def _sanitise(html_text: str) -> str:
     cleaned = nh3.clean(
         html_text,
         tags=set(ALLOWED_TAGS),
