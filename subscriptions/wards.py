@@ -107,6 +107,13 @@ def list_wards(session: Session) -> list[Ward]:
     return list(session.scalars(select(Ward).order_by(Ward.code)))
 
 
+def ward_names(session: Session) -> list[tuple[str, str]]:
+    """Every ward's (code, name), by code: two columns, for pages that list every ward
+    (no ORM object per ward)."""
+    return [(code, name) for code, name in
+            session.execute(select(Ward.code, Ward.name).order_by(Ward.code))]
+
+
 def import_wards(session: Session, rows: list[WardRow]) -> tuple[int, list[str]]:
     """Store new wards; a code already taken is reported, not overwritten."""
     added = 0

@@ -34,7 +34,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from feedgen.feed import FeedGenerator
-from sqlalchemy import Select, func, select
+from sqlalchemy import Row, Select, func, select
 from sqlalchemy.orm import Session
 
 from alerts.core.config import ForceSettings
@@ -46,7 +46,7 @@ from alerts.sources.policeuk import ATTRIBUTION_HTML, LICENCE_URL
 from alerts.sources.registry import Source, SourceKind
 from alerts.sources.sanitise import html_to_text, sanitise_html
 from alerts.usecases.digest_rounds import DIGESTED_KINDS
-from subscriptions.wards import Ward, find_ward, list_wards
+from subscriptions.wards import Ward, find_ward, ward_names
 
 MAX_ITEMS = 50
 MAX_AGE = timedelta(days=90)
@@ -151,12 +151,17 @@ class FeedUrls:
 
 def list_public_wards(session: Session) -> list[WardLink]:
     """Every ward, by name."""
-    return sorted((WardLink(w.code, w.name) for w in list_wards(session)),
+    return sorted((WardLink(code, name) for code, name in ward_names(session)),
                   key=lambda w: (w.name.casefold(), w.code))
 
 
-def _published_items(ward: Ward, kinds: Sequence[ItemKind]) -> Select[Item, str]:
-    return (select(Item, Source.kind)
+# What a feed shows of an item, read as columns: no ORM object per item at each request.
+_FEED_COLUMNS = (Item.id, Item.kind, Item.title, Item.body_html, Item.link, Item.published_at,
+                 Item.collected_at, Item.starts_at, Item.ends_at, Item.location, Source.kind)
+
+
+def _published_items(ward: Ward, kinds: Sequence[ItemKind]) -> Select[*tuple[Any, ...]]:
+    return (select(*_FEED_COLUMNS)
             .join(Source, Source.id == Item.source_id)
             .where(Source.ward_id == ward.id, Item.withdrawn_at.is_(None),
                    Item.kind.in_([kind.value for kind in kinds])))
@@ -173,17 +178,19 @@ def _series(sessions: Sequence[FeedItem]) -> tuple[FeedItem, ...]:
         for occurrences in [tuple(by_id[i] for i in series.ids)])
 
 
-def _feed_item(item: Item, source_kind: str) -> FeedItem:
+def _feed_item(row: Row[*tuple[Any, ...]]) -> FeedItem:
+    (ident, kind, title, body_html, link, published_at, collected_at, starts_at, ends_at,
+     location, source_kind) = row
     return FeedItem(
-        id=item.id,
-        kind=ItemKind(item.kind),
-        title=item.title,
-        body_html=sanitise_html(item.body_html),
-        link=safe_link(item.link),
-        published_at=item.published_at or item.collected_at,
-        starts_at=item.starts_at,
-        ends_at=item.ends_at,
-        location=item.location,
+        id=ident,
+        kind=ItemKind(kind),
+        title=title,
+        body_html=sanitise_html(body_html),
+        link=safe_link(link),
+        published_at=published_at or collected_at,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        location=location,
         from_policeuk=source_kind == SourceKind.POLICEUK,
     )
 
@@ -204,8 +211,8 @@ def load_ward_feed(session: Session, code: str, *, now: datetime, force: ForceSe
         _published_items(ward, [ItemKind.SESSION]).where(Item.starts_at.is_not(None),
                                                         ended > now)
         .order_by(Item.starts_at, Item.id).limit(MAX_SESSIONS)).all()
-    items = tuple(_feed_item(item, kind) for item, kind in recent)
-    sessions = tuple(_feed_item(item, kind) for item, kind in coming)
+    items = tuple(_feed_item(row) for row in recent)
+    sessions = tuple(_feed_item(row) for row in coming)
     withdrawn = session.scalar(
         select(func.max(Item.withdrawn_at)).join(Source, Source.id == Item.source_id)
         .where(Source.ward_id == ward.id))

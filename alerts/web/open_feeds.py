@@ -11,12 +11,17 @@ Every answer carries `Cache-Control: public, max-age=300`, a strong ETag over it
 for a ward, `Last-Modified` (the newest item); a matching `If-None-Match` (or, without one, an
 `If-Modified-Since` not older than that) gets 304. No cookie is set and no form is shown.
 Handlers read through `alerts.usecases.open_feeds` and render; they are plain `def`s (worker
-threads).
+threads). What they render is kept (`Rendered`) under everything it is made of: the page,
+its language and switch link, and the ward list or the whole `WardFeed` read at this request;
+so a page is rendered again exactly when what it shows has changed, and never kept stale.
 """
 
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
@@ -60,6 +65,31 @@ def _etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
+class Rendered:
+    """Bodies (with their ETag) by everything they were made from, the most recently used
+    `size` of them. The key must hold every input of the body: the lookup compares keys by
+    equality, so the same inputs give the same bytes and any change renders anew."""
+
+    def __init__(self, size: int = 200) -> None:
+        self._size = size
+        self._bodies: OrderedDict[Hashable, tuple[bytes, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, make: Callable[[], bytes]) -> tuple[bytes, str]:
+        with self._lock:
+            found = self._bodies.get(key)
+            if found is not None:
+                self._bodies.move_to_end(key)
+                return found
+        body = make()  # outside the lock: another thread may render the same meanwhile
+        made = (body, _etag(body))
+        with self._lock:
+            self._bodies[key] = made
+            while len(self._bodies) > self._size:
+                self._bodies.popitem(last=False)
+        return made
+
+
 def _not_modified(request: Request, etag: str, modified: datetime | None) -> bool:
     """RFC 9110 §13.2.2: If-None-Match decides when present; else If-Modified-Since."""
     match = request.headers.get("if-none-match")
@@ -79,9 +109,9 @@ def _not_modified(request: Request, etag: str, modified: datetime | None) -> boo
 
 
 def cached(request: Request, body: bytes, media_type: str, *, modified: datetime | None,
-           headers: dict[str, str] = OPEN_HEADERS) -> Response:
+           headers: dict[str, str] = OPEN_HEADERS, etag: str | None = None) -> Response:
     """The body with caching headers, or 304 when the client's copy is current."""
-    etag = _etag(body)
+    etag = etag or _etag(body)
     extra = {**headers, "ETag": etag}
     if modified is not None:
         extra["Last-Modified"] = format_datetime(modified.astimezone(UTC), usegmt=True)
@@ -98,23 +128,37 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
     router = APIRouter()
     zone = ZoneInfo(settings.scheduler.timezone)
     domain = uid_domain(settings.mail.from_address)
+    rendered = Rendered()
 
     def page(request: Request, language: Language, name: str, context: dict[str, Any], *,
-             modified: datetime | None, missing: bool = False) -> Response:
-        body = environment(language=language).get_template(f"web/{name}.html").render(
-            force=settings.force, **switch_link(request, language), **context).encode()
+             modified: datetime | None, shows: Hashable, missing: bool = False) -> Response:
+        """The page `name`, rendered again only when `shows` (what the context is made of)
+        or the language or switch link differ from a kept rendering."""
+        switch = switch_link(request, language)
+
+        def render() -> bytes:
+            return environment(language=language).get_template(f"web/{name}.html").render(
+                force=settings.force, **switch, **context).encode()
+
         if missing:  # not cached: the ward may be added in a minute
-            return Response(body, status_code=404, media_type=HTML, headers=HEADERS)
+            return Response(render(), status_code=404, media_type=HTML, headers=HEADERS)
+        body, etag = rendered.get((name, language, switch["switch_url"], shows), render)
         # No cookie on a publicly cached page: the switch link's ?lang= is its own URL.
-        return cached(request, body, HTML, modified=modified, headers={
+        return cached(request, body, HTML, modified=modified, etag=etag, headers={
             **OPEN_HEADERS, "Vary": VARY, "Content-Language": HTML_LANG[language]})
+
+    def data(request: Request, feed: WardFeed, kind: str, media_type: str,
+             make: Callable[[], bytes]) -> Response:
+        body, etag = rendered.get((kind, feed), make)
+        return cached(request, body, media_type, modified=feed.updated, etag=etag,
+                      headers=DATA_HEADERS)
 
     def wards_page(request: Request, *, missing: str | None = None) -> Response:
         with factory() as session:
             wards = list_public_wards(session)
         return page(request, request_language(request), "wards",
                     {"wards": wards, "missing": missing}, modified=None,
-                    missing=missing is not None)
+                    shows=tuple(wards), missing=missing is not None)
 
     def ward_feed(code: str) -> tuple[WardFeed, FeedUrls] | None:
         with factory() as session:
@@ -149,7 +193,8 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
             "dates": lambda item: [when(o.as_digest_item(), zone, language)
                                    for o in item.occurrences or (item,)],
             "day": lambda moment: _local_day(moment, zone, language),
-            "clock": lambda moment: f"{moment.astimezone(zone):%H:%M}"}, modified=feed.updated)
+            "clock": lambda moment: f"{moment.astimezone(zone):%H:%M}"},
+            modified=feed.updated, shows=(feed, urls))
 
     @router.get("/wards/{code}/feed.atom")
     def ward_atom(request: Request, code: str) -> Response:
@@ -159,8 +204,7 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
         feed, urls = found
         if (redirect := moved(request, code, feed, "feed.atom")) is not None:
             return redirect
-        return cached(request, atom_feed(feed, urls, zone=zone), ATOM, modified=feed.updated,
-                      headers=DATA_HEADERS)
+        return data(request, feed, "atom", ATOM, lambda: atom_feed(feed, urls, zone=zone))
 
     @router.get("/wards/{code}/sessions.ics")
     def ward_ics(request: Request, code: str) -> Response:
@@ -170,8 +214,7 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
         feed, _ = found
         if (redirect := moved(request, code, feed, "sessions.ics")) is not None:
             return redirect
-        return cached(request, ics_calendar(feed, uid_domain=domain), ICS,
-                      modified=feed.updated, headers=DATA_HEADERS)
+        return data(request, feed, "ics", ICS, lambda: ics_calendar(feed, uid_domain=domain))
 
     @router.get("/wards/{code}/items.json")
     def ward_json(request: Request, code: str) -> Response:
@@ -181,7 +224,6 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
         feed, urls = found
         if (redirect := moved(request, code, feed, "items.json")) is not None:
             return redirect
-        return cached(request, json_document(feed, urls), JSON, modified=feed.updated,
-                      headers=DATA_HEADERS)
+        return data(request, feed, "json", JSON, lambda: json_document(feed, urls))
 
     return router

@@ -45,7 +45,7 @@ from subscriptions.links import Purpose, nonces_in, verify_reference
 from subscriptions.postcodes import any_postcodes, wards_for_postcode
 from subscriptions.subscribers import Frequency, Subscription
 from subscriptions.topics import TopicError, topics_by_ward
-from subscriptions.wards import list_wards
+from subscriptions.wards import ward_names
 from subscriptions.web_consent import (
     describe_leaving,
     load_preferences,
@@ -120,7 +120,7 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
                        frequency: str, errors: dict[str, str], status: int = 200,
                        ) -> HTMLResponse:
         with factory() as session:
-            wards = [(w.code, w.name) for w in list_wards(session)]
+            wards = ward_names(session)
             by_postcode = any_postcodes(session)
             located = wards_for_postcode(session, q) if by_postcode and q.strip() else set()
         needle = q.strip().casefold()
