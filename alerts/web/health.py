@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.scheduler_store import SchedulerStatus
 from alerts.delivery.outbox import DeliveryStatus
-from alerts.delivery.status import outbox_report
+from alerts.delivery.status import outbox_waiting
 
 
 class OutboxStatus(TypedDict):
@@ -33,16 +33,18 @@ class Health(TypedDict):
 
 
 NOT_RUNNING: SchedulerStatus = {"running": False, "jobs": []}
+WAITING = (DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.FAILED)
 
 
 def outbox_status(session: Session, now: datetime) -> OutboxStatus:
-    report = outbox_report(session, now)
+    # Only the waiting states: not a count of every row ever sent at each probe.
+    counts, due, oldest = outbox_waiting(session, now, WAITING)
     return {
-        "queued": report.by_status[DeliveryStatus.QUEUED],
-        "sending": report.by_status[DeliveryStatus.SENDING],
-        "failed": report.by_status[DeliveryStatus.FAILED],
-        "due": report.due,
-        "oldest_queued_seconds": report.oldest_queued_seconds,
+        "queued": counts[DeliveryStatus.QUEUED],
+        "sending": counts[DeliveryStatus.SENDING],
+        "failed": counts[DeliveryStatus.FAILED],
+        "due": due,
+        "oldest_queued_seconds": oldest,
     }
 
 
