@@ -182,10 +182,11 @@ def load_preferences(session: Session, subscription_id: int) -> Preferences | No
     own = {s.ward_id: s for s in named.subscriber.subscriptions}
     live = [s for s in own.values() if s.status != Status.UNSUBSCRIBED]
     frequency = Frequency(named.frequency)
-    wards = [
-        WardChoice(ward.code, ward.name, own[ward.id].status if ward.id in own else None,
-                   _followed(own[ward.id].topics) if ward.id in own else None, ward.language)
-        for ward in session.scalars(select(Ward).order_by(Ward.name))
+    wards = [  # columns, not an ORM object per ward
+        WardChoice(code, name, own[ident].status if ident in own else None,
+                   _followed(own[ident].topics) if ident in own else None, language)
+        for ident, code, name, language in session.execute(
+            select(Ward.id, Ward.code, Ward.name, Ward.language).order_by(Ward.name))
     ]
     paused = bool(live) and all(s.status in (Status.PAUSED, Status.PENDING) for s in live) \
         and any(s.status == Status.PAUSED for s in live)
