@@ -1,7 +1,8 @@
 """The public pages do their per-request work once (issue 19): a ward's archive, feeds and the
 ward list are rendered again only when what they show changes; the item bodies they show are
 sanitised once, not at every render; `/healthz` reads the waiting part of the outbox, not every
-row ever sent; a SQLite engine keeps as many connections as the web's worker threads use."""
+row ever sent; the unsubscribe page reads a resident's wards in one query however many they
+follow; a SQLite engine keeps as many connections as the web's worker threads use."""
 
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.sources.items import Item
 from alerts.web.app import create_app
 from subscriptions.base import utcnow
+from subscriptions.links import Purpose
 from subscriptions.wards import find_ward
-from tests.factories import make_sent_message, make_subscriber, make_ward
+from tests.factories import make_sent_message, make_subscriber, make_ward, signed
 from tests.usecases.test_open_feeds import publish
 
 
@@ -140,3 +142,30 @@ def test_a_sqlite_engine_keeps_a_connection_for_each_busy_worker_thread(
         assert engine.pool.size() >= 20  # type: ignore[attr-defined]
     finally:
         engine.dispose()
+
+
+def test_the_unsubscribe_page_reads_a_residents_wards_at_once_however_many(
+        factory: sessionmaker[Session], settings: Settings, engine: Engine) -> None:
+    with factory.begin() as session:
+        wards = [make_ward(session, code, name) for code, name in
+                 (("RIV", "Riverside"), ("HIL", "Hillcrest"), ("MIL", "Millbrook"),
+                  ("OAK", "Oakfield"))]
+        one = make_subscriber(session, wards[0], "one@home.example")
+        many = [make_subscriber(session, ward, "many@home.example") for ward in wards]
+        links = [signed(session, settings.web.secret_key, Purpose.UNSUBSCRIBE, s.id)
+                 for s in (one, many[0])]
+    client = TestClient(create_app(factory, settings=settings))
+    counts = []
+    for link in links:
+        statements: list[str] = []
+
+        def count(*args: Any, kept: list[str] = statements) -> None:
+            kept.append(args[2])
+
+        event.listen(engine, "before_cursor_execute", count)
+        page = client.get(f"/unsubscribe/{link}")
+        event.remove(engine, "before_cursor_execute", count)
+        assert page.status_code == 200
+        counts.append(len(statements))
+    assert b"Hillcrest" in page.content and b"Oakfield" in page.content
+    assert counts[0] == counts[1]
