@@ -15,15 +15,15 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import click
-from sqlalchemy.orm import Session, sessionmaker
 
-from alerts.accounts.access import Principal, command_line_principal
 from alerts.cli.app import Runtime, cli_actor, fail, pass_runtime
 from alerts.core.config import Settings
-from alerts.sources.items import ItemKind
-from subscriptions.base import utcnow
 
-if TYPE_CHECKING:  # posting builds mail: it loads once the options are checked, not for --help
+if TYPE_CHECKING:  # the models and the posting service (which builds mail) load once the
+    # options are checked, not for --help or a mistyped option
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from alerts.accounts.access import Principal
     from alerts.usecases.posting import Draft
 
 
@@ -85,7 +85,10 @@ def post(
              "topic: it goes to everyone)")
     if kind != "session" and (starts or ends or location):
         fail(f"a {kind} has no start, end or location; only a session has")
+    from alerts.accounts.access import command_line_principal
+    from alerts.sources.items import ItemKind
     from alerts.usecases.posting import Draft, post_draft
+    from subscriptions.base import utcnow
 
     zone = ZoneInfo(runtime.settings.scheduler.timezone)
     draft = Draft(kind=ItemKind.ALERT if urgent else ItemKind(kind), title=title, body=text,
@@ -109,6 +112,7 @@ def confirm_urgent(factory: sessionmaker[Session], settings: Settings, who: Prin
     """Ask, as the page does, before an urgent alert goes; refuse when no one can answer."""
     from alerts.usecases.officers import ward_for
     from alerts.usecases.posting import preview_draft
+    from subscriptions.base import utcnow
 
     with factory() as session:
         ward = ward_for(session, who, code)
