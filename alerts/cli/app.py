@@ -93,8 +93,9 @@ class AlertsGroup(click.Group):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The commands and their lines as click lists them, without loading any."""
-        listing = click.Group(commands=[click.Command(name, help=self.listed[name][1])
-                                        for name in sorted(self.listed)])
+        listing = click.Group(commands=[
+            click.Command(name, help=self.listed[name][1]) if name in self.listed
+            else self.commands[name] for name in self.list_commands(ctx)])
         listing.format_commands(ctx, formatter)
 
     def invoke(self, ctx: click.Context) -> Any:
