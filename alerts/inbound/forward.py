@@ -11,7 +11,6 @@ and pacing, possible crime reports first. `forward_state` reads how a reply's fo
 from __future__ import annotations
 
 from datetime import datetime
-from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import formataddr
@@ -31,6 +30,7 @@ from alerts.inbound.replies import (
     sender_is_verified,
 )
 from alerts.mail.messages import Message, MessageKind
+from alerts.mail.mime import READING
 from alerts.mail.staff import staff_email
 from subscriptions.subscribers import Subscriber
 from subscriptions.wards import Ward
@@ -93,7 +93,7 @@ def build_forward(reply: Reply, *, ward: Ward, resident: Subscriber, answered: M
     ]
     forward.set_content("\n".join(lines) + "\n")
     if original:
-        forward.add_attachment(BytesParser(policy=policy.default).parsebytes(original),
+        forward.add_attachment(BytesParser(policy=READING).parsebytes(original),
                                disposition="attachment", filename="original.eml")
     return forward
 

@@ -323,7 +323,8 @@ class Intake:
         resident = delivery.subscriber_id
         assert resident is not None  # signed addresses are made for residents' rows only
         thread = thread_for(session, subscriber_id=resident, message=message, now=now)
-        thread.handled_at = None  # a new reply reopens a thread the team had closed
+        if thread.handled_at is not None:
+            thread.handled_at = None  # a new reply reopens a thread the team had closed
         ward = session.get_one(Ward, message.ward_id)
         answered = message.subject
         if thread.message_id is not None and thread.message_id != message.id:
@@ -337,9 +338,10 @@ class Intake:
         action = "stored; queued for the ward team"
         if signals:
             action += "; flagged as a possible crime report"
-        verified = sender_verified(
-            mail.message, subscriber_email=session.get_one(Subscriber, resident).email,
-            authserv_id=settings.inbound.trusted_authserv_id)
+        # Held here, the resident's row stays in the session for the forward below.
+        subscriber = session.get_one(Subscriber, resident)
+        verified = sender_verified(mail.message, subscriber_email=subscriber.email,
+                                   authserv_id=settings.inbound.trusted_authserv_id)
         if not verified:
             action += "; sender not verified"
         action += "; acknowledged" if acknowledged else (

@@ -13,12 +13,12 @@ photo after them would otherwise cost seconds of CPU in every step. The whole by
 from __future__ import annotations
 
 from dataclasses import dataclass
-from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import getaddresses
 
 from alerts.core.errors import AlertsError
+from alerts.mail.mime import READING
 
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
 # 256 KB: some 40,000 words of text even base64-encoded, and a hundred times any bounce
@@ -96,7 +96,7 @@ def parse_mail(raw: bytes, *, envelope_sender: str | None = None,
             raw = rest
     head = read_prefix(raw)
     try:
-        message = BytesParser(policy=policy.default).parsebytes(head)
+        message = BytesParser(policy=READING).parsebytes(head)
     except Exception as error:  # the parser is lenient; anything it raises is fatal
         raise MalformedMail(f"the message cannot be parsed ({type(error).__name__})") from None
     assert isinstance(message, EmailMessage)

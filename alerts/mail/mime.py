@@ -13,12 +13,15 @@ import binascii
 import html
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
-from email.headerregistry import Address
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
+from email.policy import EmailPolicy
 from email.utils import format_datetime, formataddr
+from typing import Any
 
 from alerts.core.config import Settings, WebhooksSettings
 from alerts.mail.addresses import (
@@ -34,6 +37,70 @@ from alerts.mail.vote_links import VoteLinks
 from subscriptions.links import Purpose, sign_reference
 
 CALENDAR_FILENAME = "contact-sessions.ics"
+
+
+class OnceHeaderRegistry(HeaderRegistry):
+    """The email package's header registry, making each header name's class once: the
+    standard one makes a new class for every header parsed or set (`type(...)` each time),
+    a good part of what reading and writing a message costs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._classes: dict[str, type[BaseHeader]] = {}
+
+    def map_to_type(self, name: str, cls: type[BaseHeader]) -> None:
+        super().map_to_type(name, cls)
+        self._classes.clear()
+
+    def __getitem__(self, name: str) -> type[BaseHeader]:
+        key = name.lower()
+        made = self._classes.get(key)
+        if made is None:
+            made = self._classes[key] = super().__getitem__(name)
+        return made
+
+
+class OncePolicy(EmailPolicy):
+    """`email.policy.default`, parsing each header text once.
+
+    With the default policy every `message.get(name)` parses the header's text again
+    (classifying an inbound message asks for its Content-Type dozens of times), and so does
+    every header set on a message being built: most of what reading and writing mail costs.
+    A parsed header is a pure function of its name and text and is never changed in place,
+    so one parse serves every ask, in this message and the next. Texts longer than
+    `_ONCE_CHARS` are parsed each time, and at most `_ONCE_HEADERS` are kept."""
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        if hasattr(value, "name"):
+            return value
+        return self._once(name, value, super().header_fetch_parse)
+
+    def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
+        if type(value) is not str or len(value.splitlines()) > 1:
+            return super().header_store_parse(name, value)
+        return self._once(name, value, super().header_store_parse)  # type: ignore[no-any-return]
+
+    def _once(self, name: str, value: str, parse: Callable[[str, str], Any]) -> Any:
+        """`parse(name, value)`, remembered."""
+        if len(value) > _ONCE_CHARS:
+            return parse(name, value)
+        key = (parse.__name__, id(self.header_factory), name, value)
+        parsed = _ONCE.get(key)
+        if parsed is None:
+            if len(_ONCE) >= _ONCE_HEADERS:
+                _ONCE.clear()
+            parsed = _ONCE[key] = parse(name, value)
+        return parsed
+
+
+_ONCE_CHARS = 2000
+_ONCE_HEADERS = 4096
+_ONCE: dict[tuple[str, int, str, str], Any] = {}
+
+# `policy.default` and `policy.SMTP`, each header parsed once: what intake reads mail with
+# and what staff mail is written with.
+READING = OncePolicy(header_factory=OnceHeaderRegistry())
+SMTP = READING.clone(linesep="\r\n")
 
 
 @dataclass(frozen=True)

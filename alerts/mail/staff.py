@@ -8,20 +8,19 @@ and subscriber; each caller keeps its own retry (the replies table is the forwar
 from __future__ import annotations
 
 from datetime import datetime
-from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr, make_msgid
 
 from alerts.core.config import MailSettings
 from alerts.mail.addresses import staff_bounce_address
-from alerts.mail.mime import feedback_id
+from alerts.mail.mime import SMTP, feedback_id
 
 
 def staff_email(mail: MailSettings, *, to: str, subject: str, now: datetime,
                 kind: str) -> EmailMessage:
     """A message from the service to `to`, marked automatic (RFC 3834) so that no
     responder answers it; `kind` names it in its Message-ID and its Feedback-ID."""
-    message = EmailMessage(policy=policy.SMTP)
+    message = EmailMessage(policy=SMTP)
     message["From"] = formataddr((mail.from_name, mail.from_address))
     message["To"] = to
     message["Subject"] = subject

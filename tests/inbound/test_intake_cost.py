@@ -1,0 +1,67 @@
+"""What taking in one message costs, as work done rather than time (the time is in
+bench/inbound_process.py): each header text parsed once, each row read once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.core.config import Settings
+from alerts.inbound.classify import Kind
+from alerts.inbound.intake import Intake
+from alerts.inbound.journal import Via
+from alerts.inbound.mail import parse_mail
+from subscriptions.links import Purpose
+from tests.factories import make_sent_message, make_subscriber, make_ward, signed
+
+DOMAIN = "reply.example.org"
+
+
+def reply(to: str, n: int) -> bytes:
+    return (f"From: Ann Example <ann@home.example>\r\nTo: {to}\r\nSubject: Re: news {n}\r\n"
+            f"Message-ID: <r{n}@home.example>\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            "\r\nWill the team be at the fete?\r\n\r\n> Bike marking on Saturday.\r\n").encode()
+
+
+def test_a_header_asked_for_again_is_not_parsed_again() -> None:
+    first = parse_mail(reply("reply+1-abc@reply.example.org", 1)).message
+    second = parse_mail(reply("reply+1-abc@reply.example.org", 2)).message
+    assert first.get("Content-Type") is first.get("Content-Type")
+    assert first.get("Content-Type") is second.get("Content-Type")  # the same text: one parse
+    assert first.get_content_type() == "text/plain"
+    assert first.get("Subject") == "Re: news 1" and second.get("Subject") == "Re: news 2"
+
+
+@pytest.fixture
+def statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    seen: list[tuple[str, Any]] = []
+
+    def record(_conn: object, _cursor: object, statement: str, parameters: Any,
+               _context: object, _many: bool) -> None:
+        seen.append((" ".join(statement.split()), repr(parameters)))
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield seen
+    event.remove(engine, "before_cursor_execute", record)
+
+
+def test_a_reply_reads_each_row_once_and_writes_no_change_twice(
+        factory: sessionmaker[Session], settings: Settings,
+        statements: list[tuple[str, Any]]) -> None:
+    with factory() as session, session.begin():
+        ward = make_ward(session, "RIV", "Riverside")
+        ann = make_subscriber(session, ward, "ann@home.example", name="Ann Example")
+        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
+        to = f"reply+{signed(session, settings.web.secret_key, Purpose.REPLY, delivery)}@{DOMAIN}"
+    statements.clear()
+    outcome = Intake(factory, settings).process(reply(to, 1), via=Via.FILE)
+    assert outcome.kind == Kind.REPLY and outcome.reply_id is not None
+    reads = [s for s in statements if s[0].startswith("SELECT")]
+    assert len(reads) == len(set(reads)), "a row was read twice"
+    # The thread it starts is new and open: nothing to reopen.
+    assert not [s for s, _ in statements if s.startswith("UPDATE reply_threads SET handled_at")]
