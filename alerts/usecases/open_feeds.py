@@ -34,7 +34,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from feedgen.feed import FeedGenerator
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from alerts.core.config import ForceSettings
@@ -46,7 +46,7 @@ from alerts.sources.policeuk import ATTRIBUTION_HTML, LICENCE_URL
 from alerts.sources.registry import Source, SourceKind
 from alerts.sources.sanitise import html_to_text, sanitise_html
 from alerts.usecases.digest_rounds import DIGESTED_KINDS
-from subscriptions.wards import Ward, find_ward, ward_names
+from subscriptions.wards import find_ward, ward_names
 
 MAX_ITEMS = 50
 MAX_AGE = timedelta(days=90)
@@ -160,11 +160,24 @@ _FEED_COLUMNS = (Item.id, Item.kind, Item.title, Item.body_html, Item.link, Item
                  Item.collected_at, Item.starts_at, Item.ends_at, Item.location, Source.kind)
 
 
-def _published_items(ward: Ward, kinds: Sequence[ItemKind]) -> Select[*tuple[Any, ...]]:
+def _published_items(kinds: Sequence[ItemKind]) -> Select[*tuple[Any, ...]]:
     return (select(*_FEED_COLUMNS)
             .join(Source, Source.id == Item.source_id)
-            .where(Source.ward_id == ward.id, Item.withdrawn_at.is_(None),
+            .where(Source.ward_id == bindparam("ward_id"), Item.withdrawn_at.is_(None),
                    Item.kind.in_([kind.value for kind in kinds])))
+
+
+# A feed's three queries, built once (not at each request) with the ward, the moment and the
+# bounds as parameters.
+_PUBLISHED = func.coalesce(Item.published_at, Item.collected_at)
+_RECENT = (_published_items(NEWS_KINDS).where(_PUBLISHED >= bindparam("since"))  # noqa: SIM300
+           .order_by(_PUBLISHED.desc(), Item.id.desc()).limit(bindparam("max_items")))
+_COMING = (_published_items([ItemKind.SESSION])
+           .where(Item.starts_at.is_not(None),
+                  func.coalesce(Item.ends_at, Item.starts_at) > bindparam("now"))
+           .order_by(Item.starts_at, Item.id).limit(bindparam("max_sessions")))
+_LAST_WITHDRAWN = (select(func.max(Item.withdrawn_at)).join(Source, Source.id == Item.source_id)
+                   .where(Source.ward_id == bindparam("ward_id")))
 
 
 def _series(sessions: Sequence[FeedItem]) -> tuple[FeedItem, ...]:
@@ -202,20 +215,13 @@ def load_ward_feed(session: Session, code: str, *, now: datetime, force: ForceSe
     ward = find_ward(session, code)
     if ward is None:
         return None
-    published = func.coalesce(Item.published_at, Item.collected_at)
-    recent = session.execute(
-        _published_items(ward, NEWS_KINDS).where(published >= now - max_age)
-        .order_by(published.desc(), Item.id.desc()).limit(max_items)).all()
-    ended = func.coalesce(Item.ends_at, Item.starts_at)
-    coming = session.execute(
-        _published_items(ward, [ItemKind.SESSION]).where(Item.starts_at.is_not(None),
-                                                        ended > now)
-        .order_by(Item.starts_at, Item.id).limit(MAX_SESSIONS)).all()
+    recent = session.execute(_RECENT, {"ward_id": ward.id, "since": now - max_age,
+                                       "max_items": max_items}).all()
+    coming = session.execute(_COMING, {"ward_id": ward.id, "now": now,
+                                       "max_sessions": MAX_SESSIONS}).all()
     items = tuple(_feed_item(row) for row in recent)
     sessions = tuple(_feed_item(row) for row in coming)
-    withdrawn = session.scalar(
-        select(func.max(Item.withdrawn_at)).join(Source, Source.id == Item.source_id)
-        .where(Source.ward_id == ward.id))
+    withdrawn = session.scalar(_LAST_WITHDRAWN, {"ward_id": ward.id})
     stamps = [item.published_at for item in (*items, *sessions)]
     if withdrawn is not None:
         stamps.append(withdrawn)
