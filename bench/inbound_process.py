@@ -23,6 +23,7 @@ import argparse
 import base64
 import dataclasses
 import json
+import os
 import random
 import resource
 import subprocess
@@ -274,6 +275,7 @@ def main() -> None:
               "interpreter start and forwarding)")
         print(f"ratio to the parser alone:     {floor / took:.3f}")
         print(f"peak RSS of the command:       {peak_kb / 1024:.0f} MB")
+        print(f"load average (1, 5, 15 min):   {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
 
 
 if __name__ == "__main__":

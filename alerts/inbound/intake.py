@@ -24,6 +24,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -57,7 +58,7 @@ from alerts.mail.addresses import AddressKind, claimed_kind, parse_address
 from alerts.mail.messages import Message
 from alerts.sources.sanitise import shorten
 from subscriptions.base import utcnow
-from subscriptions.links import Purpose, nonces_in, verify_reference
+from subscriptions.links import Purpose, verify_reference
 from subscriptions.subscribers import Subscriber, Subscription
 from subscriptions.wards import Ward
 
@@ -102,6 +103,9 @@ class Addressing:
     bounce_delivery: int | None = None
     unsubscribe_subscription: int | None = None
     forged: list[str] = field(default_factory=list)  # the prefixes whose token failed
+    # The rows the tokens were checked against, held so that reading them again (the
+    # delivery a reply answers) is found in the session instead of asked of the database.
+    rows: list[object] = field(default_factory=list)
 
     @property
     def delivery(self) -> int | None:
@@ -119,9 +123,10 @@ def read_addressing(session: Session, recipients: tuple[str, ...], *, ours: Mail
             continue
         signed = parse_address(ours, recipient)
         purpose = kind.purpose
-        named = Subscription if purpose == Purpose.UNSUBSCRIBE else Delivery
+        named: type[Delivery] | type[Subscription] = \
+            Subscription if purpose == Purpose.UNSUBSCRIBE else Delivery
         ident = None if signed is None else \
-            verify_reference(secret, purpose, signed.token, nonces_in(session, named))
+            verify_reference(secret, purpose, signed.token, _nonces(session, named, found.rows))
         if ident is None:
             found.forged.append(kind.value)
         elif kind is AddressKind.REPLY:
@@ -131,6 +136,20 @@ def read_addressing(session: Session, recipients: tuple[str, ...], *, ours: Mail
         else:
             found.unsubscribe_subscription = ident
     return found
+
+
+def _nonces(session: Session, table: type[Delivery] | type[Subscription],
+            rows: list[object]) -> Callable[[int], str | None]:
+    """`nonce_of` for `verify_reference`, as `subscriptions.links.nonces_in`, reading the
+    whole row (the one query intake makes of it) and keeping it in `rows`."""
+    def nonce_of(ident: int) -> str | None:
+        row = cast("Delivery | Subscription | None", session.get(table, ident))
+        if row is None:
+            return None
+        rows.append(row)
+        nonce: str | None = row.nonce
+        return nonce
+    return nonce_of
 
 
 class Intake:

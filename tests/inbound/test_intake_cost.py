@@ -63,5 +63,7 @@ def test_a_reply_reads_each_row_once_and_writes_no_change_twice(
     assert outcome.kind == Kind.REPLY and outcome.reply_id is not None
     reads = [s for s in statements if s[0].startswith("SELECT")]
     assert len(reads) == len(set(reads)), "a row was read twice"
+    # The delivery its token names: checked against the token and used, one read.
+    assert len([s for s, _ in reads if "FROM deliveries WHERE deliveries.id = " in s]) == 1
     # The thread it starts is new and open: nothing to reopen.
     assert not [s for s, _ in statements if s.startswith("UPDATE reply_threads SET handled_at")]
