@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import unicodedata
 
-from email_validator import EmailNotValidError, validate_email
-
 from subscriptions.errors import AlertsError
 
 
@@ -28,6 +26,10 @@ def normalise_address(raw: str) -> str:
     No DNS look-up: the product must work offline and on closed networks, and a
     bounce tells us more than an MX record does.
     """
+    # email-validator compiles its grammar on import: a command that never reads an address
+    # (`alerts wards list`) does not pay for it.
+    from email_validator import EmailNotValidError, validate_email
+
     text = unicodedata.normalize("NFKC", raw).strip()
     if not text:
         raise AddressError("is empty")

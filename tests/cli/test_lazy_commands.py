@@ -18,7 +18,7 @@ from tests.processes import environment, run_alerts
 
 HEAVY = ("weasyprint", "fastapi", "starlette", "uvicorn", "aiosmtpd", "aiosmtplib", "flufl",
          "babel", "dkim", "cryptography", "feedparser", "icalendar", "prometheus_client",
-         "jinja2", "alembic", "apscheduler.schedulers", "httpx", "nh3", "css_inline")
+         "jinja2", "alembic", "apscheduler", "httpx", "nh3", "css_inline", "email_validator")
 # Runs one command as the `alerts` script does, then names every module the process loaded.
 PROBE = """\
 import sys
