@@ -230,7 +230,7 @@ def test_sigterm_while_sending_loses_nothing_and_a_restart_duplicates_no_job(
     jobs_before = service.job_ids()
     service.cli("digest", "send", "--ward", "RIV")
     wait_for(lambda: len(service.sink.received) >= 12, what="the first sends", process=process)
-    status = process.stop(timeout=5)
+    status = process.stop(timeout=15)  # it finishes the batch in hand first
     assert status == 0, process.output()
     sent_before_restart = len(service.sink.received)
     statuses = service.statuses()
@@ -375,7 +375,9 @@ def test_worker_delivers_queued_and_urgent_mail_and_stops_on_sigterm(service: Se
     service.cli("digest", "send", "--ward", "RIV")
     worker = service.start("worker")
     try:
-        wait_for(lambda: len(service.sink.received) >= 3, what="the digests", process=worker)
+        # The worker's start-up is in this wait too.
+        wait_for(lambda: len(service.sink.received) >= 3, what="the digests", timeout=30,
+                 process=worker)
         service.cli("post", "--ward", "RIV", "--urgent", "--yes",
                     "--title", "Flooding on Mill Lane",
                     "--body", "Avoid the underpass.")
