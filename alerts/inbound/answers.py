@@ -53,8 +53,7 @@ def acknowledge(session: Session, settings: Settings, thread: ReplyThread, *, an
                               now=now, references=references)
     if message is None:
         return False
-    thread.acknowledged_at = thread.acknowledged_at or now
-    session.flush()
+    thread.acknowledged_at = thread.acknowledged_at or now  # flushed with what follows
     return True
 
 
@@ -68,9 +67,8 @@ def queue_in_thread(session: Session, thread: ReplyThread, kind: MessageKind,
     ward = session.get_one(Ward, thread.ward_id)
     message = _queue(session, ward, kind, rendered, thread.subscriber_id, priority=priority,
                      now=now, references=references)
-    if message is not None:
+    if message is not None:  # flushed with what follows (autoflush, or the caller's commit)
         session.add(ThreadAnswer(message_id=message.id, thread_id=thread.id))
-        session.flush()
     return message
 
 
