@@ -2,7 +2,7 @@
 by Debian's `wrk`, beside a bare FastAPI page served the same way in the same run.
 
     python bench/web.py [--subscribers 100000] [--wards 100] [--seconds 4] [--connections 20]
-                        [--pages archive,feed,...]
+                        [--pages archive,feed,...] [--burst 10000]
 
 Setup (not timed): a fresh SQLite database (`alerts init`'s migrations) with `--wards` wards
 (RIV, the one measured, among them) and `--subscribers` confirmed weekly subscribers spread
@@ -20,6 +20,12 @@ same `make_server` in another process. wrk runs 2 threads and `--connections` co
 script. For each page: req/s, p50 and p99 latency, the ratio to the bare page, and how many
 answers were not 2xx/3xx (a one-click POST repeated on an unsubscribed row still answers).
 The load average is printed before and after. Nothing asserts a speed.
+
+`--burst N` then plays what a mail filter does to an N-message digest round: every
+first-party link of every message opened once (per resident: the ward's archive, the
+preferences and unsubscribe pages, and five "was this useful?" links, each with its own ballot
+and the resident's own signed tokens), by one wrk thread over `--connections` connections that
+exits when the last answer arrives; it prints the seconds the site took to absorb them.
 """
 
 from __future__ import annotations
@@ -46,6 +52,25 @@ SECRET = "bench-secret-key-not-for-production"
 WARD = "RIV"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 BARE_HTML = "<!doctype html><title>bare</title><p>" + "A bare page. " * 40 + "</p>\n"
+BURST_LUA = """
+local paths = {}
+for line in io.lines("%s") do paths[#paths + 1] = line end
+local sent, answered, bad = 0, 0, 0
+request = function()
+  sent = sent + 1
+  return wrk.format("GET", paths[((sent - 1) %% #paths) + 1])
+end
+response = function(status, headers, body)
+  answered = answered + 1
+  if status >= 400 then bad = bad + 1 end
+  if answered >= #paths then
+    io.write(string.format("burst answered=%%d bad=%%d\\n", answered, bad))
+    io.flush()
+    os.exit(0)
+  end
+end
+"""
+USEFUL_LINKS = 5
 ONE_CLICK_LUA = """
 wrk.method = "POST"
 wrk.body = "List-Unsubscribe=One-Click"
@@ -170,6 +195,56 @@ def populate(url: str, wards: int, subscribers: int) -> Links:
     return links
 
 
+def burst_paths(url: str, messages: int) -> list[str]:
+    """Every first-party link of `messages` residents' digests, with real signed tokens."""
+    from sqlalchemy import select
+
+    from alerts.core.db import make_engine, session_factory
+    from alerts.mail.messages import Message, MessageItem
+    from alerts.mail.vote_links import Ballot, new_ballot_number, sign_vote
+    from subscriptions.links import Purpose, sign_reference
+    from subscriptions.subscribers import Subscription
+    from subscriptions.wards import Ward
+
+    engine = make_engine(url)
+    with session_factory(engine)() as session:
+        alerts = {code: (message_id, nonce, item_id) for code, message_id, nonce, item_id in
+                  session.execute(select(Ward.code, Message.id, Message.nonce,
+                                         MessageItem.item_id)
+                                  .join(Message, Message.ward_id == Ward.id)
+                                  .join(MessageItem, MessageItem.message_id == Message.id))}
+        residents = session.execute(
+            select(Subscription.id, Subscription.nonce, Ward.code)
+            .join(Ward, Ward.id == Subscription.ward_id)
+            .order_by(Subscription.id).offset(2).limit(messages)).all()
+    engine.dispose()
+    paths = []
+    for ident, nonce, code in residents:
+        message_id, message_nonce, item_id = alerts[code]
+        paths += [f"/wards/{code}/",
+                  f"/preferences/{sign_reference(SECRET, Purpose.PREFERENCES, ident, nonce)}",
+                  f"/unsubscribe/{sign_reference(SECRET, Purpose.UNSUBSCRIBE, ident, nonce)}"]
+        paths += [f"/useful/{sign_vote(SECRET, Ballot(item_id, message_id, n % 2 == 0, new_ballot_number()), message_nonce)}"  # noqa: E501
+                  for n in range(USEFUL_LINKS)]
+    return paths
+
+
+def burst(site: str, paths: list[str], folder: Path, connections: int) -> tuple[float, str]:
+    """Seconds from starting wrk to the last of `paths` answered, and wrk's own line."""
+    listing = folder / "burst.txt"
+    listing.write_text("\n".join(paths) + "\n")
+    script = folder / "burst.lua"
+    script.write_text(BURST_LUA % listing)
+    started = time.perf_counter()
+    done = subprocess.run([WRK, "-t1", f"-c{connections}", "-d3600s", "--timeout", "30s",
+                           "-s", str(script), site], capture_output=True, text=True,
+                          check=False)
+    seconds = time.perf_counter() - started
+    line = next((x for x in done.stdout.splitlines() if x.startswith("burst ")),
+                f"wrk ended without finishing: {done.stdout[-500:]} {done.stderr[-500:]}")
+    return seconds, line
+
+
 def write_config(path: Path, url: str, maildir: Path) -> Path:
     path.write_text(
         f'[database]\nurl = "{url}"\n'
@@ -271,6 +346,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--connections", type=int, default=20)
     parser.add_argument("--pages", default="", help="comma-separated names to run (default all)")
+    parser.add_argument("--burst", type=int, default=0, metavar="MESSAGES",
+                        help="also open every link of this many digests once (e.g. 10000)")
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.bare_server:
@@ -321,6 +398,11 @@ def main() -> None:
                     continue
                 results[name] = wrk(address, options.seconds, options.connections, lua)
             after = load()
+            absorbed = None
+            if options.burst:
+                paths = burst_paths(url, options.burst)
+                absorbed = burst(site, paths, folder, options.connections), len(paths)
+                after_burst = load()
         finally:
             stop(web)
             stop(ceiling)
@@ -330,6 +412,10 @@ def main() -> None:
             print(f"{name:<20}{figures.rps:>9.0f}{figures.p50_ms:>9.1f}{figures.p99_ms:>9.1f}"
                   f"{figures.rps / top:>9.2f}  {figures.bad}")
         print(f"after: {after}")
+        if absorbed is not None:
+            (seconds, line), count = absorbed
+            print(f"burst: {options.burst:,} messages, {count:,} GETs ({line}) absorbed in "
+                  f"{seconds:.1f} s = {count / seconds:.0f} req/s; after: {after_burst}")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
