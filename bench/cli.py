@@ -2,7 +2,9 @@
 `status`, `post --help`) on an SQLite database of a few wards, each paired run by run against
 the baseline `python -c "import click, sqlalchemy"` (A B A B ..., so that the machine's drift
 hits both alike). Prints wall and CPU seconds (median of the runs, from wait4) and the
-median of the per-pair ratios, with the load average. The goal is 1.5 at most.
+median of the per-pair ratios, with the load average. The goal is 1.5 at most. The last
+line times `import click, sqlalchemy.orm` the same way: the floor of any command that opens
+a session.
 
     python bench/cli.py [--runs 15] [--code DIR]
 
@@ -24,13 +26,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ("-c", "import click, sqlalchemy")
 COMMANDS = (("--help",), ("wards", "list"), ("status",), ("post", "--help"))
+# Not a command: the floor of any command that opens a session (the ORM alone).
+ORM = ("-c", "import click, sqlalchemy.orm")
 
 
 def timed(args: tuple[str, ...], env: dict[str, str]) -> tuple[float, float]:
-    """Wall and CPU (user + system) seconds of one run of `python ARGS`."""
+    """Wall and CPU (user + system) seconds of one run of `python ARGS`, in the folder of
+    the config (not a checkout, whose `alerts` would come first on the path)."""
     start = time.perf_counter()
     process = subprocess.Popen([sys.executable, *args], env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+                               stderr=subprocess.DEVNULL, cwd=Path(env["ALERTS_CONFIG"]).parent)
     _, status, usage = os.wait4(process.pid, 0)
     wall = time.perf_counter() - start
     process.returncode = os.waitstatus_to_exitcode(status)
@@ -39,16 +44,17 @@ def timed(args: tuple[str, ...], env: dict[str, str]) -> tuple[float, float]:
     return wall, usage.ru_utime + usage.ru_stime
 
 
-def paired(command: tuple[str, ...], runs: int, env: dict[str, str]) -> str:
-    """One line: the command's and the baseline's medians and the median per-pair ratios."""
+def paired(args: tuple[str, ...], runs: int, env: dict[str, str]) -> str:
+    """One line: `python ARGS`'s and the baseline's medians and the median per-pair ratios."""
     ours, base = [], []
     for _ in range(runs + 1):  # the first pair warms the disk cache and is not counted
-        ours.append(timed(("-m", "alerts.cli", *command), env))
+        ours.append(timed(args, env))
         base.append(timed(BASELINE, env))
     ours, base = ours[1:], base[1:]
     wall = statistics.median(a[0] / b[0] for a, b in zip(ours, base, strict=True))
     cpu = statistics.median(a[1] / b[1] for a, b in zip(ours, base, strict=True))
-    return (f"  alerts {' '.join(command):<12} wall {statistics.median(a[0] for a in ours):.3f} s"
+    name = " ".join(["alerts", *args[2:]] if args[:2] == ("-m", "alerts.cli") else args[1:2])
+    return (f"  {name:<31} wall {statistics.median(a[0] for a in ours):.3f} s"
             f"  cpu {statistics.median(a[1] for a in ours):.3f} s | baseline wall "
             f"{statistics.median(b[0] for b in base):.3f} s  cpu "
             f"{statistics.median(b[1] for b in base):.3f} s | ratio wall {wall:.2f}  "
@@ -68,13 +74,15 @@ def main() -> None:
         for args in (("init",), *(("wards", "add", f"W{n}", f"Ward {n}", "--team-email",
                                    f"w{n}@police.example") for n in range(5))):
             subprocess.run([sys.executable, "-m", "alerts.cli", *args], env=env, check=True,
-                           capture_output=True)
+                           capture_output=True, cwd=folder)
         code = subprocess.run([sys.executable, "-c", "import alerts; print(alerts.__file__)"],
-                              env=env, check=True, capture_output=True, text=True).stdout
+                              env=env, check=True, capture_output=True, text=True,
+                              cwd=folder).stdout
         print(f"code: {code.strip()}; {options.runs} pairs a command; "
               f"load average before: {os.getloadavg()[0]:.2f}")
         for command in COMMANDS:
-            print(paired(command, options.runs, env))
+            print(paired(("-m", "alerts.cli", *command), options.runs, env))
+        print(paired(ORM, options.runs, env))
         print(f"load average after: {', '.join(f'{load:.2f}' for load in os.getloadavg())}")
 
 
