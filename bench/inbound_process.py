@@ -4,6 +4,10 @@ start to its exit, including forwarding every reply to the ward team (maildir tr
 
     python bench/inbound_process.py [--messages 1000]
 
+To time an older tree, run from outside both trees with PYTHONPATH at the older one
+(`cd /tmp && PYTHONPATH=/old python /new/bench/inbound_process.py`): `python -m` puts the
+current directory first, so run from the new tree it would time the new code twice.
+
 Baseline, measured in the same run: Python's email parser reading the same files with no
 database (the floor any intake pays). Prints messages a second for both and their ratio,
 checks that each message was classified as generated, and prints peak memory.
