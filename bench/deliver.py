@@ -566,26 +566,16 @@ def child(kind: str, *args: str) -> dict[str, Any]:
 
 # --- setup (not timed) --------------------------------------------------------------------
 
-def populate(url: str, wards: int, subscribers: int) -> dict[str, int]:
-    """A fresh schema (`alerts init`), wards, confirmed subscribers and each ward's items."""
+def add_residents(engine: Any, ward_ids: list[int], subscribers: int, *, joined: datetime,
+                  source: str) -> None:
+    """`subscribers` confirmed weekly residents (resident0@home.example, …) spread evenly
+    over the wards, inserted in bulk (bench/web.py builds its county with this too)."""
     from sqlalchemy import insert
 
-    from alerts.core.db import make_engine, migrate, session_factory
-    from alerts.sources.items import ItemKind, store_items
-    from alerts.sources.officer import officer_item
-    from alerts.sources.registry import officer_source
     from subscriptions.consent import CURRENT_WORDING, ConsentMethod
     from subscriptions.subscribers import Frequency, Status, Subscriber, Subscription
-    from subscriptions.wards import Ward, add_ward
 
-    engine = make_engine(url)
-    migrate(engine)
-    factory = session_factory(engine)
-    joined = datetime.now(UTC) - timedelta(days=2)
-    with factory() as session, session.begin():
-        ward_ids = [add_ward(session, f"W{n:03d}", f"Ward {n:03d}",
-                             f"team-w{n:03d}@police.example").id for n in range(wards)]
-    per_ward, extra = divmod(subscribers, wards)
+    per_ward, extra = divmod(subscribers, len(ward_ids))
     homes = [ward_id for index, ward_id in enumerate(ward_ids)
              for _ in range(per_ward + (index < extra))]
     chunk = 10_000
@@ -599,9 +589,28 @@ def populate(url: str, wards: int, subscribers: int) -> dict[str, int]:
                 {"subscriber_id": n + 1, "ward_id": homes[n],
                  "frequency": Frequency.WEEKLY.value, "status": Status.CONFIRMED.value,
                  "consent_at": joined, "consent_method": ConsentMethod.CSV_IMPORT.value,
-                 "consent_source": "bench/deliver.py", "consent_wording": CURRENT_WORDING,
+                 "consent_source": source, "consent_wording": CURRENT_WORDING,
                  "consent_prior_declared": True, "confirmed_at": joined, "created_at": joined}
                 for n in numbers])
+
+
+def populate(url: str, wards: int, subscribers: int) -> dict[str, int]:
+    """A fresh schema (`alerts init`), wards, confirmed subscribers and each ward's items."""
+
+    from alerts.core.db import make_engine, migrate, session_factory
+    from alerts.sources.items import ItemKind, store_items
+    from alerts.sources.officer import officer_item
+    from alerts.sources.registry import officer_source
+    from subscriptions.wards import Ward, add_ward
+
+    engine = make_engine(url)
+    migrate(engine)
+    factory = session_factory(engine)
+    joined = datetime.now(UTC) - timedelta(days=2)
+    with factory() as session, session.begin():
+        ward_ids = [add_ward(session, f"W{n:03d}", f"Ward {n:03d}",
+                             f"team-w{n:03d}@police.example").id for n in range(wards)]
+    add_residents(engine, ward_ids, subscribers, joined=joined, source="bench/deliver.py")
     if engine.dialect.name == "postgresql":
         with engine.connect() as connection:
             connection.exec_driver_sql("ANALYZE")

@@ -100,8 +100,8 @@ class Links:
 
 def populate(url: str, wards: int, subscribers: int) -> Links:
     """Wards, confirmed residents, each ward's archive and urgent alert; real signed links."""
-    from deliver import ADVICE, MORE_ADVICE, PANEL, POSTS, SESSION
-    from sqlalchemy import insert, select, update
+    from deliver import ADVICE, MORE_ADVICE, PANEL, POSTS, SESSION, add_residents
+    from sqlalchemy import select, update
 
     from alerts.core.config import load_settings
     from alerts.core.db import make_engine, migrate, session_factory
@@ -112,9 +112,8 @@ def populate(url: str, wards: int, subscribers: int) -> Links:
     from alerts.sources.officer import officer_item
     from alerts.sources.registry import officer_source
     from alerts.usecases.posting import post_urgent
-    from subscriptions.consent import CURRENT_WORDING, ConsentMethod
     from subscriptions.links import Purpose, sign_reference
-    from subscriptions.subscribers import Frequency, Status, Subscriber, Subscription
+    from subscriptions.subscribers import Subscription
     from subscriptions.wards import Ward, add_ward
 
     settings = load_settings(os.environ["ALERTS_BENCH_CONFIG"])
@@ -126,23 +125,7 @@ def populate(url: str, wards: int, subscribers: int) -> Links:
     with factory() as session, session.begin():
         ward_ids = [add_ward(session, code, "Riverside" if code == WARD else f"Ward {code}",
                              f"team-{code.lower()}@police.example").id for code in codes]
-    per_ward, extra = divmod(subscribers, wards)
-    homes = [ward_id for index, ward_id in enumerate(ward_ids)
-             for _ in range(per_ward + (index < extra))]
-    chunk = 10_000
-    with engine.begin() as connection:
-        for first in range(0, subscribers, chunk):
-            numbers = range(first, min(first + chunk, subscribers))
-            connection.execute(insert(Subscriber), [
-                {"id": n + 1, "email": f"resident{n}@home.example", "name": f"Resident {n}",
-                 "created_at": joined} for n in numbers])
-            connection.execute(insert(Subscription), [
-                {"subscriber_id": n + 1, "ward_id": homes[n],
-                 "frequency": Frequency.WEEKLY.value, "status": Status.CONFIRMED.value,
-                 "consent_at": joined, "consent_method": ConsentMethod.CSV_IMPORT.value,
-                 "consent_source": "bench/web.py", "consent_wording": CURRENT_WORDING,
-                 "consent_prior_declared": True, "confirmed_at": joined, "created_at": joined}
-                for n in numbers])
+    add_residents(engine, ward_ids, subscribers, joined=joined, source="bench/web.py")
     # An archive a few weeks deep: the same posts on three earlier days, then the alert.
     now = datetime.now(UTC)
     start = (now + timedelta(days=3)).replace(hour=10, minute=0, second=0, microsecond=0)
