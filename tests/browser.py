@@ -39,7 +39,8 @@ The API (keep it stable: other test modules code against it):
 ``check_page(page, name, artefacts) -> None``
     Full-page screenshots at phone (400 px) and desktop (1280 px) widths,
     ``<artefacts>/<name>-phone.png`` and ``<name>-desktop.png``, then axe-core at both
-    widths; raises AssertionError listing each violation of impact "serious" or "critical"
+    widths; raises AssertionError when the page is wider than either screen (sideways
+    scrolling), and otherwise listing each violation of impact "serious" or "critical"
     (rule id, impact, widths, help, help URL, the first few target selectors and why they
     fail). The page's viewport is put back afterwards.
 ``off_loop(fn, *args, **kwargs) -> result``
@@ -254,16 +255,22 @@ def _why(node: dict[str, Any]) -> str:
 
 
 def check_page(page: Page, name: str, artefacts: Path) -> None:
-    """Screenshots at phone and desktop widths, then fail on serious or critical axe problems."""
+    """Screenshots at phone and desktop widths, then fail on a page wider than the screen
+    (sideways scrolling) or on serious or critical axe problems."""
     __tracebackhide__ = True
     artefacts.mkdir(parents=True, exist_ok=True)
     original = page.viewport_size
     found: dict[str, dict[str, Any]] = {}
     widths: dict[str, list[str]] = {}
+    sideways: list[str] = []
     try:
         for label, size in (("phone", PHONE), ("desktop", DESKTOP)):
             page.set_viewport_size(size)
             page.screenshot(path=artefacts / f"{name}-{label}.png", full_page=True)
+            wide = page.evaluate("document.scrollingElement.scrollWidth")
+            if wide > size["width"]:
+                sideways.append(f"{name!r} ({page.url}) scrolls sideways at {size['width']} px:"
+                                f" {wide} px wide")
             for violation in _axe_violations(page):
                 if violation.get("impact") in BLOCKING:
                     found.setdefault(violation["id"], violation)
@@ -271,6 +278,7 @@ def check_page(page: Page, name: str, artefacts: Path) -> None:
     finally:
         if original is not None:
             page.set_viewport_size(original)
+    assert not sideways, sideways[0]
     if not found:
         return
     lines = [f"axe-core: {len(found)} serious or critical accessibility problem(s) on "
