@@ -102,6 +102,7 @@ def test_no_staff_page_scrolls_sideways_at_400_px(
         page.get_by_label("Title").fill("Bikes marked at the library")
         page.get_by_label("What residents will read").fill(LONG_WORDS)
         page.get_by_role("button", name="Preview").click()
+        expect(page.locator(".preview")).to_be_attached()  # the preview page has loaded
         visit("post-preview")
         cut = preview_cut(page)
         check_page(page, "post-preview", artefacts)
@@ -118,6 +119,7 @@ def test_no_staff_page_scrolls_sideways_at_400_px(
         page.get_by_label("Subject").fill("Bin day moves to Tuesday")
         page.get_by_label("Message").fill(LONG_WORDS)
         page.get_by_role("button", name="Preview the email").click()
+        expect(page.locator(".preview")).to_be_attached()  # the preview page has loaded
         visit("message-preview")
         cut += preview_cut(page)
     assert (too_wide, cut) == ({}, 0), (
