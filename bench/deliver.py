@@ -594,6 +594,21 @@ def add_residents(engine: Any, ward_ids: list[int], subscribers: int, *, joined:
                 for n in numbers])
 
 
+def session_items(start: datetime, *, now: datetime) -> list[Any]:
+    """A ward's two coming contact sessions (SESSION, PANEL), the first at `start`
+    (bench/web.py builds its archive with these too)."""
+    from alerts.sources.items import ItemKind
+    from alerts.sources.officer import officer_item
+
+    sessions = []
+    for offset, (title, place, body) in enumerate((SESSION, PANEL)):
+        begins = start + timedelta(days=offset, hours=8 * offset)
+        sessions.append(officer_item(title=title, body=body, kind=ItemKind.SESSION,
+                                     starts=begins, ends=begins + timedelta(hours=2),
+                                     location=place, now=now))
+    return sessions
+
+
 def populate(url: str, wards: int, subscribers: int) -> dict[str, int]:
     """A fresh schema (`alerts init`), wards, confirmed subscribers and each ward's items."""
 
@@ -631,11 +646,7 @@ def populate(url: str, wards: int, subscribers: int) -> dict[str, int]:
             items += [officer_item(title=title, body=body, kind=ItemKind.ADVICE, starts=None,
                                    ends=None, location=None, now=now)
                       for title, body in (ADVICE, *MORE_ADVICE)]
-            for offset, (title, place, body) in enumerate((SESSION, PANEL)):
-                begins = start + timedelta(days=offset, hours=8 * offset)
-                items.append(officer_item(title=title, body=body, kind=ItemKind.SESSION,
-                                          starts=begins, ends=begins + timedelta(hours=2),
-                                          location=place, now=now))
+            items += session_items(start, now=now)
             store_items(session, officer_source(session, ward), items)
     engine.dispose()
     return {"wards": wards, "subscribers": subscribers}

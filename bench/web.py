@@ -100,7 +100,7 @@ class Links:
 
 def populate(url: str, wards: int, subscribers: int) -> Links:
     """Wards, confirmed residents, each ward's archive and urgent alert; real signed links."""
-    from deliver import ADVICE, MORE_ADVICE, PANEL, POSTS, SESSION, add_residents
+    from deliver import ADVICE, MORE_ADVICE, POSTS, add_residents, session_items
     from sqlalchemy import select, update
 
     from alerts.core.config import load_settings
@@ -143,11 +143,7 @@ def populate(url: str, wards: int, subscribers: int) -> Links:
                                        kind=ItemKind.ADVICE, starts=None, ends=None,
                                        location=None, now=when)
                           for title, body in (ADVICE, *MORE_ADVICE)]
-            for offset, (title, place, body) in enumerate((SESSION, PANEL)):
-                begins = start + timedelta(days=offset, hours=8 * offset)
-                items.append(officer_item(title=title, body=body, kind=ItemKind.SESSION,
-                                          starts=begins, ends=begins + timedelta(hours=2),
-                                          location=place, now=now))
+            items += session_items(start, now=now)
             store_items(session, officer_source(session, ward), items)
     alert = ("Police incident on the river path",
              "The river path between the two bridges is closed while officers deal with an "
