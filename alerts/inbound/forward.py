@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from email.message import EmailMessage
-from email.parser import BytesParser
 from email.utils import formataddr
 from zoneinfo import ZoneInfo
 
@@ -30,7 +29,7 @@ from alerts.inbound.replies import (
     sender_is_verified,
 )
 from alerts.mail.messages import Message, MessageKind
-from alerts.mail.mime import READING
+from alerts.mail.mime import attach_message
 from alerts.mail.staff import staff_email
 from subscriptions.subscribers import Subscriber
 from subscriptions.wards import Ward
@@ -93,8 +92,7 @@ def build_forward(reply: Reply, *, ward: Ward, resident: Subscriber, answered: M
     ]
     forward.set_content("\n".join(lines) + "\n")
     if original:
-        forward.add_attachment(BytesParser(policy=READING).parsebytes(original),
-                               disposition="attachment", filename="original.eml")
+        attach_message(forward, original, filename="original.eml")
     return forward
 
 

@@ -19,6 +19,7 @@ from datetime import datetime
 from email import policy
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
+from email.parser import BytesParser
 from email.policy import EmailPolicy
 from email.utils import format_datetime, formataddr
 from typing import Any
@@ -101,6 +102,68 @@ _ONCE: dict[tuple[str, int, str, str], Any] = {}
 # and what staff mail is written with.
 READING = OncePolicy(header_factory=OnceHeaderRegistry())
 SMTP = READING.clone(linesep="\r\n")
+
+
+def attach_message(email: EmailMessage, raw: bytes, *, filename: str) -> None:
+    """Attach the email `raw` to `email` (written with `SMTP`) as a message/rfc822
+    attachment, its bytes exactly as parsing it with `READING` and writing it would give.
+
+    A plain single-part message (most of what residents write) is written from its own
+    bytes, without parsing it into a tree and writing the tree back: `_as_written`. Any
+    other is parsed and attached as a message object."""
+    written = _as_written(raw, SMTP) if email.policy == SMTP else None
+    if written is None:
+        email.add_attachment(BytesParser(policy=READING).parsebytes(raw),
+                             disposition="attachment", filename=filename)
+        return
+    # The email package's own way of holding an attached message it has not parsed
+    # (HeaderParser does the same): its generator writes such a payload as it is.
+    email.add_attachment(EmailMessage(policy=READING), disposition="attachment",
+                         filename=filename)
+    *_, part = email.iter_attachments()
+    part.set_payload(written.decode("ascii"))
+
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")  # as the email package's parser splits lines
+_HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+:|[ \t]")
+# What str.splitlines() also splits on, which the generator's header folding uses.
+_OTHER_LINE_BREAKS = re.compile(rb"[\x0b\x0c\x1c\x1d\x1e]")
+
+
+def _as_written(raw: bytes, policy_: EmailPolicy) -> bytes | None:
+    """What parsing `raw` with READING and writing it with `policy_` (linesep CRLF) gives,
+    worked out from the bytes, or None unless `raw` is simple enough for that to be sure:
+    ASCII (the generator writes an unparsed attached message as ASCII only), a head of
+    well-formed header lines none of which the generator would refold, and one text part
+    (no Content-Type, or one text/*). The generator writes each header as
+    'Name: value' (the blanks after the colon dropped), lines end CRLF, the body as it is."""
+    if policy_.linesep != "\r\n" or policy_.refold_source != "long" \
+            or policy_.cte_type != "8bit" or raw.startswith(b"From ") or not raw.isascii():
+        return None
+    text = _LINE_END.sub(b"\r\n", raw)
+    head, separator, body = text.partition(b"\r\n\r\n")
+    if not separator or not head or _OTHER_LINE_BREAKS.search(head):
+        return None
+    limit = policy_.max_line_length or 0
+    headers: list[list[bytes]] = []
+    for line in head.split(b"\r\n"):
+        if _HEADER_LINE.match(line) is None:
+            return None
+        if line[:1] in (b" ", b"\t"):
+            if not headers or len(line) > limit:
+                return None
+            headers[-1].append(line)
+            continue
+        name, _, value = line.partition(b":")
+        first = name + b": " + value.lstrip(b" \t")
+        if len(first) > limit:
+            return None
+        headers.append([first])
+    types = [lines for lines in headers if lines[0][:14].lower() == b"content-type: "]
+    if len(types) > 1 or (types and not b"".join(types[0])[14:].strip().lower()
+                          .startswith(b"text/")):
+        return None
+    return b"\r\n".join(b"\r\n".join(lines) for lines in headers) + b"\r\n\r\n" + body
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ bench/inbound_process.py): each header text parsed once, each row read once."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from email.parser import BytesParser
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from alerts.inbound.classify import Kind
 from alerts.inbound.intake import Intake
 from alerts.inbound.journal import Via
 from alerts.inbound.mail import parse_mail
+from alerts.mail.mime import READING
 from subscriptions.links import Purpose
 from tests.factories import make_sent_message, make_subscriber, make_ward, signed
 
@@ -67,3 +69,31 @@ def test_a_reply_reads_each_row_once_and_writes_no_change_twice(
     assert len([s for s, _ in reads if "FROM deliveries WHERE deliveries.id = " in s]) == 1
     # The thread it starts is new and open: nothing to reopen.
     assert not [s for s, _ in statements if s.startswith("UPDATE reply_threads SET handled_at")]
+
+
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
+    """The bytes given to each BytesParser with the policy intake reads mail with."""
+    seen: list[bytes] = []
+    parse = BytesParser.parsebytes
+
+    def spy(self: BytesParser, text: bytes, headersonly: bool = False) -> Any:
+        if self.parser.policy is READING:
+            seen.append(text)
+        return parse(self, text, headersonly)
+
+    monkeypatch.setattr(BytesParser, "parsebytes", spy)
+    yield seen
+
+
+def test_a_plain_reply_is_parsed_once_its_forward_attaching_its_bytes(
+        factory: sessionmaker[Session], settings: Settings, parsed: list[bytes]) -> None:
+    with factory() as session, session.begin():
+        ward = make_ward(session, "RIV", "Riverside")
+        ann = make_subscriber(session, ward, "ann@home.example", name="Ann Example")
+        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
+        to = f"reply+{signed(session, settings.web.secret_key, Purpose.REPLY, delivery)}@{DOMAIN}"
+    raw = reply(to, 1)
+    outcome = Intake(factory, settings).process(raw, via=Via.FILE)
+    assert outcome.reply_id is not None
+    assert parsed == [raw]  # by intake; not again to attach it to the forward
