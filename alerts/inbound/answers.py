@@ -5,7 +5,8 @@ message (signed links, List-Unsubscribe, the how-to-report footer), one resident
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -47,7 +48,7 @@ def acknowledge(session: Session, settings: Settings, thread: ReplyThread, *, an
     if thread.acknowledged_at is not None and not emergency:
         return False
     ward = session.get_one(Ward, thread.ward_id)
-    rendered = render_reply_ack(ward.name, answered, settings, emergency=emergency, now=now)
+    rendered = _reply_ack(ward.name, answered, settings, emergency=emergency, now=now)
     message = queue_in_thread(session, thread, MessageKind.REPLY_ACK, rendered,
                               priority=EMERGENCY_PRIORITY if emergency else ANSWER_PRIORITY,
                               now=now, references=references)
@@ -55,6 +56,28 @@ def acknowledge(session: Session, settings: Settings, thread: ReplyThread, *, an
         return False
     thread.acknowledged_at = thread.acknowledged_at or now  # flushed with what follows
     return True
+
+
+# Acknowledgements rendered, by what they are a function of: a round's replies all answer
+# the same digest, so all but the first are found here. Bounded; nothing in it is a
+# resident's (the ward, the subject of what was sent, the day).
+_ACKS: dict[tuple[str, str, bool, date, Settings], Rendered] = {}
+_ACKS_KEPT = 256
+
+
+def _reply_ack(ward_name: str, answered: str, settings: Settings, *, emergency: bool,
+               now: datetime) -> Rendered:
+    """`render_reply_ack`, remembered: it depends on `now` only through its date in the
+    service's time zone, the date the email shows."""
+    day = now.astimezone(ZoneInfo(settings.scheduler.timezone)).date()
+    key = (ward_name, answered, emergency, day, settings)
+    rendered = _ACKS.get(key)
+    if rendered is None:
+        if len(_ACKS) >= _ACKS_KEPT:
+            _ACKS.clear()
+        rendered = _ACKS[key] = render_reply_ack(ward_name, answered, settings,
+                                                 emergency=emergency, now=now)
+    return rendered
 
 
 def queue_in_thread(session: Session, thread: ReplyThread, kind: MessageKind,

@@ -3,21 +3,26 @@ bench/inbound_process.py): each header text parsed once, each row read once."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from email.parser import BytesParser
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings
+from alerts.inbound import answers
 from alerts.inbound.classify import Kind
 from alerts.inbound.intake import Intake
 from alerts.inbound.journal import Via
 from alerts.inbound.mail import parse_mail
+from alerts.mail.messages import Message, MessageKind
 from alerts.mail.mime import READING
+from alerts.mail.render import Rendered
+from subscriptions.base import utcnow
 from subscriptions.links import Purpose
 from tests.factories import make_sent_message, make_subscriber, make_ward, signed
 
@@ -97,3 +102,34 @@ def test_a_plain_reply_is_parsed_once_its_forward_attaching_its_bytes(
     outcome = Intake(factory, settings).process(raw, via=Via.FILE)
     assert outcome.reply_id is not None
     assert parsed == [raw]  # by intake; not again to attach it to the forward
+
+
+def test_replies_to_one_digest_render_its_acknowledgement_once(
+        factory: sessionmaker[Session], settings: Settings,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    subject = f"Riverside news {uuid.uuid4().hex}"  # not rendered before in this process
+    with factory() as session, session.begin():
+        ward = make_ward(session, "RIV", "Riverside")
+        residents = [make_subscriber(session, ward, f"{name}@home.example")
+                     for name in ("ann", "bob", "cat")]
+        deliveries = make_sent_message(session, ward, residents, subject=subject)
+        addresses = [f"reply+{signed(session, settings.web.secret_key, Purpose.REPLY, d)}@{DOMAIN}"
+                     for d in deliveries.values()]
+    rendered: list[str] = []
+    render = answers.render_reply_ack
+
+    def spy(ward_name: str, answered: str, *args: Any, **kwargs: Any) -> Rendered:
+        rendered.append(answered)
+        return render(ward_name, answered, *args, **kwargs)
+
+    monkeypatch.setattr(answers, "render_reply_ack", spy)
+    intake = Intake(factory, settings)
+    for n, to in enumerate(addresses):
+        assert "; acknowledged" in intake.process(reply(to, n), via=Via.FILE).action
+    assert rendered == [subject]
+    # Each resident's acknowledgement is the one rendering it would have had on its own.
+    alone = render(ward.name, subject, settings, emergency=False, now=utcnow())
+    with factory() as session:
+        acks = session.scalars(select(Message).where(Message.kind == MessageKind.REPLY_ACK)).all()
+    assert [(m.subject, m.html, m.text) for m in acks] == [(alone.subject, alone.html,
+                                                            alone.text)] * 3
