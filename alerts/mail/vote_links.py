@@ -67,7 +67,8 @@ def read_vote(secret: str, token: str,
 class VoteLinks:
     """One email's vote links: a fresh ballot number per item, made when first asked for
     and shared by that item's yes and no links in both parts of the email. Nothing is
-    stored; the numbers live only in the links."""
+    stored; the numbers live only in the links. Each link is signed once and the same URL
+    given to both parts (a digest asks for each about twice: text and HTML)."""
 
     def __init__(self, secret: str, base_url: str, message_id: int,
                  message_nonce: str) -> None:
@@ -76,9 +77,15 @@ class VoteLinks:
         self._message_id = message_id
         self._message_nonce = message_nonce
         self._numbers: dict[int, str] = {}
+        self._urls: dict[tuple[int, bool], str] = {}
 
     def url(self, item_ref: int, useful: bool) -> str:
+        made = self._urls.get((item_ref, useful))
+        if made is not None:
+            return made
         if item_ref not in self._numbers:
             self._numbers[item_ref] = new_ballot_number()
         ballot = Ballot(item_ref, self._message_id, useful, self._numbers[item_ref])
-        return f"{self._base}/useful/{sign_vote(self._secret, ballot, self._message_nonce)}"
+        made = self._urls[item_ref, useful] = \
+            f"{self._base}/useful/{sign_vote(self._secret, ballot, self._message_nonce)}"
+        return made
