@@ -20,6 +20,7 @@ cookies and reset links (alerts.accounts.signin), and the expiring links made he
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -29,7 +30,7 @@ from enum import StrEnum
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
-from sqlalchemy import String, func, literal_column, select, text
+from sqlalchemy import Select, String, bindparam, func, literal_column, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql import ColumnElement
 
@@ -100,10 +101,19 @@ def sign_reference(secret: str, purpose: Purpose, ident: int, nonce: str) -> str
     return f"{ident}-{seal(secret, purpose, ident, nonce)}"
 
 
+@functools.cache
+def _nonce_query(table: Any) -> Select[str]:
+    # Built once a table: a link scanner opens every link of every email, and building
+    # the statement cost more than running it.
+    return select(table.nonce).where(table.id == bindparam("ident"))
+
+
 def nonces_in(session: Session, table: Any) -> Callable[[int], str | None]:
     """`nonce_of` for `verify_reference`: the stored nonce of `table`'s row with that id."""
+    query = _nonce_query(table)
+
     def nonce_of(ident: int) -> str | None:
-        nonce: str | None = session.scalar(select(table.nonce).where(table.id == ident))
+        nonce: str | None = session.scalar(query, {"ident": ident})
         return nonce
     return nonce_of
 

@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, aliased
 
 from subscriptions.addresses import normalise_address
@@ -175,24 +175,39 @@ def _subscriber_of(session: Session, subscription_id: int) -> Subscription | Non
     return session.get(Subscription, subscription_id)
 
 
+# The subscription a link names, beside the resident's others.
+_NAMED = aliased(Subscription)
+# The preferences page's two reads, built once: the resident's every subscription (found
+# through the one the link names) with the resident's own language, as columns; every ward.
+_OWN = (select(Subscription.id, Subscription.ward_id, Subscription.status,
+               Subscription.frequency, Subscription.topics, Subscriber.id, Subscriber.language)
+        .join(_NAMED, _NAMED.subscriber_id == Subscription.subscriber_id)
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .where(_NAMED.id == bindparam("named")))
+_WARDS = select(Ward.id, Ward.code, Ward.name, Ward.language).order_by(Ward.name)
+
+
 def load_preferences(session: Session, subscription_id: int) -> Preferences | None:
     """What the preferences page shows for the resident whose subscription the link names."""
-    named = _subscriber_of(session, subscription_id)
+    rows = session.execute(_OWN, {"named": subscription_id}).all()
+    named = next((row for row in rows if row[0] == subscription_id), None)
     if named is None:
         return None
-    own = {s.ward_id: s for s in named.subscriber.subscriptions}
-    live = [s for s in own.values() if s.status != Status.UNSUBSCRIBED]
-    frequency = Frequency(named.frequency)
-    wards = [  # columns, not an ORM object per ward
-        WardChoice(code, name, own[ident].status if ident in own else None,
-                   _followed(own[ident].topics) if ident in own else None, language)
-        for ident, code, name, language in session.execute(
-            select(Ward.id, Ward.code, Ward.name, Ward.language).order_by(Ward.name))
-    ]
-    paused = bool(live) and all(s.status in (Status.PAUSED, Status.PENDING) for s in live) \
-        and any(s.status == Status.PAUSED for s in live)
-    return Preferences(named.subscriber_id, named.ward.name, frequency, paused, wards,
-                       named.subscriber.language)
+    own = {ward_id: (status, topics) for _, ward_id, status, _, topics, _, _ in rows}
+    live = [status for status, _ in own.values() if status != Status.UNSUBSCRIBED]
+    _, named_ward, _, frequency, _, subscriber_id, language = named
+    wards = []  # columns, not an ORM object per ward
+    named_ward_name = ""
+    for ident, code, name, ward_language in session.execute(_WARDS):
+        status, topics = own.get(ident, (None, None))
+        wards.append(WardChoice(code, name, status,
+                                _followed(topics) if ident in own else None, ward_language))
+        if ident == named_ward:
+            named_ward_name = name
+    paused = bool(live) and all(s in (Status.PAUSED, Status.PENDING) for s in live) \
+        and any(s == Status.PAUSED for s in live)
+    return Preferences(subscriber_id, named_ward_name, Frequency(frequency), paused, wards,
+                       language)
 
 
 def _followed(stored: str | None) -> list[str] | None:
@@ -256,6 +271,15 @@ def _leave(subscription: Subscription, now: datetime) -> None:
         subscription.unsubscribed_at = now
 
 
+# One query for the resident's every subscription and its ward's name (a link scanner opens
+# this page for every message sent), not one for each of them; built once, not at each
+# request (the alias alone cost more than running the query).
+_LEAVING = (select(Subscription.id, Subscription.status, Ward.name)
+            .join(_NAMED, _NAMED.subscriber_id == Subscription.subscriber_id)
+            .join(Ward, Ward.id == Subscription.ward_id)
+            .where(_NAMED.id == bindparam("named")))
+
+
 @dataclass(frozen=True)
 class Leaving:
     ward_name: str
@@ -264,14 +288,7 @@ class Leaving:
 
 def describe_leaving(session: Session, subscription_id: int) -> Leaving | None:
     """What the unsubscribe page names: this ward, and any others the resident hears about."""
-    # One query for the resident's every subscription and its ward's name (a link scanner
-    # opens this page for every message sent), not one for each of them.
-    named = aliased(Subscription)
-    rows = session.execute(
-        select(Subscription.id, Subscription.status, Ward.name)
-        .join(named, named.subscriber_id == Subscription.subscriber_id)
-        .join(Ward, Ward.id == Subscription.ward_id)
-        .where(named.id == subscription_id)).all()
+    rows = session.execute(_LEAVING, {"named": subscription_id}).all()
     here = [name for ident, _, name in rows if ident == subscription_id]
     if not here:
         return None

@@ -47,6 +47,7 @@ from subscriptions.subscribers import Frequency, Subscription
 from subscriptions.topics import TopicError, topics_by_ward
 from subscriptions.wards import ward_names
 from subscriptions.web_consent import (
+    Preferences,
     describe_leaving,
     load_preferences,
     unsubscribe_subscription,
@@ -194,6 +195,12 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
                          ) -> HTMLResponse:
         with factory() as session:
             preferences = load_preferences(session, subscription_id)
+        return preferences_shown(request, preferences, token, saved=saved, error=error,
+                                 status=status)
+
+    def preferences_shown(request: Request, preferences: Preferences | None, token: str, *,
+                          saved: bool = False, error: str = "", status: int = 200,
+                          ) -> HTMLResponse:
         if preferences is None:
             return invalid_link(request, "preferences")
         return page(request, "preferences", {
@@ -202,17 +209,17 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
             "languages": list(Language),
         }, status=status, with_form=True)
 
-    def subscription_named(purpose: Purpose, token: str) -> int | None:
-        with factory() as session:
-            return verify_reference(settings.web.secret_key, purpose, token,
-                                    nonces_in(session, Subscription))
+    # A link's page reads the token's row and the page in one session (one connection).
+    def subscription_named(session: Session, purpose: Purpose, token: str) -> int | None:
+        return verify_reference(settings.web.secret_key, purpose, token,
+                                nonces_in(session, Subscription))
 
     @router.get("/preferences/{token}", response_class=HTMLResponse)
     def preferences_get(request: Request, token: str) -> HTMLResponse:
-        ident = subscription_named(Purpose.PREFERENCES, token)
-        if ident is None:
-            return invalid_link(request, "preferences")
-        return preferences_page(request, ident, token)
+        with factory() as session:
+            ident = subscription_named(session, Purpose.PREFERENCES, token)
+            preferences = load_preferences(session, ident) if ident is not None else None
+        return preferences_shown(request, preferences, token)
 
     @router.post("/preferences/{token}", response_class=HTMLResponse)
     def preferences_post(request: Request, token: str, wards: FormList = [],  # noqa: B006
@@ -220,7 +227,8 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
                          topic_wards: FormList = [], all_topics: FormList = [],  # noqa: B006
                          topics: FormList = [], language: FormText = "",  # noqa: B006
                          csrf_token: FormText = "") -> HTMLResponse:
-        ident = subscription_named(Purpose.PREFERENCES, token)
+        with factory() as session:
+            ident = subscription_named(session, Purpose.PREFERENCES, token)
         if ident is None:
             return invalid_link(request, "preferences")
         if not csrf.valid(request, csrf_token):
@@ -247,8 +255,8 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
 
     @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
     def unsubscribe_get(request: Request, token: str) -> HTMLResponse:
-        ident = subscription_named(Purpose.UNSUBSCRIBE, token)
         with factory() as session:
+            ident = subscription_named(session, Purpose.UNSUBSCRIBE, token)
             leaving = describe_leaving(session, ident) if ident is not None else None
         if leaving is None:
             return invalid_link(request, "unsubscribe")
@@ -261,15 +269,15 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
         one_click: Annotated[str, Form(alias="List-Unsubscribe")] = "",
         everywhere: FormText = "", csrf_token: FormText = "",
     ) -> Response:
-        ident = subscription_named(Purpose.UNSUBSCRIBE, token)
-        if ident is None:
-            return invalid_link(request, "unsubscribe")
         # RFC 8058: a mailbox provider posts this with no cookie and no page in between;
         # the signed token alone authorises it.
         is_one_click = one_click == ONE_CLICK
-        if not is_one_click and not csrf.valid(request, csrf_token):
-            return expired_form(request)
-        with transaction(factory) as session:
+        with transaction(factory) as session:  # the token read and the change: one session
+            ident = subscription_named(session, Purpose.UNSUBSCRIBE, token)
+            if ident is None:
+                return invalid_link(request, "unsubscribe")
+            if not is_one_click and not csrf.valid(request, csrf_token):
+                return expired_form(request)
             leaving = describe_leaving(session, ident)
             found = unsubscribe_subscription(session, ident, everywhere=everywhere == "yes",
                                              now=utcnow())

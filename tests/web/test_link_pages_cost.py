@@ -1,0 +1,120 @@
+"""The pages a link in an email opens cost one connection and a fixed few statements (issue
+19): a mail filter opens every link of every message as it is delivered, each with that
+resident's own tokens, so nothing is cached between them. The unsubscribe page and the
+one-click unsubscribe read the token's row and do their work in one session; the preferences
+page reads the token's row, the resident's subscriptions and the ward list, and nothing per
+ward or per subscription, however many the resident follows. Counted with SQLAlchemy's
+events on the engine, so the checks themselves stay as they are (see test_residents)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.core.config import Settings
+from alerts.web.app import create_app
+from subscriptions.links import Purpose
+from subscriptions.subscribers import Status, Subscription
+from tests.factories import make_subscriber, make_ward, signed
+
+WARDS = (("RIV", "Riverside"), ("HIL", "Hillcrest"), ("MIL", "Millbrook"), ("OAK", "Oakfield"))
+
+
+@dataclass
+class Cost:
+    connections: int = 0
+    statements: int = 0
+
+
+@contextmanager
+def cost_of(engine: Engine) -> Iterator[Cost]:
+    """Connections taken from the pool and statements run while the block runs."""
+    cost = Cost()
+
+    def checkout(*_: object) -> None:
+        cost.connections += 1
+
+    def statement(*_: object) -> None:
+        cost.statements += 1
+
+    event.listen(engine.pool, "checkout", checkout)
+    event.listen(engine, "before_cursor_execute", statement)
+    try:
+        yield cost
+    finally:
+        event.remove(engine.pool, "checkout", checkout)
+        event.remove(engine, "before_cursor_execute", statement)
+
+
+@pytest.fixture
+def residents(factory: sessionmaker[Session], settings: Settings) -> dict[str, int]:
+    """One resident of Riverside alone, one of every ward; their Riverside subscriptions."""
+    with factory.begin() as session:
+        wards = [make_ward(session, code, name) for code, name in WARDS]
+        one = make_subscriber(session, wards[0], "one@home.example")
+        many = [make_subscriber(session, ward, "many@home.example") for ward in wards]
+        return {"one": one.id, "many": many[0].id}
+
+
+def link(factory: sessionmaker[Session], settings: Settings, purpose: Purpose,
+         ident: int) -> str:
+    with factory() as session:
+        return signed(session, settings.web.secret_key, purpose, ident)
+
+
+def test_the_preferences_page_is_one_connection_and_three_statements_however_many_wards(
+        factory: sessionmaker[Session], settings: Settings, engine: Engine,
+        residents: dict[str, int]) -> None:
+    client = TestClient(create_app(factory, settings=settings))
+    for who in ("one", "many"):
+        path = f"/preferences/{link(factory, settings, Purpose.PREFERENCES, residents[who])}"
+        client.get(path)  # the first request of a process may read what it keeps
+        with cost_of(engine) as cost:
+            page = client.get(path)
+        assert page.status_code == 200 and "Riverside" in page.text
+        # The token's row, the resident's subscriptions, the ward list.
+        assert (cost.connections, cost.statements) == (1, 3), who
+    ticked = page.text.count(" checked")  # the resident of every ward has each one ticked
+    assert ticked >= len(WARDS)
+
+
+def test_the_unsubscribe_page_and_a_one_click_unsubscribe_take_one_connection_each(
+        factory: sessionmaker[Session], settings: Settings, engine: Engine,
+        residents: dict[str, int]) -> None:
+    client = TestClient(create_app(factory, settings=settings))
+    path = f"/unsubscribe/{link(factory, settings, Purpose.UNSUBSCRIBE, residents['many'])}"
+    client.get(path)
+    with cost_of(engine) as cost:
+        page = client.get(path)
+    assert page.status_code == 200 and "Hillcrest" in page.text
+    assert (cost.connections, cost.statements) == (1, 2)  # the token's row, the wards
+    with cost_of(engine) as cost:
+        left = client.post(path, data={"List-Unsubscribe": "One-Click"})
+    assert left.status_code == 200 and cost.connections == 1
+    with factory() as session:
+        assert session.scalar(select(Subscription.status).where(
+            Subscription.id == residents["many"])) == Status.UNSUBSCRIBED
+
+
+def test_a_forged_link_is_refused_in_the_same_one_connection(
+        factory: sessionmaker[Session], settings: Settings, engine: Engine,
+        residents: dict[str, int]) -> None:
+    client = TestClient(create_app(factory, settings=settings))
+    token = link(factory, settings, Purpose.UNSUBSCRIBE, residents["one"])
+    forged = token[:-1] + ("a" if token[-1] != "a" else "b")
+    for path in (f"/unsubscribe/{forged}", f"/preferences/{forged}"):
+        with cost_of(engine) as cost:
+            refused = client.get(path)
+        assert refused.status_code == 400 and cost.connections == 1, path
+    with cost_of(engine) as cost:
+        refused = client.post(f"/unsubscribe/{forged}", data={"List-Unsubscribe": "One-Click"})
+    assert refused.status_code == 400 and cost.connections == 1
+    with factory() as session:
+        assert session.scalar(select(Subscription.status).where(
+            Subscription.id == residents["one"])) == Status.CONFIRMED
