@@ -8,6 +8,7 @@ that a sender and a collector can work side by side; PostgreSQL uses the same AP
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -162,10 +163,28 @@ def head_revision() -> str:
     return heads.pop()
 
 
+# A script's `revision` and `down_revision` lines, annotated or not, each value on its line.
+_REVISION_LINE = re.compile(r"^(revision|down_revision)[ \t]*(?::[^=\n]*)?=(.*)$", re.MULTILINE)
+
+
 def _revision_lines(script: Path) -> dict[str, Any]:
-    """The values of a migration script's `revision` and `down_revision` lines, unrun."""
+    """The values of a migration script's `revision` and `down_revision` lines, unrun: read
+    from the lines themselves (parsing every script took a command's start 15 ms), or from
+    its syntax tree when a value is not one literal on its line."""
+    source = script.read_text(encoding="utf-8")
     found: dict[str, Any] = {}
-    for node in ast.parse(script.read_text(encoding="utf-8")).body:
+    for line in _REVISION_LINE.finditer(source):
+        try:
+            found[line[1]] = ast.literal_eval(line[2].strip())
+        except (SyntaxError, ValueError):
+            return _revision_statements(source)
+    return found
+
+
+def _revision_statements(source: str) -> dict[str, Any]:
+    """The values of the module-level `revision` and `down_revision` statements."""
+    found: dict[str, Any] = {}
+    for node in ast.parse(source).body:
         target: ast.expr
         if isinstance(node, ast.AnnAssign) and node.value is not None:
             target, value = node.target, node.value
