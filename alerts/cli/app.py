@@ -28,10 +28,12 @@ from sqlalchemy.exc import DBAPIError
 from alerts.core.config import Settings, load_settings
 from alerts.core.db import make_engine, require_current_schema, session_factory
 from alerts.core.errors import AlertsError
-from alerts.core.events import EventBus
 
-if TYPE_CHECKING:  # the ORM loads with the first command that opens the database
+if TYPE_CHECKING:  # the ORM loads with the first command that opens the database, the
+    # event bus with the first that publishes
     from sqlalchemy.orm import Session, sessionmaker
+
+    from alerts.core.events import EventBus
 
 # SQLite's result codes and PostgreSQL's SQLSTATEs for "another transaction holds a lock".
 _LOCKED = ("SQLITE_BUSY", "SQLITE_LOCKED", "55P03", "40P01", "40001")
@@ -140,6 +142,7 @@ class Runtime:
     def bus(self) -> EventBus:
         """The event bus of this process, with the pipeline's handlers wired in."""
         if self._bus is None:
+            from alerts.core.events import EventBus
             from alerts.usecases.pipeline import wire
 
             self._bus = EventBus()
