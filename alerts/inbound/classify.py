@@ -55,7 +55,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from email.message import Message
 from email.utils import parsedate_to_datetime
-from enum import StrEnum
 from typing import cast
 
 from alerts.core.config import MailSettings
@@ -67,24 +66,10 @@ from alerts.inbound.bounce_formats import (
     remote_reply,
     said_by_words,
 )
+from alerts.inbound.kinds import Kind as Kind  # this module's words, defined apart
+from alerts.inbound.kinds import Severity as Severity
 from alerts.inbound.mail import InboundMail, addresses
 from alerts.mail.addresses import AddressKind, at_our_domain, claimed_kind, parse_address
-
-
-class Kind(StrEnum):
-    BOUNCE = "bounce"
-    COMPLAINT = "complaint"  # an abuse report (RFC 5965 ARF) or a provider's complaint event
-    AUTO_REPLY = "auto_reply"
-    COMMAND = "command"
-    REPLY = "reply"
-    REJECTED = "rejected"  # set by intake (forged token, unreadable), never by classify
-    # Set by intake: a bounce without a genuine bounces+ token, held and believed by no one.
-    UNTRUSTED_BOUNCE = "untrusted_bounce"
-
-
-class Severity(StrEnum):
-    HARD = "hard"
-    SOFT = "soft"
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,8 @@ from pathlib import Path
 from sqlalchemy import ForeignKey, Index, String, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from alerts.inbound.classify import Kind, Severity
+from alerts.inbound.kinds import Kind, Severity
 from subscriptions.base import Base, utcnow
-from subscriptions.subscribers import Subscriber
 
 # Anything shaped like an address, wherever it is in a held copy (headers, a report, a quote).
 # Starting only where a run of local-part characters starts keeps the scan linear: otherwise
@@ -124,6 +123,8 @@ def record_owners(session: Session, record: InboundRecord, raw: bytes,
                   matched: int | None = None) -> None:
     """Link a held copy to the subscribers whose addresses appear in it (the first
     `MAX_ADDRESSES_LOOKED_UP` different ones), and to `matched`."""
+    from subscriptions.subscribers import Subscriber  # here: reading the journal needs none
+
     owners = {matched} if matched is not None else set()
     addresses = _addresses_in(raw)
     for start in range(0, len(addresses), _LOOKUP_CHUNK):

@@ -17,6 +17,7 @@ from datetime import datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -24,8 +25,10 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.mail.messages import Message, MessageKind
 from subscriptions.base import Base, utcnow
-from subscriptions.subscribers import Subscriber
 from subscriptions.wards import Ward, get_ward
+
+if TYPE_CHECKING:  # loaded by the reading of replies, not by the counts (`alerts status`)
+    from subscriptions.subscribers import Subscriber
 
 MAX_SUBJECT = 300
 # Stored with the signals, never shown as one: see `stored_signals`, `crime_signals`.
@@ -208,6 +211,8 @@ class ReplyView:
 
 def _summaries(session: Session, ward_code: str | None, reply_id: int | None,
                limit: int) -> list[tuple[ReplySummary, Reply, Subscriber]]:
+    from subscriptions.subscribers import Subscriber
+
     query = (
         select(Reply, ReplyThread, Ward.code, Subscriber, Message.subject)
         .join(ReplyThread, ReplyThread.id == Reply.thread_id)

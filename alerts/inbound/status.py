@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, func, select
+from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from alerts.delivery.outbox import Delivery, DeliveryStatus
-from alerts.inbound.classify import Kind, Severity
 from alerts.inbound.journal import InboundRecord
+from alerts.inbound.kinds import Kind, Severity
 from alerts.inbound.replies import ReplyThread
 from alerts.mail.messages import Message, MessageKind
 
@@ -117,10 +117,14 @@ def daily_rates(session: Session, now: datetime, days: int = RATE_DAYS) -> list[
 
     def per_day(column: InstrumentedAttribute[datetime] | InstrumentedAttribute[datetime | None],
                 *where: ColumnElement[bool]) -> list[int]:
-        sums = [func.sum(case((and_(column >= start, column < start + timedelta(days=1)), 1),
-                              else_=0)) for start in starts]
-        row = session.execute(select(*sums).where(column >= starts[-1], *where)).one()
-        return [int(value or 0) for value in row]
+        # Each row's day by one CASE (the newest start it is not before), counted by day: a
+        # statement a third the size of a sum per day, which took status 25 ms to build.
+        day = case(*((column >= start, n) for n, start in enumerate(starts))).label("day")
+        counts: dict[int, int] = dict(session.execute(
+            select(day, func.count())
+            .where(column >= starts[-1], column < starts[0] + timedelta(days=1), *where)
+            .group_by(day)).tuples().all())
+        return [int(counts.get(n, 0)) for n in range(days)]
 
     sent = per_day(Delivery.sent_at, Delivery.sent_at.is_not(None),
                    Delivery.subscriber_id.is_not(None))
