@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, ForeignKey, String, func, select
+from sqlalchemy import CursorResult, ForeignKey, String, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -70,12 +70,25 @@ class Vote:
     already: bool
 
 
-def _item_for(session: Session, ballot: Ballot) -> Item | None:
+# Built once, not at each request: a mail filter opens every vote link of every email.
+_ONLY_ITEM = (select(MessageItem.item_id)
+              .where(MessageItem.message_id == bindparam("message")).limit(2))
+# What a vote link's page asks, in one read: the post's title and the ballot's answer so far.
+_QUESTION = select(Item.title, select(UsefulVote.useful)
+                   .where(UsefulVote.ballot == bindparam("ballot")).scalar_subquery()) \
+    .where(Item.id == bindparam("item"))
+
+
+def _item_id_for(session: Session, ballot: Ballot) -> int | None:
     if ballot.item_ref != THIS_MESSAGES_ITEM:
-        return session.get(Item, ballot.item_ref)
-    ids = session.scalars(select(MessageItem.item_id)
-                          .where(MessageItem.message_id == ballot.message_id).limit(2)).all()
-    return session.get(Item, ids[0]) if len(ids) == 1 else None
+        return ballot.item_ref
+    ids = session.scalars(_ONLY_ITEM, {"message": ballot.message_id}).all()
+    return ids[0] if len(ids) == 1 else None
+
+
+def _item_for(session: Session, ballot: Ballot) -> Item | None:
+    item_id = _item_id_for(session, ballot)
+    return None if item_id is None else session.get(Item, item_id)
 
 
 def _kept_message_id(session: Session, message_id: int) -> int | None:
@@ -98,12 +111,13 @@ class Question:
 def vote_question(session: Session, ballot: Ballot) -> Question | None:
     """The question a vote link opens, recording nothing (mail filters open every link);
     None when the post is gone."""
-    item = _item_for(session, ballot)
-    if item is None:
+    item_id = _item_id_for(session, ballot)
+    found = None if item_id is None else session.execute(
+        _QUESTION, {"item": item_id, "ballot": ballot_hash(ballot.number)}).first()
+    if found is None:
         return None
-    held = session.scalar(select(UsefulVote.useful)
-                          .where(UsefulVote.ballot == ballot_hash(ballot.number)))
-    return Question(item.title, None if held is None else bool(held))
+    title, held = found
+    return Question(title, None if held is None else bool(held))
 
 
 def record_vote(session: Session, ballot: Ballot, *, now: datetime,

@@ -3,8 +3,9 @@
 resident's own tokens, so nothing is cached between them. The unsubscribe page and the
 one-click unsubscribe read the token's row and do their work in one session; the preferences
 page reads the token's row, the resident's subscriptions and the ward list, and nothing per
-ward or per subscription, however many the resident follows. Counted with SQLAlchemy's
-events on the engine, so the checks themselves stay as they are (see test_residents)."""
+ward or per subscription, however many the resident follows; a "was this useful?" link reads
+the message's nonce, then the post's title and the ballot's answer at once. Counted with
+SQLAlchemy's events on the engine; the checks themselves stay as they are (test_residents)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,16 @@ from dataclasses import dataclass
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings
+from alerts.mail.messages import Message, MessageItem
+from alerts.mail.vote_links import Ballot, new_ballot_number, sign_vote
+from alerts.usecases.posting import post_urgent
+from alerts.usecases.votes import UsefulVote
 from alerts.web.app import create_app
+from subscriptions.base import utcnow
 from subscriptions.links import Purpose
 from subscriptions.subscribers import Status, Subscription
 from tests.factories import make_subscriber, make_ward, signed
@@ -118,3 +124,26 @@ def test_a_forged_link_is_refused_in_the_same_one_connection(
     with factory() as session:
         assert session.scalar(select(Subscription.status).where(
             Subscription.id == residents["one"])) == Status.CONFIRMED
+
+
+def test_a_vote_link_asks_in_one_connection_and_two_statements_and_records_nothing(
+        factory: sessionmaker[Session], settings: Settings, engine: Engine,
+        residents: dict[str, int]) -> None:
+    with factory.begin() as session:
+        post_urgent(session, settings, ward_code="RIV", title="River path closed",
+                    body="Use the high street.", now=utcnow())
+    with factory() as session:
+        message, item_id = session.execute(
+            select(Message, MessageItem.item_id)
+            .join(MessageItem, MessageItem.message_id == Message.id)).one()
+        token = sign_vote(settings.web.secret_key,
+                          Ballot(item_id, message.id, True, new_ballot_number()), message.nonce)
+    client = TestClient(create_app(factory, settings=settings))
+    client.get(f"/useful/{token}")
+    with cost_of(engine) as cost:
+        page = client.get(f"/useful/{token}")
+    assert page.status_code == 200 and "River path closed" in page.text
+    assert (cost.connections, cost.statements) == (1, 2)  # the nonce; the title and answer
+    assert 'value="yes" checked' in page.text  # the link's answer, chosen, not recorded
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(UsefulVote)) == 0
