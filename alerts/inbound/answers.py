@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from alerts.core.config import Settings
 from alerts.delivery.fanout import queue_for_subscriber
-from alerts.inbound.replies import ReplyThread, ThreadAnswer
+from alerts.inbound.replies import THREAD_KINDS, ReplyThread, ThreadAnswer
 from alerts.mail.messages import Message, MessageKind
 from alerts.mail.render import Rendered, render_left, render_reply_ack
 from subscriptions.wards import Ward
@@ -87,6 +87,8 @@ def queue_in_thread(session: Session, thread: ReplyThread, kind: MessageKind,
     their reply to it joins the thread; None (nothing kept) for a suppressed address.
     `references` (`replies.references_of` the email it answers) gives it In-Reply-To and
     References, so that it lands in the resident's conversation."""
+    if kind not in THREAD_KINDS:
+        raise ValueError(f"{kind!r} is not a kind sent in a thread")
     ward = session.get_one(Ward, thread.ward_id)
     message = _queue(session, ward, kind, rendered, thread.subscriber_id, priority=priority,
                      now=now, references=references)

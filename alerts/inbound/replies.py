@@ -14,9 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email import policy
 from email.message import EmailMessage
-from email.parser import BytesHeaderParser
 from typing import TYPE_CHECKING
 
 from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint, select
@@ -64,6 +62,11 @@ class ReplyThread(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     acknowledged_at: Mapped[datetime | None] = mapped_column(default=None)
     handled_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+# The kinds of message sent in a thread (`answers.queue_in_thread` links no other): only a
+# reply to one of these can join a thread through its ThreadAnswer.
+THREAD_KINDS = (MessageKind.REPLY_ACK, MessageKind.TEAM_ANSWER)
 
 
 class ThreadAnswer(Base):
@@ -159,6 +162,9 @@ def latest_references(session: Session, thread_id: int) -> str | None:
                                .order_by(Reply.received_at.desc(), Reply.id.desc())).first()
     if not original:
         return None
+    from email import policy  # here: the counts (`alerts status`) read no email
+    from email.parser import BytesHeaderParser
+
     head = _HEAD_END.split(original, maxsplit=1)[0] + b"\r\n\r\n"
     message = BytesHeaderParser(policy=policy.default).parsebytes(head)
     assert isinstance(message, EmailMessage)
@@ -168,7 +174,8 @@ def latest_references(session: Session, thread_id: int) -> str | None:
 def thread_for(session: Session, *, subscriber_id: int, message: Message,
                now: datetime) -> ReplyThread:
     """The thread an email answering `message` belongs to, started if need be."""
-    answered_in = session.get(ThreadAnswer, message.id)
+    answered_in = session.get(ThreadAnswer, message.id) if message.kind in THREAD_KINDS \
+        else None  # a digest, a post…: sent to everyone, in no thread
     if answered_in is not None:
         thread = session.get(ReplyThread, answered_in.thread_id)
         if thread is not None:

@@ -133,3 +133,17 @@ def test_replies_to_one_digest_render_its_acknowledgement_once(
         acks = session.scalars(select(Message).where(Message.kind == MessageKind.REPLY_ACK)).all()
     assert [(m.subject, m.html, m.text) for m in acks] == [(alone.subject, alone.html,
                                                             alone.text)] * 3
+
+
+def test_a_reply_to_a_digest_does_not_look_for_a_thread_a_digest_is_never_in(
+        factory: sessionmaker[Session], settings: Settings,
+        statements: list[tuple[str, Any]]) -> None:
+    with factory() as session, session.begin():
+        ward = make_ward(session, "RIV", "Riverside")
+        ann = make_subscriber(session, ward, "ann@home.example", name="Ann Example")
+        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
+        to = f"reply+{signed(session, settings.web.secret_key, Purpose.REPLY, delivery)}@{DOMAIN}"
+    statements.clear()
+    assert Intake(factory, settings).process(reply(to, 1), via=Via.FILE).reply_id is not None
+    # Only acknowledgements and officers' answers are sent in a thread (test_threading.py).
+    assert not [s for s, _ in statements if "FROM thread_answers" in s]
