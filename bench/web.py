@@ -2,7 +2,8 @@
 by Debian's `wrk`, beside a bare FastAPI page served the same way in the same run.
 
     python bench/web.py [--subscribers 100000] [--wards 100] [--seconds 4] [--connections 20]
-                        [--pages archive,feed,...] [--burst 10000]
+                        [--pages archive,feed,...] [--workers 2] [--compare-h11]
+                        [--burst 10000] [--send-messages N]
 
 Setup (not timed): a fresh SQLite database (`alerts init`'s migrations) with `--wards` wards
 (RIV, the one measured, among them) and `--subscribers` confirmed weekly subscribers spread
@@ -15,7 +16,12 @@ one resident, a one-click unsubscribe of another, a vote link of RIV's urgent al
 Served: `alerts web --port P` in its own process, as an operator runs it (uvicorn with the
 product's settings, the delivery loop beside it), and the ceiling: a FastAPI app with one
 `async def` page (and one plain `def` page, to show the worker-thread cost) served by the
-same `make_server` in another process. wrk runs 2 threads and `--connections` connections for
+same `make_server` on the same loop (`run_loop`) in another process. Each round serves both
+the same way: first one process (`--workers 1`), then `alerts web --workers N` beside the
+bare page in N processes sharing one socket (`--workers`, default 2; 1 skips the round).
+`--compare-h11` runs each round twice, with uvicorn's fast path (httptools, uvloop: what
+is installed) and with pure h11 on asyncio's loop (the two hidden by a sitecustomize on
+PYTHONPATH, which the web processes inherit). wrk runs 2 threads and `--connections` connections for
 `--seconds` per page, after a one-second warm-up of that page; the one-click POST is a wrk Lua
 script. For each page: req/s, p50 and p99 latency, the ratio to the bare page, and how many
 answers were not 2xx/3xx (a one-click POST repeated on an unsubscribed row still answers).
@@ -25,7 +31,12 @@ The load average is printed before and after. Nothing asserts a speed.
 first-party link of every message opened once (per resident: the ward's archive, the
 preferences and unsubscribe pages, and five "was this useful?" links, each with its own ballot
 and the resident's own signed tokens), by one wrk thread over `--connections` connections that
-exits when the last answer arrives; it prints the seconds the site took to absorb them.
+exits when the last answer arrives; it prints the seconds the site took to absorb them,
+against the last round's site (N processes, the fast path if installed). Beside it, in the
+same run, the time the round takes to send: bench/deliver.py's measurement A (SQLite, one
+process, `queue_digests` then `deliver_due` to Postfix's smtp-sink, unsigned: the fastest
+send, so the strictest goal) on a fresh database of `--send-messages` residents (default:
+the burst's N); skipped, and said, when smtp-sink is not installed.
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ import argparse
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -234,15 +246,14 @@ def write_config(path: Path, url: str, maildir: Path) -> Path:
 
 # --- the servers ----------------------------------------------------------------------------
 
-def bare_server(port: int) -> None:
-    """The ceiling: FastAPI, one page, served by the product's own `make_server`."""
-    import asyncio
-
+def bare_server(port: int, workers: int) -> None:
+    """The ceiling: FastAPI, one page, served by the product's own `make_server` on its
+    loop; with `workers` > 1 from that many forked processes on the one socket."""
     import uvicorn
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse
 
-    from alerts.service.webserver import listen, make_server
+    from alerts.service.webserver import listen, make_server, run_loop
 
     app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -257,7 +268,40 @@ def bare_server(port: int) -> None:
     sock = listen("127.0.0.1", port)
     # The product's uvicorn settings; a plain Server, so that SIGTERM stops it.
     server = uvicorn.Server(make_server(app).config)
-    asyncio.run(server.serve(sockets=[sock]))
+    if workers == 1:
+        run_loop(server.serve(sockets=[sock]))
+        return
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # no loop has started yet: nothing to share by mistake
+            run_loop(server.serve(sockets=[sock]))
+            os._exit(0)
+        children.append(pid)
+    signal.signal(signal.SIGTERM, lambda *_: [os.kill(pid, signal.SIGTERM) for pid in children])
+    for pid in children:
+        os.waitpid(pid, 0)
+
+
+def hide_fast_path(folder: Path) -> dict[str, str]:
+    """An environment in which httptools and uvloop cannot be imported: pure h11, asyncio."""
+    site = folder / "h11-only"
+    site.mkdir(exist_ok=True)
+    (site / "sitecustomize.py").write_text(
+        "import sys\nsys.modules['httptools'] = None\nsys.modules['uvloop'] = None\n")
+    path = os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH")]))
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def fast_path_installed() -> str:
+    found = []
+    for name in ("httptools", "uvloop"):
+        try:
+            __import__(name)
+            found.append(name)
+        except ImportError:
+            pass
+    return " + ".join(found) or "none"
 
 
 def start(args: list[str], url: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
@@ -318,6 +362,109 @@ def wrk(url: str, seconds: int, connections: int, script: Path | None = None) ->
                    int(bad[1]) if bad else 0)
 
 
+@dataclass(frozen=True)
+class Round:
+    """One way of serving both the site and the bare page."""
+
+    workers: int
+    stack: str  # "fast path" (what is installed) or "h11"
+
+    @property
+    def name(self) -> str:
+        processes = "1 process" if self.workers == 1 else f"{self.workers} processes"
+        return f"{processes}, {self.stack}"
+
+
+def site_pages(site: str, bare: str, links: Links,
+               one_click: Path) -> list[tuple[str, str, Path | None]]:
+    return [
+        ("bare async def", f"{bare}/", None),
+        ("bare def (thread)", f"{bare}/thread", None),
+        ("subscribe", f"{site}/subscribe", None),
+        ("wards", f"{site}/wards/", None),
+        ("archive", f"{site}/wards/{WARD}/", None),
+        ("feed", f"{site}/wards/{WARD}/feed.atom", None),
+        ("unsubscribe", f"{site}/unsubscribe/{links.unsubscribe}", None),
+        ("one-click POST", f"{site}/unsubscribe/{links.one_click}", one_click),
+        ("preferences", f"{site}/preferences/{links.preferences}", None),
+        ("useful", f"{site}/useful/{links.useful}", None),
+        ("healthz", f"{site}/healthz", None),
+        ("front door", f"{site}/", None),
+    ]
+
+
+def serve_round(round_: Round, config: Path, folder: Path, links: Links,
+                options: argparse.Namespace, burst_paths_: list[str] | None,
+                ) -> tuple[dict[str, Figures], tuple[float, str] | None]:
+    """Start the site and the bare page served the same way, measure every page (and the
+    burst, if given), stop both."""
+    env = hide_fast_path(folder) if round_.stack == "h11" else None
+    web_port, bare_port = free_port(), free_port()
+    site = f"http://127.0.0.1:{web_port}"
+    bare = f"http://127.0.0.1:{bare_port}"
+    web = start([sys.executable, "-m", "alerts.cli", "--config", str(config), "web",
+                 "--host", "127.0.0.1", "--port", str(web_port),
+                 "--workers", str(round_.workers)], f"{site}/healthz", env)
+    ceiling = start([sys.executable, __file__, "--bare-server", str(bare_port),
+                     "--workers", str(round_.workers)], bare, env)
+    wanted = {name.strip() for name in options.pages.split(",") if name.strip()}
+    results: dict[str, Figures] = {}
+    absorbed = None
+    try:
+        time.sleep(2.0 if round_.workers > 1 else 0.0)  # every web process has started
+        for name, address, lua in site_pages(site, bare, links, folder / "one_click.lua"):
+            if wanted and name not in wanted and not name.startswith("bare"):
+                continue
+            results[name] = wrk(address, options.seconds, options.connections, lua)
+        if burst_paths_ is not None:
+            absorbed = burst(site, burst_paths_, folder, options.connections)
+    finally:
+        stop(web)
+        stop(ceiling)
+    return results, absorbed
+
+
+def print_round(round_: Round, results: dict[str, Figures]) -> None:
+    top = results["bare async def"].rps
+    print(f"\n{round_.name}: {load()}")
+    print(f"{'page':<20}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'vs bare':>9}  not 2xx/3xx")
+    for name, figures in results.items():
+        print(f"{name:<20}{figures.rps:>9.0f}{figures.p50_ms:>9.1f}{figures.p99_ms:>9.1f}"
+              f"{figures.rps / top:>9.2f}  {figures.bad}")
+
+
+def print_summary(rounds: list[Round], all_results: dict[Round, dict[str, Figures]]) -> None:
+    """Each page's req/s in every round, side by side, and against the first round."""
+    first = rounds[0]
+    print(f"\nreq/s by round (x = against {first.name}):")
+    print(f"{'page':<20}" + "".join(f"{r.name:>26}" for r in rounds))
+    for name in all_results[first]:
+        cells = []
+        for r in rounds:
+            rps = all_results[r][name].rps
+            cells.append(f"{rps:>15.0f} ({rps / all_results[first][name].rps:>4.2f}x)"
+                         .rjust(26))
+        print(f"{name:<20}" + "".join(cells))
+
+
+def send_time(folder: Path, wards: int, messages: int) -> dict[str, float] | None:
+    """bench/deliver.py's measurement A on `messages` residents: seconds to queue and send
+    the round, unsigned; None without smtp-sink."""
+    from deliver import SmtpSink, require_smtp_sink, sqlite_run
+
+    try:
+        binary = require_smtp_sink()
+    except SystemExit as missing:
+        print(f"send time: not measured ({str(missing).splitlines()[0]})")
+        return None
+    sink = SmtpSink(binary, folder)
+    try:
+        _, result = sqlite_run(folder, sink, "send", wards, messages)
+    finally:
+        sink.stop()
+    return {"messages": float(result["sent"]), "seconds": float(result["wall_seconds"])}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=100_000)
@@ -325,18 +472,27 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=4)
     parser.add_argument("--connections", type=int, default=20)
     parser.add_argument("--pages", default="", help="comma-separated names to run (default all)")
+    parser.add_argument("--workers", type=int, default=2, metavar="N",
+                        help="the second round's web processes (1: one round only)")
+    parser.add_argument("--compare-h11", action="store_true",
+                        help="run each round with pure h11 on asyncio's loop too")
     parser.add_argument("--burst", type=int, default=0, metavar="MESSAGES",
                         help="also open every link of this many digests once (e.g. 10000)")
+    parser.add_argument("--send-messages", type=int, default=0, metavar="N",
+                        help="residents of the send-time measurement (default: --burst)")
     parser.add_argument("--bare-server", type=int, help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.bare_server:
-        bare_server(options.bare_server)
+        bare_server(options.bare_server, options.workers)
         return
     if not os.path.exists(WRK):
         raise SystemExit("this benchmark drives the site with wrk: apt-get install -y wrk")
 
     folder = Path(tempfile.mkdtemp(prefix="bench-web-"))
     try:
+        sent = None
+        if options.burst:
+            sent = send_time(folder, options.wards, options.send_messages or options.burst)
         url = f"sqlite:///{folder / 'alerts.db'}"
         config = write_config(folder / "alerts.toml", url, folder / "maildir")
         os.environ["ALERTS_BENCH_CONFIG"] = str(config)
@@ -345,56 +501,40 @@ def main() -> None:
         print(f"setup: {options.wards} wards, {options.subscribers:,} subscribers, an archive "
               f"and an urgent alert per ward, in {time.perf_counter() - began:.0f} s "
               f"(SQLite, {folder / 'alerts.db'})")
-        script = folder / "one_click.lua"
-        script.write_text(ONE_CLICK_LUA)
-
-        web_port, bare_port = free_port(), free_port()
-        site = f"http://127.0.0.1:{web_port}"
-        bare = f"http://127.0.0.1:{bare_port}"
-        web = start([sys.executable, "-m", "alerts.cli", "--config", str(config), "web",
-                     "--host", "127.0.0.1", "--port", str(web_port)], f"{site}/healthz")
-        ceiling = start([sys.executable, __file__, "--bare-server", str(bare_port)], bare)
-        pages: list[tuple[str, str, Path | None]] = [
-            ("bare async def", f"{bare}/", None),
-            ("bare def (thread)", f"{bare}/thread", None),
-            ("subscribe", f"{site}/subscribe", None),
-            ("wards", f"{site}/wards/", None),
-            ("archive", f"{site}/wards/{WARD}/", None),
-            ("feed", f"{site}/wards/{WARD}/feed.atom", None),
-            ("unsubscribe", f"{site}/unsubscribe/{links.unsubscribe}", None),
-            ("one-click POST", f"{site}/unsubscribe/{links.one_click}", script),
-            ("preferences", f"{site}/preferences/{links.preferences}", None),
-            ("useful", f"{site}/useful/{links.useful}", None),
-            ("healthz", f"{site}/healthz", None),
-            ("front door", f"{site}/", None),
-        ]
-        wanted = {name.strip() for name in options.pages.split(",") if name.strip()}
-        try:
-            print(f"wrk -t2 -c{options.connections} -d{options.seconds:g}s; before: {load()}")
-            results: dict[str, Figures] = {}
-            for name, address, lua in pages:
-                if wanted and name not in wanted and not name.startswith("bare"):
-                    continue
-                results[name] = wrk(address, options.seconds, options.connections, lua)
-            after = load()
-            absorbed = None
-            if options.burst:
-                paths = burst_paths(url, options.burst)
-                absorbed = burst(site, paths, folder, options.connections), len(paths)
-                after_burst = load()
-        finally:
-            stop(web)
-            stop(ceiling)
-        top = results["bare async def"].rps
-        print(f"{'page':<20}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'vs bare':>9}  not 2xx/3xx")
-        for name, figures in results.items():
-            print(f"{name:<20}{figures.rps:>9.0f}{figures.p50_ms:>9.1f}{figures.p99_ms:>9.1f}"
-                  f"{figures.rps / top:>9.2f}  {figures.bad}")
-        print(f"after: {after}")
-        if absorbed is not None:
-            (seconds, line), count = absorbed
-            print(f"burst: {options.burst:,} messages, {count:,} GETs ({line}) absorbed in "
-                  f"{seconds:.1f} s = {count / seconds:.0f} req/s; after: {after_burst}")
+        (folder / "one_click.lua").write_text(ONE_CLICK_LUA)
+        stacks = ["h11", "fast path"] if options.compare_h11 else ["fast path"]
+        rounds = [Round(workers, stack) for workers in sorted({1, options.workers})
+                  for stack in stacks]
+        paths = burst_paths(url, options.burst) if options.burst else None
+        print(f"wrk -t2 -c{options.connections} -d{options.seconds:g}s; fast path installed: "
+              f"{fast_path_installed()}; {os.cpu_count()} CPUs; before: {load()}")
+        all_results: dict[Round, dict[str, Figures]] = {}
+        absorbed = None
+        for round_ in rounds:
+            last = round_ == rounds[-1]
+            results, taken = serve_round(round_, config, folder, links, options,
+                                         paths if last else None)
+            all_results[round_] = results
+            print_round(round_, results)
+            if taken is not None:
+                absorbed = taken
+        if len(rounds) > 1:
+            print_summary(rounds, all_results)
+        if absorbed is not None and paths is not None:
+            seconds, line = absorbed
+            need = len(paths) / sent["seconds"] if sent else None
+            print(f"\nburst ({rounds[-1].name}): {options.burst:,} messages, {len(paths):,} GETs "
+                  f"({line}) absorbed in {seconds:.1f} s = {len(paths) / seconds:.0f} req/s; "
+                  f"{load()}")
+            if sent is not None and need is not None:
+                print(f"the round's send (bench/deliver.py A, SQLite one process, unsigned): "
+                      f"{sent['messages']:,.0f} messages in {sent['seconds']:.1f} s = "
+                      f"{sent['messages'] / sent['seconds']:.0f} msg/s, so the burst arrives "
+                      f"at {need:.0f} req/s")
+                verdict = "MET" if seconds < sent["seconds"] else "NOT MET"
+                print(f"goal (absorbed in less time than the send): {seconds:.1f} s vs "
+                      f"{sent['seconds']:.1f} s: {verdict} "
+                      f"({seconds / sent['seconds']:.1f}x the send time)")
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

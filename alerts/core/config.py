@@ -71,6 +71,8 @@ class WebSettings:
     # Reverse proxies (addresses or networks) whose X-Forwarded-For/-Proto are believed;
     # from anyone else those headers are ignored (alerts/web/app.py).
     trusted_proxies: tuple[str, ...] = ()
+    # Web processes serving the port (alerts/service/workers.py); 1 = the service's own.
+    workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -362,6 +364,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("database.busy_timeout_seconds must be 0 or more")
     if settings.mail.concurrency < 1:
         raise ConfigError("mail.concurrency must be at least 1")
+    if settings.web.workers < 1:
+        raise ConfigError("web.workers must be at least 1")
     if settings.mail.batch_size < 1:
         raise ConfigError("mail.batch_size must be at least 1")
     scheduler = settings.scheduler

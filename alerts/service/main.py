@@ -18,6 +18,11 @@ recorded as sent as soon as the relay accepts it, so only those in flight, at mo
 `mail.concurrency`, may then go out twice; that is the price of not waiting, and the reason
 the first signal waits.
 
+Several web processes (`web.workers` > 1, `--workers N`): the parent binds the port and
+starts that many web-only children serving it (`serve_web_process`, managed by
+`alerts.service.workers`); the scheduler, the delivery loop and the LMTP server stay in the
+parent, and stopping the parent stops them first.
+
 Staying up: a job store that fails for a while (a locked SQLite, a PostgreSQL restarting)
 does not stop the scheduler (see `scheduler.ServiceScheduler`), and a leader whose lock went
 with its database connection stops scheduling at once and goes on as a follower, leading
@@ -36,10 +41,12 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings
+from alerts.core.db import make_engine, session_factory
 from alerts.core.events import (
     DigestQueued,
     EventBus,
@@ -57,7 +64,16 @@ from alerts.service.delivery import DeliveryLoop
 from alerts.service.leader import Leadership, leadership_for
 from alerts.service.logs import configure_logging
 from alerts.service.scheduler import describe, make_scheduler, scheduler_status
-from alerts.service.webserver import EmbeddedServer, ServiceError, address, listen, make_server
+from alerts.service.webserver import (
+    EmbeddedServer,
+    ServiceError,
+    address,
+    listen,
+    make_server,
+    run_loop,
+)
+from alerts.service.workers import WebProcesses, waker, watch_parent
+from alerts.usecases.pipeline import wire
 from alerts.web.app import create_app
 from subscriptions.base import utcnow
 
@@ -77,19 +93,21 @@ FORCED_GRACE = 2.0
 class Stopper:
     """SIGINT and SIGTERM: the first asks for a clean stop, the second for a quick one."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str,
+                 signals: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM)) -> None:
         self.name = name
+        self.signals = signals
         self.requested = asyncio.Event()
         self.forced = asyncio.Event()
         self._loop = asyncio.get_running_loop()
 
     def __enter__(self) -> Stopper:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in self.signals:
             self._loop.add_signal_handler(sig, self._on_signal, sig)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in self.signals:
             self._loop.remove_signal_handler(sig)
 
     def _on_signal(self, sig: signal.Signals) -> None:
@@ -130,6 +148,31 @@ async def _stop_web(task: asyncio.Task[None], server: EmbeddedServer, stopper: S
     if not await _unless_forced(task, stopper.forced):
         server.force_exit = True
         await asyncio.wait({task}, timeout=FORCED_GRACE)
+
+
+StopWeb = Callable[[Stopper], Awaitable[None]]
+
+
+def _serve_web(settings: Settings, sock: Any, make_app: Callable[[], FastAPI], *,
+               wake: Callable[[], None], leading: Callable[[], bool] | None,
+               name: str) -> tuple[asyncio.Task[None], StopWeb, str]:
+    """Serve the web app on `sock`: in this process, or in `web.workers` child processes
+    (whose queued mail calls `wake`); the task, how to stop it, and words for the log."""
+    if settings.web.workers <= 1:
+        server = make_server(make_app())
+        task = asyncio.create_task(server.serve(sockets=[sock]), name="the web server")
+        return task, lambda stopper: _stop_web(task, server, stopper), ""
+    processes = WebProcesses(settings.web.workers, serve_web_process, settings, sock,
+                             leading=leading, args=(name,))
+    processes.start(wake)
+    watching = asyncio.create_task(processes.watch(), name="the web processes")
+
+    async def stop(stopper: Stopper) -> None:
+        watching.cancel()
+        await processes.stop(stopper.forced)
+
+    pids = ", ".join(str(pid) for pid in processes.pids)
+    return watching, stop, f" ({processes.count} web processes: pids {pids})"
 
 
 async def _first_of(stopper: Stopper, *tasks: asyncio.Task[None]) -> bool:
@@ -278,16 +321,16 @@ async def _service(settings: Settings, engine: Engine, factory: sessionmaker[Ses
             report["role"] = "leader" if report["running"] else "follower"
             return report
 
-        app = create_app(factory, settings=settings, scheduler=status,
-                         scheduler_required=True, bus=bus)
-        server = make_server(app)
-        web = asyncio.create_task(server.serve(sockets=[sock]), name="the web server")
+        web, stop_web, processes = _serve_web(
+            settings, sock, lambda: create_app(factory, settings=settings, scheduler=status,
+                                               scheduler_required=True, bus=bus),
+            wake=delivery.wake, leading=lambda: bool(scheduler.running), name="alerts run")
         sending = asyncio.create_task(delivery.run(), name="the delivery loop")
         watching = asyncio.create_task(
             _watch_leadership(leadership, scheduler, lead, settings, stopper),
             name="the leadership watch")
-        log.info("alerts run: pid %d, %s, delivering via %s, web on %s%s", os.getpid(), role,
-                 _mail_route(settings), address(sock),
+        log.info("alerts run: pid %d, %s, delivering via %s, web on %s%s%s", os.getpid(), role,
+                 _mail_route(settings), address(sock), processes,
                  f", LMTP on {settings.inbound.lmtp}" if lmtp else "")
 
         clean = await _first_of(stopper, web, sending, watching)
@@ -303,7 +346,7 @@ async def _service(settings: Settings, engine: Engine, factory: sessionmaker[Ses
         if scheduler.running:
             scheduler.shutdown(wait=False)
         leadership.release()
-        await _stop_web(web, server, stopper)
+        await stop_web(stopper)
         context.clear()
         engine.dispose()
         if not jobs_done:
@@ -339,34 +382,79 @@ async def _web(settings: Settings, engine: Engine, factory: sessionmaker[Session
         sock = listen(host, port)
         delivery = DeliveryLoop(factory, settings, bus=bus)
         _wake_on_events(bus, delivery.wake)
-        app = create_app(factory, settings=settings,
-                         scheduler=lambda: stored_status(engine, settings.scheduler, utcnow()),
-                         bus=bus)
-        server = make_server(app)
-        web = asyncio.create_task(server.serve(sockets=[sock]), name="the web server")
+        web, stop_web, processes = _serve_web(
+            settings, sock, lambda: create_app(
+                factory, settings=settings,
+                scheduler=lambda: stored_status(engine, settings.scheduler, utcnow()), bus=bus),
+            wake=delivery.wake, leading=None, name="alerts web")
         sending = asyncio.create_task(delivery.run(), name="the delivery loop")
-        log.info("alerts web: pid %d, listening on %s, delivering via %s", os.getpid(),
-                 address(sock), _mail_route(settings))
+        log.info("alerts web: pid %d, listening on %s%s, delivering via %s", os.getpid(),
+                 address(sock), processes, _mail_route(settings))
         clean = await _first_of(stopper, web, sending)
         await _stop_delivery(sending, delivery, stopper)
-        await _stop_web(web, server, stopper)
+        await stop_web(stopper)
         engine.dispose()
         log.info("alerts web: stopped")
         return 0 if clean else 1
+
+
+async def _web_process(settings: Settings, engine: Engine, sock: Any, wake: Callable[[], None],
+                       leading: Any, name: str) -> int:
+    factory = session_factory(engine)
+    bus = EventBus()
+    wire(bus, factory, settings)
+    _wake_on_events(bus, wake)
+    if leading is None:  # `alerts web`: the job table, as one process reads it
+        required = False
+
+        def status() -> SchedulerStatus:
+            return stored_status(engine, settings.scheduler, utcnow())
+    else:  # `alerts run`: the job table, and whether the parent drives the scheduler
+        required = True
+
+        def status() -> SchedulerStatus:
+            report = stored_status(engine, settings.scheduler, utcnow())
+            report["running"] = bool(leading.value)
+            report["role"] = "leader" if report["running"] else "follower"
+            return report
+
+    with Stopper(f"{name}: web process", signals=(signal.SIGTERM,)) as stopper:
+        watch_parent(stopper.requested.set)
+        server = make_server(create_app(factory, settings=settings, scheduler=status,
+                                        scheduler_required=required, bus=bus))
+        web = asyncio.create_task(server.serve(sockets=[sock]), name="the web server")
+        clean = await _first_of(stopper, web)
+        await _stop_web(web, server, stopper)
+        engine.dispose()
+        return 0 if clean else 1
+
+
+def serve_web_process(settings: Settings, sock: Any, wake_writer: Any, leading: Any,
+                      name: str) -> None:
+    """A web-only child of `alerts run` or `alerts web` (web.workers > 1; see
+    alerts.service.workers): serves `sock` until SIGTERM or the parent's end. SIGINT is the
+    parent's to act on."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    configure_logging(settings.log.format)
+    engine = make_engine(settings.database.url,
+                         busy_timeout=settings.database.busy_timeout_seconds)
+    code = run_loop(_web_process(settings, engine, sock, waker(wake_writer), leading, name))
+    if code:
+        raise SystemExit(code)
 
 
 def run_service(settings: Settings, engine: Engine, factory: sessionmaker[Session],
                 bus: EventBus) -> int:
     """`alerts run` until SIGINT or SIGTERM; the exit status."""
     configure_logging(settings.log.format)
-    return asyncio.run(_service(settings, engine, factory, bus))
+    return run_loop(_service(settings, engine, factory, bus))
 
 
 def run_worker(settings: Settings, engine: Engine, factory: sessionmaker[Session],
                bus: EventBus) -> int:
     """`alerts worker` until SIGINT or SIGTERM; the exit status."""
     configure_logging(settings.log.format)
-    return asyncio.run(_worker(settings, engine, factory, bus))
+    return run_loop(_worker(settings, engine, factory, bus))
 
 
 def run_web(settings: Settings, engine: Engine, factory: sessionmaker[Session],
@@ -374,4 +462,4 @@ def run_web(settings: Settings, engine: Engine, factory: sessionmaker[Session],
     """`alerts web` (the web app and the delivery loop) until SIGINT or SIGTERM; the exit
     status."""
     configure_logging(settings.log.format)
-    return asyncio.run(_web(settings, engine, factory, bus, host, port))
+    return run_loop(_web(settings, engine, factory, bus, host, port))
