@@ -7,14 +7,16 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings
+from alerts.delivery.outbox import Delivery
 from alerts.delivery.sender import deliver_due
 from alerts.inbound.intake import Intake
 from alerts.inbound.journal import Via
 from alerts.inbound.replies import Reply
-from alerts.mail.messages import MessageKind
+from alerts.mail.messages import Message, MessageKind
 from alerts.usecases import officers
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose
@@ -114,3 +116,26 @@ def test_the_references_stay_within_bounds_keeping_the_first_and_the_newest() ->
     ids = found.split()
     assert len(ids) == MAX_REFERENCES
     assert ids[0] == chain[0] and ids[-2] == chain[-1] and ids[-1] == "<own@home.example>"
+
+
+def test_a_reply_to_the_acknowledgement_joins_the_thread_a_new_one_to_the_digest_does_not(
+        factory: sessionmaker[Session], settings: Settings) -> None:
+    now = utcnow()
+    world = build_world(factory)
+    thread = write_back(factory, settings, world, message_id=None, references=None, now=now)
+    with factory() as session:
+        ack = session.scalars(select(Delivery.id).join(Message).where(
+            Message.kind == MessageKind.REPLY_ACK)).one()
+        token = signed(session, settings.web.secret_key, Purpose.REPLY, ack)
+    answer = EmailMessage()
+    answer["From"] = "Ann Example <ann@home.example>"
+    answer["To"] = f"reply+{token}@{settings.mail.reply_domain}"
+    answer["Subject"] = "Re: We have passed your reply to the Riverside team"
+    answer.set_content("One more thing: the shed door is broken too.\n")
+    outcome = Intake(factory, settings).process(answer.as_bytes(), via=Via.FILE, now=now)
+    assert outcome.reply_id is not None
+    with factory() as session:
+        assert session.get_one(Reply, outcome.reply_id).thread_id == thread
+    # Writing to the digest again is the same conversation too: its thread is the digest's.
+    assert write_back(factory, settings, world, message_id=None, references=None, now=now,
+                      text="And the fete?") == thread
