@@ -49,12 +49,15 @@ def acknowledge(session: Session, settings: Settings, thread: ReplyThread, *, an
         return False
     ward = session.get_one(Ward, thread.ward_id)
     rendered = _reply_ack(ward.name, answered, settings, emergency=emergency, now=now)
+    before = thread.acknowledged_at
+    # Set first, so that a thread just started is inserted acknowledged (no UPDATE after).
+    thread.acknowledged_at = before or now
     message = queue_in_thread(session, thread, MessageKind.REPLY_ACK, rendered,
                               priority=EMERGENCY_PRIORITY if emergency else ANSWER_PRIORITY,
                               now=now, references=references)
     if message is None:
+        thread.acknowledged_at = before
         return False
-    thread.acknowledged_at = thread.acknowledged_at or now  # flushed with what follows
     return True
 
 

@@ -341,10 +341,13 @@ class Intake:
         signals = emergency_signals(text.new)
         resident = delivery.subscriber_id
         assert resident is not None  # signed addresses are made for residents' rows only
+        # Read before the thread is started: a read flushes what is pending, and a new
+        # thread waits for the acknowledgement's flush, to be inserted acknowledged.
+        ward = session.get_one(Ward, message.ward_id)
+        subscriber = session.get_one(Subscriber, resident)  # kept for the forward below
         thread = thread_for(session, subscriber_id=resident, message=message, now=now)
         if thread.handled_at is not None:
             thread.handled_at = None  # a new reply reopens a thread the team had closed
-        ward = session.get_one(Ward, message.ward_id)
         answered = message.subject
         if thread.message_id is not None and thread.message_id != message.id:
             first = session.get(Message, thread.message_id)
@@ -357,8 +360,6 @@ class Intake:
         action = "stored; queued for the ward team"
         if signals:
             action += "; flagged as a possible crime report"
-        # Held here, the resident's row stays in the session for the forward below.
-        subscriber = session.get_one(Subscriber, resident)
         verified = sender_verified(mail.message, subscriber_email=subscriber.email,
                                    authserv_id=settings.inbound.trusted_authserv_id)
         if not verified:

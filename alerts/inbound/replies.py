@@ -173,7 +173,8 @@ def latest_references(session: Session, thread_id: int) -> str | None:
 
 def thread_for(session: Session, *, subscriber_id: int, message: Message,
                now: datetime) -> ReplyThread:
-    """The thread an email answering `message` belongs to, started if need be."""
+    """The thread an email answering `message` belongs to, started if need be (added to
+    the session, inserted by its next flush)."""
     answered_in = session.get(ThreadAnswer, message.id) if message.kind in THREAD_KINDS \
         else None  # a digest, a post…: sent to everyone, in no thread
     if answered_in is not None:
@@ -187,7 +188,6 @@ def thread_for(session: Session, *, subscriber_id: int, message: Message,
         thread = ReplyThread(ward_id=message.ward_id, subscriber_id=subscriber_id,
                              message_id=message.id, created_at=now)
         session.add(thread)
-        session.flush()
     return thread
 
 

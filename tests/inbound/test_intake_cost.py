@@ -19,11 +19,13 @@ from alerts.inbound.classify import Kind
 from alerts.inbound.intake import Intake
 from alerts.inbound.journal import Via
 from alerts.inbound.mail import parse_mail
+from alerts.inbound.replies import ReplyThread
 from alerts.mail.messages import Message, MessageKind
 from alerts.mail.mime import READING
 from alerts.mail.render import Rendered
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose
+from subscriptions.suppression import SuppressionReason, suppress
 from tests.factories import make_sent_message, make_subscriber, make_ward, signed
 
 DOMAIN = "reply.example.org"
@@ -147,3 +149,49 @@ def test_a_reply_to_a_digest_does_not_look_for_a_thread_a_digest_is_never_in(
     assert Intake(factory, settings).process(reply(to, 1), via=Via.FILE).reply_id is not None
     # Only acknowledgements and officers' answers are sent in a thread (test_threading.py).
     assert not [s for s, _ in statements if "FROM thread_answers" in s]
+
+
+def test_a_first_reply_inserts_its_thread_acknowledged_in_six_flushes(
+        factory: sessionmaker[Session], settings: Settings,
+        statements: list[tuple[str, Any]]) -> None:
+    with factory() as session, session.begin():
+        ward = make_ward(session, "RIV", "Riverside")
+        ann = make_subscriber(session, ward, "ann@home.example", name="Ann Example")
+        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
+        to = f"reply+{signed(session, settings.web.secret_key, Purpose.REPLY, delivery)}@{DOMAIN}"
+    flushes: list[object] = []
+
+    def flushed(session: Session, _context: object) -> None:
+        flushes.append(session)
+
+    statements.clear()
+    event.listen(Session, "after_flush", flushed)
+    try:
+        outcome = Intake(factory, settings).process(reply(to, 1), via=Via.FILE)
+    finally:
+        event.remove(Session, "after_flush", flushed)
+    assert "; acknowledged" in outcome.action
+    assert not [s for s, _ in statements if s.startswith("UPDATE reply_threads")]
+    # The acknowledgement's message and row, the journal, the reply, the forward's message
+    # and row: each needs the id the one before it is given.
+    assert len(flushes) == 6
+    with factory() as session:
+        (thread,) = session.scalars(select(ReplyThread)).all()
+        assert thread.acknowledged_at is not None
+
+
+def test_a_suppressed_residents_reply_leaves_its_thread_unacknowledged(
+        factory: sessionmaker[Session], settings: Settings) -> None:
+    with factory() as session, session.begin():
+        ward = make_ward(session, "RIV", "Riverside")
+        ann = make_subscriber(session, ward, "ann@home.example", name="Ann Example")
+        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
+        to = f"reply+{signed(session, settings.web.secret_key, Purpose.REPLY, delivery)}@{DOMAIN}"
+        suppress(session, "ann@home.example", SuppressionReason.COMPLAINT)
+    outcome = Intake(factory, settings).process(reply(to, 1), via=Via.FILE)
+    assert outcome.reply_id is not None and "; acknowledged" not in outcome.action
+    with factory() as session:
+        (thread,) = session.scalars(select(ReplyThread)).all()
+        assert thread.acknowledged_at is None
+        assert not session.scalars(select(Message).where(
+            Message.kind == MessageKind.REPLY_ACK)).all()
