@@ -4,7 +4,9 @@ resident's own tokens, so nothing is cached between them. The unsubscribe page a
 one-click unsubscribe read the token's row and do their work in one session; the preferences
 page reads the token's row, the resident's subscriptions and the ward list, and nothing per
 ward or per subscription, however many the resident follows; a "was this useful?" link reads
-the message's nonce, then the post's title and the ballot's answer at once. Counted with
+the message's nonce, then the post's title and the ballot's answer at once; the ward's archive
+(the first link of every digest) and its feeds read the ward with its newest withdrawal, then
+its news and its sessions. Counted with
 SQLAlchemy's events on the engine; the checks themselves stay as they are (test_residents)."""
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -27,7 +30,9 @@ from alerts.web.app import create_app
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose
 from subscriptions.subscribers import Status, Subscription
+from subscriptions.wards import find_ward
 from tests.factories import make_subscriber, make_ward, signed
+from tests.usecases.test_open_feeds import publish
 
 WARDS = (("RIV", "Riverside"), ("HIL", "Hillcrest"), ("MIL", "Millbrook"), ("OAK", "Oakfield"))
 
@@ -147,3 +152,22 @@ def test_a_vote_link_asks_in_one_connection_and_two_statements_and_records_nothi
     assert 'value="yes" checked' in page.text  # the link's answer, chosen, not recorded
     with factory() as session:
         assert session.scalar(select(func.count()).select_from(UsefulVote)) == 0
+
+
+def test_the_archive_and_the_feed_read_the_ward_and_its_items_in_three_statements(
+        factory: sessionmaker[Session], settings: Settings, engine: Engine,
+        residents: dict[str, int]) -> None:
+    with factory.begin() as session:
+        publish(session, find_ward(session, "RIV"), "Bikes marked at the library",
+                at=utcnow() - timedelta(days=1))
+    client = TestClient(create_app(factory, settings=settings))
+    for path, shows in (("/wards/RIV/", "Bikes marked at the library"),
+                        ("/wards/RIV/feed.atom", "Bikes marked at the library")):
+        client.get(path)
+        with cost_of(engine) as cost:
+            page = client.get(path)
+        assert page.status_code == 200 and shows in page.text
+        assert (cost.connections, cost.statements) == (1, 3), path
+    # A code in another case still finds the ward (and sends the reader to its address).
+    moved = client.get("/wards/riv/", follow_redirects=False)
+    assert moved.status_code == 301 and moved.headers["location"] == "/wards/RIV/"
