@@ -6,10 +6,16 @@ median of the per-pair ratios, with the load average. The goal is 1.5 at most. T
 line times `import click, sqlalchemy.orm` the same way: the floor of any command that opens
 a session.
 
-    python bench/cli.py [--runs 15] [--code DIR]
+    python bench/cli.py [--runs 15] [--code DIR] [--only "wards list" --only status]
 
 --code runs another checkout's code (its folder first on PYTHONPATH; the line `code:` shows
 which `alerts` package was imported), for a before/after in the same conditions.
+
+Every run reads compiled bytecode, as an installed product does (pip compiles it; a checkout
+writes it on first use): a cache folder of its own (PYTHONPYCACHEPREFIX, filled by the
+uncounted first pair, so neither checkout is written to), even where PYTHONDONTWRITEBYTECODE
+is set. With --compile-each-run that variable is left as it is: where it is set, every run
+compiles the product's modules again, which the baseline's libraries never do.
 """
 
 from __future__ import annotations
@@ -65,12 +71,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--code", type=Path, default=ROOT)
+    parser.add_argument("--compile-each-run", action="store_true",
+                        help="leave PYTHONDONTWRITEBYTECODE as it is (no bytecode cache)")
+    parser.add_argument("--only", action="append", metavar="COMMAND",
+                        help="time only this command (its words, as listed); repeatable")
     options = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
         config = Path(folder) / "alerts.toml"
         config.write_text(f'[database]\nurl = "sqlite:///{Path(folder) / "alerts.db"}"\n')
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("ALERTS_")},
                "PYTHONPATH": str(options.code.resolve()), "ALERTS_CONFIG": str(config)}
+        if not options.compile_each_run:
+            env.pop("PYTHONDONTWRITEBYTECODE", None)
+            env["PYTHONPYCACHEPREFIX"] = str(Path(folder) / "bytecode")
         for args in (("init",), *(("wards", "add", f"W{n}", f"Ward {n}", "--team-email",
                                    f"w{n}@police.example") for n in range(5))):
             subprocess.run([sys.executable, "-m", "alerts.cli", *args], env=env, check=True,
@@ -78,9 +91,13 @@ def main() -> None:
         code = subprocess.run([sys.executable, "-c", "import alerts; print(alerts.__file__)"],
                               env=env, check=True, capture_output=True, text=True,
                               cwd=folder).stdout
-        print(f"code: {code.strip()}; {options.runs} pairs a command; "
+        bytecode = "compiled every run" if "PYTHONPYCACHEPREFIX" not in env and env.get(
+            "PYTHONDONTWRITEBYTECODE") else "cached"
+        print(f"code: {code.strip()}; bytecode {bytecode}; {options.runs} pairs a command; "
               f"load average before: {os.getloadavg()[0]:.2f}")
         for command in COMMANDS:
+            if options.only and " ".join(command) not in options.only:
+                continue
             print(paired(("-m", "alerts.cli", *command), options.runs, env))
         print(paired(ORM, options.runs, env))
         print(f"load average after: {', '.join(f'{load:.2f}' for load in os.getloadavg())}")

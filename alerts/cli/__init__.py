@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from alerts.cli.app import cli
 
 # Each command: the module and attribute that hold it, and its line in `alerts --help` (the
@@ -62,6 +64,10 @@ cli.listed.update({
 
 
 def main() -> None:
+    # What the imports have made so far (click, SQLAlchemy, the settings' classes) lives as
+    # long as the process: frozen, the collector's full passes no longer walk it (the one
+    # that came while `alerts status` loaded its models took 30 ms of its 0.6 s).
+    gc.freeze()
     cli(prog_name="alerts")
 
 

@@ -1,7 +1,8 @@
 """A command loads what it uses and nothing more: `alerts --help` and the light commands start
 without the heavy libraries (PDF, web, SMTP, bounce parsing, translations, signing, feeds),
-which load only in the commands that need them. Checked by the modules a real process has
-imported, never by a timing (the figures are in bench/cli.py)."""
+which load only in the commands that need them, and without the product's own modules they do
+not read. Checked by the modules a real process has imported, never by a timing (the figures
+are in bench/cli.py)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,12 @@ from tests.processes import environment, run_alerts
 HEAVY = ("weasyprint", "fastapi", "starlette", "uvicorn", "aiosmtpd", "aiosmtplib", "flufl",
          "babel", "dkim", "cryptography", "feedparser", "icalendar", "prometheus_client",
          "jinja2", "alembic", "apscheduler", "httpx", "nh3", "css_inline", "email_validator")
+# The product's own modules that `wards list` and `status` have no use for: the pipeline's
+# event bus, the inbound parsers with their tables and regexes, the MIME writer, residents'
+# records (`status` reads the journal's and the outbox's counts, not the mail behind them).
+UNREAD = ("alerts.core.events", "alerts.inbound.classify", "alerts.inbound.bounce_formats",
+          "alerts.inbound.mail", "alerts.mail.mime", "alerts.delivery.rejections",
+          "subscriptions.subscribers", "subscriptions.suppression", "email.policy")
 # Runs one command as the `alerts` script does, then names every module the process loaded.
 PROBE = """\
 import sys
@@ -29,14 +36,22 @@ try:
 except SystemExit as stop:
     assert not stop.code, stop.code
 print("-- modules --", *sorted(sys.modules), sep="\\n")
+print("-- frozen --", __import__("gc").get_freeze_count())
 """
 
 
-def loaded_by(*args: str, cwd: Path) -> list[str]:
+def probed(*args: str, cwd: Path) -> tuple[list[str], int]:
+    """The modules the command's process loaded, and how many objects it had frozen out of
+    the collector's reach."""
     ran = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True,
                          cwd=cwd, env=environment(), timeout=120, check=False)
     assert ran.returncode == 0, ran.stderr
-    return ran.stdout.split("-- modules --\n", 1)[1].split()
+    modules, frozen = ran.stdout.split("-- modules --\n", 1)[1].split("-- frozen --")
+    return modules.split(), int(frozen)
+
+
+def loaded_by(*args: str, cwd: Path) -> list[str]:
+    return probed(*args, cwd=cwd)[0]
 
 
 def heavy(modules: list[str]) -> list[str]:
@@ -71,6 +86,20 @@ def test_help_loads_no_other_command_no_model_and_no_heavy_library(
 def test_a_light_command_loads_no_heavy_library(config: Path, command: tuple[str, ...]) -> None:
     modules = loaded_by("--config", str(config), *command, cwd=config.parent)
     assert heavy(modules) == []
+
+
+@pytest.mark.parametrize("command", [("wards", "list"), ("status",), ("status", "--json")])
+def test_a_light_command_loads_no_model_or_parser_it_does_not_read(
+        config: Path, command: tuple[str, ...]) -> None:
+    modules = loaded_by("--config", str(config), *command, cwd=config.parent)
+    assert sorted(set(modules) & set(UNREAD)) == []
+
+
+def test_the_collector_does_not_walk_again_what_the_imports_made(config: Path) -> None:
+    """`alerts` freezes the objects its imports made before the command runs (they live as
+    long as the process): the collector's full passes then walk only what the command
+    makes."""
+    assert probed("--config", str(config), "wards", "list", cwd=config.parent)[1] > 10_000
 
 
 def test_alerts_help_lists_every_command_with_its_own_first_line() -> None:
