@@ -69,7 +69,12 @@ class OncePolicy(EmailPolicy):
     every header set on a message being built: most of what reading and writing mail costs.
     A parsed header is a pure function of its name and text and is never changed in place,
     so one parse serves every ask, in this message and the next. Texts longer than
-    `_ONCE_CHARS` are parsed each time, and at most `_ONCE_HEADERS` are kept."""
+    `_ONCE_CHARS` are parsed each time, and at most `_ONCE_HEADERS` are kept.
+
+    Writing a parsed header (folding it to the line length) is a function of the header and
+    of the policy's line length, line end and utf8 alone, so a header written again (the
+    same From, To, Subject, Content-Type... in one message after another) is folded once
+    too (`fold_binary`, what BytesGenerator asks)."""
 
     def header_fetch_parse(self, name: str, value: str) -> Any:
         if hasattr(value, "name"):
@@ -80,6 +85,19 @@ class OncePolicy(EmailPolicy):
         if type(value) is not str or len(value.splitlines()) > 1:
             return super().header_store_parse(name, value)
         return self._once(name, value, super().header_store_parse)  # type: ignore[no-any-return]
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        if not hasattr(value, "name") or len(value) > _ONCE_CHARS:
+            return super().fold_binary(name, value)  # a source text, or a long one
+        key = (id(value), self.max_line_length, self.linesep, self.utf8)
+        kept = _FOLDED.get(key)
+        if kept is not None and kept[0] is value:  # held in the entry: its id is its own
+            return kept[1]
+        folded = super().fold_binary(name, value)
+        if len(_FOLDED) >= _ONCE_HEADERS:
+            _FOLDED.clear()
+        _FOLDED[key] = (value, folded)
+        return folded
 
     def _once(self, name: str, value: str, parse: Callable[[str, str], Any]) -> Any:
         """`parse(name, value)`, remembered."""
@@ -97,6 +115,7 @@ class OncePolicy(EmailPolicy):
 _ONCE_CHARS = 2000
 _ONCE_HEADERS = 4096
 _ONCE: dict[tuple[str, int, str, str], Any] = {}
+_FOLDED: dict[tuple[int, int | None, str, bool], tuple[Any, bytes]] = {}
 
 # `policy.default` and `policy.SMTP`, each header parsed once: what intake reads mail with
 # and what staff mail is written with.

@@ -59,3 +59,29 @@ def test_staff_mail_is_written_as_the_smtp_policy_writes_it(settings: Settings) 
 
     assert message.policy is SMTP
     assert build(SMTP) == build(policy.SMTP)
+
+
+HEADERS = [
+    ("Subject", "[RIV reply] Re: Riverside news"),
+    ("Subject", "[RIV reply] (sender not verified) Ré: a long subject that goes on " * 3),
+    ("From", '"Riverside Safer Neighbourhood Team, Vale Police" <alerts@police.example>'),
+    ("Reply-To", "Siân Jones <sian@home.example>"),
+    ("To", "team-riv@police.example"),
+    ("Content-Type", 'multipart/mixed; boundary="===============1234567890=="'),
+    ("Content-Disposition", 'attachment; filename="original.eml"'),
+    ("X-Alerts-Ward", "RIV"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), HEADERS)
+def test_a_header_written_again_is_folded_once_as_the_smtp_policy_folds_it(
+        name: str, value: str) -> None:
+    for ours, theirs in ((SMTP, policy.SMTP),
+                         (SMTP.clone(max_line_length=40), policy.SMTP.clone(max_line_length=40)),
+                         (SMTP.clone(utf8=True), policy.SMTP.clone(utf8=True)),
+                         (READING, policy.default)):
+        header = ours.header_store_parse(name, value)[1]
+        expected = theirs.fold_binary(name, theirs.header_store_parse(name, value)[1])
+        first = ours.fold_binary(name, header)
+        assert first == expected
+        assert ours.fold_binary(name, header) is first  # folded once
