@@ -24,7 +24,8 @@ from zoneinfo import ZoneInfo
 
 import css_inline
 from babel.dates import format_date, format_datetime, format_time
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
+from jinja2.runtime import Context as TemplateContext
 from markupsafe import Markup
 
 from alerts.core.config import Settings
@@ -74,6 +75,24 @@ def fit_subject(subject: str) -> str:
     return shorten(subject, MAX_SUBJECT)
 
 
+def _kept_gettext(newstyle: Callable[..., str], catalogue: gettext.NullTranslations,
+                  ) -> Callable[..., str]:
+    """Jinja's new-style `gettext` (`_()` in templates), keeping what a message without
+    variables becomes (looked up, made Markup, formatted as Jinja does: "%%" is "%"): a
+    page asks for the same twenty messages at every render."""
+    @functools.lru_cache(maxsize=4096)
+    def plain(message: str, autoescape: bool) -> str:
+        found = catalogue.gettext(message)
+        return (Markup(found) if autoescape else found) % {}
+
+    @pass_context
+    def kept(context: TemplateContext, message: str, /, **variables: Any) -> str:
+        if variables:
+            return newstyle(context, message, **variables)
+        return plain(message, context.eval_ctx.autoescape)
+    return kept
+
+
 @functools.cache
 def environment(templates: Path = TEMPLATES, language: Language = Language.ENGLISH,
                 ) -> Environment:
@@ -95,6 +114,8 @@ def environment(templates: Path = TEMPLATES, language: Language = Language.ENGLI
     env.filters["as_text"] = html_to_text
     install = env.install_gettext_translations  # type: ignore[attr-defined]
     install(translations(language), newstyle=True)
+    newstyle: Callable[..., str] = env.globals["gettext"]  # type: ignore[assignment]
+    env.globals["gettext"] = _kept_gettext(newstyle, translations(language))
     env.globals["lang_code"] = HTML_LANG[language]
     # Items come from English feeds and officers: in a Welsh email (or the Welsh half of a
     # bilingual one) their text says so, for screen readers and translation tools.
