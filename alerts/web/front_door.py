@@ -10,7 +10,8 @@
     GET /favicon.ico    a 16 px icon drawn here (ICO); /favicon.svg the same as SVG
 
 Plain HTML on the residents' base template, no JavaScript, in English or Welsh like the
-other resident pages. Handlers are plain `def`s and touch no database.
+other resident pages. Handlers touch no database and wait on nothing, so they are `async def`:
+they run on the event loop, without a hop to a worker thread and back.
 """
 
 from __future__ import annotations
@@ -69,23 +70,23 @@ def front_door_router(settings: Settings) -> APIRouter:
         return response
 
     @router.get("/", response_class=HTMLResponse)
-    def front_door(request: Request) -> HTMLResponse:
+    async def front_door(request: Request) -> HTMLResponse:
         return page(request, "front_door")
 
     @router.get("/privacy", response_class=HTMLResponse)
-    def privacy(request: Request) -> HTMLResponse:
+    async def privacy(request: Request) -> HTMLResponse:
         return page(request, "privacy")
 
     @router.get("/accessibility", response_class=HTMLResponse)
-    def accessibility(request: Request) -> HTMLResponse:
+    async def accessibility(request: Request) -> HTMLResponse:
         return page(request, "accessibility")
 
     @router.get("/favicon.ico")
-    def favicon() -> Response:
+    async def favicon() -> Response:
         return Response(icon, media_type="image/x-icon", headers=ICON_HEADERS)
 
     @router.get("/favicon.svg")
-    def favicon_svg() -> Response:
+    async def favicon_svg() -> Response:
         return Response(FAVICON_SVG, media_type="image/svg+xml", headers=ICON_HEADERS)
 
     return router
