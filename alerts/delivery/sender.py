@@ -12,8 +12,9 @@ batch. A 4xx or a dropped connection queues the row again with backoff, a 5xx fa
 When the transport cannot reach its server at all, the pass stops after the current batch so
 an outage does not walk the whole queue; the rest stays queued for the next pass. When
 `[dkim]` is set, every copy (staff mail too) is DKIM-signed as the last step before the
-transport (alerts.mail.dkim); the keys are read once a pass, and signing runs on a thread of
-its own: the RSA operation releases the GIL, so it overlaps the SMTP exchanges on the loop.
+transport (alerts.mail.dkim); the keys are read once a pass, and signing runs in a process of
+its own (alerts.mail.dkim_process), kept from pass to pass: on a thread, its Python half held
+the GIL that the loop building copies and talking SMTP needs.
 
 Staff mail (forwards to ward teams, their reminders, password resets and invitations: see
 STAFF_KINDS) is claimed, paced, retried and recorded the same way, but it goes to the row's
@@ -59,6 +60,7 @@ from alerts.delivery.transport import (
     Transport as Transport,  # re-exported: what a caller may hand `deliver_due`
 )
 from alerts.mail.dkim import load_signer
+from alerts.mail.dkim_process import signing_process
 from alerts.mail.messages import ANSWER_KINDS, Message, MessageKind
 from alerts.mail.mime import Outgoing, PreparedMessage, personalise_email, prepare_message
 from alerts.mail.staff import staff_envelope
@@ -284,7 +286,7 @@ async def deliver_due_async(
     mail = settings.mail
     report = DeliveryReport()
     signer = load_signer(settings.dkim)  # before anything is claimed: a bad key stops here
-    signing = None if signer is None else ThreadPoolExecutor(1, thread_name_prefix="dkim")
+    signing = None if signer is None else signing_process(signer, settings.dkim)
     carrier = transport if transport is not None else make_transport(settings)
     slots = asyncio.Semaphore(max(mail.concurrency, 1))
     pacer = _Pacer(mail.rate_per_second)
@@ -305,9 +307,8 @@ async def deliver_due_async(
         async with slots:
             try:
                 envelope_from, data = build(claimed)
-                if signer is not None:  # last: after the copy's own links are in
-                    data = await asyncio.get_running_loop().run_in_executor(
-                        signing, signer.sign, data)
+                if signing is not None:  # last: after the copy's own links are in
+                    data = await signing.sign(data)
                 await pacer.wait()
                 await carrier.send(envelope_from, recipient, data)
             except TransientFailure as exc:
@@ -384,8 +385,6 @@ async def deliver_due_async(
                     break
         finally:
             recorder.close()  # before the connections say QUIT, which may take a while
-            if signing is not None:
-                signing.shutdown()
     return report
 
 

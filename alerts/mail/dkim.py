@@ -79,6 +79,11 @@ class Signer:
 
     def sign(self, data: bytes) -> bytes:
         """`data` with a DKIM-Signature header per key prepended."""
+        return self.signatures(data) + data
+
+    def signatures(self, data: bytes) -> bytes:
+        """The DKIM-Signature header lines `sign` prepends to `data` (what a signing process
+        sends back: a few hundred bytes rather than the message)."""
         headers, body = _parse(data)
         present = [name.lower() for name, _ in headers]
         include = [name for name in SIGNED_HEADERS for _ in range(present.count(name))]
@@ -86,9 +91,8 @@ class Signer:
         body_hash = base64.b64encode(hashlib.sha256(_relaxed_body(body)).digest())
         canonical = _RELAXED.canonicalize_headers(headers)
         now = str(int(time.time())).encode("ascii")
-        added = b"".join(self._header(key, canonical, include, body_hash, now)
-                         for key in self.keys)
-        return added + data
+        return b"".join(self._header(key, canonical, include, body_hash, now)
+                        for key in self.keys)
 
     def _header(self, key: _Key, canonical: list[tuple[bytes, bytes]], include: list[bytes],
                 body_hash: bytes, now: bytes) -> bytes:
