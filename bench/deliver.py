@@ -37,10 +37,11 @@ Measured:
      the functions `alerts dkim keygen` uses): A again (`--subscribers`, a fresh database)
      with `[dkim]` set, every message signed with an RSA-2048 key (`--dkim ed25519`: and a
      second Ed25519 signature), beside A unsigned; B runs signed the same way (`--dkim
-     off`: unsigned, and no second A); and the signing cost per
-     message on one real personalised digest (best of 3 rounds of `--sign-messages`):
-     RSA-2048, Ed25519, both, and dkimpy's own `dkim.sign` for reference, beside the copy's
-     own build (`personalise_email`).
+     off`: unsigned, and no second A); a signing sender signs in a process of its own
+     (alerts.mail.dkim_process), started with its first signature, inside the timed part;
+     and the signing cost per message on one real personalised digest (best of 3 rounds
+     of `--sign-messages`): RSA-2048, Ed25519, both, and dkimpy's own `dkim.sign` for
+     reference, beside the copy's own build (`personalise_email`).
 
 "Last message accepted": the sender has recorded the sink's 250 reply to the message's
 final "." as `sent` in the outbox and committed it. A ends when `deliver_due` returns (its
