@@ -1,10 +1,10 @@
 """How long `alerts` takes to answer: `alerts --help` and light commands (`wards list`,
-`status`, `post --help`) on an SQLite database of a few wards, each paired run by run against
-the baseline `python -c "import click, sqlalchemy"` (A B A B ..., so that the machine's drift
-hits both alike). Prints wall and CPU seconds (median of the runs, from wait4) and the
-median of the per-pair ratios, with the load average. The goal is 1.5 at most. The last
-line times `import click, sqlalchemy.orm` the same way: the floor of any command that opens
-a session.
+`status`, `post --help`, `subscribers export`, `replies list`) on an SQLite database of a few
+wards, each paired run by run against the baseline `python -c "import click, sqlalchemy"`
+(A B A B ..., so that the machine's drift hits both alike). Prints wall and CPU seconds
+(median of the runs, from wait4) and the median of the per-pair ratios, with the load
+average. The goal is 1.5 at most. The last line times `import click, sqlalchemy.orm` the
+same way: the floor of any command that opens a session.
 
     python bench/cli.py [--runs 15] [--code DIR] [--only "wards list" --only status]
 
@@ -31,7 +31,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = ("-c", "import click, sqlalchemy")
-COMMANDS = (("--help",), ("wards", "list"), ("status",), ("post", "--help"))
+COMMANDS = (("--help",), ("wards", "list"), ("status",), ("post", "--help"),
+            ("subscribers", "export"), ("replies", "list"))
 # Not a command: the floor of any command that opens a session (the ORM alone).
 ORM = ("-c", "import click, sqlalchemy.orm")
 

@@ -1,5 +1,6 @@
 """`alerts replies list|show|remind`: what residents wrote back, for officers, and the
-reminder of what is still open that each ward team gets on a schedule."""
+reminder of what is still open that each ward team gets on a schedule. The reminders' mail
+loads with `remind`, so that reading replies stays light."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ from zoneinfo import ZoneInfo
 import click
 
 from alerts.cli.app import Runtime, fail, pass_runtime, print_json, print_table
-from alerts.inbound.reminders import send_reminders
 from alerts.inbound.replies import ReplySummary, list_replies, show_reply
-from alerts.mail.trust import refuse_unsafe_sending
 from subscriptions.base import utcnow
 
 
@@ -94,6 +93,9 @@ def show(runtime: Runtime, reply_id: int, as_json: bool) -> None:
 def remind(runtime: Runtime, as_json: bool) -> None:
     """Email each ward team its replies open longer than inbound.reminder_days, now (as
     `alerts run` does on inbound.reminder_cron)."""
+    from alerts.inbound.reminders import send_reminders
+    from alerts.mail.trust import refuse_unsafe_sending
+
     refuse_unsafe_sending(runtime.settings)
     report = send_reminders(runtime.sessions(), runtime.settings, now=utcnow())
     if as_json:

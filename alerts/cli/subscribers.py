@@ -1,4 +1,5 @@
-"""`alerts subscribers add|import|export|remove`."""
+"""`alerts subscribers add|import|export|remove`. The confirmation emails' writer loads with
+`import`, the one command that sends them, so that `export` and `remove` stay light."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import click
 
 from alerts.cli.app import Runtime, fail, pass_runtime, warn
 from alerts.core.db import transaction
-from alerts.usecases.confirmations import confirm_imported
 from subscriptions.base import utcnow
 from subscriptions.consent import Consent, ConsentMethod
 from subscriptions.csv_io import (
@@ -89,6 +89,8 @@ def import_(runtime: Runtime, file: Path, confirmed: bool) -> None:
     transaction: if the import stops part-way, the batches before stay, and importing the
     same file again adds the rest without asking anyone twice.
     """
+    from alerts.usecases.confirmations import confirm_imported
+
     consent = None
     imported = queued = held_back = bad = 0
     size = file.stat().st_size

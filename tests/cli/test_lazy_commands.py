@@ -82,7 +82,8 @@ def test_help_loads_no_other_command_no_model_and_no_heavy_library(
 
 
 @pytest.mark.parametrize("command", [("wards", "list"), ("wards", "list", "--json"),
-                                     ("status",)])
+                                     ("status",), ("subscribers", "export"),
+                                     ("replies", "list")])
 def test_a_light_command_loads_no_heavy_library(config: Path, command: tuple[str, ...]) -> None:
     modules = loaded_by("--config", str(config), *command, cwd=config.parent)
     assert heavy(modules) == []
