@@ -66,8 +66,10 @@ cli.listed.update({
 def main() -> None:
     # What the imports have made so far (click, SQLAlchemy, the settings' classes) lives as
     # long as the process: frozen, the collector's full passes no longer walk it (the one
-    # that came while `alerts status` loaded its models took 30 ms of its 0.6 s).
+    # that came while `alerts status` loaded its models took 30 ms of its 0.6 s); what the
+    # command's own module loads is frozen too, once loaded (AlertsGroup.freeze_loaded).
     gc.freeze()
+    cli.freeze_loaded = True
     cli(prog_name="alerts")
 
 

@@ -12,6 +12,7 @@ exception's text, since a database error carries the statement and its parameter
 
 from __future__ import annotations
 
+import gc
 import getpass
 import importlib
 import json
@@ -83,6 +84,9 @@ class AlertsGroup(click.Group):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.listed: dict[str, tuple[str, str]] = {}
+        # Set by `main` (the command's own process): what loading the command made is frozen
+        # with the rest, out of the collector's way (see `_imported`).
+        self.freeze_loaded = False
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*self.commands, *self.listed})
@@ -90,7 +94,8 @@ class AlertsGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands and cmd_name in self.listed:
             module, _, attribute = self.listed[cmd_name][0].partition(":")
-            self.add_command(getattr(importlib.import_module(module), attribute), cmd_name)
+            self.add_command(getattr(_imported(module, freeze=self.freeze_loaded), attribute),
+                             cmd_name)
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
@@ -109,6 +114,22 @@ class AlertsGroup(click.Group):
             if ctx.params.get("debug"):
                 click.echo(traceback.format_exc().rstrip(), err=True)
             raise click.ClickException(one_line(exc)) from None
+
+
+def _imported(module: str, *, freeze: bool) -> Any:
+    """A command's module, imported with the collector paused: what an import makes (classes,
+    tables, mappers) lives as long as the process, so the passes the collector would make
+    while `alerts status` loads its models (40 of them) find nothing to free. With `freeze`
+    it is then frozen, so that no later pass walks it either."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return importlib.import_module(module)
+    finally:
+        if freeze:
+            gc.freeze()
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass
