@@ -26,6 +26,9 @@ sink = test_service.sink
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 OFFICER = "pc.bloggs@police.example"
+# Seconds for a service and its web processes to answer: each process imports the web stack,
+# which takes long on a loaded machine.
+START = 60
 PIDS = re.compile(r"(\d+) web processes: pids ([\d, ]+)\)")
 
 
@@ -95,7 +98,7 @@ def test_every_web_process_serves_the_port_and_sigterm_leaves_no_process(
         service: Service) -> None:
     process = start(service, "web", 2)
     try:
-        wait_for(lambda: healthz(service.base_url), what="/healthz", timeout=30, process=process)
+        wait_for(lambda: healthz(service.base_url), what="/healthz", timeout=START, process=process)
         pids = child_pids(process)
         assert len(pids) == 2 and process.process.pid not in pids
         for pid in pids:  # each, alone, answers on the one port
@@ -122,9 +125,9 @@ def test_a_page_served_by_a_web_process_queues_mail_the_parent_sends_once_at_onc
     text = service.config.read_text().replace("outbox_poll_seconds = 0.2",
                                               "outbox_poll_seconds = 60")
     service.config.write_text(text)
-    process = start(service, "web", 3)
+    process = start(service, "web", 2)
     try:
-        wait_for(lambda: healthz(service.base_url), what="/healthz", timeout=30, process=process)
+        wait_for(lambda: healthz(service.base_url), what="/healthz", timeout=START, process=process)
         time.sleep(0.5)  # the parent's first look at the outbox is over: now it waits a minute
         with httpx.Client(base_url=service.base_url, timeout=10.0) as client:
             form = client.get("/staff/reset")
@@ -148,7 +151,7 @@ def test_run_with_web_processes_keeps_the_scheduler_in_the_parent(service: Servi
     riverside(service.factory, 1)
     process = start(service, "run", 2)
     try:
-        report = wait_for(lambda: healthz(service.base_url), what="/healthz", timeout=30,
+        report = wait_for(lambda: healthz(service.base_url), what="/healthz", timeout=START,
                           process=process)
         pids = child_pids(process)
         for pid in pids:  # each child says what the parent's scheduler does
@@ -170,7 +173,7 @@ def test_a_web_process_that_dies_is_replaced_and_the_parent_s_death_stops_them_a
         service: Service) -> None:
     process = start(service, "web", 2)
     try:
-        wait_for(lambda: healthz(service.base_url), what="/healthz", timeout=30, process=process)
+        wait_for(lambda: healthz(service.base_url), what="/healthz", timeout=START, process=process)
         pids = child_pids(process)
         time.sleep(STARTUP_SECONDS)  # past the start, when a death is a crash to recover from
         os.kill(pids[0], signal.SIGKILL)
