@@ -141,9 +141,23 @@ def read_addressing(session: Session, recipients: tuple[str, ...], *, ours: Mail
 def _nonces(session: Session, table: type[Delivery] | type[Subscription],
             rows: list[object]) -> Callable[[int], str | None]:
     """`nonce_of` for `verify_reference`, as `subscriptions.links.nonces_in`, reading the
-    whole row (the one query intake makes of it) and keeping it in `rows`."""
+    whole row (the one query intake makes of it) and keeping it in `rows`. A delivery comes
+    with what intake reads next, in the same query: the message it carried, that message's
+    ward and the resident it went to (each None where there is none)."""
     def nonce_of(ident: int) -> str | None:
-        row = cast("Delivery | Subscription | None", session.get(table, ident))
+        if table is Delivery:
+            found = session.execute(
+                select(Delivery, Message, Ward, Subscriber)
+                .outerjoin(Message, Message.id == Delivery.message_id)
+                .outerjoin(Ward, Ward.id == Message.ward_id)
+                .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                .where(Delivery.id == ident)).first()
+            if found is None:
+                return None
+            # Held, so that intake's reads of them are found in the session.
+            rows.extend(entity for entity in found if entity is not None)
+            return found[0].nonce
+        row = cast("Subscription | None", session.get(table, ident))
         if row is None:
             return None
         rows.append(row)

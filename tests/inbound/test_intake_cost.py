@@ -73,7 +73,8 @@ def test_a_reply_reads_each_row_once_and_writes_no_change_twice(
     reads = [s for s in statements if s[0].startswith("SELECT")]
     assert len(reads) == len(set(reads)), "a row was read twice"
     # The delivery its token names: checked against the token and used, one read.
-    assert len([s for s, _ in reads if "FROM deliveries WHERE deliveries.id = " in s]) == 1
+    assert len([s for s, _ in reads
+                if s.startswith("SELECT deliveries.id") and "WHERE deliveries.id = " in s]) == 1
     # The thread it starts is new and open: nothing to reopen.
     assert not [s for s, _ in statements if s.startswith("UPDATE reply_threads SET handled_at")]
 
@@ -195,3 +196,24 @@ def test_a_suppressed_residents_reply_leaves_its_thread_unacknowledged(
         assert thread.acknowledged_at is None
         assert not session.scalars(select(Message).where(
             Message.kind == MessageKind.REPLY_ACK)).all()
+
+
+def test_the_delivery_a_reply_names_comes_with_its_message_ward_and_resident_in_one_read(
+        factory: sessionmaker[Session], settings: Settings,
+        statements: list[tuple[str, Any]]) -> None:
+    with factory() as session, session.begin():
+        ward = make_ward(session, "RIV", "Riverside")
+        ann = make_subscriber(session, ward, "ann@home.example", name="Ann Example")
+        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
+        to = f"reply+{signed(session, settings.web.secret_key, Purpose.REPLY, delivery)}@{DOMAIN}"
+    statements.clear()
+    outcome = Intake(factory, settings).process(reply(to, 1), via=Via.FILE)
+    assert "; acknowledged" in outcome.action and outcome.reply_id is not None
+    alone = [s for s, _ in statements
+             if any(f"FROM {table} WHERE {table}.id = " in s
+                    for table in ("messages", "wards", "subscribers"))]
+    assert alone == []
+    # Reads: the journal, the delivery with the rest, the teams' addresses, the thread, the
+    # suppression list, the outbox; writes: the thread, the acknowledgement (message, row,
+    # link to the thread), the journal, the reply, the forward (message, row).
+    assert len(statements) == 14
