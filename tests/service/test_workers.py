@@ -5,6 +5,7 @@ replaced, and neither SIGTERM nor the parent's sudden death leaves a process beh
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -13,9 +14,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+import pytest
 
 from alerts.accounts.users import Role, add_user
-from alerts.service.workers import STARTUP_SECONDS
+from alerts.service.webserver import ServiceError, listen
+from alerts.service.workers import STARTUP_SECONDS, WebProcesses
 from tests.processes import AlertsProcess, healthz, start_alerts, wait_for
 from tests.service import test_service
 from tests.service.test_service import Service, riverside
@@ -190,3 +193,24 @@ def test_a_web_process_that_dies_is_replaced_and_the_parent_s_death_stops_them_a
         outlived(spawned, timeout=15)
     finally:
         process.stop()
+
+
+def dies_at_once(*_args: object) -> None:
+    """A web process that cannot start (run in a child: module level, so it pickles)."""
+    raise SystemExit(3)
+
+
+def test_a_web_process_that_dies_as_it_starts_stops_the_service_with_its_exit_code() -> None:
+    async def watch_one() -> str:
+        sock = listen("127.0.0.1", 0)
+        processes = WebProcesses(1, dies_at_once, None, sock)
+        processes.start(lambda: None)
+        try:
+            with pytest.raises(ServiceError) as raised:
+                await asyncio.wait_for(processes.watch(), START)
+            return str(raised.value)
+        finally:
+            await processes.stop(asyncio.Event())
+            sock.close()
+
+    assert "ended" in (said := asyncio.run(watch_one())) and "exit code 3" in said
