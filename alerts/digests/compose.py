@@ -26,7 +26,6 @@ from datetime import UTC, datetime, timedelta
 from gettext import NullTranslations
 from urllib.parse import quote, urlsplit
 
-from alerts.core.translations import both
 from alerts.sources.items import Item, ItemKind
 from subscriptions.languages import Language
 from subscriptions.topics import follows
@@ -231,5 +230,7 @@ def digest_subject(content: DigestContent, language: Language = Language.ENGLISH
             "news": parts[0], "sessions": parts[1]} if len(parts) == 2 else "".join(parts))
         return t.gettext("%(ward)s neighbourhood news: %(summary)s") % {
             "ward": content.ward_name, "summary": summary}
+
+    from alerts.core.translations import both  # Babel: only once a subject is written
 
     return both(language, subject)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-
-from apscheduler.triggers.cron import CronTrigger
+from typing import TYPE_CHECKING
 
 from alerts.core.errors import AlertsError
 from subscriptions.subscribers import Frequency
+
+if TYPE_CHECKING:  # APScheduler loads once a cron is read, not with DIGEST_FREQUENCIES
+    from apscheduler.triggers.cron import CronTrigger
 
 DIGEST_FREQUENCIES = (Frequency.DAILY, Frequency.WEEKLY)
 
@@ -33,6 +35,8 @@ class DigestSchedule:
 
 
 def parse_cron(cron: str, timezone: str) -> CronTrigger:
+    from apscheduler.triggers.cron import CronTrigger
+
     try:
         return CronTrigger.from_crontab(cron, timezone=timezone)
     except ValueError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -23,7 +24,6 @@ from alerts.digests import ledger
 from alerts.digests.compose import DigestContent, DigestItem, compose_digest
 from alerts.digests.schedule import DIGEST_FREQUENCIES
 from alerts.mail.messages import Message, MessageItem, MessageKind
-from alerts.mail.render import Rendered, render_digest, render_post
 from alerts.sources.items import Item, ItemKind
 from alerts.sources.registry import Source
 from subscriptions.base import utcnow
@@ -31,6 +31,10 @@ from subscriptions.languages import Language
 from subscriptions.subscribers import Frequency
 from subscriptions.topics import follows
 from subscriptions.wards import Ward, get_ward, list_wards
+
+if TYPE_CHECKING:  # the renderer (Jinja, Babel, CSS inlining) loads once a message is written:
+    # a post that no immediate subscriber hears writes none
+    from alerts.mail.render import Rendered
 
 DIGESTED_KINDS = (ItemKind.POST, ItemKind.ADVICE, ItemKind.SESSION)
 
@@ -96,6 +100,8 @@ def preview_digest(
                        moment)
     if content is None:
         return None
+    from alerts.mail.render import render_digest
+
     return render_digest(content, settings, now=moment, language=Language(ward.language))
 
 
@@ -129,6 +135,8 @@ def queue_ward_digests(session: Session, ward: Ward, settings: Settings, now: da
                        frequencies: tuple[Frequency, ...]) -> DigestOutcome:
     """Queue the ward's digest for its subscribers at these frequencies, audience by
     audience (a point in the ledger, the topics followed, the language)."""
+    from alerts.mail.render import render_digest
+
     frequencies = tuple(f for f in frequencies if f in DIGEST_FREQUENCIES)
     ledger.open_entries(session, ward.id, frequencies)
     groups = _by_mark(ledger.audiences(session, ward, frequencies))
@@ -199,6 +207,8 @@ def post_message(session: Session, ward: Ward, item: DigestItem, settings: Setti
     )
     if existing is not None:
         return existing
+    from alerts.mail.render import render_post
+
     rendered = render_post(ward.name, item, settings, now=now, language=language,
                            occurrences=occurrences)
     return _store(session, ward, MessageKind.POST, rendered,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -24,8 +25,6 @@ from alerts.core.config import Settings
 from alerts.core.errors import AlertsError
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.digests.compose import DigestItem, group_sessions
-from alerts.digests.schedule import next_digest_at
-from alerts.inbound.answers import ANSWER_PRIORITY, queue_in_thread
 from alerts.inbound.replies import (
     SENDER_NOT_VERIFIED,
     Reply,
@@ -37,7 +36,6 @@ from alerts.inbound.replies import (
 )
 from alerts.mail.marks import fill_links
 from alerts.mail.messages import Message, MessageKind
-from alerts.mail.render import Rendered, fit_subject, render_email
 from alerts.sources.items import Item, ItemKind
 from alerts.sources.registry import Source, SourceKind
 from alerts.sources.sanitise import as_safe_html, shorten
@@ -47,6 +45,11 @@ from subscriptions.base import utcnow
 from subscriptions.subscribers import Frequency, Status, Subscriber, Subscription, receiving
 from subscriptions.suppression import is_suppressed
 from subscriptions.wards import Ward, find_ward, list_wards
+
+if TYPE_CHECKING:  # the renderer (Jinja, Babel, CSS inlining) and the cron parser
+    # (APScheduler) load where a message is written or a digest's time is read, not in
+    # every command that checks an officer's ward (`alerts post`)
+    from alerts.mail.render import Rendered
 
 MAX_ANSWER = 10_000
 INBOX_LIMIT = 200
@@ -222,6 +225,8 @@ def next_digest(session: Session, settings: Settings, who: Principal, code: str,
                 now: datetime) -> datetime | None:
     """When the ward's next weekly digest goes: its own cron, or the default, in the
     scheduler's time zone (daily subscribers hear every day at the same time)."""
+    from alerts.digests.schedule import next_digest_at
+
     ward = ward_for(session, who, code)
     return next_digest_at(ward.digest_cron, settings.scheduler.digest_cron,
                           settings.scheduler.timezone, Frequency.WEEKLY, now)
@@ -397,6 +402,8 @@ def mark_handled(session: Session, who: Principal, thread_id: int, *, handled: b
 
 
 def _answer_subject(session: Session, thread: ReplyThread, ward: Ward) -> str:
+    from alerts.mail.render import fit_subject
+
     latest = session.scalars(select(Reply.subject).where(Reply.thread_id == thread.id)
                              .order_by(Reply.received_at.desc(), Reply.id.desc())).first()
     subject = " ".join((latest or "").split())
@@ -409,6 +416,8 @@ def render_answer(settings: Settings, *, ward_name: str, subject: str, text: str
                   signer: str, you_wrote: str, now: datetime) -> Rendered:
     """An officer's answer as an email: their words, what the resident wrote, and how
     to report a crime."""
+    from alerts.mail.render import render_email
+
     return render_email("team-answer", subject, settings, now=now, ward_name=ward_name,
                         body_html=as_safe_html(text),
                         body_text=text.replace("\r\n", "\n").strip(), signer=signer,
@@ -425,6 +434,8 @@ def answer_thread(session: Session, settings: Settings, who: Principal, thread_i
                   text: str, *, now: datetime) -> Answered:
     """Queue an officer's answer to the resident, linked to the thread (so the resident's
     reply to it joins the thread), mark the thread handled, and audit it."""
+    from alerts.inbound.answers import ANSWER_PRIORITY, queue_in_thread
+
     thread = _thread(session, who, thread_id)
     if not text.strip():
         raise InputError({"answer": "Write your answer"})

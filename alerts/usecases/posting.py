@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,7 +35,6 @@ from alerts.core.events import EventBus, ItemPublished, UrgentAlertPosted
 from alerts.delivery.fanout import fan_out
 from alerts.digests.compose import DigestItem
 from alerts.mail.messages import Message, MessageItem, MessageKind
-from alerts.mail.render import Rendered, render_alert, render_post
 from alerts.sources.items import CollectedItem, ItemKind, store_items
 from alerts.sources.officer import MAX_LOCATION, MAX_TITLE, officer_item
 from alerts.sources.registry import SourceError, officer_source
@@ -49,6 +49,9 @@ from subscriptions.subscribers import (
 )
 from subscriptions.topics import TopicError, choose_topics, follows
 from subscriptions.wards import Ward, get_ward
+
+if TYPE_CHECKING:  # the renderer (Jinja, Babel, CSS inlining) loads once a message is written
+    from alerts.mail.render import Rendered
 
 URGENT_PRIORITY = 10
 MAX_BODY = 20_000
@@ -77,6 +80,8 @@ def languages_read(session: Session, ward: Ward) -> list[Language]:
 def post_urgent(session: Session, settings: Settings, *, ward_code: str, title: str,
                 body: str, now: datetime) -> UrgentOutcome:
     """Store, render and queue an urgent alert in the caller's transaction."""
+    from alerts.mail.render import render_alert
+
     ward = get_ward(session, ward_code)
     collected = officer_item(title=title, body=body, kind=ItemKind.ALERT, starts=None,
                              ends=None, location=None, now=now)
@@ -190,6 +195,8 @@ def preview_draft(session: Session, settings: Settings, who: Principal, code: st
                   draft: Draft, *, now: datetime) -> Preview:
     """The email the draft would become, rendered by the same code as the real one;
     nothing is stored."""
+    from alerts.mail.render import render_alert, render_post
+
     ward = ward_for(session, who, code)
     _check_kind(draft.kind)
     item = check_draft(draft, now=now, known_topics=settings.topics.names)

@@ -89,6 +89,18 @@ def test_a_light_command_loads_no_heavy_library(config: Path, command: tuple[str
     assert heavy(modules) == []
 
 
+def test_a_normal_post_that_writes_no_message_loads_no_renderer_or_cron_parser(
+        config: Path) -> None:
+    """A post, advice or session no immediate subscriber hears writes no email: the mail
+    renderer (Jinja, Babel, CSS inlining, calendar invites) and the cron parser do not load.
+    nh3 does: it cleans the officer's text, a check every post passes through."""
+    modules = loaded_by("--config", str(config), "post", "--ward", "RIV", "--title",
+                        "Bike marking on Saturday", "--body", "At the <b>library</b>, 10-12.",
+                        cwd=config.parent)
+    assert [name for name in heavy(modules) if not name.startswith("nh3")] == []
+    assert "alerts.mail.render" not in modules
+
+
 @pytest.mark.parametrize("command", [("wards", "list"), ("status",), ("status", "--json")])
 def test_a_light_command_loads_no_model_or_parser_it_does_not_read(
         config: Path, command: tuple[str, ...]) -> None:
