@@ -17,11 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email import policy
+from email.generator import BytesGenerator
 from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.parser import BytesParser
-from email.policy import EmailPolicy
+from email.policy import EmailPolicy, Policy
 from email.utils import format_datetime, formataddr
+from io import BytesIO
 from typing import Any
 
 from alerts.core.config import Settings, WebhooksSettings
@@ -124,23 +126,71 @@ SMTP = READING.clone(linesep="\r\n")
 
 
 def attach_message(email: EmailMessage, raw: bytes, *, filename: str) -> None:
-    """Attach the email `raw` to `email` (written with `SMTP`) as a message/rfc822
-    attachment, its bytes exactly as parsing it with `READING` and writing it would give.
+    """Attach the email `raw` to `email` as a message/rfc822 attachment, its bytes exactly
+    as parsing it with `READING` and writing it with `email`'s policy gives.
 
     A plain single-part message (most of what residents write) is written from its own
     bytes, without parsing it into a tree and writing the tree back: `_as_written`. Any
-    other is parsed and attached as a message object."""
+    other is parsed, and written once here to be sure the email package can: it cannot
+    refold some long headers (an encoded word cut inside a character next to other 8-bit
+    text raises UnicodeEncodeError, as Mail.Ru's bounces have). Such a message is attached
+    with its headers as they came, not refolded (`_as_they_came`); one that still cannot
+    be written, as its bytes (application/octet-stream). The forward is always built."""
     written = _as_written(raw, SMTP) if email.policy == SMTP else None
     if written is None:
-        email.add_attachment(BytesParser(policy=READING).parsebytes(raw),
-                             disposition="attachment", filename=filename)
-        return
+        parsed = BytesParser(policy=READING).parsebytes(raw)
+        assert isinstance(parsed, EmailMessage)  # what READING's message factory makes
+        written = _write(parsed, email.policy)
+        if written is None:
+            parsed = _as_they_came(parsed)
+            if _write(parsed, email.policy) is None:
+                email.add_attachment(raw, maintype="application", subtype="octet-stream",
+                                     disposition="attachment", filename=filename)
+                return
+        if written is None or not written.isascii():
+            email.add_attachment(parsed, disposition="attachment", filename=filename)
+            return
     # The email package's own way of holding an attached message it has not parsed
     # (HeaderParser does the same): its generator writes such a payload as it is.
     email.add_attachment(EmailMessage(policy=READING), disposition="attachment",
                          filename=filename)
     *_, part = email.iter_attachments()
     part.set_payload(written.decode("ascii"))
+
+
+def _write(message: EmailMessage, policy_: Policy) -> bytes | None:
+    """`message` as the generator writes an attached message with `policy_`; None if the
+    email package fails to."""
+    out = BytesIO()
+    try:
+        BytesGenerator(out, mangle_from_=False, policy=policy_).flatten(
+            message, linesep=policy_.linesep)
+    except Exception:  # whatever the email package fails on, the caller keeps the bytes
+        return None
+    return out.getvalue()
+
+
+class _AsItCame(str):
+    """A header's text as it came, written as it is: the generator folds a value that has
+    a `name` by asking it to (`fold`), and never refolds it."""
+
+    name: str
+
+    def fold(self, *, policy: Policy) -> str:
+        return f"{self.name}: {policy.linesep.join(self.splitlines())}{policy.linesep}"
+
+
+def _as_they_came(message: EmailMessage) -> EmailMessage:
+    """`message` (parsed), each header of each of its parts to be written as it came."""
+    for part in message.walk():
+        headers = list(part.raw_items())
+        for name in {name for name, _ in headers}:
+            del part[name]
+        for name, value in headers:
+            kept = _AsItCame(value)
+            kept.name = name
+            part.set_raw(name, kept)
+    return message
 
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")  # as the email package's parser splits lines
