@@ -6,6 +6,7 @@ still reaches the ward team with the original attached, byte for byte."""
 from __future__ import annotations
 
 import dataclasses
+from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from alerts.inbound.classify import Kind
 from alerts.inbound.intake import Intake
 from alerts.inbound.journal import InboundRecord, Via
 from alerts.inbound.replies import Reply, ReplyThread
+from alerts.mail import mime
 from alerts.mail.messages import Message, MessageKind
 from alerts.mail.mime import READING
 from subscriptions.base import utcnow
@@ -132,3 +134,20 @@ def test_an_out_of_office_with_such_a_header_is_recorded_and_never_answered(
     with factory() as session:
         assert session.scalars(select(Reply)).all() == []
         assert session.scalars(select(Message.kind)).all() == [MessageKind.DIGEST]
+
+
+def test_an_original_that_cannot_be_written_even_as_it_came_is_attached_as_its_bytes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def cannot(self: str, *, policy: object) -> str:
+        raise UnicodeEncodeError("ascii", self, 0, 1, "as the email package fails")
+
+    monkeypatch.setattr(mime._AsItCame, "fold", cannot)
+    forward = EmailMessage(policy=mime.SMTP)
+    forward["Subject"] = "[RIV reply] Re: news"
+    forward.set_content("What they wrote\n")
+    raw = a_reply("reply+1-abc@reply.example.org", SUBJECTS["cut encoded word"])
+    mime.attach_message(forward, raw, filename="original.eml")
+    written = BytesParser(policy=READING).parsebytes(forward.as_bytes())
+    [attached] = list(written.iter_attachments())
+    assert attached.get_content_type() == "application/octet-stream"
+    assert attached.get_filename() == "original.eml" and attached.get_content() == raw
