@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # alembic loads when a command migrates or checks the schema,
     # when it opens a session: `alerts --help` needs neither
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
+    from sqlalchemy.dialects import postgresql, sqlite
     from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
@@ -88,6 +89,21 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session that commits when the block ends and rolls back if it raises."""
     with factory() as session, session.begin():
         yield session
+
+
+def dialect_insert(session: Session, entity: Any) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT in the session's own dialect, for its ON CONFLICT clause. Only the store in
+    use loads its dialect: a command on SQLite never loads PostgreSQL's (and its drivers')."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(entity)
+    if dialect == "sqlite":
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(entity)
+    raise NotImplementedError(f"SQLite and PostgreSQL are supported, not {dialect}")
 
 
 def _alembic_config(engine: Engine, settings: Settings | None = None) -> Config:

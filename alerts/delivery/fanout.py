@@ -16,10 +16,10 @@ from email.message import EmailMessage
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, literal, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
+from alerts.core.db import dialect_insert
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.mail.messages import MAX_SUBJECT, STAFF_KINDS, Message, MessageKind
 from subscriptions.base import utcnow
@@ -62,16 +62,8 @@ def fan_out(
     ).where(condition)
     columns = ["message_id", "subscriber_id", "status", "attempts", "next_attempt_at",
                "created_at", "priority", "nonce"]
-    insert: postgresql.Insert | sqlite.Insert
-    if dialect == "postgresql":
-        insert = postgresql.insert(Delivery)
-    elif dialect == "sqlite":
-        insert = sqlite.insert(Delivery)
-    else:
-        raise NotImplementedError(f"fan-out supports SQLite and PostgreSQL, not {dialect}")
-    statement = insert.from_select(columns, subscribers).on_conflict_do_nothing(
-        index_elements=["message_id", "subscriber_id"]
-    )
+    statement = dialect_insert(session, Delivery).from_select(
+        columns, subscribers).on_conflict_do_nothing(index_elements=["message_id", "subscriber_id"])
     # SQLAlchemy keeps an INSERT's rowcount only when asked (psycopg reports it, -1 otherwise).
     result = cast(CursorResult[Any],
                   session.execute(statement.execution_options(preserve_rowcount=True)))

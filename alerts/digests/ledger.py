@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import ForeignKey, func, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql import ColumnElement
 
+from alerts.core.db import dialect_insert
 from alerts.sources.items import Item
 from alerts.sources.registry import Source
 from subscriptions.base import Base, utcnow
@@ -78,10 +78,9 @@ def open_entries(session: Session, ward_id: int, frequencies: tuple[Frequency, .
         .where(SubscriptionProgress.subscription_id == Subscription.id)
         .exists(),
     )
-    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql"
-              else sqlite.insert)(SubscriptionProgress)
     session.execute(
-        insert.from_select(["subscription_id", "last_item_id", "updated_at"], missing)
+        dialect_insert(session, SubscriptionProgress)
+        .from_select(["subscription_id", "last_item_id", "updated_at"], missing)
         .on_conflict_do_nothing(index_elements=["subscription_id"])
     )
 

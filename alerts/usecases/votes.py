@@ -19,9 +19,9 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, ForeignKey, String, bindparam, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from alerts.core.db import dialect_insert
 from alerts.delivery.outbox import Delivery
 from alerts.mail.marks import THIS_MESSAGES_ITEM
 from alerts.mail.messages import Message, MessageItem
@@ -130,8 +130,7 @@ def record_vote(session: Session, ballot: Ballot, *, now: datetime,
         return None
     hashed = ballot_hash(ballot.number)
     answer = ballot.useful if change_to is None else change_to
-    insert = (postgresql.insert if session.get_bind().dialect.name == "postgresql"
-              else sqlite.insert)(UsefulVote).values(
+    insert = dialect_insert(session, UsefulVote).values(
         item_id=item.id, message_id=_kept_message_id(session, ballot.message_id),
         ballot=hashed, useful=answer,
         # To the hour: a vote's exact second could be matched against when each email went.

@@ -99,6 +99,7 @@ def test_a_normal_post_that_writes_no_message_loads_no_renderer_or_cron_parser(
                         cwd=config.parent)
     assert [name for name in heavy(modules) if not name.startswith("nh3")] == []
     assert "alerts.mail.render" not in modules
+    assert "sqlalchemy.dialects.postgresql" not in modules  # the database is SQLite
 
 
 @pytest.mark.parametrize("command", [("wards", "list"), ("status",), ("status", "--json")])
