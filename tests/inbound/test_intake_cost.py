@@ -37,6 +37,15 @@ def reply(to: str, n: int) -> bytes:
             "\r\nWill the team be at the fete?\r\n\r\n> Bike marking on Saturday.\r\n").encode()
 
 
+def anns_reply_address(factory: sessionmaker[Session], settings: Settings) -> str:
+    """The reply address of a digest sent to Ann of Riverside (a genuine signed token)."""
+    with factory() as session, session.begin():
+        ward = make_ward(session, "RIV", "Riverside")
+        ann = make_subscriber(session, ward, "ann@home.example", name="Ann Example")
+        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
+        return f"reply+{signed(session, settings.web.secret_key, Purpose.REPLY, delivery)}@{DOMAIN}"
+
+
 def test_a_header_asked_for_again_is_not_parsed_again() -> None:
     first = parse_mail(reply("reply+1-abc@reply.example.org", 1)).message
     second = parse_mail(reply("reply+1-abc@reply.example.org", 2)).message
@@ -62,11 +71,7 @@ def statements(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
 def test_a_reply_reads_each_row_once_and_writes_no_change_twice(
         factory: sessionmaker[Session], settings: Settings,
         statements: list[tuple[str, Any]]) -> None:
-    with factory() as session, session.begin():
-        ward = make_ward(session, "RIV", "Riverside")
-        ann = make_subscriber(session, ward, "ann@home.example", name="Ann Example")
-        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
-        to = f"reply+{signed(session, settings.web.secret_key, Purpose.REPLY, delivery)}@{DOMAIN}"
+    to = anns_reply_address(factory, settings)
     statements.clear()
     outcome = Intake(factory, settings).process(reply(to, 1), via=Via.FILE)
     assert outcome.kind == Kind.REPLY and outcome.reply_id is not None
@@ -96,11 +101,7 @@ def parsed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bytes]]:
 
 def test_a_plain_reply_is_parsed_once_its_forward_attaching_its_bytes(
         factory: sessionmaker[Session], settings: Settings, parsed: list[bytes]) -> None:
-    with factory() as session, session.begin():
-        ward = make_ward(session, "RIV", "Riverside")
-        ann = make_subscriber(session, ward, "ann@home.example", name="Ann Example")
-        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
-        to = f"reply+{signed(session, settings.web.secret_key, Purpose.REPLY, delivery)}@{DOMAIN}"
+    to = anns_reply_address(factory, settings)
     raw = reply(to, 1)
     outcome = Intake(factory, settings).process(raw, via=Via.FILE)
     assert outcome.reply_id is not None
@@ -141,11 +142,7 @@ def test_replies_to_one_digest_render_its_acknowledgement_once(
 def test_a_reply_to_a_digest_does_not_look_for_a_thread_a_digest_is_never_in(
         factory: sessionmaker[Session], settings: Settings,
         statements: list[tuple[str, Any]]) -> None:
-    with factory() as session, session.begin():
-        ward = make_ward(session, "RIV", "Riverside")
-        ann = make_subscriber(session, ward, "ann@home.example", name="Ann Example")
-        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
-        to = f"reply+{signed(session, settings.web.secret_key, Purpose.REPLY, delivery)}@{DOMAIN}"
+    to = anns_reply_address(factory, settings)
     statements.clear()
     assert Intake(factory, settings).process(reply(to, 1), via=Via.FILE).reply_id is not None
     # Only acknowledgements and officers' answers are sent in a thread (test_threading.py).
@@ -155,11 +152,7 @@ def test_a_reply_to_a_digest_does_not_look_for_a_thread_a_digest_is_never_in(
 def test_a_first_reply_inserts_its_thread_acknowledged_in_six_flushes(
         factory: sessionmaker[Session], settings: Settings,
         statements: list[tuple[str, Any]]) -> None:
-    with factory() as session, session.begin():
-        ward = make_ward(session, "RIV", "Riverside")
-        ann = make_subscriber(session, ward, "ann@home.example", name="Ann Example")
-        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
-        to = f"reply+{signed(session, settings.web.secret_key, Purpose.REPLY, delivery)}@{DOMAIN}"
+    to = anns_reply_address(factory, settings)
     flushes: list[object] = []
 
     def flushed(session: Session, _context: object) -> None:
@@ -183,11 +176,8 @@ def test_a_first_reply_inserts_its_thread_acknowledged_in_six_flushes(
 
 def test_a_suppressed_residents_reply_leaves_its_thread_unacknowledged(
         factory: sessionmaker[Session], settings: Settings) -> None:
+    to = anns_reply_address(factory, settings)
     with factory() as session, session.begin():
-        ward = make_ward(session, "RIV", "Riverside")
-        ann = make_subscriber(session, ward, "ann@home.example", name="Ann Example")
-        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
-        to = f"reply+{signed(session, settings.web.secret_key, Purpose.REPLY, delivery)}@{DOMAIN}"
         suppress(session, "ann@home.example", SuppressionReason.COMPLAINT)
     outcome = Intake(factory, settings).process(reply(to, 1), via=Via.FILE)
     assert outcome.reply_id is not None and "; acknowledged" not in outcome.action
@@ -201,11 +191,7 @@ def test_a_suppressed_residents_reply_leaves_its_thread_unacknowledged(
 def test_the_delivery_a_reply_names_comes_with_its_message_ward_and_resident_in_one_read(
         factory: sessionmaker[Session], settings: Settings,
         statements: list[tuple[str, Any]]) -> None:
-    with factory() as session, session.begin():
-        ward = make_ward(session, "RIV", "Riverside")
-        ann = make_subscriber(session, ward, "ann@home.example", name="Ann Example")
-        delivery = make_sent_message(session, ward, [ann])[ann.subscriber_id]
-        to = f"reply+{signed(session, settings.web.secret_key, Purpose.REPLY, delivery)}@{DOMAIN}"
+    to = anns_reply_address(factory, settings)
     statements.clear()
     outcome = Intake(factory, settings).process(reply(to, 1), via=Via.FILE)
     assert "; acknowledged" in outcome.action and outcome.reply_id is not None
