@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import traceback
 from pathlib import Path
 
 import click
@@ -62,6 +63,15 @@ def process(runtime: Runtime, files: tuple[Path, ...], as_json: bool) -> None:
                 outcome = intake.process(raw, via=Via.FILE)
             except IntakeUnavailable as error:
                 warn(f"{name}: not handled: {error}; run the command again for this file")
+                failed += 1
+                continue
+            except Exception as error:  # a fault of ours with this message: carry on past it
+                # Its transaction rolled back, so it is as if not read. The error's own text
+                # may quote the message, so only its type is said.
+                if click.get_current_context().find_root().params.get("debug"):
+                    click.echo(traceback.format_exc().rstrip(), err=True)
+                warn(f"{name}: not handled: an unexpected error ({type(error).__name__}); "
+                     f"nothing of it was kept: `alerts --debug inbound process {name}` shows why")
                 failed += 1
                 continue
             if as_json:

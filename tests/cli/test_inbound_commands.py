@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.cli import cli
 from alerts.core.config import Settings
+from alerts.inbound import intake
+from alerts.inbound.forward import queue_forward
+from alerts.inbound.replies import Reply
 from subscriptions.links import Purpose
 from tests.factories import make_sent_message, make_subscriber, make_ward, signed
 
@@ -83,6 +87,29 @@ def test_a_missing_file_is_named_and_the_others_are_still_handled(
     assert result.exit_code == 1
     assert "missing.eml: cannot be read" in result.stderr
     assert f"{good}: reply:" in result.stdout
+
+
+def test_a_message_that_meets_a_fault_of_ours_is_named_and_the_others_are_still_handled(
+        config: Path, reply_address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No real input is known to fault now; a forward that cannot be built stands in for one.
+    def forward_fails_on_a_word(session: Session, settings: Settings, reply: Reply,
+                                **kwargs: Any) -> None:
+        if "Mill Lane" in reply.text:
+            raise UnicodeEncodeError("utf-8", "Mill Lane", 0, 1, "cannot write it back")
+        queue_forward(session, settings, reply, **kwargs)
+
+    monkeypatch.setattr(intake, "queue_forward", forward_fails_on_a_word)
+    files = [tmp_path / f"{n}.eml" for n in ("first", "faulty", "last")]
+    for path, text in zip(files, ("Thanks!", "A van on Mill Lane again", "See you Tuesday"),
+                          strict=True):
+        path.write_bytes(a_reply(reply_address, text))
+    result = run(config, "inbound", "process", *map(str, files))
+    assert result.exit_code == 1
+    assert f"{files[1]}: not handled: an unexpected error (UnicodeEncodeError)" in result.stderr
+    assert "Mill Lane" not in result.output and "ann@home.example" not in result.output
+    assert f"{files[0]}: reply:" in result.stdout and f"{files[2]}: reply:" in result.stdout
+    listed = json.loads(run(config, "replies", "list", "--ward", "RIV", "--json").stdout)
+    assert len(listed) == 2, "the faulty message left nothing behind; the others were kept"
 
 
 def test_replies_list_and_show_give_the_officer_the_text_without_the_quote(
