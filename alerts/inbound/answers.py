@@ -15,6 +15,8 @@ from alerts.delivery.fanout import queue_for_subscriber
 from alerts.inbound.replies import THREAD_KINDS, ReplyThread, ThreadAnswer
 from alerts.mail.messages import Message, MessageKind
 from alerts.mail.render import Rendered, render_left, render_reply_ack
+from subscriptions.languages import Language, effective_language
+from subscriptions.subscribers import Subscriber
 from subscriptions.wards import Ward
 
 # A reply that reads like an emergency is answered ahead of any queued digest.
@@ -22,12 +24,19 @@ EMERGENCY_PRIORITY = 20
 ANSWER_PRIORITY = 5
 
 
+def language_of(session: Session, ward: Ward, subscriber_id: int) -> Language:
+    """What the resident reads: their own choice, else their ward's (the row is usually
+    already in the session: intake read it with the delivery)."""
+    subscriber = session.get_one(Subscriber, subscriber_id)
+    return effective_language(subscriber.language, ward.language)
+
+
 def _queue(session: Session, ward: Ward, kind: MessageKind, rendered: Rendered,
-           subscriber_id: int, *, priority: int, now: datetime,
+           subscriber_id: int, *, priority: int, now: datetime, language: Language,
            references: str | None = None) -> Message | None:
     message = Message(ward_id=ward.id, kind=kind, subject=rendered.subject, html=rendered.html,
                       text=rendered.text, calendar=None, created_at=now,
-                      thread_references=references)
+                      language=language.value, thread_references=references)
     session.add(message)
     session.flush()
     if queue_for_subscriber(session, message, subscriber_id, priority=priority, now=now) == 0:
@@ -48,13 +57,15 @@ def acknowledge(session: Session, settings: Settings, thread: ReplyThread, *, an
     if thread.acknowledged_at is not None and not emergency:
         return False
     ward = session.get_one(Ward, thread.ward_id)
-    rendered = _reply_ack(ward.name, answered, settings, emergency=emergency, now=now)
+    language = language_of(session, ward, thread.subscriber_id)
+    rendered = _reply_ack(ward.name, answered, settings, emergency=emergency, now=now,
+                          language=language)
     before = thread.acknowledged_at
     # Set first, so that a thread just started is inserted acknowledged (no UPDATE after).
     thread.acknowledged_at = before or now
     message = queue_in_thread(session, thread, MessageKind.REPLY_ACK, rendered,
                               priority=EMERGENCY_PRIORITY if emergency else ANSWER_PRIORITY,
-                              now=now, references=references)
+                              now=now, references=references, language=language)
     if message is None:
         thread.acknowledged_at = before
         return False
@@ -64,28 +75,30 @@ def acknowledge(session: Session, settings: Settings, thread: ReplyThread, *, an
 # Acknowledgements rendered, by what they are a function of: a round's replies all answer
 # the same digest, so all but the first are found here. Bounded; nothing in it is a
 # resident's (the ward, the subject of what was sent, the day).
-_ACKS: dict[tuple[str, str, bool, date, Settings], Rendered] = {}
+_ACKS: dict[tuple[str, str, bool, date, Language, Settings], Rendered] = {}
 _ACKS_KEPT = 256
 
 
 def _reply_ack(ward_name: str, answered: str, settings: Settings, *, emergency: bool,
-               now: datetime) -> Rendered:
+               now: datetime, language: Language) -> Rendered:
     """`render_reply_ack`, remembered: it depends on `now` only through its date in the
     service's time zone, the date the email shows."""
     day = now.astimezone(ZoneInfo(settings.scheduler.timezone)).date()
-    key = (ward_name, answered, emergency, day, settings)
+    key = (ward_name, answered, emergency, day, language, settings)
     rendered = _ACKS.get(key)
     if rendered is None:
         if len(_ACKS) >= _ACKS_KEPT:
             _ACKS.clear()
         rendered = _ACKS[key] = render_reply_ack(ward_name, answered, settings,
-                                                 emergency=emergency, now=now)
+                                                 emergency=emergency, now=now,
+                                                 language=language)
     return rendered
 
 
 def queue_in_thread(session: Session, thread: ReplyThread, kind: MessageKind,
                     rendered: Rendered, *, priority: int, now: datetime,
-                    references: str | None = None) -> Message | None:
+                    references: str | None = None,
+                    language: Language = Language.ENGLISH) -> Message | None:
     """Queue a message written for the thread's resident and link it to the thread, so that
     their reply to it joins the thread; None (nothing kept) for a suppressed address.
     `references` (`replies.references_of` the email it answers) gives it In-Reply-To and
@@ -94,7 +107,7 @@ def queue_in_thread(session: Session, thread: ReplyThread, kind: MessageKind,
         raise ValueError(f"{kind!r} is not a kind sent in a thread")
     ward = session.get_one(Ward, thread.ward_id)
     message = _queue(session, ward, kind, rendered, thread.subscriber_id, priority=priority,
-                     now=now, references=references)
+                     now=now, references=references, language=language)
     if message is not None:  # flushed with what follows (autoflush, or the caller's commit)
         session.add(ThreadAnswer(message_id=message.id, thread_id=thread.id))
     return message
@@ -103,6 +116,7 @@ def queue_in_thread(session: Session, thread: ReplyThread, kind: MessageKind,
 def confirm_left(session: Session, settings: Settings, ward: Ward, subscriber_id: int, *,
                  now: datetime) -> bool:
     """Queue the one "you have left" note; return whether it was queued."""
-    rendered = render_left(ward.name, settings, now=now)
+    language = language_of(session, ward, subscriber_id)
+    rendered = render_left(ward.name, settings, now=now, language=language)
     return _queue(session, ward, MessageKind.LEFT, rendered, subscriber_id,
-                  priority=ANSWER_PRIORITY, now=now) is not None
+                  priority=ANSWER_PRIORITY, now=now, language=language) is not None

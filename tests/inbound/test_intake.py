@@ -23,7 +23,7 @@ from alerts.mail.messages import Message, MessageKind
 from alerts.usecases.my_data import erase_data, export_data
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose
-from subscriptions.subscribers import Status, Subscription
+from subscriptions.subscribers import Status, Subscriber, Subscription
 from subscriptions.suppression import is_suppressed
 from tests.factories import make_sent_message, make_subscriber, make_ward, signed
 
@@ -429,3 +429,26 @@ def test_copies_held_before_the_upgrade_are_linked_to_the_residents_they_name(
         assert not copy.exists()
     finally:
         engine.dispose()
+
+
+def test_the_answers_to_a_resident_come_in_the_language_they_read(
+        intake: Intake, inbound_settings: Settings, sent: Sent,
+        factory: sessionmaker[Session]) -> None:
+    with factory() as session, session.begin():
+        session.get_one(Subscriber, sent.ann).language = "cy"  # Bob follows Riverside: English
+    for ident in (sent.ann_delivery, sent.bob_delivery):
+        to = address(factory, inbound_settings, "reply", Purpose.REPLY, ident)
+        assert "acknowledged" in intake.process(email(to, "Diolch / Thanks"), via=Via.FILE).action
+    to = address(factory, inbound_settings, "unsubscribe", Purpose.UNSUBSCRIBE,
+                 sent.ann_subscription)
+    intake.process(email(to, "", subject="unsubscribe"), via=Via.FILE)
+    with factory() as session:
+        sent_back = session.execute(select(Message.kind, Message.language, Message.subject)
+                                    .where(Message.kind.in_([MessageKind.REPLY_ACK,
+                                                             MessageKind.LEFT]))
+                                    .order_by(Message.id)).all()
+    assert sent_back == [
+        (MessageKind.REPLY_ACK, "cy", "Rydym wedi anfon eich ateb at dîm Riverside"),
+        (MessageKind.REPLY_ACK, "en", "We have passed your reply to the Riverside team"),
+        (MessageKind.LEFT, "cy", "Rydych wedi gadael rhybuddion cymdogaeth Riverside"),
+    ]
