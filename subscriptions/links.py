@@ -19,6 +19,7 @@ cookies and reset links (alerts.accounts.signin), and the expiring links made he
 
 from __future__ import annotations
 
+import base64
 import functools
 import hashlib
 import hmac
@@ -80,23 +81,8 @@ def seal(secret: str, purpose: Purpose, ident: int, nonce: str) -> str:
     """The tag that binds a credential to row `ident` as long as its nonce is `nonce`."""
     signed = f"{purpose.value}:{ident}" if nonce == LEGACY_NONCE else \
         f"{purpose.value}:{ident}:{nonce}"
-    mac = hmac.digest(secret.encode(), signed.encode(), hashlib.sha256)
-    return _base32(mac[:_TAG_BYTES])
-
-
-# Lower-case base32 (RFC 4648's alphabet) two characters at a time: a 12-byte tag is 20
-# characters, 4 bits of padding. base64.b32encode's own loop and hmac.new's object were
-# most of a seal, and a digest's copy has about 30 seals (its vote links).
-_BASE32_PAIRS = [a + b for a in "abcdefghijklmnopqrstuvwxyz234567"
-                 for b in "abcdefghijklmnopqrstuvwxyz234567"]
-_TAG_PADDING = -_TAG_BYTES * 8 % 10  # bits to an even number of characters
-_TAG_SHIFTS = tuple(range((_TAG_BYTES * 8 + _TAG_PADDING) - 10, -1, -10))
-
-
-def _base32(tag: bytes) -> str:
-    """`base64.b32encode(tag).decode().rstrip("=").lower()` for a tag of _TAG_BYTES."""
-    bits = int.from_bytes(tag, "big") << _TAG_PADDING
-    return "".join([_BASE32_PAIRS[(bits >> shift) & 0x3FF] for shift in _TAG_SHIFTS])
+    mac = hmac.digest(secret.encode(), signed.encode(), hashlib.sha256)  # one call, no object
+    return base64.b32encode(mac[:_TAG_BYTES]).decode().rstrip("=").lower()
 
 
 def seal_matches(secret: str, purpose: Purpose, ident: int, nonce: str | None,
