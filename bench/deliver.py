@@ -568,26 +568,31 @@ def child(kind: str, *args: str) -> dict[str, Any]:
 # --- setup (not timed) --------------------------------------------------------------------
 
 def add_residents(engine: Any, ward_ids: list[int], subscribers: int, *, joined: datetime,
-                  source: str) -> None:
-    """`subscribers` confirmed weekly residents (resident0@home.example, …) spread evenly
-    over the wards, inserted in bulk (bench/web.py builds its county with this too)."""
+                  source: str, homes: list[int] | None = None,
+                  language: Callable[[int], str | None] = lambda n: None,
+                  topics: Callable[[int], str | None] = lambda n: None) -> None:
+    """`subscribers` confirmed weekly residents (resident0@home.example, …) inserted in bulk,
+    spread evenly over the wards unless `homes` gives each one's ward id; `language` and
+    `topics` give resident n's choices (bench/web.py and bench/digest_audiences.py build
+    their residents with this too)."""
     from sqlalchemy import insert
 
     from subscriptions.consent import CURRENT_WORDING, ConsentMethod
     from subscriptions.subscribers import Frequency, Status, Subscriber, Subscription
 
-    per_ward, extra = divmod(subscribers, len(ward_ids))
-    homes = [ward_id for index, ward_id in enumerate(ward_ids)
-             for _ in range(per_ward + (index < extra))]
+    if homes is None:
+        per_ward, extra = divmod(subscribers, len(ward_ids))
+        homes = [ward_id for index, ward_id in enumerate(ward_ids)
+                 for _ in range(per_ward + (index < extra))]
     chunk = 10_000
     with engine.begin() as connection:
         for first in range(0, subscribers, chunk):
             numbers = range(first, min(first + chunk, subscribers))
             connection.execute(insert(Subscriber), [
                 {"id": n + 1, "email": f"resident{n}@home.example", "name": f"Resident {n}",
-                 "created_at": joined} for n in numbers])
+                 "created_at": joined, "language": language(n)} for n in numbers])
             connection.execute(insert(Subscription), [
-                {"subscriber_id": n + 1, "ward_id": homes[n],
+                {"subscriber_id": n + 1, "ward_id": homes[n], "topics": topics(n),
                  "frequency": Frequency.WEEKLY.value, "status": Status.CONFIRMED.value,
                  "consent_at": joined, "consent_method": ConsentMethod.CSV_IMPORT.value,
                  "consent_source": source, "consent_wording": CURRENT_WORDING,

@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 TOPIC_CHOICES = [None, "scams", "burglary", "burglary,scams"]
 LANGUAGES = [None, "cy", "bilingual"]
@@ -39,14 +40,12 @@ POSTS = [("Courier fraud calls", "scams"), ("Doorstep traders", "scams"),
 
 
 def populate(url: str, wards: int, subscribers: int, *, choices: bool) -> None:
-    from sqlalchemy import insert
+    from deliver import add_residents
 
     from alerts.core.db import make_engine, migrate, session_factory
     from alerts.sources.items import ItemKind, store_items
     from alerts.sources.officer import officer_item
     from alerts.sources.registry import officer_source
-    from subscriptions.consent import CURRENT_WORDING, ConsentMethod
-    from subscriptions.subscribers import Frequency, Status, Subscriber, Subscription
     from subscriptions.wards import Ward, add_ward
 
     engine = make_engine(url)
@@ -56,20 +55,12 @@ def populate(url: str, wards: int, subscribers: int, *, choices: bool) -> None:
     with factory() as session, session.begin():
         ward_ids = [add_ward(session, f"W{n:03d}", f"Ward {n:03d}",
                              f"team-w{n:03d}@police.example").id for n in range(wards)]
-    with engine.begin() as connection:
-        connection.execute(insert(Subscriber), [
-            {"id": n + 1, "email": f"resident{n}@home.example", "name": "",
-             "created_at": joined,
-             "language": LANGUAGES[(n // len(TOPIC_CHOICES)) % 3] if choices else None}
-            for n in range(subscribers)])
-        connection.execute(insert(Subscription), [
-            {"subscriber_id": n + 1, "ward_id": ward_ids[(n // 12) % wards],
-             "frequency": Frequency.WEEKLY.value, "status": Status.CONFIRMED.value,
-             "topics": TOPIC_CHOICES[n % len(TOPIC_CHOICES)] if choices else None,
-             "consent_at": joined, "consent_method": ConsentMethod.CSV_IMPORT.value,
-             "consent_source": "bench", "consent_wording": CURRENT_WORDING,
-             "consent_prior_declared": True, "confirmed_at": joined, "created_at": joined}
-            for n in range(subscribers)])
+    add_residents(
+        engine, ward_ids, subscribers, joined=joined, source="bench/digest_audiences.py",
+        # Every twelve residents a ward, so that each ward has all 12 audiences.
+        homes=[ward_ids[(n // 12) % wards] for n in range(subscribers)],
+        language=lambda n: LANGUAGES[(n // len(TOPIC_CHOICES)) % 3] if choices else None,
+        topics=lambda n: TOPIC_CHOICES[n % len(TOPIC_CHOICES)] if choices else None)
     now = datetime.now(UTC)
     known = ("scams", "burglary", "vehicle crime")
     with factory() as session, session.begin():
