@@ -8,6 +8,7 @@ from __future__ import annotations
 from alerts.accounts.audit import AuditEntry
 from alerts.accounts.signin import SignInFailure
 from alerts.accounts.users import User, UserScheme, UserWard
+from alerts.core.job_runs import JobRun
 from alerts.delivery.outbox import Delivery
 from alerts.digests.ledger import SubscriptionProgress
 from alerts.inbound.journal import InboundRecord
@@ -31,6 +32,7 @@ __all__ = [
     "Delivery",
     "InboundRecord",
     "Item",
+    "JobRun",
     "Message",
     "MessageItem",
     "Postcode",
