@@ -53,7 +53,16 @@ from alerts.sources.items import ItemKind
 from alerts.sources.sanitise import html_to_text, sanitise_html, shorten
 from subscriptions.languages import Language
 
-TEMPLATES = Path(__file__).resolve().parents[2] / "templates"
+
+def _templates() -> Path:
+    """Where the templates are: in the package when it was installed from a wheel (setup.py
+    puts the repository's templates/ there), else templates/ at the top of the checkout."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "templates"
+    return installed if installed.is_dir() else package.parent / "templates"
+
+
+TEMPLATES = _templates()
 
 
 @dataclass(frozen=True)
