@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import functools
 import ipaddress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 from publicsuffixlist import PublicSuffixList
 
-from alerts.core.config import DEFAULT_SECRET_KEY, ConfigError, Settings
+from alerts.core.config import DEFAULT_SECRET_KEY, ConfigError, ForceSettings, Settings
 from alerts.mail.addresses import envelope_domain
 from alerts.mail.dkim import dns_record, load_signer, read_key, record_name
 
@@ -164,6 +164,18 @@ def credentials_problem(settings: Settings) -> Problem | None:
                    "smtp_security to \"starttls\" or \"tls\"")
 
 
+def force_name_warning(settings: Settings) -> Problem | None:
+    """No force named: every email's From name and masthead then end "…, your local police
+    force", which reads like phishing. Not a problem for the providers, so only a warning."""
+    name = settings.force.name.strip()
+    if name and name != ForceSettings().name:
+        return None
+    return Problem("force-name-not-set",
+                   "warning: force.name is not set, so mail reads "
+                   f"\"{settings.force.sender('Riverside').strip()}\"; set force.name to the "
+                   "force's name, e.g. \"Vale Police\"")
+
+
 def problems(settings: Settings) -> list[Problem]:
     """Each problem of the settings that would stop mail being trusted, in a fixed order."""
     found = (rule(settings) for rule in (base_url_problem, from_problem, dkim_problem,
@@ -266,6 +278,8 @@ def _dkim_keys(settings: Settings) -> list[tuple[str, str, str]]:
 class TrustReport:
     problems: list[Problem]
     records: list[DnsRecord]
+    # What does not stop mail being trusted but reads wrong to a resident.
+    warnings: list[Problem] = field(default_factory=list)
 
 
 def check(settings: Settings) -> TrustReport:
@@ -280,7 +294,8 @@ def check(settings: Settings) -> TrustReport:
             found.append(Problem("dkim-key-unusable", str(exc)))
         else:
             values[selector] = dns_record(key)
-    return TrustReport(found, dns_records(settings, values))
+    warnings = [w for w in (force_name_warning(settings),) if w is not None]
+    return TrustReport(found, dns_records(settings, values), warnings)
 
 
 def zone_line(record: DnsRecord) -> str:

@@ -34,6 +34,7 @@ GOOD: dict[str, dict[str, Any]] = {
              "smtp_port": 587, "smtp_security": "starttls", "smtp_username": "force",
              "smtp_password": "pw"},
     "dkim": {"domain": "example.org", "selector": "alerts2026"},
+    "force": {"name": "Vale Police"},
 }
 
 
@@ -243,3 +244,30 @@ def test_the_demo_and_the_maildir_transport_still_run_on_http(
 def test_alerts_demo_still_runs(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["demo", "--dir", str(tmp_path / "demo")])
     assert result.exit_code == 0, result.output
+    # Its config names a force: no warning.
+    checked = alerts(tmp_path / "demo" / "alerts.toml", "check", "--json")
+    assert json.loads(checked.stdout)["warnings"] == []
+
+
+@pytest.mark.parametrize("name", [None, "", "your local police force"], ids=repr)
+def test_a_force_left_unnamed_is_a_warning_naming_the_key(
+        tmp_path: Path, dkim_key: tuple[Path, str], name: str | None) -> None:
+    sections = {section: dict(values) for section, values in GOOD.items()}
+    sections["dkim"]["private_key_file"] = str(dkim_key[0])
+    if name is None:
+        del sections["force"]
+    else:
+        sections["force"]["name"] = name
+    config = write_config(tmp_path, sections)
+
+    as_json = alerts(config, "check", "--json")
+    text = alerts(config, "check")
+
+    # Mail is still trusted (exit status 0), but it would come from nobody in particular.
+    assert as_json.exit_code == 0 and text.exit_code == 0, text.output
+    [warning] = json.loads(as_json.stdout)["warnings"]
+    assert warning["code"] == "force-name-not-set"
+    lines = text.stdout.split("\n\n")[0].splitlines()
+    assert lines == ["nothing in the config stops mail being trusted", warning["message"]]
+    assert lines[1].startswith("warning: force.name is not set")
+    assert 'set force.name to the force\'s name' in lines[1]
