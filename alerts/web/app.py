@@ -64,8 +64,9 @@ web wakes the delivery loop of `alerts run`; without one the pages wire their ow
                               now=utcnow())
         return JSONResponse(dict(report), status_code=http_status(report))
 
-    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(
-        settings.web.trusted_proxies if settings is not None else ()))
+    trusted = settings.web.trusted_proxies if settings is not None else ()
+    if trusted:  # with none trusted, the middleware would change nothing: not on the call
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=list(trusted))
     site: StaffSite | None = None
 
     @app.exception_handler(AlertsError)

@@ -11,7 +11,10 @@
 
 Plain HTML on the residents' base template, no JavaScript, in English or Welsh like the
 other resident pages. Handlers touch no database and wait on nothing, so they are `async def`:
-they run on the event loop, without a hop to a worker thread and back.
+they run on the event loop, without a hop to a worker thread and back. What a page shows
+depends only on the settings and its language (and, for its switch link, on its address):
+each page is rendered once per language and then served as those bytes, unless the address
+carries a query of its own beyond `?lang=`, whose switch link keeps it.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from alerts.core.translations import HTML_LANG
 from alerts.mail.render import environment
 from alerts.web.languages import remember_choice, request_language, switch_link
 from alerts.web.residents import HEADERS
+from subscriptions.languages import Language
 
 NAVY = (0x0B, 0x25, 0x45)
 AMBER = (0xFF, 0xBF, 0x47)
@@ -60,12 +64,23 @@ def front_door_router(settings: Settings) -> APIRouter:
     router = APIRouter()
     icon = favicon_ico()
 
+    rendered: dict[tuple[str, Language], bytes] = {}  # (page, language): the page's bytes
+    headers = {language: {**HEADERS, "Content-Language": HTML_LANG[language]}
+               for language in HTML_LANG}
+
+    def render(request: Request, name: str, language: Language) -> bytes:
+        return environment(language=language).get_template(f"web/{name}.html").render(
+            force=settings.force, **switch_link(request, language)).encode()
+
     def page(request: Request, name: str) -> HTMLResponse:
         language = request_language(request)
-        body = environment(language=language).get_template(f"web/{name}.html").render(
-            force=settings.force, **switch_link(request, language))
-        response = HTMLResponse(body, headers={**HEADERS,
-                                               "Content-Language": HTML_LANG[language]})
+        if request.query_params.keys() <= {"lang"}:  # its switch link: the path and `?lang=`
+            body = rendered.get((name, language))
+            if body is None:
+                body = rendered[name, language] = render(request, name, language)
+        else:
+            body = render(request, name, language)
+        response = HTMLResponse(body, headers=headers[language])
         remember_choice(request, response, language)
         return response
 
