@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint, select, text
+from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from alerts.sources.registry import Source
@@ -24,7 +24,11 @@ class ItemKind(StrEnum):
 
 class Item(Base):
     __tablename__ = "items"
-    __table_args__ = (UniqueConstraint("source_id", "guid"), NEVER_REUSED)
+    # (source, changed_at): a ward's fingerprint (`open_feeds.ward_stamp`), its count and
+    # newest change, read from the index alone.
+    __table_args__ = (UniqueConstraint("source_id", "guid"),
+                      Index("ix_items_source_id_changed_at", "source_id", "changed_at"),
+                      NEVER_REUSED)
 
     id: Mapped[int] = id_never_reused()
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id", ondelete="CASCADE"))
@@ -42,6 +46,11 @@ class Item(Base):
     # The topics an officer tagged the post with, sorted and comma-separated; "" = none.
     topics: Mapped[str] = mapped_column(String(MAX_TOPICS), default="",
                                         server_default=text("''"))
+    # When the row last changed: set on insert and by the ORM on every UPDATE of it (an
+    # edit, a withdrawal or its undoing, new topics), Core `update(Item)` included; only
+    # raw SQL would pass it by, and none writes items. What the open feeds' kept copies
+    # are checked against.
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     source: Mapped[Source] = relationship()
 

@@ -22,12 +22,22 @@ news: they are listed apart, once each. The builders are pure:
 
 Nothing here reads the clock: each output depends on the stored items and `now` only through
 which items are chosen, so the same data gives the same bytes (and the same ETag).
+
+A kept copy: `ward_stamp` reads, in one indexed query and no item row, what decides whether
+a `WardFeed` read before is still what the ward publishes: the ward's code, name and
+creation, and the count and newest `items.changed_at` of its items (every insert, edit,
+withdrawal and deletion moves one of them). What else changes with time alone is bounded by
+`WardFeed.fresh_until`: the soonest end of a session shown and the moment the oldest news
+shown passes `MAX_AGE` (nothing enters with time: the selection only shrinks). A ward whose
+newest change is younger than `SETTLE` is read afresh at each request: a transaction that
+wrote an older `changed_at` (it began first, or its host's clock is behind) may commit
+after a newer one was read, and would not move the maximum.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -51,6 +61,11 @@ from subscriptions.wards import Ward, ward_key, ward_names
 MAX_ITEMS = 50
 MAX_AGE = timedelta(days=90)
 MAX_SESSIONS = 200
+# Longer than any transaction that writes items, and than the clocks of the hosts writing
+# them differ (see the module's docstring).
+SETTLE = timedelta(seconds=30)
+# The bound of a feed that nothing shown ends or ages out of.
+FOREVER = datetime.max.replace(tzinfo=UTC)
 ATTRIBUTION_TEXT = html_to_text(ATTRIBUTION_HTML)
 LICENCE_NAME = "Open Government Licence v3.0"
 JSON_VERSION = 1
@@ -101,6 +116,19 @@ class FeedItem:
 
 
 @dataclass(frozen=True)
+class WardStamp:
+    """What decides whether a kept `WardFeed` is current (`ward_stamp`): the ward as the
+    feeds show it, and its items' count and newest change."""
+
+    id: int
+    code: str
+    name: str
+    created_at: datetime
+    items: int
+    changed_at: datetime | None
+
+
+@dataclass(frozen=True)
 class WardFeed:
     """What a ward publishes: recent news (`items`: posts, advice, urgent alerts) newest
     first, coming sessions soonest first: `sessions` holds each occurrence (the calendar's
@@ -117,6 +145,21 @@ class WardFeed:
     updated: datetime
     series: tuple[FeedItem, ...] = ()
     team_name: str = ""  # the ward's team, from force.ward_team
+    # What it was read under, and until when it may be kept (`is_fresh`); None: not to be
+    # kept (its ward changed within `SETTLE`, or it was not read by `read_ward_feed`).
+    stamp: WardStamp | None = None
+    fresh_until: datetime | None = None
+
+    def is_fresh(self, stamp: WardStamp, now: datetime) -> bool:
+        """Whether this copy is what the ward with `stamp` publishes at `now`."""
+        return (self.fresh_until is not None and self.stamp == stamp
+                and now < self.fresh_until)
+
+    @property
+    def identity(self) -> Hashable:
+        """What its outputs are made of, cheap to compare: its stamp and time bound once
+        those decide it, else the whole feed."""
+        return self if self.fresh_until is None else (self.stamp, self.fresh_until)
 
     @property
     def entries(self) -> list[FeedItem]:
@@ -176,14 +219,21 @@ _COMING = (_published_items([ItemKind.SESSION])
            .where(Item.starts_at.is_not(None),
                   func.coalesce(Item.ends_at, Item.starts_at) > bindparam("now"))
            .order_by(Item.starts_at, Item.id).limit(bindparam("max_sessions")))
-# The ward (as `find_ward` finds it: its exact code, else the code in another case) and the
-# newest withdrawal among its items, in one read of columns: no ORM object at each request.
-_LAST_WITHDRAWN = (select(func.max(Item.withdrawn_at)).join(Source, Source.id == Item.source_id)
-                   .where(Source.ward_id == Ward.id).scalar_subquery())
-_WARD = select(Ward.id, Ward.code, Ward.name, Ward.created_at, _LAST_WITHDRAWN)
+# The ward's stamp (the ward as `find_ward` finds it: its exact code, else the code in
+# another case), in one read of columns: its items' count and newest change come from the
+# index on (source_id, changed_at) alone.
+def _of_ward_items(column: Any) -> Any:
+    return (select(column).select_from(Item).join(Source, Source.id == Item.source_id)
+            .where(Source.ward_id == Ward.id).scalar_subquery())
+
+
+_WARD = select(Ward.id, Ward.code, Ward.name, Ward.created_at,
+               _of_ward_items(func.count()), _of_ward_items(func.max(Item.changed_at)))
 _WARD_EXACT = _WARD.where(Ward.code == bindparam("code"))
 _WARD_ANY_CASE = (_WARD.where(func.lower(Ward.code) == bindparam("key"))
                   .order_by(Ward.id).limit(1))
+_LAST_WITHDRAWN = (select(func.max(Item.withdrawn_at)).join(Source, Source.id == Item.source_id)
+                   .where(Source.ward_id == bindparam("ward_id")))
 
 
 def _series(sessions: Sequence[FeedItem]) -> tuple[FeedItem, ...]:
@@ -214,31 +264,55 @@ def _feed_item(row: Row[*tuple[Any, ...]]) -> FeedItem:
     )
 
 
-def load_ward_feed(session: Session, code: str, *, now: datetime, force: ForceSettings,
-                   max_items: int = MAX_ITEMS, max_age: timedelta = MAX_AGE) -> WardFeed | None:
-    """The ward's published items, or None when there is no ward with this code; its team
-    is named as the force's settings name it."""
+def ward_stamp(session: Session, code: str) -> WardStamp | None:
+    """The stamp of the ward with this code (in any case), or None when there is none."""
     # Stored rows only, read through the session's connection: columns need none of the
     # ORM's work on each statement, which cost as much as running them.
     connection = session.connection()
     code = code.strip()
     ward = connection.execute(_WARD_EXACT, {"code": code}).first() or connection.execute(
         _WARD_ANY_CASE, {"key": ward_key(code)}).first()
-    if ward is None:
+    return None if ward is None else WardStamp(*ward)
+
+
+def _fresh_until(stamp: WardStamp, items: Sequence[FeedItem], sessions: Sequence[FeedItem],
+                 *, now: datetime, max_age: timedelta) -> datetime | None:
+    """When the first item shown leaves the selection with time alone (a session ends, news
+    passes `max_age`); None while the ward's newest change is within `SETTLE` of `now`."""
+    if stamp.changed_at is not None and stamp.changed_at > now - SETTLE:
         return None
-    ward_id, ward_code, ward_name, created_at, withdrawn = ward
-    recent = connection.execute(_RECENT, {"ward_id": ward_id, "since": now - max_age,
+    ends = [item.ends_at or item.starts_at for item in sessions]
+    return min([*(end for end in ends if end is not None),
+                *(item.published_at + max_age for item in items), FOREVER])
+
+
+def read_ward_feed(session: Session, stamp: WardStamp, *, now: datetime, force: ForceSettings,
+                   max_items: int = MAX_ITEMS, max_age: timedelta = MAX_AGE) -> WardFeed:
+    """The published items of the ward `stamp` was read for; its team is named as the
+    force's settings name it."""
+    connection = session.connection()
+    recent = connection.execute(_RECENT, {"ward_id": stamp.id, "since": now - max_age,
                                           "max_items": max_items}).all()
-    coming = connection.execute(_COMING, {"ward_id": ward_id, "now": now,
+    coming = connection.execute(_COMING, {"ward_id": stamp.id, "now": now,
                                           "max_sessions": MAX_SESSIONS}).all()
+    withdrawn = connection.execute(_LAST_WITHDRAWN, {"ward_id": stamp.id}).scalar()
     items = tuple(_feed_item(row) for row in recent)
     sessions = tuple(_feed_item(row) for row in coming)
     stamps = [item.published_at for item in (*items, *sessions)]
     if withdrawn is not None:
         stamps.append(withdrawn)
-    updated = max(stamps) if stamps else created_at
-    return WardFeed(ward_code, ward_name, items, sessions, updated, _series(sessions),
-                    force.team_of(ward_name))
+    updated = max(stamps) if stamps else stamp.created_at
+    return WardFeed(stamp.code, stamp.name, items, sessions, updated, _series(sessions),
+                    force.team_of(stamp.name), stamp,
+                    _fresh_until(stamp, items, sessions, now=now, max_age=max_age))
+
+
+def load_ward_feed(session: Session, code: str, *, now: datetime, force: ForceSettings,
+                   max_items: int = MAX_ITEMS, max_age: timedelta = MAX_AGE) -> WardFeed | None:
+    """The ward's published items, or None when there is no ward with this code."""
+    stamp = ward_stamp(session, code)
+    return None if stamp is None else read_ward_feed(
+        session, stamp, now=now, force=force, max_items=max_items, max_age=max_age)
 
 
 def _details(item: FeedItem, zone: ZoneInfo) -> list[str]:

@@ -11,9 +11,12 @@ Every answer carries `Cache-Control: public, max-age=300`, a strong ETag over it
 for a ward, `Last-Modified` (the newest item); a matching `If-None-Match` (or, without one, an
 `If-Modified-Since` not older than that) gets 304. No cookie is set and no form is shown.
 Handlers read through `alerts.usecases.open_feeds` and render; they are plain `def`s (worker
-threads). What they render is kept (`Rendered`) under everything it is made of: the page,
-its language and switch link, and the ward list or the whole `WardFeed` read at this request;
-so a page is rendered again exactly when what it shows has changed, and never kept stale.
+threads). A ward's `WardFeed` is kept under its stamp (`open_feeds.ward_stamp`: one indexed
+query, no item row) while it is fresh, and read again only when the stamp differs or time
+has moved something off it (`WardFeed.is_fresh`). What they render is kept (`Rendered`) under
+everything it is made of: the page, its language and switch link, and the ward list or the
+feed's identity (`WardFeed.identity`); so a page is rendered again exactly when what it shows
+has changed, and never kept stale.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Any
+from typing import Any, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
@@ -42,8 +45,9 @@ from alerts.usecases.open_feeds import (
     ics_calendar,
     json_document,
     list_public_wards,
-    load_ward_feed,
+    read_ward_feed,
     uid_domain,
+    ward_stamp,
 )
 from alerts.web.languages import VARY, request_language, switch_link
 from alerts.web.residents import HEADERS
@@ -65,29 +69,45 @@ def _etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
 
-class Rendered:
-    """Bodies (with their ETag) by everything they were made from, the most recently used
-    `size` of them. The key must hold every input of the body: the lookup compares keys by
-    equality, so the same inputs give the same bytes and any change renders anew."""
+V = TypeVar("V")
+
+
+class Kept(Generic[V]):
+    """Values by key, the most recently used `size` of them, shared by worker threads."""
 
     def __init__(self, size: int = 200) -> None:
         self._size = size
-        self._bodies: OrderedDict[Hashable, tuple[bytes, str]] = OrderedDict()
+        self._values: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, make: Callable[[], bytes]) -> tuple[bytes, str]:
+    def get(self, key: Hashable, make: Callable[[], V],
+            fresh: Callable[[V], bool] = lambda _: True) -> V:
+        """The kept value if it is `fresh`, else `make()`'s, kept in its place."""
         with self._lock:
-            found = self._bodies.get(key)
-            if found is not None:
-                self._bodies.move_to_end(key)
+            found = self._values.get(key)
+            if found is not None and fresh(found):
+                self._values.move_to_end(key)
                 return found
-        body = make()  # outside the lock: another thread may render the same meanwhile
-        made = (body, _etag(body))
+        made = make()  # outside the lock: another thread may make the same meanwhile
         with self._lock:
-            self._bodies[key] = made
-            while len(self._bodies) > self._size:
-                self._bodies.popitem(last=False)
+            self._values[key] = made
+            self._values.move_to_end(key)
+            while len(self._values) > self._size:
+                self._values.popitem(last=False)
         return made
+
+
+class Rendered(Kept[tuple[bytes, str]]):
+    """Bodies (with their ETag) by everything they were made from. The key must hold every
+    input of the body: the lookup compares keys by equality, so the same inputs give the
+    same bytes and any change renders anew."""
+
+    def body(self, key: Hashable, make: Callable[[], bytes]) -> tuple[bytes, str]:
+        def made() -> tuple[bytes, str]:
+            body = make()
+            return body, _etag(body)
+
+        return self.get(key, made)
 
 
 def _not_modified(request: Request, etag: str, modified: datetime | None) -> bool:
@@ -129,6 +149,7 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
     zone = ZoneInfo(settings.scheduler.timezone)
     domain = uid_domain(settings.mail.from_address)
     rendered = Rendered()
+    feeds = Kept[WardFeed](size=1000)  # by ward: each ward's newest read
 
     def page(request: Request, language: Language, name: str, context: dict[str, Any], *,
              modified: datetime | None, shows: Hashable, missing: bool = False) -> Response:
@@ -142,14 +163,14 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
 
         if missing:  # not cached: the ward may be added in a minute
             return Response(render(), status_code=404, media_type=HTML, headers=HEADERS)
-        body, etag = rendered.get((name, language, switch["switch_url"], shows), render)
+        body, etag = rendered.body((name, language, switch["switch_url"], shows), render)
         # No cookie on a publicly cached page: the switch link's ?lang= is its own URL.
         return cached(request, body, HTML, modified=modified, etag=etag, headers={
             **OPEN_HEADERS, "Vary": VARY, "Content-Language": HTML_LANG[language]})
 
     def data(request: Request, feed: WardFeed, kind: str, media_type: str,
              make: Callable[[], bytes]) -> Response:
-        body, etag = rendered.get((kind, feed), make)
+        body, etag = rendered.body((kind, feed.identity), make)
         return cached(request, body, media_type, modified=feed.updated, etag=etag,
                       headers=DATA_HEADERS)
 
@@ -161,10 +182,14 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
                     shows=tuple(wards), missing=missing is not None)
 
     def ward_feed(code: str) -> tuple[WardFeed, FeedUrls] | None:
+        now = utcnow()
         with factory() as session:
-            feed = load_ward_feed(session, code, now=utcnow(), force=settings.force)
-        if feed is None:
-            return None
+            stamp = ward_stamp(session, code)
+            if stamp is None:
+                return None
+            feed = feeds.get(stamp.id, lambda: read_ward_feed(session, stamp, now=now,
+                                                           force=settings.force),
+                             lambda kept: kept.is_fresh(stamp, now))
         return feed, FeedUrls.for_ward(settings.web.base_url, feed.code)
 
     def moved(request: Request, code: str, feed: WardFeed, name: str) -> Response | None:
@@ -194,7 +219,7 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
                                    for o in item.occurrences or (item,)],
             "day": lambda moment: _local_day(moment, zone, language),
             "clock": lambda moment: f"{moment.astimezone(zone):%H:%M}"},
-            modified=feed.updated, shows=(feed, urls))
+            modified=feed.updated, shows=(feed.identity, urls))
 
     @router.get("/wards/{code}/feed.atom")
     def ward_atom(request: Request, code: str) -> Response:

@@ -31,7 +31,7 @@ def client(factory: sessionmaker[Session], settings: Settings) -> TestClient:
 
 def test_an_error_in_a_json_address_is_json_with_its_status(
         client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("alerts.web.open_feeds.load_ward_feed",
+    monkeypatch.setattr("alerts.web.open_feeds.ward_stamp",
                         failing_with(LanguageError("language 'xx' is not one of en, cy")))
     response = client.get("/wards/RIV/items.json")
     assert response.status_code == 400
