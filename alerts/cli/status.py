@@ -7,7 +7,7 @@ from datetime import datetime
 import click
 
 from alerts.cli.app import Runtime, pass_runtime, print_json
-from alerts.core.scheduler_store import SchedulerStatus, stored_status
+from alerts.core.scheduler_store import JobStatus, SchedulerStatus, stored_status
 from alerts.delivery.status import outbox_by_kind, outbox_report
 from alerts.inbound.status import (
     FLAG_PER_MILLE,
@@ -23,7 +23,8 @@ from subscriptions.base import utcnow
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_runtime
 def status(runtime: Runtime, as_json: bool) -> None:
-    """Scheduled jobs and any that stalled; outbox depth by state, what is due, the oldest
+    """Scheduled jobs (each one's last success, and a failing one's failures) and any that
+    stalled; outbox depth by state, what is due, the oldest
     queued row, send rate, failures; inbound mail of the last day, what waits for a person,
     bounces no token vouched for, replies not yet forwarded; hard-bounce and complaint rates
     of the last 7 days, marked at Gmail's thresholds."""
@@ -63,6 +64,8 @@ def status(runtime: Runtime, as_json: bool) -> None:
         })
         return
     click.echo(_scheduler_line(scheduler, runtime.settings.scheduler.stall_grace_seconds))
+    for job in scheduler["jobs"]:
+        click.echo(_job_line(job))
     depth = ", ".join(f"{count} {state}" for state, count in report.by_status.items())
     click.echo(f"outbox: {depth}")
     for kind, states in by_kind.items():
@@ -111,3 +114,14 @@ def _scheduler_line(report: SchedulerStatus, grace: float) -> str:
         return "scheduler: no jobs stored (has `alerts run` started?)"
     return (f"scheduler: {len(report['jobs'])} job(s), the next at "
             f"{min(times, key=datetime.fromisoformat)}")
+
+
+def _job_line(job: JobStatus) -> str:
+    if "consecutive_failures" not in job:
+        return f"  {job['id']}: not run yet"
+    line = f"  {job['id']}: last success {job.get('last_success_at') or 'never'}"
+    failures = job["consecutive_failures"]
+    if failures:
+        line += (f"; FAILING, {failures} run(s) in a row, the last at "
+                 f"{job.get('last_failure_at')}: {job.get('last_failure')}")
+    return line

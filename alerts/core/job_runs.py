@@ -10,10 +10,13 @@ or words are ever stored here.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import String, Unicode
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from subscriptions.base import Base
 
@@ -34,3 +37,39 @@ class JobRun(Base):
     # "ClassName: short reason" of the last failure.
     last_failure: Mapped[str | None] = mapped_column(String(FAILURE_LENGTH))
     consecutive_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why a run failed: the error's class name (or the kind of failure a job reports
+    without one) and a short reason the job chose."""
+
+    kind: str
+    reason: str
+
+    def text(self) -> str:
+        return f"{self.kind}: {self.reason}"[:FAILURE_LENGTH]
+
+
+def record_start(session: Session, job_id: str, now: datetime) -> None:
+    _upsert(session, job_id, {"last_started_at": now})
+
+
+def record_end(session: Session, job_id: str, now: datetime, failure: Failure | None) -> None:
+    """A run's end: a success clears the count of failures in a row, a failure adds one."""
+    if failure is None:
+        _upsert(session, job_id, {"last_success_at": now, "consecutive_failures": 0})
+        return
+    _upsert(session, job_id, {"last_failure_at": now, "last_failure": failure.text()},
+            {"consecutive_failures": JobRun.consecutive_failures + 1},
+            {"consecutive_failures": 1})
+
+
+def _upsert(session: Session, job_id: str, values: dict[str, Any],
+            on_update: dict[str, Any] | None = None,
+            on_insert: dict[str, Any] | None = None) -> None:
+    """One statement, so that two processes recording the same job never collide."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(JobRun).values(job_id=job_id, **values, **(on_insert or {}))
+    session.execute(statement.on_conflict_do_update(
+        index_elements=[JobRun.job_id], set_={**values, **(on_update or {})}))

@@ -1,11 +1,12 @@
 """The scheduler's job table as the rest of the product reads it: its name, and the status
-of the jobs it holds (when each runs next, which are stalled). `alerts run` owns the table
-(`alerts.service.scheduler`); `alerts status`, `/healthz` and the migrations only read it.
+of the jobs it holds (when each runs next, which are stalled, and how each one's last runs
+went, from `job_runs`). `alerts run` owns the table (`alerts.service.scheduler`);
+`alerts status`, `/healthz`, `/metrics` and the migrations only read it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import NotRequired, TypedDict
 from zoneinfo import ZoneInfo
@@ -13,14 +14,31 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Column, Engine, Float, MetaData, Table, Unicode, inspect, select
 
 from alerts.core.config import SchedulerSettings
+from alerts.core.job_runs import JobRun
 
 # APScheduler creates and owns this table; the migrations leave it alone (see migrations/env.py).
 JOB_TABLE = "apscheduler_jobs"
 
 
+class JobRuns(TypedDict):
+    """How a job's runs went (`job_runs`); a job that never ran has none of these."""
+
+    last_started_at: str | None
+    last_success_at: str | None
+    last_failure_at: str | None
+    last_failure: str | None  # "ClassName: short reason"
+    consecutive_failures: int
+
+
 class JobStatus(TypedDict):
     id: str
     next_run_time: str | None
+    # Those of `JobRuns`, once the job has run.
+    last_started_at: NotRequired[str | None]
+    last_success_at: NotRequired[str | None]
+    last_failure_at: NotRequired[str | None]
+    last_failure: NotRequired[str | None]
+    consecutive_failures: NotRequired[int]
 
 
 class StalledJob(TypedDict):
@@ -46,23 +64,36 @@ def stored_status(engine: Engine, settings: SchedulerSettings, now: datetime) ->
     # Only the two plain columns are read: unpickling job state is the scheduler's business.
     table = Table(JOB_TABLE, MetaData(), Column("id", Unicode(191), primary_key=True),
                   Column("next_run_time", Float(25)))
+    runs = JobRun.__table__.c
+    # One read: each job's runs joined on job_runs' key, so a job removed since it last ran
+    # is not reported.
+    query = (select(table.c.id, table.c.next_run_time, runs.job_id, runs.last_started_at,
+                    runs.last_success_at, runs.last_failure_at, runs.last_failure,
+                    runs.consecutive_failures)
+             .outerjoin(JobRun.__table__, runs.job_id == table.c.id).order_by(table.c.id))
+    zone = ZoneInfo(settings.timezone)
     with engine.connect() as connection:
-        rows = connection.execute(select(table.c.id, table.c.next_run_time).order_by(table.c.id))
-        return report_of([(ident, stamp) for ident, stamp in rows], settings, now)
+        rows = connection.execute(query).all()
+    reported: dict[str, JobRuns] = {
+        row.id: {"last_started_at": _iso(row.last_started_at, zone),
+                 "last_success_at": _iso(row.last_success_at, zone),
+                 "last_failure_at": _iso(row.last_failure_at, zone),
+                 "last_failure": row.last_failure,
+                 "consecutive_failures": row.consecutive_failures}
+        for row in rows if row.job_id is not None
+    }
+    return report_of([(row.id, row.next_run_time) for row in rows], settings, now, reported)
 
 
 def report_of(rows: Sequence[tuple[str, float | None]], settings: SchedulerSettings,
-            now: datetime) -> SchedulerStatus:
+              now: datetime, runs: Mapping[str, JobRuns] | None = None) -> SchedulerStatus:
     zone = ZoneInfo(settings.timezone)
-    jobs: list[JobStatus] = [
-        {
-            "id": ident,
-            "next_run_time": None if stamp is None else _iso(
-                datetime.fromtimestamp(stamp, UTC).astimezone(zone)
-            ),
-        }
-        for ident, stamp in sorted(rows)
-    ]
+    jobs: list[JobStatus] = []
+    for ident, stamp in sorted(rows):
+        planned = None if stamp is None else _iso(datetime.fromtimestamp(stamp, UTC), zone)
+        ran = (runs or {}).get(ident)
+        jobs.append({"id": ident, "next_run_time": planned} if ran is None
+                    else {"id": ident, "next_run_time": planned, **ran})
     late = [(now.timestamp() - stamp, ident) for ident, stamp in rows if stamp is not None]
     stalled: list[StalledJob] = [
         {"id": ident, "overdue_seconds": int(seconds)}
@@ -72,5 +103,5 @@ def report_of(rows: Sequence[tuple[str, float | None]], settings: SchedulerSetti
     return {"running": False, "jobs": jobs, "stalled": stalled}
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
+def _iso(moment: datetime | None, zone: ZoneInfo) -> str | None:
+    return None if moment is None else moment.astimezone(zone).isoformat()

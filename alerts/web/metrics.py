@@ -7,7 +7,12 @@ What it serves is read from the database at scrape time (`StoreCollector`), thro
 reports `alerts status` and `/healthz` print: the outbox by kind and state, failures by SMTP
 code, the send rate, the oldest queued row, today's sends, hard bounces and complaints,
 inbound mail by kind, open reply threads and the oldest one's age, and each scheduled job's
-lag. The web's own requests are counted by `RequestMetrics` under the route's template
+lag, last success and last failure (Unix time) and failures in a row (`job_runs`, read with
+the job table in one query). A job that has never succeeded (or never failed) has no
+last-success (or last-failure) sample at all, not a NaN or a 0: an absent series is
+Prometheus's way of saying "never" (an alert can use `absent()`, and the lag still shows a
+job that never ran on time), where a 0 would read as 1970 and a NaN compares false in every
+rule. The web's own requests are counted by `RequestMetrics` under the route's template
 (`/unsubscribe/{token}`), never the path a client asked for, which may hold a token.
 Counts only: no address, subject or reply text is ever a label.
 
@@ -31,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from alerts.core.config import Settings
-from alerts.core.scheduler_store import SchedulerStatus
+from alerts.core.scheduler_store import JobStatus, SchedulerStatus
 from alerts.delivery.status import outbox_by_kind, outbox_report, smtp_class
 from alerts.inbound.status import daily_rates, inbound_report, oldest_open_thread_seconds
 from subscriptions.base import utcnow
@@ -192,9 +197,32 @@ class StoreCollector(Collector):
                 (now - datetime.fromisoformat(planned)).total_seconds()
             lag.add_metric([job["id"]], max(late, 0.0))
         yield lag
+        yield from _job_run_families(status["jobs"] if status is not None else [])
         yield _gauge("alerts_scheduler_jobs_stalled",
                      "Jobs overdue by more than scheduler.stall_grace_seconds",
                      len(status.get("stalled", [])) if status is not None else 0)
+
+
+def _job_run_families(jobs: list[JobStatus]) -> Iterator[Metric]:
+    success = GaugeMetricFamily("alerts_scheduler_job_last_success_timestamp_seconds",
+                                "When each job last succeeded (Unix time; absent if never)",
+                                labels=["job"])
+    failure = GaugeMetricFamily("alerts_scheduler_job_last_failure_timestamp_seconds",
+                                "When each job last failed (Unix time; absent if never)",
+                                labels=["job"])
+    in_a_row = GaugeMetricFamily("alerts_scheduler_job_consecutive_failures",
+                                 "How many of each job's last runs failed in a row (absent "
+                                 "if it never ran)", labels=["job"])
+    for job in jobs:
+        if succeeded := job.get("last_success_at"):
+            success.add_metric([job["id"]], datetime.fromisoformat(succeeded).timestamp())
+        if failed := job.get("last_failure_at"):
+            failure.add_metric([job["id"]], datetime.fromisoformat(failed).timestamp())
+        if "consecutive_failures" in job:
+            in_a_row.add_metric([job["id"]], job["consecutive_failures"])
+    yield success
+    yield failure
+    yield in_a_row
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
