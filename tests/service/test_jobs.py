@@ -2,7 +2,8 @@
 its start, then its success or its failure (class name and a short reason, no resident's
 words), and failures in a row. `/metrics` exports the last success and failure as Unix time
 and the failures in a row (parsed with prometheus-client's own parser), `alerts status`
-prints them, and a database locked while a run is recorded never stops the run. The jobs
+prints them (and /healthz carries them), and a database locked while a run is recorded
+never stops the run. The jobs
 run here as the scheduler's worker threads run them, on a job table planned by the real
 `reconcile` (both stores); `alerts run` records them as a real process."""
 
@@ -37,7 +38,7 @@ from alerts.sources.registry import add_source
 from alerts.web.app import create_app
 from subscriptions.base import utcnow
 from tests.factories import make_ward, smtp_config
-from tests.processes import free_port, start_alerts, wait_for
+from tests.processes import free_port, healthz, start_alerts, wait_for
 from tests.servers import FeedServer, Resource
 
 TOKEN = "job-runs-metrics-token"
@@ -199,8 +200,9 @@ def test_a_database_locked_while_a_run_is_recorded_never_stops_the_run(
 
 def test_alerts_run_records_its_jobs_runs_and_alerts_status_prints_them(
         engine: Engine, settings: Settings, tmp_path: Path) -> None:
+    port = free_port()
     config = smtp_config(tmp_path, settings, extra=(
-        f'host = "127.0.0.1"\nport = {free_port()}\n'
+        f'host = "127.0.0.1"\nport = {port}\n'
         '[scheduler]\ntimezone = "Europe/London"\nreconcile_seconds = 0.5\n'))
     process = start_alerts(config, "run", log=tmp_path / "run.log")
     try:
@@ -209,6 +211,10 @@ def test_alerts_run_records_its_jobs_runs_and_alerts_status_prints_them(
                                if job["id"] == "reconcile" and job.get("last_success_at")),
                               None),
                  what="a recorded reconcile", timeout=40, process=process)
+        health = wait_for(lambda: healthz(f"http://127.0.0.1:{port}"), what="/healthz",
+                          timeout=30, process=process)
+        [reconciled] = [job for job in health["scheduler"]["jobs"] if job["id"] == "reconcile"]
+        assert reconciled["last_success_at"] and reconciled["consecutive_failures"] == 0
     finally:
         assert process.stop() == 0, process.output()
     shown = CliRunner().invoke(cli, ["--config", str(config), "status"])
