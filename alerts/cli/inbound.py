@@ -6,13 +6,21 @@ import asyncio
 import json
 import sys
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
 from alerts.cli.app import Runtime, fail, pass_runtime, progress_enabled, warn
 from alerts.delivery.sender import deliver_due, deliver_due_async
-from alerts.inbound.intake import Intake, IntakeUnavailable, Outcome, poll_inbox
+from alerts.inbound.intake import (
+    BATCH_BYTES,
+    BATCH_MESSAGES,
+    Intake,
+    IntakeUnavailable,
+    Outcome,
+    poll_inbox,
+)
 from alerts.inbound.journal import Via
 from alerts.inbound.lmtp import InboundHandler, ListenAddressError, parse_listen, start_lmtp
 from alerts.mail.messages import MessageKind
@@ -49,45 +57,66 @@ def process(runtime: Runtime, files: tuple[Path, ...], as_json: bool) -> None:
     """Classify and route FILE.eml ... (standard input when no file is given)."""
     intake = _intake(runtime)
     sources: list[tuple[str, Path | None]] = [(str(f), f) for f in files] or [("-", None)]
-    failed = 0
-    with click.progressbar(sources, label="reading mail", file=sys.stderr,
+    handled = 0
+    with click.progressbar(length=len(sources), label="reading mail", file=sys.stderr,
                            hidden=not progress_enabled() or len(sources) < 20) as bar:
-        for name, path in bar:
-            try:
-                raw = sys.stdin.buffer.read() if path is None else path.read_bytes()
-            except OSError as error:
-                warn(f"{name}: cannot be read ({error.strerror or error}); skipped")
-                failed += 1
-                continue
-            try:
-                outcome = intake.process(raw, via=Via.FILE)
-            except IntakeUnavailable as error:
-                warn(f"{name}: not handled: {error}; run the command again for this file")
-                failed += 1
-                continue
-            except Exception as error:  # a fault of ours with this message: carry on past it
-                # Its transaction rolled back, so it is as if not read. The error's own text
-                # may quote the message, so only its type is said.
-                if click.get_current_context().find_root().params.get("debug"):
-                    click.echo(traceback.format_exc().rstrip(), err=True)
-                warn(f"{name}: not handled: an unexpected error ({type(error).__name__}); "
-                     f"nothing of it was kept: `alerts --debug inbound process {name}` shows why")
-                failed += 1
-                continue
-            if as_json:
-                click.echo(json.dumps({
-                    "file": name, "kind": outcome.reported_kind, "severity": outcome.severity,
-                    "recipient": outcome.recipient, "action": outcome.action,
-                    "reply_id": outcome.reply_id, "flagged": outcome.flagged,
-                }))
-            else:
-                click.echo(_describe(name, outcome))
+        for batch in _batches(sources):
+            # Said only once committed: a line printed is a message kept.
+            outcomes = intake.process_many([raw for _name, raw in batch], via=Via.FILE)
+            for (name, _raw), outcome in zip(batch, outcomes, strict=True):
+                handled += _report(name, outcome, as_json)
+            bar.update(len(batch))
+    failed = len(sources) - handled  # unreadable, or not handled
     report = deliver_due(runtime.sessions(), runtime.settings, kinds=FORWARDS)
     if report.sent or report.retried or report.failed:
         warn(f"replies to ward teams: {report.sent} forwarded, {report.retried} to retry, "
              f"{report.failed} failed")
     if failed:
         fail(f"{failed} of {len(sources)} message(s) not handled (see above)")
+
+
+def _batches(sources: list[tuple[str, Path | None]]) -> Iterator[list[tuple[str, bytes]]]:
+    """The readable messages, a transaction's worth at a time (a big one alone: the store
+    is held for writing while a batch is handled); one that cannot be read is said here."""
+    batch: list[tuple[str, bytes]] = []
+    size = 0
+    for name, path in sources:
+        try:
+            raw = sys.stdin.buffer.read() if path is None else path.read_bytes()
+        except OSError as error:
+            warn(f"{name}: cannot be read ({error.strerror or error}); skipped")
+            continue
+        if batch and (len(batch) == BATCH_MESSAGES or size + len(raw) > BATCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append((name, raw))
+        size += len(raw)
+    if batch:
+        yield batch
+
+
+def _report(name: str, outcome: Outcome | Exception, as_json: bool) -> bool:
+    """Print what was done with a message, or warn why it was not; whether it was handled."""
+    if isinstance(outcome, IntakeUnavailable):
+        warn(f"{name}: not handled: {outcome}; run the command again for this file")
+        return False
+    if isinstance(outcome, Exception):  # a fault of ours with this message: carry on past it
+        # Its savepoint rolled back, so it is as if not read. The error's own text may quote
+        # the message, so only its type is said.
+        if click.get_current_context().find_root().params.get("debug"):
+            click.echo("".join(traceback.format_exception(outcome)).rstrip(), err=True)
+        warn(f"{name}: not handled: an unexpected error ({type(outcome).__name__}); "
+             f"nothing of it was kept: `alerts --debug inbound process {name}` shows why")
+        return False
+    if as_json:
+        click.echo(json.dumps({
+            "file": name, "kind": outcome.reported_kind, "severity": outcome.severity,
+            "recipient": outcome.recipient, "action": outcome.action,
+            "reply_id": outcome.reply_id, "flagged": outcome.flagged,
+        }))
+    else:
+        click.echo(_describe(name, outcome))
+    return True
 
 
 @inbound.command("serve")

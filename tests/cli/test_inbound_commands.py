@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, event, func, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.cli import cli
 from alerts.core.config import Settings
 from alerts.inbound import intake
 from alerts.inbound.forward import queue_forward
+from alerts.inbound.journal import InboundRecord
 from alerts.inbound.replies import Reply
+from alerts.mail.messages import Message, MessageKind
 from subscriptions.links import Purpose
 from tests.factories import make_sent_message, make_subscriber, make_ward, signed
 
@@ -130,3 +138,92 @@ def test_replies_list_for_an_unknown_ward_is_a_one_line_error(config: Path) -> N
     result = run(config, "replies", "list", "--ward", "NOPE")
     assert result.exit_code == 1
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.fixture
+def journalling_commits() -> Iterator[list[int]]:
+    """For each commit that kept messages in the inbound journal, how many."""
+    kept: list[int] = []
+    pending = [0]
+
+    def executed(_conn: object, _cursor: object, statement: str, parameters: Any,
+                 _context: object, many: bool) -> None:
+        if statement.lstrip().startswith("INSERT INTO inbound_messages"):
+            pending[0] += len(parameters) if many else 1
+
+    def committed(_conn: object) -> None:
+        if pending[0]:
+            kept.append(pending[0])
+        pending[0] = 0
+
+    event.listen(Engine, "before_cursor_execute", executed)
+    event.listen(Engine, "commit", committed)
+    yield kept
+    event.remove(Engine, "before_cursor_execute", executed)
+    event.remove(Engine, "commit", committed)
+
+
+def test_process_keeps_many_messages_in_one_commit(
+        config: Path, reply_address: str, tmp_path: Path,
+        journalling_commits: list[int]) -> None:
+    files = [tmp_path / f"{n}.eml" for n in range(12)]
+    for n, path in enumerate(files):
+        path.write_bytes(a_reply(reply_address, f"Question number {n}"))
+    result = run(config, "inbound", "process", *map(str, files))
+    assert result.exit_code == 0, result.output
+    assert len(result.stdout.splitlines()) == 12
+    assert journalling_commits == [12]  # not one commit a message
+
+
+# A child `alerts inbound process` killed (SIGKILL) as it queues the forward of its
+# `KILL_AT`th reply: in the middle of a transaction, with earlier messages printed or not.
+KILLED_AT_A_FORWARD = """
+import os, signal, sys
+from alerts.cli import cli
+from alerts.inbound import intake
+queued, forward = [0], intake.queue_forward
+def queue_forward(*args, **kwargs):
+    queued[0] += 1
+    if queued[0] == int(os.environ["KILL_AT"]):
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return forward(*args, **kwargs)
+intake.queue_forward = queue_forward
+cli(sys.argv[1:], prog_name="alerts")
+"""
+
+
+def test_a_process_killed_mid_batch_keeps_what_it_printed_and_a_rerun_handles_the_rest_once(
+        config: Path, reply_address: str, settings: Settings, tmp_path: Path) -> None:
+    files = [tmp_path / f"{n:02d}.eml" for n in range(60)]
+    for n, path in enumerate(files):
+        path.write_bytes(a_reply(reply_address, f"Question number {n}"))
+    command = ["--config", str(config), "inbound", "process", "--json", *map(str, files)]
+    killed = subprocess.run([sys.executable, "-c", KILLED_AT_A_FORWARD, *command],
+                            capture_output=True, text=True, check=False,
+                            env={**os.environ, "KILL_AT": "55"})
+    assert killed.returncode == -signal.SIGKILL
+    printed = [json.loads(line)["file"] for line in killed.stdout.splitlines()]
+    assert printed == list(map(str, files[:len(printed)]))
+    engine = create_engine(settings.database.url)
+    kept = sessionmaker(engine)
+
+    def counted() -> tuple[int, int, int, int]:
+        with kept() as session:
+            return (session.scalar(select(func.count()).select_from(InboundRecord)) or 0,
+                    session.scalar(select(func.count()).select_from(Reply)) or 0,
+                    *(session.scalar(select(func.count()).select_from(Message)
+                                     .where(Message.kind == kind)) or 0
+                      for kind in (MessageKind.FORWARD, MessageKind.REPLY_ACK)))
+
+    assert counted()[:3] == (len(printed),) * 3  # what was said to be done was kept, no more
+    again = run(config, "inbound", "process", "--json", *map(str, files))
+    assert again.exit_code == 0, again.output
+    outcomes = [json.loads(line) for line in again.stdout.splitlines()]
+    assert [o["file"] for o in outcomes] == list(map(str, files))
+    assert [o["action"].startswith("already handled") for o in outcomes] == \
+        [n < len(printed) for n in range(60)]
+    # Each message once: one journal row, one reply and one forward each; one thread, one
+    # acknowledgement.
+    assert counted() == (60, 60, 60, 1)
+    engine.dispose()
