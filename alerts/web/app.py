@@ -20,6 +20,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.telemetry import TelemetryConfig
 from sqlalchemy.orm import Session, sessionmaker
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -40,6 +41,12 @@ from alerts.web.useful import useful_router
 from alerts.web.webhooks import webhooks_router
 from subscriptions.base import utcnow
 
+# FastAPI's own OpenTelemetry hooks ask the global providers at every request whether one is
+# configured; the product reports through `/metrics` (alerts/web/metrics.py) and installs no
+# OpenTelemetry SDK, so they would never emit anything: off, so nothing is asked.
+NO_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False,
+                                 "operation_spans": False}
+
 
 def create_app(
     factory: sessionmaker[Session],
@@ -54,7 +61,7 @@ def create_app(
     makes the service "degraded". `bus` is the process's event bus, so that a post from the
 web wakes the delivery loop of `alerts run`; without one the pages wire their own."""
     app = FastAPI(title="Neighbourhood alerts", docs_url=None, redoc_url=None,
-                  openapi_url=None)
+                  openapi_url=None, telemetry=NO_TELEMETRY)
 
     # A plain `def`: FastAPI runs it in a worker thread, so the database work never
     # blocks the event loop that also drives the scheduler and the delivery loop.

@@ -1,16 +1,23 @@
 """What every page pays before its own work is paid once where it can be (issue 19): the front
 door and its two statements depend only on the settings and the page's language, so each is
 rendered once per language and then served as those bytes (an address with a query of its own
-is rendered afresh, so its switch link keeps it); with no `web.trusted_proxies` no proxy
-middleware sits on the call, since it would change nothing. Counted, never timed; what the pages
-say and set stays as it was (test_front_door, test_client_address)."""
+is rendered afresh, so its switch link keeps it); the pages that read nothing (those, the
+my-data form, the favicons) answer on the event loop, with no hop to a worker thread and no
+database connection; with no `web.trusted_proxies` no proxy middleware sits on the call, since
+it would change nothing; FastAPI's OpenTelemetry hooks, which the product never feeds (it has
+`/metrics`), do not ask for a tracer provider at every request. Counted, never timed; what the
+pages say and set stays as it was (test_front_door, test_my_data, test_client_address)."""
 
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
+import fastapi.routing
+import opentelemetry.trace
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -76,3 +83,54 @@ def test_no_proxy_middleware_is_on_the_call_unless_a_proxy_is_trusted(
     assert ProxyHeadersMiddleware not in [m.cls for m in direct.user_middleware]
     assert ProxyHeadersMiddleware in [m.cls for m in proxied.user_middleware]
 
+
+
+def test_the_pages_that_read_nothing_take_no_thread_and_no_connection(
+    factory: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = TestClient(create_app(factory, settings=settings))
+    threaded: list[str] = []
+    original = fastapi.routing.run_in_threadpool
+
+    async def counting(call: Any, *args: Any, **kwargs: Any) -> Any:
+        threaded.append(getattr(kwargs.get("function", call), "__name__", "?"))
+        return await original(call, *args, **kwargs)
+
+    monkeypatch.setattr(fastapi.routing, "run_in_threadpool", counting)
+    connections: list[object] = []
+    engine = factory.kw["bind"]
+    assert isinstance(engine, Engine)
+
+    def checkout(*_: object) -> None:
+        connections.append(object())
+
+    event.listen(engine, "checkout", checkout)
+    try:
+        pages = [client.get(path) for path in ("/", "/privacy", "/accessibility", "/my-data",
+                                               "/favicon.ico", "/favicon.svg")]
+        assert all(page.status_code == 200 for page in pages)
+        assert 'name="csrf_token"' in pages[3].text and "alerts_csrf" in pages[3].cookies
+        assert threaded == [] and connections == []
+
+        client.get("/subscribe")  # a page that reads the ward list still goes to a thread
+        assert threaded == ["subscribe_page"] and connections
+    finally:
+        event.remove(engine, "checkout", checkout)
+
+
+def test_no_request_asks_for_an_opentelemetry_provider(
+    factory: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = TestClient(create_app(factory, settings=settings))
+    asked: list[object] = []
+    original = opentelemetry.trace.get_tracer_provider
+
+    def get_tracer_provider() -> Any:
+        asked.append(object())
+        return original()
+
+    monkeypatch.setattr(opentelemetry.trace, "get_tracer_provider", get_tracer_provider)
+
+    answers = [client.get(path).status_code for path in ("/", "/healthz", "/no-such-page")]
+
+    assert answers == [200, 200, 404] and asked == []
