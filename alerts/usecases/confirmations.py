@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from alerts.core.config import Settings
@@ -24,7 +24,7 @@ from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.mail.marks import CONFIRM_URL_MARK
 from alerts.mail.messages import Message, MessageKind
 from alerts.mail.render import ADDED_FOR_YOU, SIGNED_UP, Rendered, render_confirmation
-from alerts.usecases.welcome import Welcome, queue_welcome, welcome_for
+from alerts.usecases.welcome import Welcome, hold_resident, welcome_on_confirming
 from subscriptions.consent import Consent, ConsentMethod
 from subscriptions.links import Purpose, nonces_in, open_sealed_link, sealed_link
 from subscriptions.subscribers import Frequency, Subscriber, Subscription
@@ -210,17 +210,11 @@ def confirm(session: Session, settings: Settings, token: str, *,
     link = read_confirmation(session, settings, token)
     if link is None:
         return None
-    # One resident's confirmations run one after another: the first write takes their row's
-    # lock (PostgreSQL) or the database's write lock (SQLite) until commit, so of two at once
-    # (a double click, a link scanner pressing too) the second finds nothing pending left
-    # and queues no second welcome.
-    session.execute(update(Subscriber).where(Subscriber.id == link.subscriber_id)
-                    .values(nonce=Subscriber.nonce)
-                    .execution_options(synchronize_session=False))
+    # Of two presses at once the second finds nothing pending and queues no second welcome.
+    hold_resident(session, link.subscriber_id)
     changed = confirm_subscriptions(session, link.subscriber_id, link.subscription_ids,
                                     now=now)
-    welcome = welcome_for(session, settings, link.subscriber_id, link.subscription_ids,
-                          now=now)
-    welcomed = bool(changed) and welcome is not None and queue_welcome(
-        session, settings, welcome, now=now)
+    welcome, welcomed = welcome_on_confirming(
+        session, settings, link.subscriber_id, link.subscription_ids, confirmed=bool(changed),
+        now=now)
     return Confirmed(welcome, welcomed)

@@ -8,7 +8,9 @@ subscription and the scheme, and a seal of the subscription's nonce (`subscripti
 so a link stops working when it expires or when its subscription's nonce changes. It opens
 a page whose one button accepts: opening the link changes nothing, since mail scanners open
 every link in an email. The email goes through the outbox like a confirmation email, and
-shares its limit: at most one of either to an address an hour.
+shares its limit: at most one of either to an address an hour. Accepting confirms a
+subscription still waiting to be, and then brings the one welcome a confirmation brings
+(`alerts.usecases.welcome`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from alerts.mail.marks import INVITE_URL_MARK
 from alerts.mail.messages import Message, MessageKind
 from alerts.mail.render import Rendered, render_email
 from alerts.usecases.confirmations import CONFIRM_PRIORITY
+from alerts.usecases.welcome import hold_resident, welcome_on_confirming
 from subscriptions.languages import Language, effective_language
 from subscriptions.links import Purpose, nonces_in, open_sealed_link, sealed_link
 from subscriptions.schemes import Scheme, accept_invitation, invitation_open, is_member
@@ -97,17 +100,24 @@ def accept(session: Session, settings: Settings, token: str, *,
            now: datetime) -> InvitationView | None:
     """The resident presses the button: they join the scheme (see
     `subscriptions.schemes.accept_invitation`); None, and nothing changes, if the link is not
-    genuine, has expired or can no longer be accepted. Pressing it again changes nothing."""
+    genuine, has expired or can no longer be accepted. Pressing it again changes nothing.
+    A subscription that was waiting is confirmed, and the press that confirms it queues the
+    resident's one welcome email, as a confirmation's button does."""
     invitation = read_invitation(session, settings, token)
     if invitation is None:
         return None
+    subscription = invitation.subscription
+    hold_resident(session, subscription.subscriber_id)
+    session.refresh(subscription)  # as a press that went first left it
     before = _view(invitation)
-    if not accept_invitation(session, invitation.subscription, invitation.scheme, now=now):
+    if not accept_invitation(session, subscription, invitation.scheme, now=now):
         return None
     if not before.member:
         record(session, "resident (scheme invitation)", "scheme.member.join",
-               f"subscription {invitation.subscription.id}",
+               f"subscription {subscription.id}",
                f"scheme {invitation.scheme.id}; accepted an invitation", now=now)
+    welcome_on_confirming(session, settings, subscription.subscriber_id, [subscription.id],
+                          confirmed=before.confirms, now=now)
     return _view(invitation)
 
 

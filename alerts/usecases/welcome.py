@@ -3,7 +3,10 @@ each first digest comes (the ward's own schedule, `alerts.digests.schedule`), th
 preferences link and how replies reach the team; queued once through the outbox, and the
 same facts for the page their confirmation opens.
 
-Only a confirmation by the resident's own link brings one (`confirmations.confirm`). An
+Only a confirmation by the resident's own link brings one: the confirmation email's button
+(`confirmations.confirm`) or a scheme invitation's, accepted while the subscription waited
+(`scheme_invitations.accept`); both confirm under `hold_resident` and queue through
+`welcome_on_confirming`, so however often and at once a link is pressed, one goes. An
 import with declared prior consent (`subscribers import --confirmed`, a coordinator's
 list) adds people whose consent was given elsewhere, to someone they already hear from:
 a burst of welcomes from a sender they never wrote to is the mail most often reported as
@@ -16,7 +19,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from alerts.core.config import Settings
@@ -76,11 +79,34 @@ def welcome_for(session: Session, settings: Settings, subscriber_id: int,
                    Language(language), wards)
 
 
+def hold_resident(session: Session, subscriber_id: int) -> None:
+    """Make one resident's confirmations run one after another, whichever link brings them:
+    the first write takes their row's lock (PostgreSQL) or the database's write lock
+    (SQLite) until commit, so of two at once (a double click, a link scanner pressing too)
+    the second finds nothing pending left. Read their subscriptions after this, not before
+    (refresh one already loaded)."""
+    session.execute(update(Subscriber).where(Subscriber.id == subscriber_id)
+                    .values(nonce=Subscriber.nonce)
+                    .execution_options(synchronize_session=False))
+
+
+def welcome_on_confirming(session: Session, settings: Settings, subscriber_id: int,
+                          subscription_ids: Collection[int], *, confirmed: bool,
+                          now: datetime) -> tuple[Welcome | None, bool]:
+    """After the resident's own link has confirmed under `hold_resident`: the welcome for
+    those of the subscriptions that stand confirmed (None if none does), and whether it was
+    queued now, which only the press that `confirmed` something does."""
+    welcome = welcome_for(session, settings, subscriber_id, subscription_ids, now=now)
+    welcomed = confirmed and welcome is not None and queue_welcome(
+        session, settings, welcome, now=now)
+    return welcome, welcomed
+
+
 def queue_welcome(session: Session, settings: Settings, welcome: Welcome, *,
                   now: datetime) -> bool:
     """Render the welcome in the resident's language and queue it for them; return whether
     it was queued (not to a suppressed address). The caller makes sure it is the first:
-    see `confirmations.confirm`. The sender fills in the preferences and unsubscribe links
+    see `welcome_on_confirming`. The sender fills in the preferences and unsubscribe links
     of the subscription to the message's ward, as for every resident's email."""
     rendered = render_welcome(welcome.wards, settings, now=now, language=welcome.language)
     message = Message(ward_id=welcome.ward_id, kind=MessageKind.WELCOME,
