@@ -12,9 +12,15 @@ batch. A 4xx or a dropped connection queues the row again with backoff, a 5xx fa
 When the transport cannot reach its server at all, the pass stops after the current batch so
 an outage does not walk the whole queue; the rest stays queued for the next pass. When
 `[dkim]` is set, every copy (staff mail too) is DKIM-signed as the last step before the
-transport (alerts.mail.dkim); the keys are read once a pass, and signing runs in a process of
-its own (alerts.mail.dkim_process), kept from pass to pass: on a thread, its Python half held
-the GIL that the loop building copies and talking SMTP needs.
+transport (alerts.mail.dkim); the keys are read once a pass.
+
+The loop talks SMTP on every connection; building a resident's copy (its signed links) and
+signing it cost more than that, so they run in a process of their own (alerts.mail.
+copy_process, kept from pass to pass) whenever a batch is signed or holds a copy for each
+connection: on the loop they held it, and the connections waited (a third of a bare SMTP
+sender's rate); on a thread, their Python held the GIL the loop needs. A copy is built
+before it takes a connection, up to `mail.concurrency` of them ahead, so no connection
+waits for one.
 
 Staff mail (forwards to ward teams, their reminders, password resets and invitations: see
 STAFF_KINDS) is claimed, paced, retried and recorded the same way, but it goes to the row's
@@ -59,8 +65,8 @@ from alerts.delivery.transport import (
 from alerts.delivery.transport import (
     Transport as Transport,  # re-exported: what a caller may hand `deliver_due`
 )
-from alerts.mail.dkim import load_signer
-from alerts.mail.dkim_process import signing_process
+from alerts.mail.copy_process import CopyProcess, copy_process
+from alerts.mail.dkim import Signer, load_signer
 from alerts.mail.messages import ANSWER_KINDS, Message, MessageKind
 from alerts.mail.mime import Outgoing, PreparedMessage, personalise_email, prepare_message
 from alerts.mail.staff import staff_envelope
@@ -286,53 +292,66 @@ async def deliver_due_async(
     mail = settings.mail
     report = DeliveryReport()
     signer = load_signer(settings.dkim)  # before anything is claimed: a bad key stops here
-    signing = None if signer is None else signing_process(signer, settings.dkim)
+    signing = None if signer is None else copy_process(settings, signer)
     carrier = transport if transport is not None else make_transport(settings)
     slots = asyncio.Semaphore(max(mail.concurrency, 1))
+    ahead = asyncio.Semaphore(2 * max(mail.concurrency, 1))
     pacer = _Pacer(mail.rate_per_second)
 
-    def build(claimed: _Claimed) -> tuple[str, bytes]:
+    async def build(claimed: _Claimed, copies: CopyProcess | None) -> tuple[str, bytes]:
         outgoing = claimed.outgoing
         if outgoing is None:  # staff mail: sent as it was built
             if claimed.staff_email is None:
                 raise ValueError("staff mail with no email to send")
-            return staff_envelope(mail), claimed.staff_email
+            if signing is None:
+                return staff_envelope(mail), claimed.staff_email
+            return staff_envelope(mail), await signing.sign(claimed.staff_email)
+        if copies is not None:  # built, and signed when [dkim] is set, off the loop
+            return await copies.build(outgoing, clock())
         prepared = encoded.get(outgoing.message_id)
         if prepared is None:
             prepared = encoded[outgoing.message_id] = prepare_message(outgoing, settings)
         return personalise_email(prepared, outgoing, settings, now=clock())
 
-    async def attempt(claimed: _Claimed) -> _Outcome:
+    def failed(claimed: _Claimed, exc: Exception) -> _Outcome:
         ident, attempts, recipient = claimed.delivery_id, claimed.attempts, claimed.recipient
-        async with slots:
+        if isinstance(exc, TransientFailure):
+            return _Outcome(ident, attempts, _Result.RETRY, exc.reason,
+                            unavailable=isinstance(exc, ServerUnavailable))
+        if isinstance(exc, PermanentFailure):
+            # A staff address refused is not a resident's to suppress.
+            return _Outcome(ident, attempts, _Result.FAILED, exc.reason,
+                            hard_bounce=exc.hard_bounce and claimed.outgoing is not None)
+        if isinstance(exc, ValueError):
+            # building refuses what no retry can mend, e.g. a line break in a header.
+            return _Outcome(ident, attempts, _Result.FAILED, redact(str(exc), recipient))
+        # A fault of ours must not abandon the batch: its other rows still have to be sent
+        # and recorded, or they would wait for the lease to end.
+        detail = redact(f"{type(exc).__name__}: {exc}", recipient)
+        log.error("delivery %d: unexpected error: %s", ident, detail)
+        return _Outcome(ident, attempts, _Result.RETRY, f"unexpected error: {detail}")
+
+    async def attempt(claimed: _Claimed, copies: CopyProcess | None) -> _Outcome:
+        ident, attempts = claimed.delivery_id, claimed.attempts
+        # A copy is built (and signed) before it takes a connection, a few ahead of the
+        # connections: none of them waits for a build.
+        async with ahead:
             try:
-                envelope_from, data = build(claimed)
-                if signing is not None:  # last: after the copy's own links are in
-                    data = await signing.sign(data)
-                await pacer.wait()
-                await carrier.send(envelope_from, recipient, data)
-            except TransientFailure as exc:
-                return _Outcome(ident, attempts, _Result.RETRY, exc.reason,
-                                unavailable=isinstance(exc, ServerUnavailable))
-            except PermanentFailure as exc:
-                # A staff address refused is not a resident's to suppress.
-                return _Outcome(ident, attempts, _Result.FAILED, exc.reason,
-                                hard_bounce=exc.hard_bounce and claimed.outgoing is not None)
-            except ValueError as exc:
-                # building refuses what no retry can mend, e.g. a line break in a header.
-                detail = redact(str(exc), recipient)
-                return _Outcome(ident, attempts, _Result.FAILED, detail)
+                envelope_from, data = await build(claimed, copies)
             except Exception as exc:
-                # A fault of ours must not abandon the batch: its other rows still have to
-                # be sent and recorded, or they would wait for the lease to end.
-                detail = redact(f"{type(exc).__name__}: {exc}", recipient)
-                log.error("delivery %d: unexpected error: %s", ident, detail)
-                return _Outcome(ident, attempts, _Result.RETRY, f"unexpected error: {detail}")
-            # Still holding the slot: it is free again only once the success is on record.
-            try:
-                await recorder.sent(ident)
-            except Exception:
-                return _Outcome(ident, attempts, _Result.SENT)  # written with the batch
+                return failed(claimed, exc)
+            async with slots:
+                try:
+                    await pacer.wait()
+                    await carrier.send(envelope_from, claimed.recipient, data)
+                except Exception as exc:
+                    return failed(claimed, exc)
+                # Still holding the slot: it is free again only once the success is on
+                # record.
+                try:
+                    await recorder.sent(ident)
+                except Exception:
+                    return _Outcome(ident, attempts, _Result.SENT)  # written with the batch
         return _Outcome(ident, attempts, _Result.SENT, recorded=True)
 
     batch = safe_batch_size(batch_size, mail)
@@ -355,7 +374,9 @@ async def deliver_due_async(
                     # Commit before sending: no transaction stays open while the network works.
                     session.commit()
 
-                outcomes = await asyncio.gather(*(attempt(claimed) for claimed in ready))
+                copies = _copies_for(ready, settings, signer)
+                outcomes = await asyncio.gather(*(attempt(claimed, copies)
+                                                  for claimed in ready))
 
                 with factory() as session:
                     addresses = {c.delivery_id: c.recipient for c in ready}
@@ -386,6 +407,18 @@ async def deliver_due_async(
         finally:
             recorder.close()  # before the connections say QUIT, which may take a while
     return report
+
+
+def _copies_for(ready: list[_Claimed], settings: Settings,
+                signer: Signer | None) -> CopyProcess | None:
+    """Where a batch's copies are built: in the copy process when they are signed (the
+    process signs them there) or when there are enough of them to keep the loop busy (at
+    least one for each connection); a few unsigned ones on the loop, which saves a small
+    pass (a confirmation, a test) starting a process."""
+    residents = sum(claimed.outgoing is not None for claimed in ready)
+    if signer is None and residents < max(settings.mail.concurrency, 1):
+        return None
+    return copy_process(settings, signer) if residents else None
 
 
 def _record(

@@ -411,3 +411,41 @@ def test_a_batch_is_never_larger_than_can_be_sent_within_its_lease(settings: Set
     slow = with_mail(settings, concurrency=4, lease_seconds=60, smtp_timeout=60.0).mail
     assert safe_batch_size(200, slow) == 4
     assert safe_batch_size(10, mail) == 10
+
+
+def test_a_batch_with_a_copy_for_each_connection_is_built_off_the_sender_loop(
+    factory: sessionmaker[Session], smtp: tuple[SinkHandler, Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Building a copy (its signed links) cost the loop more than talking SMTP did, and the
+    # connections waited for it: with a copy for each connection, the copy process builds.
+    handler, settings = smtp
+    assert settings.mail.concurrency == 4
+    emails = queue(factory, 6)
+
+    def not_here(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a copy built on the sender's loop")
+
+    monkeypatch.setattr("alerts.delivery.sender.personalise_email", not_here)
+    assert deliver_due(factory, settings) == DeliveryReport(sent=6)
+    assert sorted(r for m in handler.received for r in m.rcpt_tos) == sorted(emails)
+    for received in handler.received:  # each its own, links filled in
+        assert received.message["To"].addresses[0].addr_spec == received.rcpt_tos[0]
+        assert b"__ALERTS_" not in received.data
+    assert len({m.message["List-Unsubscribe"] for m in handler.received}) == 6
+
+
+def test_a_few_unsigned_copies_are_built_on_the_loop_without_starting_a_process(
+    factory: sessionmaker[Session], smtp: tuple[SinkHandler, Settings],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    handler, settings = smtp
+    queue(factory, 3)  # fewer than the 4 connections: a confirmation, an urgent alert to few
+
+    def no_process(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a process started for three copies")
+
+    monkeypatch.setattr("alerts.mail.copy_process.copy_process", no_process)
+    monkeypatch.setattr("alerts.delivery.sender.copy_process", no_process)
+    assert deliver_due(factory, settings) == DeliveryReport(sent=3)
+    assert len(handler.received) == 3

@@ -250,21 +250,22 @@ def test_signing_happens_in_a_process_of_its_own_so_sending_goes_on_meanwhile(
     assert all(dkim.verify(received.data, dnsfunc=dns) for received in sink.received)
 
 
-def test_the_signing_process_signs_many_at_once_and_is_started_again_when_it_dies(
+def test_the_copy_process_signs_many_at_once_and_is_started_again_when_it_dies(
         tmp_path: Path) -> None:
     import asyncio
     import os
     import signal
 
-    from alerts.mail.dkim_process import signing_process
+    from alerts.mail.copy_process import copy_process
 
     key = tmp_path / "dkim.pem"
     dns = keygen(key, "s1")
-    settings = DkimSettings(domain=DOMAIN, selector="s1", private_key_file=str(key))
-    signer = load_signer(settings)
+    dkim_settings = DkimSettings(domain=DOMAIN, selector="s1", private_key_file=str(key))
+    settings = Settings(dkim=dkim_settings)
+    signer = load_signer(dkim_settings)
     assert signer is not None
-    process = signing_process(signer, settings)
-    assert signing_process(signer, settings) is process  # kept for the next pass
+    process = copy_process(settings, signer)
+    assert copy_process(settings, signer) is process  # kept for the next pass
     messages = [(f"From: Team <team@{DOMAIN}>\r\nTo: r{n}@home.example\r\nSubject: news\r\n"
                  f"\r\nHello {n}\r\n").encode() for n in range(30)]
 
@@ -276,7 +277,7 @@ def test_the_signing_process_signs_many_at_once_and_is_started_again_when_it_die
     assert all(dkim.verify(data, dnsfunc=dns) for data in signed)
     dead = list(process._pool._processes or {})
     assert len(dead) == 1
-    os.kill(dead[0], signal.SIGKILL)  # the signing process dies
+    os.kill(dead[0], signal.SIGKILL)  # the copy process dies
     again = asyncio.run(sign_all())  # another pass, another loop
     assert all(dkim.verify(data, dnsfunc=dns) for data in again)
     assert list(process._pool._processes or {}) not in ([], dead)  # a new one signed them
