@@ -56,6 +56,10 @@ def build_and_install(tmp_path: Path) -> Path:
     names = zipfile.ZipFile(wheel).namelist()
     for template in (ROOT / "templates").rglob("*.*"):
         assert f"alerts/{template.relative_to(ROOT)}" in names, template
+    # The package's own data: migrations' template, demo data, the Welsh catalogue.
+    for data in (ROOT / "alerts").rglob("*.*"):
+        if data.suffix not in (".py", ".pyc"):
+            assert str(data.relative_to(ROOT)) in names, data
     installed = tmp_path / "installed"
     subprocess.run([*pip, "install", "--no-deps", "--no-cache-dir", "--target",
                     str(installed), str(wheel)], check=True, capture_output=True, timeout=300)
