@@ -5,8 +5,9 @@ is rendered afresh, so its switch link keeps it); the pages that read nothing (t
 my-data form, the favicons) answer on the event loop, with no hop to a worker thread and no
 database connection; with no `web.trusted_proxies` no proxy middleware sits on the call, since
 it would change nothing; FastAPI's OpenTelemetry hooks, which the product never feeds (it has
-`/metrics`), do not ask for a tracer provider at every request. Counted, never timed; what the
-pages say and set stays as it was (test_front_door, test_my_data, test_client_address)."""
+`/metrics`), do not ask for a tracer provider at every request; `/healthz` probes the database
+with its outbox read, not a `SELECT 1` before it. Counted, never timed; what the pages say and
+set stays as it was (test_front_door, test_my_data, test_client_address, test_service)."""
 
 from __future__ import annotations
 
@@ -134,3 +135,25 @@ def test_no_request_asks_for_an_opentelemetry_provider(
     answers = [client.get(path).status_code for path in ("/", "/healthz", "/no-such-page")]
 
     assert answers == [200, 200, 404] and asked == []
+
+
+def test_healthz_probes_the_database_with_its_outbox_read_alone(
+    factory: sessionmaker[Session], settings: Settings,
+) -> None:
+    client = TestClient(create_app(factory, settings=settings))
+    client.get("/healthz")
+    statements: list[str] = []
+    engine = factory.kw["bind"]
+    assert isinstance(engine, Engine)
+
+    def executed(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", executed)
+    try:
+        report = client.get("/healthz")
+    finally:
+        event.remove(engine, "before_cursor_execute", executed)
+
+    assert report.status_code == 200 and report.json()["database"] == "ok"
+    assert len(statements) == 3 and all("deliveries" in s for s in statements)
