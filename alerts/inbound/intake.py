@@ -20,13 +20,14 @@ of message it was and what was done, by id.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -142,6 +143,16 @@ def read_addressing(session: Session, recipients: tuple[str, ...], *, ours: Mail
     return found
 
 
+@functools.cache
+def _delivery_query() -> Select[Delivery, Message, Ward, Subscriber]:
+    # Built once: building it cost as much as running it, for every message.
+    return (select(Delivery, Message, Ward, Subscriber)
+            .outerjoin(Message, Message.id == Delivery.message_id)
+            .outerjoin(Ward, Ward.id == Message.ward_id)
+            .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
+            .where(Delivery.id == bindparam("ident")))
+
+
 def _nonces(session: Session, table: type[Delivery] | type[Subscription],
             rows: list[object]) -> Callable[[int], str | None]:
     """`nonce_of` for `verify_reference`, as `subscriptions.links.nonces_in`, reading the
@@ -150,12 +161,7 @@ def _nonces(session: Session, table: type[Delivery] | type[Subscription],
     ward and the resident it went to (each None where there is none)."""
     def nonce_of(ident: int) -> str | None:
         if table is Delivery:
-            found = session.execute(
-                select(Delivery, Message, Ward, Subscriber)
-                .outerjoin(Message, Message.id == Delivery.message_id)
-                .outerjoin(Ward, Ward.id == Message.ward_id)
-                .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
-                .where(Delivery.id == ident)).first()
+            found = session.execute(_delivery_query(), {"ident": ident}).first()
             if found is None:
                 return None
             # Held, so that intake's reads of them are found in the session.
@@ -438,8 +444,14 @@ class Intake:
                        flagged=reply.flagged)
 
     def _own_addresses(self, session: Session) -> frozenset[str]:
-        teams = session.scalars(select(Ward.team_email)).all()
-        return frozenset(a.lower() for a in (self.settings.mail.from_address, *teams))
+        """The service's own addresses, read once a transaction (`process_many` asks for
+        them for every reply of its batch; only a ward's change, not made here, changes them)."""
+        own: frozenset[str] | None = session.info.get("own addresses")
+        if own is None:
+            teams = session.scalars(select(Ward.team_email)).all()
+            own = session.info["own addresses"] = frozenset(
+                a.lower() for a in (self.settings.mail.from_address, *teams))
+        return own
 
 
 def _raced(seen: InboundRecord | None) -> Outcome:

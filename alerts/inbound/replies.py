@@ -11,13 +11,23 @@ its signals: that column is a set of labels, and the mark needs no column of its
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ForeignKey, LargeBinary, String, Text, UniqueConstraint, select
+from sqlalchemy import (
+    ForeignKey,
+    LargeBinary,
+    Select,
+    String,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    select,
+)
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from alerts.delivery.outbox import Delivery, DeliveryStatus
@@ -171,6 +181,13 @@ def latest_references(session: Session, thread_id: int) -> str | None:
     return references_of(message)
 
 
+@functools.cache
+def _thread_query() -> Select[ReplyThread]:
+    # Built once: every reply asks it (building it cost as much as running it).
+    return select(ReplyThread).where(ReplyThread.subscriber_id == bindparam("subscriber"),
+                                     ReplyThread.message_id == bindparam("message"))
+
+
 def thread_for(session: Session, *, subscriber_id: int, message: Message,
                now: datetime) -> ReplyThread:
     """The thread an email answering `message` belongs to, started if need be (added to
@@ -181,9 +198,8 @@ def thread_for(session: Session, *, subscriber_id: int, message: Message,
         thread = session.get(ReplyThread, answered_in.thread_id)
         if thread is not None:
             return thread
-    thread = session.scalars(select(ReplyThread).where(
-        ReplyThread.subscriber_id == subscriber_id,
-        ReplyThread.message_id == message.id)).first()
+    thread = session.scalars(_thread_query(), {"subscriber": subscriber_id,
+                                               "message": message.id}).first()
     if thread is None:
         thread = ReplyThread(ward_id=message.ward_id, subscriber_id=subscriber_id,
                              message_id=message.id, created_at=now)

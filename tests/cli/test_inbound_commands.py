@@ -227,3 +227,24 @@ def test_a_process_killed_mid_batch_keeps_what_it_printed_and_a_rerun_handles_th
     # acknowledgement.
     assert counted() == (60, 60, 60, 1)
     engine.dispose()
+
+
+def test_process_reads_the_teams_addresses_once_a_batch(
+        config: Path, reply_address: str, tmp_path: Path) -> None:
+    files = [tmp_path / f"{n}.eml" for n in range(5)]
+    for n, path in enumerate(files):
+        path.write_bytes(a_reply(reply_address, f"Question number {n}"))
+    reads: list[str] = []
+
+    def executed(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("SELECT wards.team_email"):
+            reads.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", executed)
+    try:
+        result = run(config, "inbound", "process", *map(str, files))
+    finally:
+        event.remove(Engine, "before_cursor_execute", executed)
+    assert result.exit_code == 0, result.output
+    assert "; acknowledged" in result.stdout  # none taken for the service's own mail
+    assert len(reads) == 1  # for the five replies; not once a reply

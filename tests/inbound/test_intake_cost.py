@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from alerts.core.config import Settings
 from alerts.inbound import answers
@@ -203,3 +203,27 @@ def test_the_delivery_a_reply_names_comes_with_its_message_ward_and_resident_in_
     # suppression list, the outbox; writes: the thread, the acknowledgement (message, row,
     # link to the thread), the journal, the reply, the forward (message, row).
     assert len(statements) == 14
+
+
+def test_the_reads_every_message_makes_are_built_once(
+        factory: sessionmaker[Session], settings: Settings) -> None:
+    to = anns_reply_address(factory, settings)
+    built: dict[str, list[object]] = {}  # kept, so that no id is reused
+
+    def executed(state: ORMExecuteState) -> None:
+        if state.is_select:
+            built.setdefault(str(state.statement), []).append(state.statement)
+
+    event.listen(Session, "do_orm_execute", executed)
+    try:
+        intake = Intake(factory, settings)
+        for n in (1, 2):
+            assert intake.process(reply(to, n), via=Via.FILE).reply_id is not None
+    finally:
+        event.remove(Session, "do_orm_execute", executed)
+    # The journal's check for the same bytes, the delivery a token names (with its message,
+    # ward and resident) and the reply's thread: the same statement for both messages.
+    for marks in (("FROM inbound_messages", "content_hash"), ("LEFT OUTER JOIN messages",),
+                  ("FROM reply_threads", "reply_threads.subscriber_id =")):
+        (made,) = [made for sql, made in built.items() if all(mark in sql for mark in marks)]
+        assert len(made) == 2 and made[0] is made[1], marks
