@@ -5,6 +5,7 @@ an SMTP sink on loopback (Postfix's `smtp-sink`, in its own process).
                             [--ceiling-messages 5000] [--skip-postgres]
                             [--dkim rsa|ed25519|off]
     python bench/deliver.py --subscribers 100000     # the issue's county: about 8 minutes
+    python bench/deliver.py --stages --subscribers 2000 --wards 20   # where A's time goes
 
 The default of 50,000 subscribers keeps a run near four minutes on a 2-core machine; the
 run grows linearly with the list, so 100,000 takes about eight. smtp-sink must be installed (Debian:
@@ -37,8 +38,9 @@ Measured:
      the functions `alerts dkim keygen` uses): A again (`--subscribers`, a fresh database)
      with `[dkim]` set, every message signed with an RSA-2048 key (`--dkim ed25519`: and a
      second Ed25519 signature), beside A unsigned; B runs signed the same way (`--dkim
-     off`: unsigned, and no second A); a signing sender signs in a process of its own
-     (alerts.mail.dkim_process), started with its first signature, inside the timed part;
+     off`: unsigned, and no second A); a sender builds its copies, and signs them, in a
+     process of its own (alerts.mail.copy_process), started with its first batch, inside
+     the timed part;
      and the signing cost per message on one real personalised digest (best of 3 rounds
      of `--sign-messages`): RSA-2048, Ed25519, both, and dkimpy's own `dkim.sign` for
      reference, beside the copy's own build (`personalise_email`).
@@ -48,6 +50,15 @@ final "." as `sent` in the outbox and committed it. A ends when `deliver_due` re
 last batch committed); B ends at the first poll (every 50 ms, from another connection)
 that finds no row of the run queued or in flight. smtp-sink's own counter (-c, "mesg=N")
 must agree with the outbox; the run stops with an error if it does not.
+
+--stages (nothing else is measured): A at --subscribers, unsigned and signed, with every step
+of every message timed by wrappers put around the sender's functions (claim, read the batch,
+build on the loop or in the copy process, each SMTP command, the wait until the success is
+recorded, the record's UPDATE and commit), the event loop's lag sampled every millisecond,
+garbage collections, the share of the time the connections spend sending, and the sender's
+CPU time a message beside the ceiling's sender on the same messages in the same process.
+Steps a tree does not have are left out, so a copy of this script in an older checkout
+measures that checkout.
 
 No timed unit tests: this script prints its figures and ratios; nothing asserts a speed.
 """
@@ -773,6 +784,164 @@ def measure_ceiling(config: str, port: str, messages: str) -> dict[str, Any]:
             "peak_rss_mb": peak_rss_mb()}
 
 
+def measure_stages(config: str, port: str) -> dict[str, Any]:
+    """--stages: A (`queue_digests`, then `deliver_due`) with each stage of each message
+    timed by wrappers put around the sender's steps, the event loop's lag sampled every
+    millisecond, and the ceiling's sender on the same messages for CPU time a message.
+    Steps a tree does not have are left out, so an older checkout can be measured too."""
+    import gc
+    from collections import defaultdict
+
+    import aiosmtplib
+    from sqlalchemy.orm import Session
+
+    import alerts.delivery.sender as sender
+    import alerts.delivery.smtp as smtp
+    from alerts.core.config import load_settings
+    from alerts.core.db import make_engine, session_factory
+    from alerts.usecases.digest_rounds import queue_digests
+
+    spent: dict[str, list[float]] = defaultdict(list)
+
+    def timed(name: str, work: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return work(*args, **kwargs)
+            finally:
+                spent[name].append(time.perf_counter() - started)
+        return wrapper
+
+    def awaited(name: str, work: Callable[..., Any]) -> Callable[..., Any]:
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return await work(*args, **kwargs)
+            finally:
+                spent[name].append(time.perf_counter() - started)
+        return wrapper
+
+    settings = load_settings(config)
+    factory = session_factory(make_engine(settings.database.url))
+    queue_digests(factory, settings)
+    steps: list[tuple[Any, str, str, Callable[..., Any]]] = [
+        (sender, "claim_due", "claim (loop)", timed),
+        (sender, "_load", "read the batch (loop)", timed),
+        (sender, "prepare_message", "prepare a message (loop)", timed),
+        (sender, "personalise_email", "build a copy on the loop", timed),
+        (sender, "mark_all_sent", "mark sent (UPDATE)", timed),
+        (getattr(sender, "_Recorder", None), "sent", "slot held until recorded", awaited),
+        (getattr(sender, "_Recorder", None), "_write", "record: UPDATE + commit (thread)",
+         timed),
+        (smtp.SmtpTransport, "send", "SMTP send, all of it", awaited),
+        *((aiosmtplib.SMTP, phase, f"SMTP {phase.upper()}", awaited)
+          for phase in ("mail", "rcpt", "data")),
+        (Session, "commit", "commit (loop)", timed),
+    ]
+    with contextlib.suppress(ImportError):
+        from alerts.mail.copy_process import CopyProcess
+        steps += [(CopyProcess, "build", "build (+ sign) in the copy process", awaited),
+                  (CopyProcess, "sign", "sign in the copy process", awaited)]
+    with contextlib.suppress(ImportError):  # an older tree's
+        from alerts.mail import dkim_process  # type: ignore[attr-defined]
+        steps.append((dkim_process.SigningProcess, "sign", "sign in the signing process",
+                      awaited))
+    for owner, name, label, wrap in steps:
+        if owner is not None and hasattr(owner, name):
+            setattr(owner, name, wrap(label, getattr(owner, name)))
+    collecting: dict[str, float] = {}
+
+    def collector(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collecting["at"] = time.perf_counter()
+        else:
+            spent[f"garbage collection, generation {info['generation']}"].append(
+                time.perf_counter() - collecting["at"])
+
+    gc.callbacks.append(collector)
+    lags: list[float] = []
+
+    async def run() -> tuple[Any, float, float]:
+        stop = asyncio.Event()
+
+        async def sample() -> None:
+            loop = asyncio.get_running_loop()
+            while not stop.is_set():
+                asked = loop.time()
+                await asyncio.sleep(0.001)
+                lags.append(loop.time() - asked - 0.001)
+
+        sampler = asyncio.create_task(sample())
+        cpu, wall = time.process_time(), time.perf_counter()
+        report = await sender.deliver_due_async(factory, settings,
+                                                batch_size=settings.mail.batch_size)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        stop.set()
+        await sampler
+        return report, wall, cpu
+
+    report, wall, cpu = asyncio.run(run())
+    gc.callbacks.remove(collector)
+    sent = report.sent
+    lags.sort()
+    stages = {name: [len(times), sum(times)] for name, times in spent.items()}
+    busy = sum(spent["SMTP send, all of it"]) / (settings.mail.concurrency * wall)
+    ceiling = stages_ceiling(config, port, sent)  # after the stages are read: it sends too
+    return {
+        "sent": sent, "wall_seconds": wall, "cpu_ms": cpu / sent * 1000,
+        "lag_ms": [lags[min(len(lags) - 1, int(len(lags) * q))] * 1000
+                   for q in (0.5, 0.9, 0.99, 1.0)],
+        "busy": busy, "stages": stages,
+        "ceiling": ceiling, "load": os.getloadavg()[0],
+    }
+
+
+def stages_ceiling(config: str, port: str, total: int) -> dict[str, float]:
+    """The ceiling's sender (20 connections, messages made beforehand) on `total` messages:
+    its rate and CPU time a message, beside A's in the same process."""
+    import aiosmtplib
+
+    envelope_from, data = digest_sample(config)
+    payloads = [data.replace(b"resident0@home.example", f"resident{n}@home.example".encode())
+                for n in range(min(total, 200))]
+
+    async def run() -> tuple[float, float]:
+        clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=int(port))
+                   for _ in range(CONCURRENCY)]
+        await asyncio.gather(*(client.connect() for client in clients))
+        counter = iter(range(total))
+
+        async def worker(client: aiosmtplib.SMTP) -> None:
+            for n in counter:
+                await client.sendmail(envelope_from, [f"resident{n}@home.example"],
+                                      payloads[n % len(payloads)])
+
+        cpu, wall = time.process_time(), time.perf_counter()
+        await asyncio.gather(*(worker(client) for client in clients))
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+        await asyncio.gather(*(client.quit() for client in clients))
+        return wall, cpu
+
+    wall, cpu = asyncio.run(run())
+    return {"wall_seconds": wall, "cpu_ms": cpu / total * 1000, "sent": total}
+
+
+def report_stages(label: str, result: dict[str, Any]) -> None:
+    sent, ceiling = result["sent"], result["ceiling"]
+    rate, ceiling_rate = sent / result["wall_seconds"], sent / ceiling["wall_seconds"]
+    print(f"\n{label}: {sent:,} messages, {rate:.0f} msg/s against the ceiling's "
+          f"{ceiling_rate:.0f} on the same messages ({rate / ceiling_rate:.2f} x); CPU of the "
+          f"sender's process {result['cpu_ms']:.2f} ms a message against the ceiling's "
+          f"{ceiling['cpu_ms']:.2f} ({ceiling['cpu_ms'] / result['cpu_ms']:.2f} x); load "
+          f"average {result['load']:.2f}")
+    print(f"  connections busy sending {result['busy']:.0%} of the time; the loop's lag "
+          "(p50/p90/p99/max) " + " / ".join(f"{lag:.1f}" for lag in result["lag_ms"]) + " ms")
+    print(f"  {'stage':44} {'times':>7} {'ms each':>9} {'ms a message':>13}")
+    for name, (times, seconds) in result["stages"].items():
+        print(f"  {name:44} {times:>7,} {seconds / times * 1000:>9.2f} "
+              f"{seconds / sent * 1000:>13.2f}")
+
+
 def measure_naive(config: str, port: str, sample: str) -> dict[str, Any]:
     """Baseline 2: render per recipient, build with the email package, one ORM insert and
     commit per row, sequential smtplib over one connection."""
@@ -902,7 +1071,7 @@ def measure_signing(config: str, rsa_key: str, ed_key: str, messages: str) -> di
 
 CHILDREN: dict[str, Callable[..., dict[str, Any]]] = {
     "a": measure_a, "ceiling": measure_ceiling, "naive": measure_naive,
-    "signing": measure_signing,
+    "signing": measure_signing, "stages": measure_stages,
 }
 
 
@@ -1050,6 +1219,10 @@ def main() -> None:
                         help="sign A (a second run beside the unsigned one) and B with a fresh "
                              "RSA-2048 key, or RSA-2048 and a second Ed25519 signature, or "
                              "not at all (default rsa)")
+    parser.add_argument("--stages", action="store_true",
+                        help="only A (and A signed unless --dkim off) at --subscribers "
+                             "(2,000 is low load enough), each message's stages timed; no "
+                             "other measurement")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     options = parser.parse_args()
     if options.child:
@@ -1079,6 +1252,9 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="alerts-bench-deliver-"))
     sink = SmtpSink(binary, folder)
     try:
+        if options.stages:
+            stages(options, folder, sink)
+            return
         print(f"setting up: {options.wards} wards; SQLite databases of {small:,} and "
               f"{options.subscribers:,} confirmed subscribers; smtp-sink on 127.0.0.1:"
               f"{sink.port}", flush=True)
@@ -1112,6 +1288,20 @@ def main() -> None:
     finally:
         sink.stop()
         shutil.rmtree(folder, ignore_errors=True)  # after timing, never before
+
+
+def stages(options: argparse.Namespace, folder: Path, sink: SmtpSink) -> None:
+    """--stages: A at --subscribers, unsigned and (unless --dkim off) signed, stage by stage."""
+    runs: list[tuple[str, DkimKeys | None]] = [("A  SQLite, one process", None)]
+    if options.dkim != "off":
+        rsa_key, ed_key = write_dkim_keys(folder)
+        keys = DkimKeys(rsa_key, ed_key if options.dkim == "ed25519" else None)
+        runs.append((f"A  SQLite, one process, DKIM {keys.label()}", keys))
+    for number, (label, signing) in enumerate(runs):
+        url = f"sqlite:///{folder / f'stages-{number}.db'}"
+        populate(url, options.wards, options.subscribers)
+        config = write_config(folder / f"stages-{number}.toml", url, sink.port, signing)
+        report_stages(label, child("stages", str(config), str(sink.port)))
 
 
 def report(options: argparse.Namespace, a_small: dict[str, Any], a_full: dict[str, Any],

@@ -36,7 +36,7 @@ from alerts.core.config import Settings
 from alerts.mail.dkim import Signer, load_signer
 from alerts.mail.mime import Outgoing, PreparedMessage, personalise_email, prepare_message
 
-CHUNK = 8  # copies a task: small enough that the first ones start at once
+CHUNK = 16  # copies a task: few enough that the first ones start at once
 IN_FLIGHT = 2
 _KEPT = 64  # prepared messages the process keeps
 
