@@ -27,7 +27,7 @@ import re
 import secrets
 from collections.abc import Callable
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import Select, String, bindparam, func, literal_column, select, text
@@ -42,6 +42,9 @@ NONCE_LENGTH = 32
 # the id alone, and keep working, since those ids are never given again. Every row written
 # since has a random nonce, so no such token can act on a new row.
 LEGACY_NONCE = ""
+
+
+T = TypeVar("T")
 
 
 class Purpose(StrEnum):
@@ -129,6 +132,25 @@ def verify_reference(secret: str, purpose: Purpose, token: str,
     if seal_matches(secret, purpose, ident, nonce_of(ident), match.group(2)):
         return ident
     return None
+
+
+def read_signed(secret: str, purpose: Purpose, token: str,
+                   read: Callable[[int], tuple[str | None, T] | None]) -> tuple[int, T] | None:
+    """`verify_reference` with the row's nonce read in the same statement as what a page
+    shows of it: `read(ident)` gives the nonce of the row with the id the token claims and
+    that value (None when there is no such row). The id and the value only for a genuine
+    token: nothing read for another is returned."""
+    found: list[T] = []
+
+    def nonce_of(ident: int) -> str | None:
+        row = read(ident)
+        if row is None:
+            return None
+        found.append(row[1])
+        return row[0]
+
+    ident = verify_reference(secret, purpose, token, nonce_of)
+    return None if ident is None else (ident, found[0])
 
 
 def sealed_link(secret: str, salt: str, purpose: Purpose, ident: int, nonce: str,

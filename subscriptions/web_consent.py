@@ -8,16 +8,18 @@ web requests: `alerts` queues the confirmation email that `request_subscription`
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Row, bindparam, select, update
 from sqlalchemy.orm import Session, aliased
 
 from subscriptions.addresses import normalise_address
 from subscriptions.consent import Consent
 from subscriptions.languages import Language
+from subscriptions.links import Purpose, read_signed
 from subscriptions.subscribers import (
     Frequency,
     Status,
@@ -178,24 +180,48 @@ def _subscriber_of(session: Session, subscription_id: int) -> Subscription | Non
 # The subscription a link names, beside the resident's others.
 _NAMED = aliased(Subscription)
 # The preferences page's two reads, built once: the resident's every subscription (found
-# through the one the link names) with the resident's own language, as columns; every ward.
+# through the one the link names) with the resident's own language and the named one's
+# nonce (what its link is checked against), as columns; every ward.
 _OWN = (select(Subscription.id, Subscription.ward_id, Subscription.status,
-               Subscription.frequency, Subscription.topics, Subscriber.id, Subscriber.language)
+               Subscription.frequency, Subscription.topics, Subscriber.id, Subscriber.language,
+               _NAMED.nonce)
         .join(_NAMED, _NAMED.subscriber_id == Subscription.subscriber_id)
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .where(_NAMED.id == bindparam("named")))
 _WARDS = select(Ward.id, Ward.code, Ward.name, Ward.language).order_by(Ward.name)
+_Rows = Sequence[Row[*tuple[Any, ...]]]
+
+
+def _with_nonce(rows: _Rows) -> tuple[str | None, _Rows] | None:
+    """The nonce of the named subscription (each row's last column) and the rows."""
+    return (rows[0][-1], rows) if rows else None
 
 
 def load_preferences(session: Session, subscription_id: int) -> Preferences | None:
     """What the preferences page shows for the resident whose subscription the link names."""
-    rows = session.execute(_OWN, {"named": subscription_id}).all()
+    return _preferences(session, subscription_id,
+                        session.execute(_OWN, {"named": subscription_id}).all())
+
+
+def preferences_for_link(session: Session, secret: str,
+                         token: str) -> tuple[int, Preferences] | None:
+    """The subscription a genuine preferences link names and what its page shows, its
+    token checked against the nonce read with the resident's subscriptions."""
+    found = read_signed(secret, Purpose.PREFERENCES, token, lambda ident: _with_nonce(
+        session.execute(_OWN, {"named": ident}).all()))
+    if found is None:
+        return None
+    preferences = _preferences(session, found[0], found[1])
+    return None if preferences is None else (found[0], preferences)
+
+
+def _preferences(session: Session, subscription_id: int, rows: _Rows) -> Preferences | None:
     named = next((row for row in rows if row[0] == subscription_id), None)
     if named is None:
         return None
-    own = {ward_id: (status, topics) for _, ward_id, status, _, topics, _, _ in rows}
+    own = {ward_id: (status, topics) for _, ward_id, status, _, topics, *_ in rows}
     live = [status for status, _ in own.values() if status != Status.UNSUBSCRIBED]
-    _, named_ward, _, frequency, _, subscriber_id, language = named
+    _, named_ward, _, frequency, _, subscriber_id, language, _ = named
     wards = []  # columns, not an ORM object per ward
     named_ward_name = ""
     for ident, code, name, ward_language in session.execute(_WARDS):
@@ -272,9 +298,11 @@ def _leave(subscription: Subscription, now: datetime) -> None:
 
 
 # One query for the resident's every subscription and its ward's name (a link scanner opens
-# this page for every message sent), not one for each of them; built once, not at each
-# request (the alias alone cost more than running the query).
-_LEAVING = (select(Subscription.id, Subscription.status, Ward.name)
+# this page for every message sent), not one for each of them, with the resident and the
+# named subscription's nonce; built once, not at each request (the alias alone cost more
+# than running the query).
+_LEAVING = (select(Subscription.id, Subscription.status, Ward.name, _NAMED.subscriber_id,
+                   _NAMED.nonce)
             .join(_NAMED, _NAMED.subscriber_id == Subscription.subscriber_id)
             .join(Ward, Ward.id == Subscription.ward_id)
             .where(_NAMED.id == bindparam("named")))
@@ -284,17 +312,43 @@ _LEAVING = (select(Subscription.id, Subscription.status, Ward.name)
 class Leaving:
     ward_name: str
     other_wards: list[str]  # names of the resident's other live subscriptions
+    subscriber_id: int = 0  # the resident's (for `leave`)
 
 
 def describe_leaving(session: Session, subscription_id: int) -> Leaving | None:
     """What the unsubscribe page names: this ward, and any others the resident hears about."""
-    rows = session.execute(_LEAVING, {"named": subscription_id}).all()
-    here = [name for ident, _, name in rows if ident == subscription_id]
+    return _leaving(subscription_id,
+                    session.execute(_LEAVING, {"named": subscription_id}).all())
+
+
+def leaving_for_link(session: Session, secret: str, token: str) -> tuple[int, Leaving] | None:
+    """The subscription a genuine unsubscribe link names and what its page says, in one
+    read: the token is checked against the nonce read with the resident's subscriptions."""
+    found = read_signed(secret, Purpose.UNSUBSCRIBE, token, lambda ident: _with_nonce(
+        session.execute(_LEAVING, {"named": ident}).all()))
+    leaving = None if found is None else _leaving(found[0], found[1])
+    return None if found is None or leaving is None else (found[0], leaving)
+
+
+def _leaving(subscription_id: int, rows: _Rows) -> Leaving | None:
+    here = [(name, subscriber) for ident, _, name, subscriber, _ in rows
+            if ident == subscription_id]
     if not here:
         return None
-    others = sorted(name for ident, status, name in rows
+    others = sorted(name for ident, status, name, _, _ in rows
                     if ident != subscription_id and status != Status.UNSUBSCRIBED)
-    return Leaving(here[0], others)
+    return Leaving(here[0][0], others, here[0][1])
+
+
+def leave(session: Session, subscription_id: int, leaving: Leaving, *, everywhere: bool,
+          now: datetime) -> None:
+    """`unsubscribe_subscription` of a subscription `leaving` was read for in this session,
+    in one UPDATE: a repeated one-click POST changes nothing."""
+    whose = (Subscription.subscriber_id == leaving.subscriber_id if everywhere
+             else Subscription.id == subscription_id)
+    session.execute(update(Subscription)
+                    .where(whose, Subscription.status != Status.UNSUBSCRIBED)
+                    .values(status=Status.UNSUBSCRIBED, unsubscribed_at=now))
 
 
 def unsubscribe_subscription(session: Session, subscription_id: int, *, everywhere: bool,

@@ -50,6 +50,17 @@ def sign_vote(secret: str, ballot: Ballot, message_nonce: str) -> str:
             f"{_tag(secret, ballot, message_nonce)}")
 
 
+def _ballot(match: re.Match[str]) -> Ballot:
+    return Ballot(int(match[1]), int(match[2]), match[3] == "y", match[4])
+
+
+def claimed_ballot(token: str) -> Ballot | None:
+    """The ballot a token claims to carry, NOT checked: what to read (in one statement with
+    the message's nonce) before `read_vote` checks it."""
+    match = _TOKEN.fullmatch(token)
+    return None if match is None else _ballot(match)
+
+
 def read_vote(secret: str, token: str,
               message_nonce_of: Callable[[int], str | None]) -> Ballot | None:
     """The ballot a genuine token carries, or None for a forged, altered or foreign one, or
@@ -57,7 +68,7 @@ def read_vote(secret: str, token: str,
     match = _TOKEN.fullmatch(token)
     if match is None:
         return None
-    ballot = Ballot(int(match[1]), int(match[2]), match[3] == "y", match[4])
+    ballot = _ballot(match)
     nonce = message_nonce_of(ballot.message_id)
     if nonce is None:
         return None

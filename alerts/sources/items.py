@@ -24,10 +24,11 @@ class ItemKind(StrEnum):
 
 class Item(Base):
     __tablename__ = "items"
-    # (source, changed_at): a ward's fingerprint (`open_feeds.ward_stamp`), its count and
-    # newest change, read from the index alone.
+    # A ward's stamp (`open_feeds.ward_stamp`): its items' count, newest change and newest
+    # withdrawal, read from this index alone.
     __table_args__ = (UniqueConstraint("source_id", "guid"),
-                      Index("ix_items_source_id_changed_at", "source_id", "changed_at"),
+                      Index("ix_items_source_id_changed_at", "source_id", "changed_at",
+                            "withdrawn_at"),
                       NEVER_REUSED)
 
     id: Mapped[int] = id_never_reused()

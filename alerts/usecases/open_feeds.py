@@ -126,6 +126,7 @@ class WardStamp:
     created_at: datetime
     items: int
     changed_at: datetime | None
+    withdrawn_at: datetime | None  # the newest withdrawal (`WardFeed.updated`)
 
 
 @dataclass(frozen=True)
@@ -220,20 +221,16 @@ _COMING = (_published_items([ItemKind.SESSION])
                   func.coalesce(Item.ends_at, Item.starts_at) > bindparam("now"))
            .order_by(Item.starts_at, Item.id).limit(bindparam("max_sessions")))
 # The ward's stamp (the ward as `find_ward` finds it: its exact code, else the code in
-# another case), in one read of columns: its items' count and newest change come from the
-# index on (source_id, changed_at) alone.
-def _of_ward_items(column: Any) -> Any:
-    return (select(column).select_from(Item).join(Source, Source.id == Item.source_id)
-            .where(Source.ward_id == Ward.id).scalar_subquery())
-
-
-_WARD = select(Ward.id, Ward.code, Ward.name, Ward.created_at,
-               _of_ward_items(func.count()), _of_ward_items(func.max(Item.changed_at)))
+# another case), in one read of columns: its items' count, newest change and newest
+# withdrawal come from the index on (source_id, changed_at, withdrawn_at) alone.
+_WARD = (select(Ward.id, Ward.code, Ward.name, Ward.created_at, func.count(Item.source_id),
+                func.max(Item.changed_at), func.max(Item.withdrawn_at))
+         .select_from(Ward).outerjoin(Source, Source.ward_id == Ward.id)
+         .outerjoin(Item, Item.source_id == Source.id)
+         .group_by(Ward.id, Ward.code, Ward.name, Ward.created_at))
 _WARD_EXACT = _WARD.where(Ward.code == bindparam("code"))
 _WARD_ANY_CASE = (_WARD.where(func.lower(Ward.code) == bindparam("key"))
                   .order_by(Ward.id).limit(1))
-_LAST_WITHDRAWN = (select(func.max(Item.withdrawn_at)).join(Source, Source.id == Item.source_id)
-                   .where(Source.ward_id == bindparam("ward_id")))
 
 
 def _series(sessions: Sequence[FeedItem]) -> tuple[FeedItem, ...]:
@@ -295,12 +292,11 @@ def read_ward_feed(session: Session, stamp: WardStamp, *, now: datetime, force: 
                                           "max_items": max_items}).all()
     coming = connection.execute(_COMING, {"ward_id": stamp.id, "now": now,
                                           "max_sessions": MAX_SESSIONS}).all()
-    withdrawn = connection.execute(_LAST_WITHDRAWN, {"ward_id": stamp.id}).scalar()
     items = tuple(_feed_item(row) for row in recent)
     sessions = tuple(_feed_item(row) for row in coming)
     stamps = [item.published_at for item in (*items, *sessions)]
-    if withdrawn is not None:
-        stamps.append(withdrawn)
+    if stamp.withdrawn_at is not None:
+        stamps.append(stamp.withdrawn_at)
     updated = max(stamps) if stamps else stamp.created_at
     return WardFeed(stamp.code, stamp.name, items, sessions, updated, _series(sessions),
                     force.team_of(stamp.name), stamp,

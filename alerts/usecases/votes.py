@@ -6,7 +6,8 @@ sent and kept nowhere else: a vote stores only the hash of that number (so the s
 cannot count twice), the post, the message, the answer and the time.
 
 The vote tokens and one email's vote links are `alerts.mail.vote_links`'s. This module owns
-what a link asks (`vote_question`), recording a vote
+what a link asks (`vote_question`, and `question_for_link` with its token checked in the
+same read), recording a vote
 (`record_vote`) and counting them per post (`count_votes`). No web types here; the caller
 commits.
 """
@@ -18,14 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, ForeignKey, String, bindparam, func, select
+from sqlalchemy import CursorResult, ForeignKey, Integer, String, bindparam, case, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from alerts.core.db import dialect_insert
 from alerts.delivery.outbox import Delivery
 from alerts.mail.marks import THIS_MESSAGES_ITEM
 from alerts.mail.messages import Message, MessageItem
-from alerts.mail.vote_links import Ballot, read_vote
+from alerts.mail.vote_links import Ballot, claimed_ballot, read_vote
 from alerts.sources.items import Item
 from subscriptions.base import Base, utcnow
 from subscriptions.links import nonces_in
@@ -106,6 +107,37 @@ class Question:
 
     item_title: str
     held: bool | None
+
+
+# What a vote link's page reads, in one statement (a mail filter opens every vote link of
+# every email): the message's nonce, what the link is checked against; the post's title
+# (the link's item, or the message's only one); and the ballot's answer so far.
+_ONLY_ITEM_ID = (select(case((func.count() == 1, func.min(MessageItem.item_id))))
+                 .where(MessageItem.message_id == bindparam("message")).scalar_subquery())
+_LINK = (select(Message.nonce, Item.title, select(UsefulVote.useful)
+                .where(UsefulVote.ballot == bindparam("ballot")).scalar_subquery())
+         .select_from(Message)
+         .outerjoin(Item, Item.id == func.coalesce(bindparam("item", type_=Integer),
+                                                   _ONLY_ITEM_ID))
+         .where(Message.id == bindparam("message")))
+
+
+def question_for_link(session: Session, secret: str,
+                      token: str) -> tuple[Ballot, Question | None] | None:
+    """The ballot of a genuine vote link and the question it opens (None when the post is
+    gone: `vote_question`), read with the message's nonce the token is checked against;
+    None for a forged, altered or foreign token, or one for a message that is gone."""
+    claimed = claimed_ballot(token)
+    if claimed is None:
+        return None
+    item = None if claimed.item_ref == THIS_MESSAGES_ITEM else claimed.item_ref
+    row = session.execute(_LINK, {"message": claimed.message_id, "item": item,
+                                  "ballot": ballot_hash(claimed.number)}).first()
+    ballot = read_vote(secret, token, lambda _: None if row is None else row[0])
+    if ballot is None or row is None:
+        return None
+    _, title, held = row
+    return ballot, None if title is None else Question(title, None if held is None else bool(held))
 
 
 def vote_question(session: Session, ballot: Ballot) -> Question | None:

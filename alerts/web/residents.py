@@ -50,9 +50,10 @@ from subscriptions.topics import TopicError, topics_by_ward
 from subscriptions.wards import ward_names
 from subscriptions.web_consent import (
     Preferences,
-    describe_leaving,
+    leave,
+    leaving_for_link,
     load_preferences,
-    unsubscribe_subscription,
+    preferences_for_link,
     update_preferences,
 )
 
@@ -216,12 +217,13 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
         return verify_reference(settings.web.secret_key, purpose, token,
                                 nonces_in(session, Subscription))
 
+    # The pages a mail filter opens for every resident read the token's nonce with what
+    # they show, in one statement.
     @router.get("/preferences/{token}", response_class=HTMLResponse)
     def preferences_get(request: Request, token: str) -> HTMLResponse:
         with factory() as session:
-            ident = subscription_named(session, Purpose.PREFERENCES, token)
-            preferences = load_preferences(session, ident) if ident is not None else None
-        return preferences_shown(request, preferences, token)
+            found = preferences_for_link(session, settings.web.secret_key, token)
+        return preferences_shown(request, None if found is None else found[1], token)
 
     @router.post("/preferences/{token}", response_class=HTMLResponse)
     def preferences_post(request: Request, token: str, wards: FormList = [],  # noqa: B006
@@ -258,11 +260,10 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
     @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
     def unsubscribe_get(request: Request, token: str) -> HTMLResponse:
         with factory() as session:
-            ident = subscription_named(session, Purpose.UNSUBSCRIBE, token)
-            leaving = describe_leaving(session, ident) if ident is not None else None
-        if leaving is None:
+            found = leaving_for_link(session, settings.web.secret_key, token)
+        if found is None:
             return invalid_link(request, "unsubscribe")
-        return page(request, "unsubscribe", {"leaving": leaving, "token": token},
+        return page(request, "unsubscribe", {"leaving": found[1], "token": token},
                     with_form=True)
 
     @router.post("/unsubscribe/{token}")
@@ -275,16 +276,13 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
         # the signed token alone authorises it.
         is_one_click = one_click == ONE_CLICK
         with transaction(factory) as session:  # the token read and the change: one session
-            ident = subscription_named(session, Purpose.UNSUBSCRIBE, token)
-            if ident is None:
+            found = leaving_for_link(session, settings.web.secret_key, token)
+            if found is None:
                 return invalid_link(request, "unsubscribe")
             if not is_one_click and not csrf.valid(request, csrf_token):
                 return expired_form(request)
-            leaving = describe_leaving(session, ident)
-            found = unsubscribe_subscription(session, ident, everywhere=everywhere == "yes",
-                                             now=utcnow())
-        if not found or leaving is None:
-            return invalid_link(request, "unsubscribe")
+            ident, leaving = found
+            leave(session, ident, leaving, everywhere=everywhere == "yes", now=utcnow())
         if is_one_click:
             return PlainTextResponse("Unsubscribed.\n", headers={"Cache-Control": "no-store"})
         return page(request, "unsubscribed", {"leaving": leaving,

@@ -20,7 +20,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings
 from alerts.core.db import transaction
-from alerts.usecases.votes import read_stored_vote, record_vote, vote_question
+from alerts.usecases.votes import (
+    question_for_link,
+    read_stored_vote,
+    record_vote,
+    vote_question,
+)
 from alerts.web.residents import linked_page
 from subscriptions.base import utcnow
 
@@ -41,11 +46,11 @@ def useful_router(factory: sessionmaker[Session], settings: Settings) -> APIRout
 
     @router.get("/useful/{token}", response_class=HTMLResponse)
     def useful_get(request: Request, token: str) -> HTMLResponse:
-        with factory() as session:
-            ballot = read_stored_vote(session, settings.web.secret_key, token)
-            if ballot is None:
-                return invalid_link(request)
-            question = vote_question(session, ballot)
+        with factory() as session:  # the token's check and the question: one statement
+            found = question_for_link(session, settings.web.secret_key, token)
+        if found is None:
+            return invalid_link(request)
+        ballot, question = found
         if question is None:
             return post_gone(request)
         return page(request, "useful_question", {

@@ -27,7 +27,9 @@ from alerts.usecases.votes import (
     UsefulVote,
     ballot_hash,
     count_votes,
+    question_for_link,
     record_vote,
+    vote_question,
 )
 from subscriptions.links import Purpose, sign_reference
 from tests.factories import make_sent_message, make_subscriber, make_ward
@@ -245,6 +247,30 @@ def test_an_alerts_vote_is_for_the_one_item_its_message_carried(session: Session
     assert record_vote(session, Ballot(item + 1000, alert, True, new_ballot_number()),
                        now=NOW) is None
     assert len(votes(session)) == 1
+
+
+def test_a_links_question_read_with_its_nonce_is_the_one_its_checked_ballot_asks(
+        session: Session) -> None:
+    """question_for_link (one statement, the burst's vote page) answers as read_stored_vote
+    then vote_question: the alert's one item, none for a message of several or a post that
+    is gone, nothing at all for a token that is not genuine."""
+    item, other = posts(session)
+    alert = a_message(session, [item], residents=1)
+    both = a_message(session, [item, other], residents=1)
+    nonce = {m: session.get_one(Message, m).nonce for m in (alert, both)}
+    cases = [(THIS_MESSAGES_ITEM, alert), (THIS_MESSAGES_ITEM, both), (other, alert),
+             (item + 1000, alert)]
+    for item_ref, message in cases:
+        ballot = Ballot(item_ref, message, True, new_ballot_number())
+        found = question_for_link(session, SECRET, sign_vote(SECRET, ballot, nonce[message]))
+        assert found == (ballot, vote_question(session, ballot)), (item_ref, message)
+    assert question_for_link(session, SECRET, sign_vote(SECRET, ballot, "x" * 32)) is None
+    token = sign_vote(SECRET, Ballot(THIS_MESSAGES_ITEM, alert, True, new_ballot_number()),
+                      nonce[alert])
+    found = question_for_link(session, SECRET, token)
+    assert found is not None and found[1] is not None and found[1].item_title == "Post 0"
+    assert question_for_link(session, SECRET, token.replace(f".{alert}.", f".{both}.")) is None
+    assert question_for_link(session, SECRET, "not-a-token") is None
 
 
 def test_votes_are_counted_per_post_in_one_query(

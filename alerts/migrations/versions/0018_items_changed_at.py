@@ -1,9 +1,10 @@
 """items changed at
 
 When each item last changed (inserted, edited, withdrawn or put back), so that a ward's
-open feeds can tell whether their kept copy is current from one indexed count and maximum
-over its items (`alerts.usecases.open_feeds.ward_stamp`), without reading the rows. Items
-stored before get the moment of their withdrawal, else of their collection.
+open feeds can tell whether their kept copy is current from a count and maxima over an
+index of its items, (source_id, changed_at, withdrawn_at), without reading the rows
+(`alerts.usecases.open_feeds.ward_stamp`). Items stored before get the moment of their
+withdrawal, else of their collection.
 
 Revision ID: 0018
 Revises: 0017
@@ -31,8 +32,8 @@ def upgrade() -> None:
     with op.batch_alter_table('items', schema=None) as batch_op:
         batch_op.alter_column('changed_at', existing_type=subscriptions.base.UTCDateTime(
             timezone=True), nullable=False)
-        batch_op.create_index('ix_items_source_id_changed_at', ['source_id', 'changed_at'],
-                              unique=False)
+        batch_op.create_index('ix_items_source_id_changed_at',
+                              ['source_id', 'changed_at', 'withdrawn_at'], unique=False)
 
 
 def downgrade() -> None:
