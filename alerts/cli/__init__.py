@@ -15,7 +15,8 @@ cli.listed.update({
               "a page."),
     "check": ("alerts.cli.check:check",
               "Say, a line each, what would stop Gmail, Yahoo and Outlook trusting the mail "
-              "(exit status 1 if anything does), then the DNS records to publish."),
+              "(exit status 1 if anything does), then warnings (what reads wrong to a "
+              "resident, such as no force named), then the DNS records to publish."),
     "collect": ("alerts.cli.collect:collect",
                 "Fetch every feed and calendar once and store new items."),
     "deliver": ("alerts.cli.deliver:deliver",
@@ -41,7 +42,8 @@ cli.listed.update({
                 "Feeds, calendars and data.police.uk neighbourhoods that a ward's items come "
                 "from."),
     "status": ("alerts.cli.status:status",
-               "Scheduled jobs and any that stalled; outbox depth by state, what is due, the "
+               "Scheduled jobs (each one's last success, and a failing one's failures) and "
+               "any that stalled; outbox depth by state, what is due, the "
                "oldest queued row, send rate, failures; inbound mail of the last day, what "
                "waits for a person, bounces no token vouched for, replies not yet forwarded; "
                "hard-bounce and complaint rates of the last 7 days, marked at Gmail's "

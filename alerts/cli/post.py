@@ -110,8 +110,8 @@ def post(
 def confirm_urgent(factory: sessionmaker[Session], settings: Settings, who: Principal,
                    code: str, draft: Draft) -> None:
     """Ask, as the page does, before an urgent alert goes; refuse when no one can answer."""
-    from alerts.usecases.officers import ward_for
     from alerts.usecases.posting import preview_draft
+    from alerts.usecases.staff import ward_for
     from subscriptions.base import utcnow
 
     with factory() as session:

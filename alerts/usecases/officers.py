@@ -2,11 +2,12 @@
 answer residents' replies (posting is `alerts.usecases.posting`, shared with `alerts post`).
 
 Every function takes the signed-in `Principal` and checks, itself, that the ward it touches
-is theirs (`require_ward`, raising `Forbidden`): the pages call these functions and are
-never the only guard. Every change is written to the audit log with who made it; the
+is theirs (`ward_for` or `require_ward`, raising `Forbidden`): the pages call these functions
+and are never the only guard. Every change is written to the audit log with who made it; the
 entries name records by id, never a resident's address or words. An answer to a resident
 goes through the outbox like every other message. No web types here: callers pass plain
-values and commit.
+values and commit. `ward_for` and the errors, `InputError` and `NotFound`, live in
+`alerts.usecases.staff`, which posting shares.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from sqlalchemy.sql import ColumnElement
 from alerts.accounts.access import Principal, can_use_ward, require_ward
 from alerts.accounts.audit import record
 from alerts.core.config import Settings
-from alerts.core.errors import AlertsError
 from alerts.delivery.outbox import Delivery, DeliveryStatus
 from alerts.digests.compose import DigestItem, group_sessions
 from alerts.inbound.replies import (
@@ -40,11 +40,12 @@ from alerts.sources.items import Item, ItemKind
 from alerts.sources.registry import Source, SourceKind
 from alerts.sources.sanitise import as_safe_html, shorten
 from alerts.usecases.digest_rounds import preview_digest
+from alerts.usecases.staff import InputError, NotFound, ward_for
 from alerts.usecases.votes import Tally, count_votes
 from subscriptions.base import utcnow
 from subscriptions.subscribers import Frequency, Status, Subscriber, Subscription, receiving
 from subscriptions.suppression import is_suppressed
-from subscriptions.wards import Ward, find_ward, list_wards
+from subscriptions.wards import Ward, list_wards
 
 if TYPE_CHECKING:  # the renderer (Jinja, Babel, CSS inlining) and the cron parser
     # (APScheduler) load where a message is written or a digest's time is read, not in
@@ -57,37 +58,12 @@ INBOX_LIMIT = 200
 PREVIEW_LINK = "#each-resident-gets-their-own-link"
 
 
-class NotFound(AlertsError, LookupError):
-    """No such ward or thread (the page answers 404)."""
-
-    http_status = 404
-
-
-class InputError(AlertsError, ValueError):
-    """What an officer wrote cannot be used; `errors` maps each form field to what is wrong."""
-
-    http_status = 400
-
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(errors.values()))
-        self.errors = errors
-
-
 def _audit(session: Session, who: Principal, action: str, target: str, detail: str = "", *,
            now: datetime) -> None:
     record(session, who.email, action, target, detail, user_id=who.user_id, now=now)
 
 
 # --- wards -------------------------------------------------------------------------------
-
-
-def ward_for(session: Session, who: Principal, code: str) -> Ward:
-    """The ward with this code, if the person may use it."""
-    ward = find_ward(session, code)
-    if ward is None:
-        raise NotFound(f"no ward with code {code!r}")
-    require_ward(who, ward.id)
-    return ward
 
 
 @dataclass(frozen=True)

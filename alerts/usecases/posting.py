@@ -38,7 +38,7 @@ from alerts.mail.messages import Message, MessageItem, MessageKind
 from alerts.sources.items import CollectedItem, ItemKind, store_items
 from alerts.sources.officer import MAX_LOCATION, MAX_TITLE, officer_item
 from alerts.sources.registry import SourceError, officer_source
-from alerts.usecases.officers import InputError, ward_for
+from alerts.usecases.staff import InputError, ward_for
 from subscriptions.languages import Language
 from subscriptions.subscribers import (
     Frequency,

@@ -32,9 +32,9 @@ from alerts.core.db import transaction
 from alerts.core.events import EventBus
 from alerts.sources.items import ItemKind
 from alerts.usecases import officers, posting
-from alerts.usecases.officers import InputError, NotFound
 from alerts.usecases.pipeline import wire
 from alerts.usecases.posting import Draft
+from alerts.usecases.staff import InputError, NotFound
 from alerts.web.staff import StaffSite
 from subscriptions.base import utcnow
 

@@ -38,7 +38,7 @@ def test_every_error_of_the_product_derives_from_the_root_with_a_status() -> Non
 def test_errors_keep_the_built_in_bases_callers_catch() -> None:
     from alerts.accounts.access import Forbidden
     from alerts.delivery.maildir import MaildirError
-    from alerts.usecases.officers import NotFound
+    from alerts.usecases.staff import NotFound
     from subscriptions.wards import WardError
 
     assert issubclass(WardError, ValueError) and WardError.http_status == 400

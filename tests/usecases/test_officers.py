@@ -26,8 +26,8 @@ from alerts.mail.messages import Message, MessageKind
 from alerts.sources.items import Item, ItemKind
 from alerts.sources.registry import Source, SourceKind
 from alerts.usecases import officers, posting
-from alerts.usecases.officers import InputError, NotFound
 from alerts.usecases.posting import Draft
+from alerts.usecases.staff import InputError, NotFound
 from subscriptions.base import utcnow
 from subscriptions.links import Purpose
 from subscriptions.subscribers import Frequency
