@@ -74,8 +74,9 @@ def _built(outgoing: Outgoing, now: datetime) -> tuple[str, bytes]:
 def _work(task: _Task) -> tuple[list[bytes], list[tuple[str, bytes] | Exception]]:
     if _settings is None:
         raise RuntimeError("the copy process has no settings")
-    signatures = [] if not task.sign or _signer is None else \
-        [_signer.signatures(data) for data in task.sign]
+    if task.sign and _signer is None:
+        raise RuntimeError("the copy process has no DKIM keys to sign with")
+    signatures = [] if _signer is None else [_signer.signatures(data) for data in task.sign]
     built: list[tuple[str, bytes] | Exception] = []
     for stripped, now in task.build:
         message = task.bodies[stripped.message_id]
@@ -164,11 +165,6 @@ class CopyProcess:
         task = _Task([job.data for job in signing], copies, bodies)
         try:
             signatures, built = await self._done(task)
-        except Exception as exc:
-            for job in jobs:
-                if not job.done.done():
-                    job.done.set_exception(exc)
-        else:
             for job, headers in zip(signing, signatures, strict=True):
                 if not job.done.done():  # its send was cancelled meanwhile
                     job.done.set_result(headers + job.data)  # type: ignore[arg-type]
@@ -179,9 +175,19 @@ class CopyProcess:
                     job.done.set_exception(result)
                 else:
                     job.done.set_result(result)  # type: ignore[arg-type]
-        finally:
-            if asyncio.get_running_loop() is self._loop:
-                self._in_flight -= 1
+        except asyncio.CancelledError:  # the loop ends: its copies are awaited no more
+            self._finished(more=False)
+            raise
+        except Exception as exc:  # every copy of the task gets the error: none waits on
+            for job in jobs:
+                if not job.done.done():
+                    job.done.set_exception(exc)
+        self._finished(more=True)
+
+    def _finished(self, *, more: bool) -> None:
+        if asyncio.get_running_loop() is self._loop:  # not a task of a loop gone before
+            self._in_flight -= 1
+            if more:
                 self._submit()
 
     async def _done(self, task: _Task) -> tuple[list[bytes], list[tuple[str, bytes] | Exception]]:

@@ -449,3 +449,19 @@ def test_a_few_unsigned_copies_are_built_on_the_loop_without_starting_a_process(
     monkeypatch.setattr("alerts.delivery.sender.copy_process", no_process)
     assert deliver_due(factory, settings) == DeliveryReport(sent=3)
     assert len(handler.received) == 3
+
+
+def test_a_copy_the_copy_process_cannot_build_fails_its_row_and_the_rest_are_sent(
+    factory: sessionmaker[Session], smtp: tuple[SinkHandler, Settings]
+) -> None:
+    handler, settings = smtp
+    bad, *good = queue(factory, 5)  # a copy for each of the 4 connections: built off the loop
+    with factory.begin() as session:
+        session.execute(update(Subscriber).where(Subscriber.email == bad)
+                        .values(name="Sam\nBcc: everyone@example.org"))
+
+    assert deliver_due(factory, settings) == DeliveryReport(sent=4, failed=1)
+    assert sorted(r for m in handler.received for r in m.rcpt_tos) == sorted(good)
+    row = rows(factory)[bad]
+    assert row.status == DeliveryStatus.FAILED
+    assert row.last_error == "the To header would contain a line break"
