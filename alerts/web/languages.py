@@ -4,6 +4,7 @@ and the context that draws that link (`templates/web/_base.html`)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import urlencode
 
@@ -20,11 +21,20 @@ LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 VARY = "Accept-Language, Cookie"
 
 
+# Browsers and mail filters send the same few Accept-Language headers again and again: each
+# answer of the (pure) negotiation is kept, in a bounded cache of short keys (a long one, which
+# no browser sends, is worked out each time), rather than worked out anew.
+language_of = functools.lru_cache(maxsize=1024)(page_language)
+KEPT_KEY_LENGTH = 256
+
+
 def request_language(request: Request, *, switchable: bool = True) -> Language:
     """The page's language; without the switch link on the page, `?lang=` is not read."""
     chosen = request.query_params.get("lang") if switchable else None
-    return page_language(chosen, request.cookies.get(COOKIE),
-                         request.headers.get("accept-language"))
+    cookie = request.cookies.get(COOKIE)
+    accept = request.headers.get("accept-language")
+    short = sum(len(part or "") for part in (chosen, cookie, accept)) <= KEPT_KEY_LENGTH
+    return (language_of if short else page_language)(chosen, cookie, accept)
 
 
 def switch_link(request: Request, language: Language, path: str | None = None,

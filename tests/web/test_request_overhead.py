@@ -6,7 +6,8 @@ my-data form, the favicons) answer on the event loop, with no hop to a worker th
 database connection; with no `web.trusted_proxies` no proxy middleware sits on the call, since
 it would change nothing; FastAPI's OpenTelemetry hooks, which the product never feeds (it has
 `/metrics`), do not ask for a tracer provider at every request; `/healthz` probes the database
-with its outbox read, not a `SELECT 1` before it. Counted, never timed; what the pages say and
+with its outbox read, not a `SELECT 1` before it; a browser's Accept-Language is negotiated once
+per distinct header, not at every page. Counted, never timed; what the pages say and
 set stays as it was (test_front_door, test_my_data, test_client_address, test_service)."""
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session, sessionmaker
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+import alerts.core.translations as translations
 from alerts.core.config import Settings
 from alerts.core.translations import COOKIE
 from alerts.web.app import create_app
@@ -157,3 +159,28 @@ def test_healthz_probes_the_database_with_its_outbox_read_alone(
 
     assert report.status_code == 200 and report.json()["database"] == "ok"
     assert len(statements) == 3 and all("deliveries" in s for s in statements)
+
+
+def test_a_browsers_accept_language_is_negotiated_once_per_header(
+    factory: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = TestClient(create_app(factory, settings=settings))
+    negotiated: list[object] = []
+    original = translations.negotiate_locale
+
+    def negotiate(*args: Any, **kwargs: Any) -> Any:
+        negotiated.append(object())
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(translations, "negotiate_locale", negotiate)
+    welsh = "cy-GB,cy;q=0.9,en-GB;q=0.3,x-overhead-test;q=0.1"  # a header no other test sends
+    english = "en-GB,en;q=0.9,x-overhead-test;q=0.1"
+
+    pages = [client.get(path, headers={"Accept-Language": header})
+             for header in (welsh, english) for path in ("/", "/privacy", "/my-data")]
+    long_header = ",".join(["de;q=0.1"] * 40) + ",cy"
+    long_pages = [client.get("/", headers={"Accept-Language": long_header}) for _ in range(2)]
+
+    assert [p.headers["content-language"] for p in pages] == ["cy"] * 3 + ["en-GB"] * 3
+    assert [p.headers["content-language"] for p in long_pages] == ["cy", "cy"]
+    assert len(negotiated) == 2 + 2  # once per short header; a long one each time
