@@ -140,6 +140,7 @@ class Runtime:
     _settings: Settings | None = None
     _engine: Engine | None = None
     _bus: EventBus | None = None
+    _schema_checked: bool = False
 
     @property
     def settings(self) -> Settings:
@@ -156,8 +157,11 @@ class Runtime:
         return self._engine
 
     def sessions(self) -> sessionmaker[Session]:
-        """Sessions on a database that `alerts init` has brought up to date."""
-        require_current_schema(self.engine)
+        """Sessions on a database that `alerts init` has brought up to date (checked once a
+        command: a post asks twice, for its own sessions and for the event bus's)."""
+        if not self._schema_checked:
+            require_current_schema(self.engine)
+            self._schema_checked = True
         return session_factory(self.engine)
 
     def bus(self) -> EventBus:

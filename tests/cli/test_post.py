@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.accounts.audit import AuditEntry
@@ -174,3 +174,23 @@ def test_at_a_terminal_an_urgent_alert_asks_first_and_goes_only_on_yes(
     assert "queued for 1 subscriber(s) of ward RIV" in sent.stdout
     assert {k: n - before[k] for k, n in stored(factory).items()} == {
         "Item": 1, "Message": 1, "Delivery": 1, "AuditEntry": 1}
+
+
+def test_a_post_reads_the_database_s_revision_once(
+        riverside: CliRunner, config: Path) -> None:  # noqa: F811
+    """A post opens sessions twice (its own and the event bus's); whether `alerts init` has
+    brought the database up to date is asked once a command, not each time."""
+    asked: list[str] = []
+
+    def note(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if "FROM alembic_version" in statement:
+            asked.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", note)
+    try:
+        posted = run(riverside, config, "post", "--ward", "RIV", "--title", "Bikes marked",
+                     "--body", "We marked 40 bikes.")
+    finally:
+        event.remove(Engine, "before_cursor_execute", note)
+    assert posted.exit_code == 0, posted.stderr
+    assert len(asked) == 1
