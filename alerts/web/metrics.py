@@ -73,6 +73,9 @@ class RequestMetrics:
                                 ["route", "method", "status"], registry=registry)
         self.latency = Histogram("alerts_http_request_duration_seconds",
                                  "Time to answer a web request", ["route"], registry=registry)
+        # Each label set's children, looked up once (a route template, a method, a status:
+        # a few dozen at most), not through `labels()` and its lock at every request.
+        self.counted: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -90,9 +93,14 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = route_template(scope)
-            self.requests.labels(route, scope.get("method", ""), str(status)).inc()
-            self.latency.labels(route).observe(time.perf_counter() - started)
+            key = (route_template(scope), scope.get("method", ""), status)
+            children = self.counted.get(key)
+            if children is None:
+                children = self.counted[key] = (
+                    self.requests.labels(key[0], key[1], str(status)),
+                    self.latency.labels(key[0]))
+            children[0].inc()
+            children[1].observe(time.perf_counter() - started)
 
 
 def route_template(scope: Scope) -> str:
