@@ -12,7 +12,6 @@ import sys
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
-from zoneinfo import ZoneInfo
 
 import click
 
@@ -27,15 +26,20 @@ if TYPE_CHECKING:  # the models and the posting service (which builds mail) load
     from alerts.usecases.posting import Draft
 
 
-def parse_time(option: str, value: str | None, zone: ZoneInfo) -> datetime | None:
-    """ISO 8601; a time without a zone is read in the scheduler's time zone."""
+def parse_time(option: str, value: str | None, timezone: str) -> datetime | None:
+    """ISO 8601; a time without a zone is read in the scheduler's time zone (`timezone`, the
+    tz database loaded only then: most posts give no time)."""
     if value is None:
         return None
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         fail(f"{option} {value!r} is not an ISO 8601 time such as 2026-12-05T10:00")
-    return moment.replace(tzinfo=zone) if moment.tzinfo is None else moment
+    if moment.tzinfo is not None:
+        return moment
+    from zoneinfo import ZoneInfo
+
+    return moment.replace(tzinfo=ZoneInfo(timezone))
 
 
 @click.command()
@@ -90,7 +94,7 @@ def post(
     from alerts.usecases.posting import Draft, post_draft
     from subscriptions.base import utcnow
 
-    zone = ZoneInfo(runtime.settings.scheduler.timezone)
+    zone = runtime.settings.scheduler.timezone
     draft = Draft(kind=ItemKind.ALERT if urgent else ItemKind(kind), title=title, body=text,
                   starts=parse_time("--starts", starts, zone),
                   ends=parse_time("--ends", ends, zone), location=location, topics=topics)

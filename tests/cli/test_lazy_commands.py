@@ -105,13 +105,15 @@ def test_a_normal_post_that_writes_no_message_loads_no_renderer_or_cron_parser(
 def test_a_normal_post_loads_none_of_the_officers_inbox(config: Path) -> None:
     """Posting checks the officer's ward and reports bad input through `alerts.usecases.staff`,
     not through the officers' services: the replies inbox, votes and digest previews, with
-    their models, do not load for a post."""
+    their models, do not load for a post. Nor does the tz database, which only a session's
+    times without a zone are read in."""
     modules = loaded_by("--config", str(config), "post", "--ward", "RIV", "--title",
                         "Bike marking on Saturday", "--body", "At the library, 10-12.",
                         cwd=config.parent)
     assert "alerts.usecases.posting" in modules
     assert sorted(set(modules) & {"alerts.usecases.officers", "alerts.usecases.votes",
-                                  "alerts.inbound.replies", "alerts.mail.vote_links"}) == []
+                                  "alerts.inbound.replies", "alerts.mail.vote_links",
+                                  "zoneinfo"}) == []
 
 
 @pytest.mark.parametrize("command", [("wards", "list"), ("status",), ("status", "--json")])
