@@ -50,6 +50,7 @@ from alerts.inbound.journal import (
     hold,
     journal,
     record_owners,
+    seen_among,
 )
 from alerts.inbound.mail import InboundMail, MalformedMail, parse_mail
 from alerts.inbound.replies import Reply, references_of, stored_signals, thread_for
@@ -193,8 +194,8 @@ class Intake:
         events: list[object] = []
         try:
             with self.factory() as session, session.begin():
-                outcome = self._take(session, raw, digest, via=via,
-                                     envelope_sender=envelope_sender,
+                outcome = self._take(session, raw, digest, already_seen(session, digest),
+                                     via=via, envelope_sender=envelope_sender,
                                      envelope_recipients=envelope_recipients,
                                      now=at, events=events)
         except IntegrityError:
@@ -220,9 +221,16 @@ class Intake:
         try:
             with self.factory() as session, session.begin():
                 _write_from_the_start(session)
+                # Which were handled before, in one read; the same bytes twice in the batch
+                # are asked again, to find the row the first made.
+                before = seen_among(session, [digest for _raw, digest, _at in stamped])
+                taken: set[str] = set()
                 for raw, digest, at in stamped:
+                    seen = already_seen(session, digest) if digest in taken \
+                        else before.get(digest)
+                    taken.add(digest)
                     events.append([])
-                    outcomes.append(self._take(session, raw, digest, via=via,
+                    outcomes.append(self._take(session, raw, digest, seen, via=via,
                                                envelope_sender=None, envelope_recipients=(),
                                                now=at, events=events[-1]))
         except Exception:  # which one, and why, is found by handling each on its own
@@ -237,10 +245,10 @@ class Intake:
         except Exception as error:  # as `process_many` reports it
             return error
 
-    def _take(self, session: Session, raw: bytes, digest: str, *, via: Via,
-              envelope_sender: str | None, envelope_recipients: tuple[str, ...],
+    def _take(self, session: Session, raw: bytes, digest: str, seen: InboundRecord | None, *,
+              via: Via, envelope_sender: str | None, envelope_recipients: tuple[str, ...],
               now: datetime, events: list[object]) -> Outcome:
-        seen = already_seen(session, digest)
+        """Handle the message, or say it was already handled (`seen`: its journal row)."""
         if seen is not None:
             return Outcome(Kind(seen.kind), f"already handled as inbound #{seen.id}",
                            severity=seen.severity, record_id=seen.id, duplicate=True)

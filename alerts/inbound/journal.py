@@ -104,6 +104,18 @@ def already_seen(session: Session, digest: str) -> InboundRecord | None:
 
 
 @functools.cache
+def _seen_among_query() -> Select[InboundRecord]:
+    return select(InboundRecord).where(
+        InboundRecord.content_hash.in_(bindparam("digests", expanding=True)))
+
+
+def seen_among(session: Session, digests: list[str]) -> dict[str, InboundRecord]:
+    """`already_seen` for several messages in one read: the rows of those handled before."""
+    found = session.scalars(_seen_among_query(), {"digests": digests})
+    return {record.content_hash: record for record in found}
+
+
+@functools.cache
 def _journal_insert() -> Insert:
     table = cast(Table, InboundRecord.__table__)
     return insert(table).returning(table.c.id)

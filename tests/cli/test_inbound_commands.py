@@ -248,3 +248,30 @@ def test_process_reads_the_teams_addresses_once_a_batch(
     assert result.exit_code == 0, result.output
     assert "; acknowledged" in result.stdout  # none taken for the service's own mail
     assert len(reads) == 1  # for the five replies; not once a reply
+
+
+def test_process_asks_the_journal_once_a_batch_and_handles_the_same_bytes_twice_once(
+        config: Path, reply_address: str, tmp_path: Path) -> None:
+    files = [tmp_path / f"{n}.eml" for n in range(5)]
+    for n, path in enumerate(files):
+        path.write_bytes(a_reply(reply_address, f"Question number {n % 4}"))  # 4 = 0 again
+    reads: list[str] = []
+
+    def executed(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("SELECT") and "FROM inbound_messages" in statement \
+                and "content_hash" in statement.partition("WHERE")[2]:
+            reads.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", executed)
+    try:
+        result = run(config, "inbound", "process", "--json", *map(str, files))
+    finally:
+        event.remove(Engine, "before_cursor_execute", executed)
+    assert result.exit_code == 0, result.output
+    actions = [json.loads(line)["action"] for line in result.stdout.splitlines()]
+    assert [action.startswith("already handled") for action in actions] == \
+        [False, False, False, False, True]
+    listed = json.loads(run(config, "replies", "list", "--ward", "RIV", "--json").stdout)
+    assert len(listed) == 4
+    # One read for the five (which were handled before?), and one for the repeat (which row?)
+    assert len(reads) == 2
