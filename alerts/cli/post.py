@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from alerts.cli.app import Runtime, cli_actor, fail, pass_runtime
+from alerts.cli.app import Runtime, cli_actor, fail, loading, pass_runtime
 from alerts.core.config import Settings
 
 if TYPE_CHECKING:  # the models and the posting service (which builds mail) load once the
@@ -89,10 +89,11 @@ def post(
              "topic: it goes to everyone)")
     if kind != "session" and (starts or ends or location):
         fail(f"a {kind} has no start, end or location; only a session has")
-    from alerts.accounts.access import command_line_principal
-    from alerts.sources.items import ItemKind
-    from alerts.usecases.posting import Draft, post_draft
-    from subscriptions.base import utcnow
+    with loading():
+        from alerts.accounts.access import command_line_principal
+        from alerts.sources.items import ItemKind
+        from alerts.usecases.posting import Draft, post_draft
+        from subscriptions.base import utcnow
 
     zone = runtime.settings.scheduler.timezone
     draft = Draft(kind=ItemKind.ALERT if urgent else ItemKind(kind), title=title, body=text,

@@ -133,6 +133,16 @@ def test_the_collector_does_not_walk_again_what_the_imports_made(config: Path) -
     assert with_its_module > before_any_command + 1_000
 
 
+def test_a_post_freezes_what_its_service_and_models_made(config: Path) -> None:
+    """A post loads the posting service, the pipeline and their models once its options are
+    checked (`post --help` does without them): with the collector paused, then frozen, as a
+    command's own module is, so that no pass walks them while they load or after."""
+    help_only = probed("post", "--help", cwd=config.parent)[1]
+    posted = probed("--config", str(config), "post", "--ward", "RIV", "--title", "Bikes marked",
+                    "--body", "We marked 40 bikes.", cwd=config.parent)[1]
+    assert posted > help_only + 10_000
+
+
 def test_alerts_help_lists_every_command_with_its_own_first_line() -> None:
     """`alerts --help` lists the commands without loading them; each line is the one the
     command's own help gives, at any width."""
