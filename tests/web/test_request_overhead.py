@@ -13,6 +13,7 @@ set stays as it was (test_front_door, test_my_data, test_client_address, test_se
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from typing import Any
 
 import fastapi.routing
@@ -173,8 +174,9 @@ def test_a_browsers_accept_language_is_negotiated_once_per_header(
         return original(*args, **kwargs)
 
     monkeypatch.setattr(translations, "negotiate_locale", negotiate)
-    welsh = "cy-GB,cy;q=0.9,en-GB;q=0.3,x-overhead-test;q=0.1"  # a header no other test sends
-    english = "en-GB,en;q=0.9,x-overhead-test;q=0.1"
+    unheard = uuid.uuid4().hex[:8]  # headers no earlier request sent, so none is known yet
+    welsh = f"cy-GB,cy;q=0.9,en-GB;q=0.3,x-{unheard};q=0.1"
+    english = f"en-GB,en;q=0.9,x-{unheard};q=0.1"
 
     pages = [client.get(path, headers={"Accept-Language": header})
              for header in (welsh, english) for path in ("/", "/privacy", "/my-data")]
