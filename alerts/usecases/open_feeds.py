@@ -31,14 +31,15 @@ withdrawal and deletion moves one of them). What else changes with time alone is
 shown passes `MAX_AGE` (nothing enters with time: the selection only shrinks). A ward whose
 newest change is younger than `SETTLE` is read afresh at each request: a transaction that
 wrote an older `changed_at` (it began first, or its host's clock is behind) may commit
-after a newer one was read, and would not move the maximum.
+after a newer one was read, and would not move the maximum. A settled ward's stamp is read
+again after its rows, and the copy kept only if it has not moved meanwhile.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -231,6 +232,7 @@ _WARD = (select(Ward.id, Ward.code, Ward.name, Ward.created_at, func.count(Item.
 _WARD_EXACT = _WARD.where(Ward.code == bindparam("code"))
 _WARD_ANY_CASE = (_WARD.where(func.lower(Ward.code) == bindparam("key"))
                   .order_by(Ward.id).limit(1))
+_WARD_BY_ID = _WARD.where(Ward.id == bindparam("ward_id"))
 
 
 def _series(sessions: Sequence[FeedItem]) -> tuple[FeedItem, ...]:
@@ -298,9 +300,14 @@ def read_ward_feed(session: Session, stamp: WardStamp, *, now: datetime, force: 
     if stamp.withdrawn_at is not None:
         stamps.append(stamp.withdrawn_at)
     updated = max(stamps) if stamps else stamp.created_at
+    fresh_until = _fresh_until(stamp, items, sessions, now=now, max_age=max_age)
+    if fresh_until is not None and connection.execute(
+            _WARD_BY_ID, {"ward_id": stamp.id}).first() != tuple(astuple(stamp)):
+        # A change committed between the stamp and the rows (each statement sees what is
+        # committed when it runs): the rows may hold what the stamp does not, so not kept.
+        fresh_until = None
     return WardFeed(stamp.code, stamp.name, items, sessions, updated, _series(sessions),
-                    force.team_of(stamp.name), stamp,
-                    _fresh_until(stamp, items, sessions, now=now, max_age=max_age))
+                    force.team_of(stamp.name), stamp, fresh_until)
 
 
 def load_ward_feed(session: Session, code: str, *, now: datetime, force: ForceSettings,

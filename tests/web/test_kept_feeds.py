@@ -162,6 +162,32 @@ def test_time_alone_takes_an_ended_session_and_old_news_off_the_kept_copy(
 
 
 @pytest.mark.usefixtures("no_settling")
+def test_a_change_committed_while_a_copy_is_read_is_not_kept_under_the_stamp_before_it(
+        client: TestClient, factory: sessionmaker[Session], engine: Engine) -> None:
+    """The stamp and the rows are read by separate statements, each seeing what is committed
+    when it runs: an item committed between them, then removed with its source (the count
+    and the newest change back as they were), must leave no copy that shows it."""
+    done: list[bool] = []
+
+    def commit_between(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if not done and "items.body_html" in statement:  # the rows, after the stamp
+            done.append(True)
+            with factory.begin() as other:
+                source = add_source(other, "RIV", "rss", "https://example.org/riv.rss")
+                store_items(other, source, [CollectedItem("g1", ItemKind.POST, "Fete")])
+
+    event.listen(engine, "before_cursor_execute", commit_between)
+    try:
+        assert b"Fete" in client.get("/wards/RIV/").content
+    finally:
+        event.remove(engine, "before_cursor_execute", commit_between)
+    with factory.begin() as session:
+        session.execute(delete(Source).where(Source.url == "https://example.org/riv.rss"))
+    for path in PAGES[:3]:
+        assert b"Fete" not in client.get(path).content, path
+
+
+@pytest.mark.usefixtures("no_settling")
 def test_a_ward_with_nothing_published_is_kept_too(
         client: TestClient, statements: list[str]) -> None:
     first = client.get("/wards/HIL/items.json")
