@@ -15,9 +15,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, Unicode
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from alerts.core.db import dialect_insert
 from subscriptions.base import Base
 
 # Long enough for a class name and a short reason.
@@ -69,7 +69,7 @@ def _upsert(session: Session, job_id: str, values: dict[str, Any],
             on_update: dict[str, Any] | None = None,
             on_insert: dict[str, Any] | None = None) -> None:
     """One statement, so that two processes recording the same job never collide."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(JobRun).values(job_id=job_id, **values, **(on_insert or {}))
+    statement = dialect_insert(session, JobRun).values(job_id=job_id, **values,
+                                                        **(on_insert or {}))
     session.execute(statement.on_conflict_do_update(
         index_elements=[JobRun.job_id], set_={**values, **(on_update or {})}))

@@ -22,10 +22,12 @@ HEAVY = ("weasyprint", "fastapi", "starlette", "uvicorn", "aiosmtpd", "aiosmtpli
          "jinja2", "alembic", "apscheduler", "httpx", "nh3", "css_inline", "email_validator")
 # The product's own modules that `wards list` and `status` have no use for: the pipeline's
 # event bus, the inbound parsers with their tables and regexes, the MIME writer, residents'
-# records (`status` reads the journal's and the outbox's counts, not the mail behind them).
+# records (`status` reads the journal's and the outbox's counts, not the mail behind them);
+# on SQLite, PostgreSQL's dialect and drivers.
 UNREAD = ("alerts.core.events", "alerts.inbound.classify", "alerts.inbound.bounce_formats",
           "alerts.inbound.mail", "alerts.mail.mime", "alerts.delivery.rejections",
-          "subscriptions.subscribers", "subscriptions.suppression", "email.policy")
+          "subscriptions.subscribers", "subscriptions.suppression", "email.policy",
+          "sqlalchemy.dialects.postgresql")
 # Runs one command as the `alerts` script does, then names every module the process loaded.
 PROBE = """\
 import sys
