@@ -12,6 +12,7 @@ photo after them would otherwise cost seconds of CPU in every step. The whole by
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -64,6 +65,12 @@ class InboundMail:
         return str(self.message.get("Subject", "") or "")
 
 
+# A header that is one address and nothing else (a machine's To, a signed reply+ address):
+# getaddresses would give it back as it is, so it is not parsed again.
+_BARE = re.compile(r"[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*"
+                   r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*", re.ASCII)
+
+
 def addresses(message: EmailMessage, *names: str) -> list[str]:
     """The addresses in the named headers, lower-cased, in order, without duplicates."""
     values: list[str] = []
@@ -71,7 +78,8 @@ def addresses(message: EmailMessage, *names: str) -> list[str]:
         for value in message.get_all(name, []) or []:
             values.append(str(value))
     found: list[str] = []
-    for _display, address in getaddresses(values):
+    bare = all(_BARE.fullmatch(value) for value in values)
+    for _display, address in ([("", v) for v in values] if bare else getaddresses(values)):
         address = address.strip().lower()
         if "@" in address and address not in found:
             found.append(address)

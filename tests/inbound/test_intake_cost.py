@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
 
 from alerts.core.config import Settings
-from alerts.inbound import answers
+from alerts.inbound import answers, mail
 from alerts.inbound.classify import Kind
 from alerts.inbound.intake import Intake
 from alerts.inbound.journal import Via
@@ -230,3 +230,20 @@ def test_the_reads_every_message_makes_are_built_once(
                   ("FROM reply_threads", "reply_threads.subscriber_id =")):
         (made,) = [made for sql, made in built.items() if all(mark in sql for mark in marks)]
         assert len(made) == 2 and made[0] is made[1], marks
+
+
+def test_a_header_that_is_one_bare_address_is_not_parsed_again(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[list[str]] = []
+    parse = mail.getaddresses
+
+    def spy(values: list[str]) -> list[tuple[str, str]]:
+        asked.append(list(values))
+        return parse(values)
+
+    monkeypatch.setattr(mail, "getaddresses", spy)
+    parsed = parse_mail(reply("reply+1-abc@Reply.Example.org", 1))
+    assert parsed.recipients == ("reply+1-abc@reply.example.org",)
+    assert asked == []  # the email package parsed it; it is read as it is
+    assert parsed.sender == "ann@home.example"  # "Ann Example <...>" is parsed as before
+    assert asked == [["Ann Example <ann@home.example>"]]
