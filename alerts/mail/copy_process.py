@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import multiprocessing
+import os
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -50,6 +51,17 @@ def _start(settings: Settings) -> None:
     global _settings, _signer
     _settings = settings
     _signer = load_signer(settings.dkim)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
+
+
+def _end_with(parent: multiprocessing.process.BaseProcess) -> None:
+    """In the process: end when the sender that started it is gone. A sender killed (kill -9)
+    cannot tell it, and its pool's pipe stays open in the process itself, so it would wait
+    for work for ever."""
+    parent.join()
+    os._exit(0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,6 +6,7 @@ breaks it. Without a key nothing is signed."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import random
@@ -281,3 +282,50 @@ def test_the_copy_process_signs_many_at_once_and_is_started_again_when_it_dies(
     again = asyncio.run(sign_all())  # another pass, another loop
     assert all(dkim.verify(data, dnsfunc=dns) for data in again)
     assert list(process._pool._processes or {}) not in ([], dead)  # a new one signed them
+
+
+SENDER_THAT_SIGNS = """
+import asyncio, sys, time
+from alerts.core.config import DkimSettings, Settings
+from alerts.mail.copy_process import copy_process
+from alerts.mail.dkim import load_signer
+
+if __name__ == "__main__":
+    dkim = DkimSettings(domain=sys.argv[1], selector="s1", private_key_file=sys.argv[2])
+    process = copy_process(Settings(dkim=dkim), load_signer(dkim))
+    asyncio.run(process.sign(b"From: a@" + sys.argv[1].encode() + b"\\r\\n\\r\\nHi\\r\\n"))
+    print(*process._pool._processes, flush=True)
+    time.sleep(600)
+"""
+
+
+def test_a_sender_killed_leaves_no_copy_process_behind(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    key = tmp_path / "dkim.pem"
+    keygen(key, "s1")
+    script = tmp_path / "sender.py"
+    script.write_text(SENDER_THAT_SIGNS)
+    sender = subprocess.Popen([sys.executable, str(script), DOMAIN, str(key)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert sender.stdout is not None
+        (child,) = map(int, sender.stdout.readline().split())
+        os.kill(sender.pid, signal.SIGKILL)  # kill -9: nothing of it runs to tell the child
+        sender.wait()
+
+        def running() -> bool:  # a zombie has ended: only its parent has not read its status
+            with contextlib.suppress(FileNotFoundError):
+                return Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[0] \
+                    != "Z"
+            return False
+
+        deadline = time.monotonic() + 30
+        while running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not running(), "the copy process outlived its sender"
+    finally:
+        sender.kill()
+        sender.wait()
