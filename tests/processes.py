@@ -1,5 +1,6 @@
 """Helpers for tests that run `alerts` as a real process: start it, wait for a condition,
-read its /healthz, signal it and collect its exit status and log.
+read its /healthz, signal it and collect its exit status and log; and `twice_at_once`, two
+threads pressing the same button at the same moment.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -121,3 +123,24 @@ def slow_down(handler: SinkHandler, seconds: float) -> None:
         return await accept(server, session, envelope)
 
     handler.handle_DATA = handle_DATA  # type: ignore[method-assign]
+
+
+def twice_at_once(press: Callable[[], object]) -> None:
+    """Run `press` in two threads released at the same moment (a double click, or a link
+    scanner beside the resident); an error in either is raised here."""
+    start = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def pressed() -> None:
+        try:
+            start.wait()
+            press()
+        except BaseException as error:  # raised below, in the test's thread
+            errors.append(error)
+
+    threads = [threading.Thread(target=pressed) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == []

@@ -8,7 +8,6 @@ unsubscribe links and how to report a crime. A resident who was confirmed alread
 from __future__ import annotations
 
 import re
-import threading
 
 from fastapi.testclient import TestClient
 from sqlalchemy import select
@@ -24,6 +23,7 @@ from subscriptions.base import utcnow
 from subscriptions.schemes import add_scheme
 from subscriptions.subscribers import Subscriber, Subscription
 from tests.factories import make_subscriber, make_ward
+from tests.processes import twice_at_once
 from tests.servers import SinkHandler
 from tests.web.test_residents import client_for
 from tests.web.test_welcome import CRON, welcome_reads_right, welcomes
@@ -83,23 +83,11 @@ def test_two_acceptances_at_once_queue_one_welcome(
 ) -> None:
     _sink, settings = smtp
     token = invited(factory, settings, confirmed=False).rsplit("/", 1)[1]
-    start = threading.Barrier(2)
-    errors: list[BaseException] = []
-
     def press() -> None:
-        try:
-            start.wait()
-            with transaction(factory) as session:
-                assert accept(session, settings, token, now=utcnow()) is not None
-        except BaseException as error:  # reported below, in the main thread
-            errors.append(error)
+        with transaction(factory) as session:
+            assert accept(session, settings, token, now=utcnow()) is not None
 
-    threads = [threading.Thread(target=press) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert errors == []
+    twice_at_once(press)
     assert eve(factory) == ("Mill Lane Watch", "confirmed")
     assert welcomes(factory) == [(WELCOME, 1)]
 

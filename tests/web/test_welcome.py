@@ -8,7 +8,6 @@ with prior consent declared elsewhere gets none.
 from __future__ import annotations
 
 import re
-import threading
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -27,6 +26,7 @@ from alerts.usecases.confirmations import confirm
 from subscriptions.base import utcnow
 from subscriptions.wards import get_ward
 from tests.factories import make_subscriber, make_ward
+from tests.processes import twice_at_once
 from tests.servers import Received, SinkHandler
 from tests.web.test_residents import (
     client_for,
@@ -155,23 +155,11 @@ def test_two_confirmations_at_once_queue_one_welcome(
     wards(factory)
     client = client_for(factory, settings)
     token = confirmation(client, sink, settings, factory, "jo@home.example").rsplit("/", 1)[1]
-    start = threading.Barrier(2)
-    errors: list[BaseException] = []
-
     def press() -> None:
-        try:
-            start.wait()
-            with transaction(factory) as session:
-                assert confirm(session, settings, token, now=utcnow()) is not None
-        except BaseException as error:  # reported below, in the main thread
-            errors.append(error)
+        with transaction(factory) as session:
+            assert confirm(session, settings, token, now=utcnow()) is not None
 
-    threads = [threading.Thread(target=press) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(30)
-    assert errors == []
+    twice_at_once(press)
     assert welcomes(factory) == [("Welcome to neighbourhood alerts for Riverside", 1)]
 
 
