@@ -37,7 +37,7 @@ def test_items_stored_before_are_stamped_with_their_withdrawal_or_collection(
                                      "gone": gone})
         migrate(engine)
         with Session(engine) as session:
-            stamps = dict(session.execute(select(Item.id, Item.changed_at)).tuples().all())
+            stamps = dict(session.execute(select(Item.id, Item.changed_at)).all())
         assert stamps == {1: datetime(2026, 11, 1, 10, 0, tzinfo=UTC),
                           2: datetime(2026, 11, 20, 8, 30, tzinfo=UTC)}
     finally:
