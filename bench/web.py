@@ -11,7 +11,8 @@ over them (bulk inserts through the models); each ward gets the posts, advice an
 sessions of bench/deliver.py's digest, and an urgent alert (`post_urgent`, so a real message,
 its item and one delivery per resident, marked sent as if the round had gone). Tokens are
 signed by the product's own functions for real rows: an unsubscribe and a preferences link of
-one resident, a one-click unsubscribe of another, a vote link of RIV's urgent alert.
+one resident, a one-click unsubscribe of another, a vote link of RIV's urgent alert. Then it waits
+until what it wrote has settled (`open_feeds.SETTLE`), as a ward's archive is between posts.
 
 Served: `alerts web --port P` in its own process, as an operator runs it (uvicorn with the
 product's settings, the delivery loop beside it), and the ceiling: a FastAPI app with one
@@ -465,6 +466,18 @@ def send_time(folder: Path, wards: int, messages: int) -> dict[str, float] | Non
     return {"messages": float(result["sent"]), "seconds": float(result["wall_seconds"])}
 
 
+def settle_after(written: float) -> None:
+    """Wait until the archive the setup wrote has settled, as a ward's archive is between
+    posts: a ward changed within `SETTLE` is read afresh at each request (late commits,
+    clock skew), so measuring it at once would time the fresh read, not the kept copy."""
+    from alerts.usecases.open_feeds import SETTLE
+
+    wait = written + SETTLE.total_seconds() + 1 - time.perf_counter()
+    if wait > 0:
+        print(f"waiting {wait:.0f} s for the archive to settle (SETTLE = {SETTLE})")
+        time.sleep(wait)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=100_000)
@@ -498,6 +511,7 @@ def main() -> None:
         os.environ["ALERTS_BENCH_CONFIG"] = str(config)
         began = time.perf_counter()
         links = populate(url, options.wards, options.subscribers)
+        written = time.perf_counter()
         print(f"setup: {options.wards} wards, {options.subscribers:,} subscribers, an archive "
               f"and an urgent alert per ward, in {time.perf_counter() - began:.0f} s "
               f"(SQLite, {folder / 'alerts.db'})")
@@ -506,6 +520,7 @@ def main() -> None:
         rounds = [Round(workers, stack) for workers in sorted({1, options.workers})
                   for stack in stacks]
         paths = burst_paths(url, options.burst) if options.burst else None
+        settle_after(written)
         print(f"wrk -t2 -c{options.connections} -d{options.seconds:g}s; fast path installed: "
               f"{fast_path_installed()}; {os.cpu_count()} CPUs; before: {load()}")
         all_results: dict[Round, dict[str, Figures]] = {}
