@@ -314,13 +314,7 @@ _LEAVING = (select(Subscription.id, Subscription.status, Ward.name, _NAMED.subsc
 class Leaving:
     ward_name: str
     other_wards: list[str]  # names of the resident's other live subscriptions
-    subscriber_id: int = 0  # the resident's (for `leave`)
-
-
-def describe_leaving(session: Session, subscription_id: int) -> Leaving | None:
-    """What the unsubscribe page names: this ward, and any others the resident hears about."""
-    return _leaving(subscription_id,
-                    session.execute(_LEAVING, {"named": subscription_id}).all())
+    subscriber_id: int  # the resident's (for `leave`)
 
 
 def leaving_for_link(session: Session, secret: str, token: str) -> tuple[int, Leaving] | None:
