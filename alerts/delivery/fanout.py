@@ -7,15 +7,21 @@ twice sends it once.
 Staff mail (`queue_staff_mail`) is one message and one row to one staff address, with the
 email built whole: the sender applies no resident rule to it, but retries and counts it like
 the rest.
+
+Inbound mail queues two messages for every reply it takes in (the acknowledgement to the
+resident, `queue_new_for_subscriber`, and the forward to the team, `queue_staff_bytes`):
+those write their rows with Core INSERTs and return ids, not objects of the session, because
+an object's flush cost several times its statement (bench/inbound_process.py).
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, literal, select
+from sqlalchemy import CursorResult, Insert, Select, Table, bindparam, insert, literal, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
@@ -128,3 +134,60 @@ def queue_staff_mail(
                          created_at=at, priority=priority))
     session.flush()
     return message
+
+
+@functools.cache
+def _message_insert() -> Insert:
+    table = cast(Table, Message.__table__)
+    return insert(table).returning(table.c.id)
+
+
+@functools.cache
+def _delivery_insert() -> Insert:
+    return insert(cast(Table, Delivery.__table__))
+
+
+@functools.cache
+def _suppressed_query() -> Select[str]:
+    # Built once: intake asks it for every acknowledgement.
+    return (select(Suppression.address_hash)
+            .join(Subscriber, Subscriber.email == Suppression.email)
+            .where(Subscriber.id == bindparam("subscriber")))
+
+
+def suppressed_subscriber(session: Session, subscriber_id: int) -> bool:
+    """Whether the subscriber's address is on the suppression list."""
+    return session.scalar(_suppressed_query(), {"subscriber": subscriber_id}) is not None
+
+
+def queue_new_for_subscriber(session: Session, fields: dict[str, Any], subscriber_id: int, *,
+                             priority: int, now: datetime) -> int | None:
+    """Store a new message (`fields`: `Message`'s columns) and queue it for one subscriber,
+    whatever the state of their subscription, as `queue_for_subscriber` does; its id, or
+    None (nothing stored) when the address is suppressed. Core INSERTs at once, in the
+    session's transaction; they name only rows already written."""
+    if suppressed_subscriber(session, subscriber_id):
+        return None
+    connection = session.connection()
+    message_id: int = connection.execute(_message_insert(), fields).scalar_one()
+    connection.execute(_delivery_insert(), dict(
+        message_id=message_id, subscriber_id=subscriber_id, status=DeliveryStatus.QUEUED,
+        attempts=0, next_attempt_at=now, created_at=now, priority=priority))
+    return message_id
+
+
+def queue_staff_bytes(session: Session, kind: MessageKind, email: bytes, *, subject: str,
+                      to: str, ward_id: int | None = None, reply_id: int | None = None,
+                      priority: int = 0, now: datetime) -> int:
+    """`queue_staff_mail` for an email already written as bytes (`subject`: its Subject),
+    with Core INSERTs at once in the session's transaction; the message's id."""
+    if kind not in STAFF_KINDS:
+        raise ValueError(f"{kind!r} is not a kind of staff mail")
+    connection = session.connection()
+    message_id: int = connection.execute(_message_insert(), dict(
+        ward_id=ward_id, kind=kind, subject=subject[:MAX_SUBJECT], html="", text="",
+        email=email, reply_id=reply_id, created_at=now)).scalar_one()
+    connection.execute(_delivery_insert(), dict(
+        message_id=message_id, recipient=to, status=DeliveryStatus.QUEUED, attempts=0,
+        next_attempt_at=now, created_at=now, priority=priority))
+    return message_id

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from alerts.core.config import Settings
-from alerts.delivery.fanout import queue_staff_mail
+from alerts.delivery.fanout import queue_staff_bytes
 from alerts.inbound.answers import ANSWER_PRIORITY, EMERGENCY_PRIORITY
 from alerts.inbound.replies import (
     ForwardState,
@@ -96,19 +96,24 @@ def build_forward(reply: Reply, *, ward: Ward, resident: Subscriber, answered: M
     return forward
 
 
-def queue_forward(session: Session, settings: Settings, reply: Reply, *,
-                  now: datetime) -> Message:
-    """Queue the forward of `reply` (stored, flushed) to its ward team; the caller commits."""
-    thread = session.get_one(ReplyThread, reply.thread_id)
-    ward = session.get_one(Ward, reply.ward_id)
-    resident = session.get_one(Subscriber, reply.subscriber_id)
-    answered = session.get(Message, thread.message_id) \
-        if thread.message_id is not None else None
+def queue_forward(session: Session, settings: Settings, reply: Reply, *, now: datetime,
+                  ward: Ward | None = None, resident: Subscriber | None = None,
+                  answered: Message | None = None) -> int:
+    """Queue the forward of `reply` (written, with its id) to its ward team, in the
+    session's transaction; the forward's message id. `ward`, `resident` and `answered` (the
+    message the thread began with) are read when not given."""
+    if ward is None or resident is None:
+        thread = session.get_one(ReplyThread, reply.thread_id)
+        ward = session.get_one(Ward, reply.ward_id)
+        resident = session.get_one(Subscriber, reply.subscriber_id)
+        answered = session.get(Message, thread.message_id) \
+            if thread.message_id is not None else None
     forward = build_forward(reply, ward=ward, resident=resident, answered=answered,
                             original=reply.original, settings=settings, now=now)
-    return queue_staff_mail(session, MessageKind.FORWARD, forward, to=ward.team_email,
-                            ward_id=ward.id, reply_id=reply.id, now=now,
-                            priority=EMERGENCY_PRIORITY if reply.flagged else ANSWER_PRIORITY)
+    return queue_staff_bytes(session, MessageKind.FORWARD, forward.as_bytes(),
+                             subject=str(forward["Subject"]), to=ward.team_email,
+                             ward_id=ward.id, reply_id=reply.id, now=now,
+                             priority=EMERGENCY_PRIORITY if reply.flagged else ANSWER_PRIORITY)
 
 
 def forward_state(session: Session, reply_id: int) -> ForwardState | None:

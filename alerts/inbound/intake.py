@@ -53,7 +53,7 @@ from alerts.inbound.journal import (
     seen_among,
 )
 from alerts.inbound.mail import InboundMail, MalformedMail, parse_mail
-from alerts.inbound.replies import Reply, references_of, stored_signals, thread_for
+from alerts.inbound.replies import references_of, store_reply, stored_signals, thread_for
 from alerts.inbound.signals import emergency_signals
 from alerts.inbound.text import UNREAD_NOTE, ReplyText, body_text, split_reply
 from alerts.inbound.trust import sender_verified
@@ -418,7 +418,7 @@ class Intake:
         thread = thread_for(session, subscriber_id=resident, message=message, now=now)
         if thread.handled_at is not None:
             thread.handled_at = None  # a new reply reopens a thread the team had closed
-        answered = message.subject
+        answered, first = message.subject, cast("Message | None", message)
         if thread.message_id is not None and thread.message_id != message.id:
             first = session.get(Message, thread.message_id)
             answered = first.subject if first is not None else answered
@@ -441,15 +441,15 @@ class Intake:
                                now=now, delivery=delivery, ward_id=ward.id)
         if thread.id is None:  # a thread started, and not acknowledged (which flushed it)
             session.flush()
-        reply = Reply(thread_id=thread.id, ward_id=ward.id, subscriber_id=resident,
-                      message_id=message.id, inbound_id=record, received_at=now,
-                      subject=shorten(mail.subject, 300), quoted=text.quoted,
-                      text=f"{text.new}\n\n{UNREAD_NOTE}".lstrip() if mail.truncated else text.new,
-                      signals=stored_signals(signals, sender_verified=verified),
-                      flagged=bool(signals), original=mail.raw)
-        session.add(reply)
-        session.flush()
-        queue_forward(session, settings, reply, now=now)
+        reply = store_reply(session, dict(
+            thread_id=thread.id, ward_id=ward.id, subscriber_id=resident,
+            message_id=message.id, inbound_id=record, received_at=now,
+            subject=shorten(mail.subject, 300), quoted=text.quoted,
+            text=f"{text.new}\n\n{UNREAD_NOTE}".lstrip() if mail.truncated else text.new,
+            signals=stored_signals(signals, sender_verified=verified),
+            flagged=bool(signals), original=mail.raw))
+        queue_forward(session, settings, reply, now=now, ward=ward, resident=subscriber,
+                      answered=first if thread.message_id is not None else None)
         events.append(ReplyReceived(reply.id, ward.code, reply.flagged))
         return Outcome(Kind.REPLY, action, record_id=record, reply_id=reply.id,
                        flagged=reply.flagged)

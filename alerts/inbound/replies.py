@@ -16,16 +16,19 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     ForeignKey,
+    Insert,
     LargeBinary,
     Select,
     String,
+    Table,
     Text,
     UniqueConstraint,
     bindparam,
+    insert,
     select,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -179,6 +182,20 @@ def latest_references(session: Session, thread_id: int) -> str | None:
     message = BytesHeaderParser(policy=policy.default).parsebytes(head)
     assert isinstance(message, EmailMessage)
     return references_of(message)
+
+
+@functools.cache
+def _reply_insert() -> Insert:
+    table = cast(Table, Reply.__table__)
+    return insert(table).returning(table.c.id)
+
+
+def store_reply(session: Session, fields: dict[str, Any]) -> Reply:
+    """Insert a reply (`fields`: `Reply`'s columns) at once with a Core INSERT, in the
+    session's transaction (an object flushed cost several times the statement); the reply
+    as written, with its id, outside the session. It names only rows already written."""
+    ident: int = session.connection().execute(_reply_insert(), fields).scalar_one()
+    return Reply(id=ident, **fields)
 
 
 @functools.cache
