@@ -6,7 +6,10 @@ marks real systems use) → a command (mail to unsubscribe+TOKEN@, or a body tha
 "unsubscribe"/"stop") → a reply.
 
 Bounces. flufl.bounce (Mailman's detectors) names the failed recipients and whether the failure
-is temporary or permanent. The RFC 3464 `message/delivery-status` part, read here with the email
+is temporary or permanent. They are run only on a message one of them could read
+(`_detectors_can_fire`: several parts, a header or sender they look at, an encoded body, or a
+line their own patterns match); a person's plain reply skips them. The RFC 3464
+`message/delivery-status` part, read here with the email
 package, gives each recipient's Action, Status and Diagnostic-Code; severity comes from those
 through `alerts.delivery.rejections.is_hard_bounce`, the one rule for "the address itself is
 bad". HARD: the status or diagnostic says so, or a permanent failure in a format with no status
@@ -385,7 +388,10 @@ def _reason(system: str, what: str, status: str | None) -> str:
 
 
 def _flufl_failures(raw: bytes) -> tuple[list[str], list[str]]:
-    """The temporary and permanent failures Mailman's detectors find, lower-cased."""
+    """The temporary and permanent failures Mailman's detectors find, lower-cased; none,
+    without running them, when `_detectors_can_fire` says none of them can."""
+    if not _detectors_can_fire(raw):
+        return [], []
     from flufl.bounce import all_failures  # here: `alerts status` needs this module's names
 
     # flufl's detectors were written for, and are tested with, the compat32 message model.
@@ -396,6 +402,57 @@ def _flufl_failures(raw: bytes) -> tuple[list[str], list[str]]:
     except Exception:  # a detector tripping over odd mail must not stop the intake
         return [], []
     return _decoded(temporary), _decoded(permanent)
+
+
+# What makes running flufl's detectors worth it, read from the bytes they would be run on.
+# Each detector reads a multipart message, a message/* part, a header (X-Failed-Recipients,
+# X-Mailer; a From of a mailer-daemon, or at aol.com), a body it must first decode, or else
+# lines of a plain body, where each waits for a line its own patterns match (`_body_triggers`).
+# A message with none of these is a person's plain text: every detector returns nothing on
+# it, so they are not run (on a plain reply they cost more than all the rest of classifying
+# it). A head that is not plainly header lines, or a sign anywhere in it, runs them all.
+_HEADER_LINE_START = re.compile(r"From |[\041-\071\073-\176]*:|[\t ]")  # as email.feedparser
+_HEAD_SIGNS = re.compile(
+    r"multipart|message/|mailer-daemon|@aol\.com|^x-failed-recipients[ \t]*:|"
+    r"^x-mailer[ \t]*:|^content-transfer-encoding[ \t]*:(?![ \t]*(7bit|8bit|binary)[ \t]*\r?$)",
+    re.IGNORECASE | re.MULTILINE)
+_BLANK_LINE = re.compile(r"\r?\n\r?\n|\r\r")
+_BODY_TRIGGERS: re.Pattern[str] | None = None
+
+
+def _body_triggers() -> re.Pattern[str]:
+    """One pattern that matches wherever any detector's first line could: flufl's own
+    patterns (each with its own flags, on every line), and qmail's intro lines."""
+    global _BODY_TRIGGERS
+    if _BODY_TRIGGERS is None:
+        from flufl.bounce._detectors import exchange, llnl, qmail, simplematch, simplewarning
+
+        patterns = [exchange.scre, llnl.acre,
+                    *(start for start, _end, _address in simplematch.PATTERNS),
+                    *(start for start, _end, _address in simplewarning.PATTERNS)]
+        # Named groups made plain: the detectors' patterns name theirs alike.
+        parts = [f"(?{'i' if p.flags & re.IGNORECASE else ''}m:"
+                 f"{re.sub(r'[(][?]P<[a-z]+>', '(?:', p.pattern)})" for p in patterns]
+        parts += [rf"(?m:^\s*{re.escape(tag)})" for tag in qmail.introtags]
+        _BODY_TRIGGERS = re.compile("|".join(parts))
+    return _BODY_TRIGGERS
+
+
+def _detectors_can_fire(raw: bytes) -> bool:
+    """False only when none of flufl's detectors can find a failure in `raw` (the bytes
+    `_flufl_failures` parses): see `_BODY_TRIGGERS`. True whenever in doubt."""
+    # As the parser reads bytes: ASCII, anything else kept as it came.
+    text = raw.decode("ascii", "surrogateescape")
+    end = _BLANK_LINE.search(text)
+    if end is None:
+        return True
+    # Any blank line the parser would end the head at before this one is among its lines.
+    head, body = text[:end.start()], text[end.end():]
+    if any(_HEADER_LINE_START.match(line) is None for line in head.splitlines()):
+        return True
+    if _HEAD_SIGNS.search(head):
+        return True
+    return _body_triggers().search(body) is not None
 
 
 def _decoded(found: Iterable[bytes]) -> list[str]:
