@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -41,7 +41,6 @@ from alerts.inbound.classify import Classification, Kind, classify, refuse_to_an
 from alerts.inbound.commands import subscription_of, unsubscribe_by_email
 from alerts.inbound.complaints import act_on_complaint, complained_of
 from alerts.inbound.forward import queue_forward
-from alerts.inbound.imap import PollReport, RetryLater, poll_mailbox
 from alerts.inbound.journal import (
     InboundRecord,
     Via,
@@ -64,6 +63,9 @@ from subscriptions.base import utcnow
 from subscriptions.links import Purpose, verify_reference
 from subscriptions.subscribers import Subscriber, Subscription
 from subscriptions.wards import Ward
+
+if TYPE_CHECKING:  # the IMAP client is loaded by a poll only, not by every intake
+    from alerts.inbound.imap import PollReport
 
 log = logging.getLogger(__name__)
 
@@ -492,6 +494,7 @@ def _with_record(outcome: Outcome, record: int) -> Outcome:
 
 def poll_inbox(intake: Intake, settings: Settings) -> PollReport:
     """One IMAP poll; a message the database could not take stays for the next poll."""
+    from alerts.inbound.imap import RetryLater, poll_mailbox
 
     def handle(raw: bytes) -> None:
         try:

@@ -3,6 +3,8 @@ bench/inbound_process.py): each header text parsed once, each row read once."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from email.parser import BytesParser
@@ -254,3 +256,11 @@ def test_a_header_that_is_one_bare_address_is_not_parsed_again(
     assert asked == []  # the email package parsed it; it is read as it is
     assert parsed.sender == "ann@home.example"  # "Ann Example <...>" is parsed as before
     assert asked == [["Ann Example <ann@home.example>"]]
+
+
+def test_taking_mail_in_loads_no_imap_client() -> None:
+    # Only `alerts inbound poll` talks IMAP; every other way in paid for loading its client.
+    code = "import sys, alerts.inbound.intake; print('imapclient' in sys.modules)"
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True)
+    assert found.stdout.strip() == "False"
