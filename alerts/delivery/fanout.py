@@ -9,7 +9,7 @@ email built whole: the sender applies no resident rule to it, but retries and co
 the rest.
 
 Inbound mail queues two messages for every reply it takes in (the acknowledgement to the
-resident, `queue_new_for_subscriber`, and the forward to the team, `queue_staff_bytes`):
+resident, `insert_for_subscriber`, and the forward to the team, `queue_staff_bytes`):
 those write their rows with Core INSERTs and return ids, not objects of the session, because
 an object's flush cost several times its statement (bench/inbound_process.py).
 """
@@ -160,14 +160,12 @@ def suppressed_subscriber(session: Session, subscriber_id: int) -> bool:
     return session.scalar(_suppressed_query(), {"subscriber": subscriber_id}) is not None
 
 
-def queue_new_for_subscriber(session: Session, fields: dict[str, Any], subscriber_id: int, *,
-                             priority: int, now: datetime) -> int | None:
+def insert_for_subscriber(session: Session, fields: dict[str, Any], subscriber_id: int, *,
+                          priority: int, now: datetime) -> int:
     """Store a new message (`fields`: `Message`'s columns) and queue it for one subscriber,
-    whatever the state of their subscription, as `queue_for_subscriber` does; its id, or
-    None (nothing stored) when the address is suppressed. Core INSERTs at once, in the
-    session's transaction; they name only rows already written."""
-    if suppressed_subscriber(session, subscriber_id):
-        return None
+    whatever the state of their subscription, as `queue_for_subscriber` does but with no
+    check: the caller has read `suppressed_subscriber` in this transaction. The message's
+    id. Core INSERTs at once, in the session's transaction; they name only rows written."""
     connection = session.connection()
     message_id: int = connection.execute(_message_insert(), fields).scalar_one()
     connection.execute(_delivery_insert(), dict(

@@ -15,10 +15,11 @@ from sqlalchemy.orm import Session
 
 from alerts.core.config import Settings
 from alerts.delivery.fanout import (
+    insert_for_subscriber,
     queue_for_subscriber,
-    queue_new_for_subscriber,
+    suppressed_subscriber,
 )
-from alerts.inbound.replies import THREAD_KINDS, ReplyThread, ThreadAnswer
+from alerts.inbound.replies import THREAD_KINDS, ReplyThread, ThreadAnswer, keep_thread
 from alerts.mail.messages import Message, MessageKind
 from alerts.mail.render import Rendered, render_left, render_reply_ack
 from subscriptions.languages import Language, effective_language
@@ -55,7 +56,8 @@ def _queue(session: Session, ward: Ward, kind: MessageKind, rendered: Rendered,
 def acknowledge(session: Session, settings: Settings, thread: ReplyThread, *, answered: str,
                 emergency: bool, now: datetime, references: str | None = None) -> bool:
     """Queue the acknowledgement (`references`: see `queue_in_thread`); return whether one
-    was queued.
+    was queued. `thread` is `replies.thread_for`'s: one it starts is written here when
+    acknowledged (inserted acknowledged); the caller writes any other change to it.
 
     Once a thread, except that a reply reading like a crime report or an emergency gets
     the how-to-report answer at once, however many the thread has had. Its rows are
@@ -68,19 +70,16 @@ def acknowledge(session: Session, settings: Settings, thread: ReplyThread, *, an
     language = language_of(session, ward, thread.subscriber_id)
     rendered = _reply_ack(ward.name, answered, settings, emergency=emergency, now=now,
                           language=language)
-    before = thread.acknowledged_at
-    # Set first, so that a thread just started is inserted acknowledged (no UPDATE after).
-    thread.acknowledged_at = before or now
+    if suppressed_subscriber(session, thread.subscriber_id):
+        return False  # nothing to send, nothing kept
+    thread.acknowledged_at = thread.acknowledged_at or now
     if thread.id is None:
-        session.flush()  # the thread started by this reply: its id, for the answer's link
-    message_id = queue_new_for_subscriber(session, dict(
+        keep_thread(session, thread)  # started by this reply: its id, for the answer's link
+    message_id = insert_for_subscriber(session, dict(
         ward_id=ward.id, kind=MessageKind.REPLY_ACK, subject=rendered.subject,
         html=rendered.html, text=rendered.text, calendar=None, created_at=now,
         language=language.value, thread_references=references), thread.subscriber_id,
         priority=EMERGENCY_PRIORITY if emergency else ANSWER_PRIORITY, now=now)
-    if message_id is None:  # a suppressed address: nothing to send, nothing kept
-        thread.acknowledged_at = before
-        return False
     session.connection().execute(_answer_insert(), {"message_id": message_id,
                                                     "thread_id": thread.id})
     return True

@@ -52,7 +52,13 @@ from alerts.inbound.journal import (
     seen_among,
 )
 from alerts.inbound.mail import InboundMail, MalformedMail, parse_mail
-from alerts.inbound.replies import references_of, store_reply, stored_signals, thread_for
+from alerts.inbound.replies import (
+    keep_thread,
+    references_of,
+    store_reply,
+    stored_signals,
+    thread_for,
+)
 from alerts.inbound.signals import emergency_signals
 from alerts.inbound.text import UNREAD_NOTE, ReplyText, body_text, split_reply
 from alerts.inbound.trust import sender_verified
@@ -413,13 +419,12 @@ class Intake:
         signals = emergency_signals(text.new)
         resident = delivery.subscriber_id
         assert resident is not None  # signed addresses are made for residents' rows only
-        # Read before the thread is started: a read flushes what is pending, and a new
-        # thread waits for the acknowledgement's flush, to be inserted acknowledged.
+        # A new thread waits for the acknowledgement, to be inserted acknowledged.
         ward = session.get_one(Ward, message.ward_id)
         subscriber = session.get_one(Subscriber, resident)  # kept for the forward below
         thread = thread_for(session, subscriber_id=resident, message=message, now=now)
-        if thread.handled_at is not None:
-            thread.handled_at = None  # a new reply reopens a thread the team had closed
+        was = (thread.id, thread.acknowledged_at, thread.handled_at)
+        thread.handled_at = None  # a new reply reopens a thread the team had closed
         answered, first = message.subject, cast("Message | None", message)
         if thread.message_id is not None and thread.message_id != message.id:
             first = session.get(Message, thread.message_id)
@@ -441,8 +446,9 @@ class Intake:
         outcome = Outcome(Kind.REPLY, action, flagged=bool(signals))
         record = self._journal(session, digest, via, outcome, classification=classification,
                                now=now, delivery=delivery, ward_id=ward.id)
-        if thread.id is None:  # a thread started, and not acknowledged (which flushed it)
-            session.flush()
+        if thread.id is None or (was[0] is not None and
+                                 (thread.id, thread.acknowledged_at, thread.handled_at) != was):
+            keep_thread(session, thread)  # new and not acknowledged (which wrote it), or changed
         reply = store_reply(session, dict(
             thread_id=thread.id, ward_id=ward.id, subscriber_id=resident,
             message_id=message.id, inbound_id=record, received_at=now,

@@ -27,9 +27,11 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    Update,
     bindparam,
     insert,
     select,
+    update,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
@@ -198,30 +200,70 @@ def store_reply(session: Session, fields: dict[str, Any]) -> Reply:
     return Reply(id=ident, **fields)
 
 
+def _threads() -> Table:
+    return cast(Table, ReplyThread.__table__)
+
+
 @functools.cache
-def _thread_query() -> Select[ReplyThread]:
+def _thread_query() -> Select[Any]:
     # Built once: every reply asks it (building it cost as much as running it).
-    return select(ReplyThread).where(ReplyThread.subscriber_id == bindparam("subscriber"),
-                                     ReplyThread.message_id == bindparam("message"))
+    threads = _threads()
+    return select(threads).where(threads.c.subscriber_id == bindparam("subscriber"),
+                                 threads.c.message_id == bindparam("message"))
+
+
+@functools.cache
+def _answered_in_query() -> Select[Any]:
+    threads, answers = _threads(), cast(Table, ThreadAnswer.__table__)
+    return select(threads).join(answers, answers.c.thread_id == threads.c.id).where(
+        answers.c.message_id == bindparam("message"))
+
+
+@functools.cache
+def _thread_insert() -> Insert:
+    return insert(_threads()).returning(_threads().c.id)
+
+
+@functools.cache
+def _thread_update() -> Update:
+    threads = _threads()
+    return update(threads).where(threads.c.id == bindparam("thread")).values(
+        acknowledged_at=bindparam("acknowledged_at"), handled_at=bindparam("handled_at"))
 
 
 def thread_for(session: Session, *, subscriber_id: int, message: Message,
                now: datetime) -> ReplyThread:
-    """The thread an email answering `message` belongs to, started if need be (added to
-    the session, inserted by its next flush)."""
-    answered_in = session.get(ThreadAnswer, message.id) if message.kind in THREAD_KINDS \
-        else None  # a digest, a post…: sent to everyone, in no thread
-    if answered_in is not None:
-        thread = session.get(ReplyThread, answered_in.thread_id)
-        if thread is not None:
-            return thread
-    thread = session.scalars(_thread_query(), {"subscriber": subscriber_id,
+    """The thread an email answering `message` belongs to, or a new one (without an id).
+    Read with Core, it is not an object of the session: a change to it is written with
+    `keep_thread` (intake's reply writes its rows as statements of their own, which cost a
+    fraction of flushing objects)."""
+    connection = session.connection()
+    if message.kind in THREAD_KINDS:  # a digest, a post…: sent to everyone, in no thread
+        row = connection.execute(_answered_in_query(), {"message": message.id}).first()
+        if row is not None:
+            return ReplyThread(**row._mapping)
+    row = connection.execute(_thread_query(), {"subscriber": subscriber_id,
                                                "message": message.id}).first()
-    if thread is None:
-        thread = ReplyThread(ward_id=message.ward_id, subscriber_id=subscriber_id,
-                             message_id=message.id, created_at=now)
-        session.add(thread)
-    return thread
+    if row is not None:
+        return ReplyThread(**row._mapping)
+    return ReplyThread(ward_id=message.ward_id, subscriber_id=subscriber_id,
+                       message_id=message.id, created_at=now, acknowledged_at=None,
+                       handled_at=None)
+
+
+def keep_thread(session: Session, thread: ReplyThread) -> None:
+    """Write `thread` from `thread_for`: insert a new one (giving it its id), or write its
+    acknowledgement and handling times."""
+    connection = session.connection()
+    if thread.id is None:
+        thread.id = connection.execute(_thread_insert(), dict(
+            ward_id=thread.ward_id, subscriber_id=thread.subscriber_id,
+            message_id=thread.message_id, created_at=thread.created_at,
+            acknowledged_at=thread.acknowledged_at, handled_at=thread.handled_at)).scalar_one()
+        return
+    connection.execute(_thread_update(), {"thread": thread.id,
+                                          "acknowledged_at": thread.acknowledged_at,
+                                          "handled_at": thread.handled_at})
 
 
 @dataclass(frozen=True)

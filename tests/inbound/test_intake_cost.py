@@ -11,9 +11,9 @@ from email.parser import BytesParser
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import Select, event, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import ORMExecuteState, Session, sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings
 from alerts.inbound import answers, mail
@@ -151,7 +151,7 @@ def test_a_reply_to_a_digest_does_not_look_for_a_thread_a_digest_is_never_in(
     assert not [s for s, _ in statements if "FROM thread_answers" in s]
 
 
-def test_a_first_reply_inserts_its_thread_acknowledged_in_one_flush(
+def test_a_first_reply_inserts_its_thread_acknowledged_flushing_nothing(
         factory: sessionmaker[Session], settings: Settings,
         statements: list[tuple[str, Any]]) -> None:
     to = anns_reply_address(factory, settings)
@@ -168,11 +168,11 @@ def test_a_first_reply_inserts_its_thread_acknowledged_in_one_flush(
         event.remove(Session, "before_flush", flushing)
     assert "; acknowledged" in outcome.action
     assert not [s for s, _ in statements if s.startswith("UPDATE reply_threads")]
-    # The thread is the one object flushed (its id is needed next). The acknowledgement's
-    # message, row and link to the thread, the journal row, the reply and the forward's
-    # message and row are INSERTs of their own, at once: flushed as objects of the session
-    # they cost several times their statements (bench/inbound_process.py).
-    assert flushes == [["ReplyThread"]]
+    # The thread (acknowledged), the acknowledgement's message, row and link to the thread,
+    # the journal row, the reply and the forward's message and row are INSERTs of their
+    # own, at once: flushed as objects of the session they cost several times their
+    # statements (bench/inbound_process.py).
+    assert flushes == []
     inserts = [s.split(" (")[0] for s, _ in statements if s.startswith("INSERT")]
     assert inserts == ["INSERT INTO reply_threads", "INSERT INTO messages",
                        "INSERT INTO deliveries", "INSERT INTO thread_answers",
@@ -218,21 +218,21 @@ def test_the_delivery_a_reply_names_comes_with_its_message_ward_and_resident_in_
 
 
 def test_the_reads_every_message_makes_are_built_once(
-        factory: sessionmaker[Session], settings: Settings) -> None:
+        factory: sessionmaker[Session], settings: Settings, engine: Engine) -> None:
     to = anns_reply_address(factory, settings)
     built: dict[str, list[object]] = {}  # kept, so that no id is reused
 
-    def executed(state: ORMExecuteState) -> None:
-        if state.is_select:
-            built.setdefault(str(state.statement), []).append(state.statement)
+    def executed(_conn: object, statement: object, *_args: object) -> None:
+        if isinstance(statement, Select):  # through the session or straight to its connection
+            built.setdefault(str(statement), []).append(statement)
 
-    event.listen(Session, "do_orm_execute", executed)
+    event.listen(engine, "before_execute", executed)
     try:
         intake = Intake(factory, settings)
         for n in (1, 2):
             assert intake.process(reply(to, n), via=Via.FILE).reply_id is not None
     finally:
-        event.remove(Session, "do_orm_execute", executed)
+        event.remove(engine, "before_execute", executed)
     # The journal's check for the same bytes, the delivery a token names (with its message,
     # ward and resident) and the reply's thread: the same statement for both messages.
     for marks in (("FROM inbound_messages", "content_hash"), ("LEFT OUTER JOIN messages",),
@@ -264,3 +264,25 @@ def test_taking_mail_in_loads_no_imap_client() -> None:
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                            check=True)
     assert found.stdout.strip() == "False"
+
+
+def test_a_new_reply_reopens_the_thread_the_team_closed_and_changes_nothing_else(
+        factory: sessionmaker[Session], settings: Settings,
+        statements: list[tuple[str, Any]]) -> None:
+    to = anns_reply_address(factory, settings)
+    intake = Intake(factory, settings)
+    assert "; acknowledged" in intake.process(reply(to, 1), via=Via.FILE).action
+    with factory() as session, session.begin():
+        (thread,) = session.scalars(select(ReplyThread)).all()
+        acknowledged = thread.acknowledged_at
+        thread.handled_at = utcnow()
+    statements.clear()
+    assert "no acknowledgement (one a thread)" in intake.process(reply(to, 2), via=Via.FILE).action
+    assert len([s for s, _ in statements if s.startswith("UPDATE reply_threads")]) == 1
+    with factory() as session:
+        (thread,) = session.scalars(select(ReplyThread)).all()
+        assert thread.handled_at is None and thread.acknowledged_at == acknowledged
+    # Open and acknowledged: a third reply changes nothing of the thread.
+    statements.clear()
+    assert intake.process(reply(to, 3), via=Via.FILE).reply_id is not None
+    assert not [s for s, _ in statements if s.startswith("UPDATE reply_threads")]
