@@ -286,3 +286,24 @@ def test_a_new_reply_reopens_the_thread_the_team_closed_and_changes_nothing_else
     statements.clear()
     assert intake.process(reply(to, 3), via=Via.FILE).reply_id is not None
     assert not [s for s, _ in statements if s.startswith("UPDATE reply_threads")]
+
+
+def test_the_auto_reply_marks_a_message_lacks_are_not_asked_of_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from email.message import Message as EmailPackageMessage
+
+    from alerts.inbound.classify import auto_reply_reason
+
+    mail = parse_mail(reply("reply+1-abc@reply.example.org", 1))
+    asked: list[str] = []
+    get = EmailPackageMessage.get
+
+    def spy(self: EmailPackageMessage, name: str, failobj: Any = None) -> Any:
+        asked.append(name.lower())
+        return get(self, name, failobj)
+
+    monkeypatch.setattr(EmailPackageMessage, "get", spy)
+    assert auto_reply_reason(mail) is None
+    # Each of these asks reads every header of the message: asked only of one that has it.
+    assert not {"auto-submitted", "x-autoreply", "x-vacation", "x-mailer", "precedence",
+                "x-ms-exchange-inbox-rules-loop"} & set(asked)
