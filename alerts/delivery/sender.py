@@ -19,8 +19,8 @@ signing it cost more than that, so they run in a process of their own (alerts.ma
 copy_process, kept from pass to pass) whenever a batch is signed or holds a copy for each
 connection: on the loop they held it, and the connections waited (a third of a bare SMTP
 sender's rate); on a thread, their Python held the GIL the loop needs. A copy is built
-before it takes a connection, up to `mail.concurrency` of them ahead, so no connection
-waits for one.
+before it takes a connection, up to twice `mail.concurrency` of them waiting for one, so no
+connection waits for a build and the copy process always has the next ones to build.
 
 Staff mail (forwards to ward teams, their reminders, password resets and invitations: see
 STAFF_KINDS) is claimed, paced, retried and recorded the same way, but it goes to the row's
@@ -333,14 +333,20 @@ async def deliver_due_async(
 
     async def attempt(claimed: _Claimed, copies: CopyProcess | None) -> _Outcome:
         ident, attempts = claimed.delivery_id, claimed.attempts
-        # A copy is built (and signed) before it takes a connection, a few ahead of the
-        # connections: none of them waits for a build.
-        async with ahead:
+        # A copy is built (and signed) before it takes a connection, up to `ahead` of them
+        # waiting for one, so that no connection waits for a build. Counted until the copy
+        # has its connection, not until it is sent: counted while it was sent, the copies
+        # being sent left the copy process a few at a time, and it sat idle between them.
+        waiting = True
+        await ahead.acquire()
+        try:
             try:
                 envelope_from, data = await build(claimed, copies)
             except Exception as exc:
                 return failed(claimed, exc)
             async with slots:
+                ahead.release()
+                waiting = False
                 try:
                     await pacer.wait()
                     await carrier.send(envelope_from, claimed.recipient, data)
@@ -352,6 +358,9 @@ async def deliver_due_async(
                     await recorder.sent(ident)
                 except Exception:
                     return _Outcome(ident, attempts, _Result.SENT)  # written with the batch
+        finally:
+            if waiting:
+                ahead.release()
         return _Outcome(ident, attempts, _Result.SENT, recorded=True)
 
     batch = safe_batch_size(batch_size, mail)

@@ -357,6 +357,38 @@ def test_sends_in_flight_stay_within_the_concurrency(
     assert recorder.peak == 3
 
 
+def test_while_every_connection_sends_the_copy_process_has_the_next_copies_to_build(
+    factory: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Counted until they were sent, the copies ahead left the copy process only as many
+    # as there were connections while all of them were busy: it built a few, then waited.
+    from alerts.mail.copy_process import CopyProcess
+
+    queue(factory, 40)
+    recorder = Recorder(pause=0.02)
+    asked = {"now": 0, "most while all send": 0}
+    build = CopyProcess.build
+
+    async def counted(self: CopyProcess, *args: Any) -> Any:
+        asked["now"] += 1
+        try:
+            return await build(self, *args)
+        finally:
+            asked["now"] -= 1
+
+    async def sending(envelope_from: str, recipient: str, data: bytes) -> None:
+        if recorder.in_flight == 3:  # every other connection is busy
+            asked["most while all send"] = max(asked["most while all send"], asked["now"])
+        await Recorder.send(recorder, envelope_from, recipient, data)
+
+    monkeypatch.setattr(CopyProcess, "build", counted)
+    monkeypatch.setattr(recorder, "send", sending)
+    deliver_due(factory, with_mail(settings, concurrency=4), transport=recorder)
+
+    assert len(recorder.recipients) == 40 and recorder.peak == 4
+    assert asked["most while all send"] > 4
+
+
 def test_a_rate_cap_spaces_the_sends(
     factory: sessionmaker[Session], settings: Settings
 ) -> None:
