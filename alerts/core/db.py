@@ -43,9 +43,11 @@ POOL_SIZE = 20
 POOL_OVERFLOW = 20
 
 
-def make_engine(url: str, *, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> Engine:
+def make_engine(url: str, *, busy_timeout: float = BUSY_TIMEOUT_SECONDS,
+                one_per_thread: bool = False) -> Engine:
     """An engine on `url`; on SQLite a write waits up to `busy_timeout` seconds for a lock
-    held by another process, then fails with "database is locked"."""
+    held by another process, then fails with "database is locked". With `one_per_thread`
+    (SQLite only), each thread keeps one connection of its own, open between uses."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -58,6 +60,10 @@ def make_engine(url: str, *, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> Engi
         # again) and closed it afterwards. (In memory, one connection a thread, as before.)
         pool: dict[str, Any] = {} if not database or database == ":memory:" else {
             "pool_size": POOL_SIZE, "max_overflow": POOL_OVERFLOW}
+        if one_per_thread:
+            from sqlalchemy.pool import SingletonThreadPool
+
+            pool = {"poolclass": SingletonThreadPool}
         engine = create_engine(url, connect_args={"timeout": busy_timeout}, **pool)
         event.listen(engine, "connect",
                      partial(_sqlite_pragmas, busy_ms=round(busy_timeout * 1000)))
@@ -66,6 +72,8 @@ def make_engine(url: str, *, busy_timeout: float = BUSY_TIMEOUT_SECONDS) -> Engi
         # SQLAlchemy's default PostgreSQL driver is psycopg2, which is not installed; psycopg
         # (3) is, so a plain postgresql:// URL means it.
         parsed = parsed.set(drivername="postgresql+psycopg")
+    if one_per_thread:
+        raise ValueError("one connection a thread is for SQLite files only")
     return create_engine(parsed, pool_pre_ping=True)
 
 

@@ -35,6 +35,7 @@ from alerts.web.health import check_health, http_status
 from alerts.web.metrics import install_metrics
 from alerts.web.officers import officers_router
 from alerts.web.open_feeds import open_feeds_router
+from alerts.web.page_reads import PageReads
 from alerts.web.residents import residents_router
 from alerts.web.staff import StaffSite, install_handlers
 from alerts.web.useful import useful_router
@@ -82,10 +83,13 @@ web wakes the delivery loop of `alerts run`; without one the pages wire their ow
         return error_response(request, exc, site)
 
     if settings is not None:
+        reads = PageReads(factory)
+        # Routes are tried in order, each at a cost: the front door's few first, then the
+        # pages a mail filter opens for every link of every message, the staff's last.
         app.include_router(front_door_router(settings))
-        app.include_router(residents_router(factory, settings))
-        app.include_router(useful_router(factory, settings))
-        app.include_router(open_feeds_router(factory, settings))
+        app.include_router(useful_router(factory, reads, settings))
+        app.include_router(residents_router(factory, reads, settings))
+        app.include_router(open_feeds_router(reads, settings))
         app.include_router(webhooks_router(factory, settings))
         site = StaffSite(factory, settings)
         install_handlers(app, site)

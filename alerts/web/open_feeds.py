@@ -10,10 +10,11 @@
 Every answer carries `Cache-Control: public, max-age=300`, a strong ETag over its body and,
 for a ward, `Last-Modified` (the newest item); a matching `If-None-Match` (or, without one, an
 `If-Modified-Since` not older than that) gets 304. No cookie is set and no form is shown.
-Handlers read through `alerts.usecases.open_feeds` and render; they are plain `def`s (worker
-threads). A ward's `WardFeed` is kept under its stamp (`open_feeds.ward_stamp`: one indexed
-query, no item row) while it is fresh, and read again only when the stamp differs or time
-has moved something off it (`WardFeed.is_fresh`). What they render is kept (`Rendered`) under
+Handlers read through `alerts.usecases.open_feeds` and render; they are `async def`s whose
+reads run where they cost least (`alerts.web.page_reads`: on the loop on SQLite). A ward's
+`WardFeed` is kept under its stamp (`open_feeds.ward_stamp`: one indexed query, no item row)
+while it is fresh, and read again only when the stamp differs or time has moved something
+off it (`WardFeed.is_fresh`). What they render is kept (`Rendered`) under
 everything it is made of: the page, its language and switch link, and the ward list or the
 feed's identity (`WardFeed.identity`); so a page is rendered again exactly when what it shows
 has changed, and never kept stale.
@@ -21,13 +22,10 @@ has changed, and never kept stale.
 
 from __future__ import annotations
 
-import hashlib
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
@@ -41,6 +39,7 @@ from alerts.mail.render import environment, when
 from alerts.usecases.open_feeds import (
     FeedUrls,
     WardFeed,
+    WardLink,
     atom_feed,
     ics_calendar,
     json_document,
@@ -49,7 +48,11 @@ from alerts.usecases.open_feeds import (
     uid_domain,
     ward_stamp,
 )
+from alerts.web.kept_pages import Kept, Rendered
+from alerts.web.kept_pages import etag as body_etag
 from alerts.web.languages import VARY, request_language, switch_link
+from alerts.web.page_reads import PageReads
+from alerts.web.plain_routes import add_page
 from alerts.web.residents import HEADERS
 from subscriptions.base import utcnow
 from subscriptions.languages import Language
@@ -63,51 +66,6 @@ HTML = "text/html; charset=utf-8"
 ATOM = "application/atom+xml; charset=utf-8"
 ICS = "text/calendar; charset=utf-8"
 JSON = "application/json"
-
-
-def _etag(body: bytes) -> str:
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-
-
-V = TypeVar("V")
-
-
-class Kept(Generic[V]):
-    """Values by key, the most recently used `size` of them, shared by worker threads."""
-
-    def __init__(self, size: int = 200) -> None:
-        self._size = size
-        self._values: OrderedDict[Hashable, V] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable, make: Callable[[], V],
-            fresh: Callable[[V], bool] = lambda _: True) -> V:
-        """The kept value if it is `fresh`, else `make()`'s, kept in its place."""
-        with self._lock:
-            found = self._values.get(key)
-            if found is not None and fresh(found):
-                self._values.move_to_end(key)
-                return found
-        made = make()  # outside the lock: another thread may make the same meanwhile
-        with self._lock:
-            self._values[key] = made
-            self._values.move_to_end(key)
-            while len(self._values) > self._size:
-                self._values.popitem(last=False)
-        return made
-
-
-class Rendered(Kept[tuple[bytes, str]]):
-    """Bodies (with their ETag) by everything they were made from. The key must hold every
-    input of the body: the lookup compares keys by equality, so the same inputs give the
-    same bytes and any change renders anew."""
-
-    def body(self, key: Hashable, make: Callable[[], bytes]) -> tuple[bytes, str]:
-        def made() -> tuple[bytes, str]:
-            body = make()
-            return body, _etag(body)
-
-        return self.get(key, made)
 
 
 def _not_modified(request: Request, etag: str, modified: datetime | None) -> bool:
@@ -131,7 +89,7 @@ def _not_modified(request: Request, etag: str, modified: datetime | None) -> boo
 def cached(request: Request, body: bytes, media_type: str, *, modified: datetime | None,
            headers: dict[str, str] = OPEN_HEADERS, etag: str | None = None) -> Response:
     """The body with caching headers, or 304 when the client's copy is current."""
-    etag = etag or _etag(body)
+    etag = etag or body_etag(body)
     extra = {**headers, "ETag": etag}
     if modified is not None:
         extra["Last-Modified"] = format_datetime(modified.astimezone(UTC), usegmt=True)
@@ -144,7 +102,7 @@ def _local_day(moment: datetime, zone: ZoneInfo, language: Language) -> str:
     return format_date(moment.astimezone(zone), "d MMMM y", locale=babel_locale(language))
 
 
-def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> APIRouter:
+def open_feeds_router(reads: PageReads, settings: Settings) -> APIRouter:
     router = APIRouter()
     zone = ZoneInfo(settings.scheduler.timezone)
     domain = uid_domain(settings.mail.from_address)
@@ -174,14 +132,17 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
         return cached(request, body, media_type, modified=feed.updated, etag=etag,
                       headers=DATA_HEADERS)
 
-    def wards_page(request: Request, *, missing: str | None = None) -> Response:
+    def public_wards(factory: sessionmaker[Session]) -> list[WardLink]:
         with factory() as session:
-            wards = list_public_wards(session)
+            return list_public_wards(session)
+
+    async def wards_page(request: Request, *, missing: str | None = None) -> Response:
+        wards = await reads(public_wards)
         return page(request, request_language(request), "wards",
                     {"wards": wards, "missing": missing}, modified=None,
                     shows=tuple(wards), missing=missing is not None)
 
-    def ward_feed(code: str) -> tuple[WardFeed, FeedUrls] | None:
+    def read_feed(factory: sessionmaker[Session], code: str) -> WardFeed | None:
         now = utcnow()
         with factory() as session:
             stamp = ward_stamp(session, code)
@@ -190,7 +151,12 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
             feed = feeds.get(stamp.id, lambda: read_ward_feed(session, stamp, now=now,
                                                            force=settings.force),
                              lambda kept: kept.is_fresh(stamp, now))
-        return feed, FeedUrls.for_ward(settings.web.base_url, feed.code)
+        return feed
+
+    async def ward_feed(code: str) -> tuple[WardFeed, FeedUrls] | None:
+        feed = await reads(lambda factory: read_feed(factory, code))
+        return None if feed is None else (feed, FeedUrls.for_ward(settings.web.base_url,
+                                                                  feed.code))
 
     def moved(request: Request, code: str, feed: WardFeed, name: str) -> Response | None:
         # A code typed in another case ("riv" for RIV) finds the ward: send it, once and
@@ -200,15 +166,14 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
         query = f"?{request.url.query}" if request.url.query else ""
         return RedirectResponse(f"/wards/{feed.code}/{name}{query}", status_code=301)
 
-    @router.get("/wards/")
-    def wards(request: Request) -> Response:
-        return wards_page(request)
+    async def wards(request: Request) -> Response:
+        return await wards_page(request)
 
-    @router.get("/wards/{code}/")
-    def ward_page(request: Request, code: str) -> Response:
-        found = ward_feed(code)
+    async def ward_page(request: Request) -> Response:
+        code: str = request.path_params["code"]
+        found = await ward_feed(code)
         if found is None:
-            return wards_page(request, missing=code)
+            return await wards_page(request, missing=code)
         feed, urls = found
         if (redirect := moved(request, code, feed, "")) is not None:
             return redirect
@@ -221,34 +186,39 @@ def open_feeds_router(factory: sessionmaker[Session], settings: Settings) -> API
             "clock": lambda moment: f"{moment.astimezone(zone):%H:%M}"},
             modified=feed.updated, shows=(feed.identity, urls))
 
-    @router.get("/wards/{code}/feed.atom")
-    def ward_atom(request: Request, code: str) -> Response:
-        found = ward_feed(code)
+    async def ward_atom(request: Request) -> Response:
+        code: str = request.path_params["code"]
+        found = await ward_feed(code)
         if found is None:
-            return wards_page(request, missing=code)
+            return await wards_page(request, missing=code)
         feed, urls = found
         if (redirect := moved(request, code, feed, "feed.atom")) is not None:
             return redirect
         return data(request, feed, "atom", ATOM, lambda: atom_feed(feed, urls, zone=zone))
 
-    @router.get("/wards/{code}/sessions.ics")
-    def ward_ics(request: Request, code: str) -> Response:
-        found = ward_feed(code)
+    async def ward_ics(request: Request) -> Response:
+        code: str = request.path_params["code"]
+        found = await ward_feed(code)
         if found is None:
-            return wards_page(request, missing=code)
+            return await wards_page(request, missing=code)
         feed, _ = found
         if (redirect := moved(request, code, feed, "sessions.ics")) is not None:
             return redirect
         return data(request, feed, "ics", ICS, lambda: ics_calendar(feed, uid_domain=domain))
 
-    @router.get("/wards/{code}/items.json")
-    def ward_json(request: Request, code: str) -> Response:
-        found = ward_feed(code)
+    async def ward_json(request: Request) -> Response:
+        code: str = request.path_params["code"]
+        found = await ward_feed(code)
         if found is None:
-            return wards_page(request, missing=code)
+            return await wards_page(request, missing=code)
         feed, urls = found
         if (redirect := moved(request, code, feed, "items.json")) is not None:
             return redirect
         return data(request, feed, "json", JSON, lambda: json_document(feed, urls))
 
+    for path, endpoint in (("/wards/", wards), ("/wards/{code}/", ward_page),
+                           ("/wards/{code}/feed.atom", ward_atom),
+                           ("/wards/{code}/sessions.ics", ward_ics),
+                           ("/wards/{code}/items.json", ward_json)):
+        add_page(router, path, endpoint)
     return router

@@ -4,15 +4,18 @@ said what goes and asked to confirm). Plain HTML forms from `templates/web/`, no
 needed.
 
 Handlers parse the request, call `alerts.usecases.confirmations`, `alerts.usecases.my_data` or
-`subscriptions.web_consent`, and render. Those that read or write the database are plain
-`def`s: FastAPI runs them in worker threads, so database work never blocks the event loop; the
-my-data form, which reads nothing, is `async def` and answers on the loop with no session and
-no hop to a thread. No address is written to a log.
+`subscriptions.web_consent`, and render. Those that write are plain `def`s: FastAPI runs them
+in worker threads, so a write waiting for a lock never blocks the event loop. Those that only
+read (every GET) are `async def`s whose reads run where they cost least
+(`alerts.web.page_reads`: on the loop on SQLite, in a worker thread on PostgreSQL). No address
+is written to a log.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Hashable, Mapping
+from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
@@ -38,7 +41,10 @@ from alerts.usecases.my_data import (
     request_data,
 )
 from alerts.web.csrf import Csrf
+from alerts.web.kept_pages import Filled
 from alerts.web.languages import remember_choice, request_language, switch_link
+from alerts.web.page_reads import PageReads
+from alerts.web.plain_routes import add_page
 from subscriptions.addresses import AddressError, normalise_address
 from subscriptions.base import utcnow
 from subscriptions.consent import CURRENT_WORDING, WORDING, Consent, ConsentMethod
@@ -49,6 +55,7 @@ from subscriptions.subscribers import Frequency, Subscription
 from subscriptions.topics import TopicError, topics_by_ward
 from subscriptions.wards import ward_names
 from subscriptions.web_consent import (
+    Leaving,
     Preferences,
     leave,
     leaving_for_link,
@@ -79,6 +86,9 @@ HEADERS = {
 }
 
 FormText = Annotated[str, Form()]
+# What the subscribe form offers: every ward (code, name), whether postcodes are known, and
+# the wards the searched postcode lies in.
+Choices = tuple[list[tuple[str, str]], bool, set[str]]
 FormList = Annotated[list[str], Form()]
 
 
@@ -88,26 +98,47 @@ def linked_page(request: Request, settings: Settings, name: str, context: dict[s
     in the resident's language as their other pages have it, with no switch link, since
     remembering its choice would take a cookie, and these pages set none."""
     language = request_language(request, switchable=False)
-    body = environment(language=language).get_template(f"web/{name}.html").render(
+    return linked_response(linked_body(settings, name, language, context), language,
+                           status=status)
+
+
+def linked_body(settings: Settings, name: str, language: Language,
+                context: Mapping[str, Any]) -> str:
+    """The HTML of the page `name` that a link opens, in `language`."""
+    return environment(language=language).get_template(f"web/{name}.html").render(
         force=settings.force, **context)
+
+
+def linked_response(body: str, language: Language, *, status: int = 200) -> HTMLResponse:
     return HTMLResponse(body, status_code=status,
                         headers={**HEADERS, "Content-Language": HTML_LANG[language]})
 
 
-def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIRouter:
+def residents_router(factory: sessionmaker[Session], reads: PageReads,
+                     settings: Settings) -> APIRouter:
     router = APIRouter()
     csrf = Csrf(settings.web.secret_key)
 
+    kept = Filled()
+
     def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200,
-             with_form: bool = False) -> HTMLResponse:
+             with_form: bool = False, shows: Hashable | None = None) -> HTMLResponse:
+        """The page `name` with `context`; with `shows` (everything the context is made of),
+        rendered once for it and kept, the form's CSRF token filled in per request."""
         fresh = None
+        own: dict[str, str] = {}
         if with_form:
-            context["csrf"], fresh = csrf.token(request)
+            own["csrf"], fresh = csrf.token(request)
         language = request_language(request)
         # Result pages of a POST switch on the same path, which also answers GET.
         switch = switch_link(request, language, context.pop("switch_path", None))
-        body = environment(language=language).get_template(f"web/{name}.html").render(
-            force=settings.force, frequencies=FREQUENCIES, **switch, **context)
+
+        def render(values: Mapping[str, str]) -> str:
+            return environment(language=language).get_template(f"web/{name}.html").render(
+                force=settings.force, frequencies=FREQUENCIES, **switch, **context, **values)
+
+        body = render(own) if shows is None else kept.page(
+            (name, status, language, switch["switch_url"], shows), render, own)
         response = HTMLResponse(body, status_code=status, headers={
             **HEADERS, "Content-Language": HTML_LANG[language]})
         csrf.set_cookie(response, fresh, request)
@@ -120,27 +151,37 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
     def expired_form(request: Request) -> HTMLResponse:
         return page(request, "expired_form", {}, status=400)
 
-    def subscribe_form(request: Request, *, q: str, email: str, chosen: list[str],
-                       frequency: str, errors: dict[str, str], status: int = 200,
-                       ) -> HTMLResponse:
+    def subscribe_choices(factory: sessionmaker[Session], q: str) -> Choices:
         with factory() as session:
             wards = ward_names(session)
             by_postcode = any_postcodes(session)
             located = wards_for_postcode(session, q) if by_postcode and q.strip() else set()
+        return wards, by_postcode, located
+
+    def subscribe_form(request: Request, choices: Choices, *, q: str, email: str,
+                       chosen: list[str], frequency: str, errors: dict[str, str],
+                       status: int = 200) -> HTMLResponse:
+        wards, by_postcode, located = choices
         needle = q.strip().casefold()
-        shown = [w for w in wards
-                 if needle in w[1].casefold() or w[0] in located or w[0] in chosen]
+        shown = sorted((w for w in wards
+                        if needle in w[1].casefold() or w[0] in located or w[0] in chosen),
+                       key=lambda w: w[1])
+        # The empty form (every GET) is the same for everyone who searched the same: kept.
+        empty = not email and not chosen and not errors
         return page(request, "subscribe", {
-            "q": q, "wards": sorted(shown, key=lambda w: w[1]), "any_wards": bool(wards),
-            "by_postcode": by_postcode,
+            "q": q, "wards": shown, "any_wards": bool(wards), "by_postcode": by_postcode,
             "email": email, "chosen": chosen, "frequency": frequency, "errors": errors,
             "wording": WORDING[CURRENT_WORDING],
-        }, status=status, with_form=True)
+        }, status=status, with_form=True,
+            shows=(q, tuple(shown), bool(wards), by_postcode, frequency) if empty else None)
 
-    @router.get("/subscribe", response_class=HTMLResponse)
-    def subscribe_page(request: Request, q: str = "") -> HTMLResponse:
-        return subscribe_form(request, q=q[:100], email="", chosen=[],
+    async def subscribe_page(request: Request) -> HTMLResponse:
+        q = request.query_params.get("q", "")[:100]
+        choices = await reads(lambda factory: subscribe_choices(factory, q))
+        return subscribe_form(request, choices, q=q, email="", chosen=[],
                               frequency=Frequency.WEEKLY, errors={})
+
+    add_page(router, "/subscribe", subscribe_page)
 
     @router.post("/subscribe", response_class=HTMLResponse)
     def subscribe_post(request: Request, email: FormText = "", wards: FormList = [],  # noqa: B006
@@ -158,8 +199,9 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
         if frequency not in {f.value for f in Frequency}:
             errors["frequency"] = NO_FREQUENCY
         if errors:
-            return subscribe_form(request, q=q, email=email, chosen=wards,
-                                  frequency=frequency, errors=errors, status=400)
+            return subscribe_form(request, subscribe_choices(factory, q), q=q, email=email,
+                                  chosen=wards, frequency=frequency, errors=errors,
+                                  status=400)
         with transaction(factory) as session:
             sign_up(session, settings, email=email, ward_codes=wards,
                     frequency=Frequency(frequency), source=request.url.path, now=utcnow())
@@ -167,14 +209,20 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
         return page(request, "subscribed", {"valid_hours": CONFIRM_MAX_AGE_HOURS})
 
     # Mail filters open every link in an email: opening this one only shows the button.
-    @router.get("/confirm/{token}", response_class=HTMLResponse)
-    def confirm_get(request: Request, token: str) -> HTMLResponse:
-        with factory() as session:
-            ward_names = preview_confirmation(session, settings, token)
+    async def confirm_get(request: Request) -> HTMLResponse:
+        token: str = request.path_params["token"]
+
+        def preview(factory: sessionmaker[Session]) -> list[str] | None:
+            with factory() as session:
+                return preview_confirmation(session, settings, token)
+
+        ward_names = await reads(preview)
         if ward_names is None:
             return invalid_link(request, "confirm")
         return page(request, "confirm", {"ward_names": ward_names, "token": token},
                     with_form=True)
+
+    add_page(router, "/confirm/{token}", confirm_get)
 
     @router.post("/confirm/{token}", response_class=HTMLResponse)
     def confirm_post(request: Request, token: str, csrf_token: FormText = "") -> HTMLResponse:
@@ -219,11 +267,17 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
 
     # The pages a mail filter opens for every resident read the token's nonce with what
     # they show, in one statement.
-    @router.get("/preferences/{token}", response_class=HTMLResponse)
-    def preferences_get(request: Request, token: str) -> HTMLResponse:
-        with factory() as session:
-            found = preferences_for_link(session, settings.web.secret_key, token)
+    async def preferences_get(request: Request) -> HTMLResponse:
+        token: str = request.path_params["token"]
+
+        def read(factory: sessionmaker[Session]) -> tuple[int, Preferences] | None:
+            with factory() as session:
+                return preferences_for_link(session, settings.web.secret_key, token)
+
+        found = await reads(read)
         return preferences_shown(request, None if found is None else found[1], token)
+
+    add_page(router, "/preferences/{token}", preferences_get)
 
     @router.post("/preferences/{token}", response_class=HTMLResponse)
     def preferences_post(request: Request, token: str, wards: FormList = [],  # noqa: B006
@@ -257,14 +311,20 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
             return invalid_link(request, "preferences")
         return preferences_page(request, ident, token, saved=True)
 
-    @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
-    def unsubscribe_get(request: Request, token: str) -> HTMLResponse:
-        with factory() as session:
-            found = leaving_for_link(session, settings.web.secret_key, token)
+    async def unsubscribe_get(request: Request) -> HTMLResponse:
+        token: str = request.path_params["token"]
+
+        def read(factory: sessionmaker[Session]) -> tuple[int, Leaving] | None:
+            with factory() as session:
+                return leaving_for_link(session, settings.web.secret_key, token)
+
+        found = await reads(read)
         if found is None:
             return invalid_link(request, "unsubscribe")
         return page(request, "unsubscribe", {"leaving": found[1], "token": token},
                     with_form=True)
+
+    add_page(router, "/unsubscribe/{token}", unsubscribe_get)
 
     @router.post("/unsubscribe/{token}")
     def unsubscribe_post(
@@ -293,9 +353,10 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
         return page(request, "my_data", {"email": email, "errors": errors}, status=status,
                     with_form=True)
 
-    @router.get("/my-data", response_class=HTMLResponse)
     async def my_data_get(request: Request) -> HTMLResponse:
         return my_data_form(request, email="", errors={})
+
+    add_page(router, "/my-data", my_data_get)
 
     @router.post("/my-data", response_class=HTMLResponse)
     def my_data_post(request: Request, email: FormText = "",
@@ -311,22 +372,26 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
         # The same page whatever happened, so the form tells no one whose data is held.
         return page(request, "my_data_sent", {"valid_hours": DATA_MAX_AGE_HOURS})
 
-    @router.get("/my-data/{token}", response_class=HTMLResponse)
-    def my_data_manage(request: Request, token: str) -> HTMLResponse:
-        now = utcnow()
+    def data_for_link(factory: sessionmaker[Session], token: str, now: datetime,
+                      ) -> dict[str, Any] | None:
         with factory() as session:
             ident = read_data_link(session, settings, token)
-            data = export_data(session, ident, now=now) if ident is not None else None
+            return export_data(session, ident, now=now) if ident is not None else None
+
+    async def my_data_manage(request: Request) -> HTMLResponse:
+        token: str = request.path_params["token"]
+        now = utcnow()
+        data = await reads(lambda factory: data_for_link(factory, token, now))
         if data is None:
             return invalid_link(request, "my-data")
         return page(request, "my_data_manage", {"data": data, "token": token})
 
-    @router.get("/my-data/{token}/download")
-    def my_data_download(request: Request, token: str) -> Response:
+    add_page(router, "/my-data/{token}", my_data_manage)
+
+    async def my_data_download(request: Request) -> Response:
+        token: str = request.path_params["token"]
         now = utcnow()
-        with factory() as session:
-            ident = read_data_link(session, settings, token)
-            data = export_data(session, ident, now=now) if ident is not None else None
+        data = await reads(lambda factory: data_for_link(factory, token, now))
         if data is None:
             return invalid_link(request, "my-data")
         body = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
@@ -334,16 +399,22 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
         return Response(body, media_type="application/json",
                         headers={**HEADERS, "Content-Disposition": disposition})
 
+    add_page(router, "/my-data/{token}/download", my_data_download)
+
     # The page's "Erase everything" only opens this: what goes, what stays and why, and that
     # it cannot be undone; its own button (a second, explicit POST) erases.
-    @router.get("/my-data/{token}/erase", response_class=HTMLResponse)
-    def my_data_erase_get(request: Request, token: str) -> HTMLResponse:
-        with factory() as session:
-            ident = read_data_link(session, settings, token)
-            data = export_data(session, ident, now=utcnow()) if ident is not None else None
+    def erase_page(request: Request, token: str, data: dict[str, Any] | None) -> HTMLResponse:
         if data is None:
             return invalid_link(request, "my-data")
         return page(request, "my_data_erase", {"data": data, "token": token}, with_form=True)
+
+    async def my_data_erase_get(request: Request) -> HTMLResponse:
+        token: str = request.path_params["token"]
+        now = utcnow()
+        return erase_page(request, token,
+                          await reads(lambda factory: data_for_link(factory, token, now)))
+
+    add_page(router, "/my-data/{token}/erase", my_data_erase_get)
 
     @router.post("/my-data/{token}/erase", response_class=HTMLResponse)
     def my_data_erase(request: Request, token: str, csrf_token: FormText = "",
@@ -351,7 +422,7 @@ def residents_router(factory: sessionmaker[Session], settings: Settings) -> APIR
         if not csrf.valid(request, csrf_token):
             return expired_form(request)
         if erase != ERASE_CONFIRMED:  # not the confirmation page's button: ask first
-            return my_data_erase_get(request, token)
+            return erase_page(request, token, data_for_link(factory, token, utcnow()))
         with transaction(factory) as session:
             ident = read_data_link(session, settings, token)
             erased = ident is not None and erase_data(session, ident, now=utcnow())

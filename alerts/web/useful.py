@@ -7,7 +7,9 @@
 
 The signed token is the only thing read: no cookie is set, and neither the address, the
 request's IP nor its user agent is stored or logged with a vote (the access log is off).
-Handlers parse, call `alerts.usecases.votes` and render; plain `def`s, run in worker threads.
+Handlers parse, call `alerts.usecases.votes` and render. The GET only reads: an `async def`
+whose read runs where it costs least (`alerts.web.page_reads`); the POST writes, a plain `def`
+run in a worker thread.
 """
 
 from __future__ import annotations
@@ -20,20 +22,29 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings
 from alerts.core.db import transaction
+from alerts.mail.vote_links import Ballot
 from alerts.usecases.votes import (
+    Question,
     question_for_link,
     read_stored_vote,
     record_vote,
     vote_question,
 )
-from alerts.web.residents import linked_page
+from alerts.web.kept_pages import Filled
+from alerts.web.languages import request_language
+from alerts.web.page_reads import PageReads
+from alerts.web.plain_routes import add_page
+from alerts.web.residents import linked_body, linked_page, linked_response
 from subscriptions.base import utcnow
 
 ANSWERS = {"yes": True, "no": False}
 
 
-def useful_router(factory: sessionmaker[Session], settings: Settings) -> APIRouter:
+def useful_router(factory: sessionmaker[Session], reads: PageReads,
+                  settings: Settings) -> APIRouter:
     router = APIRouter()
+    asked = Filled()
+
     def page(request: Request, name: str, context: dict[str, Any], *,
              status: int = 200) -> HTMLResponse:
         return linked_page(request, settings, name, context, status=status)
@@ -44,17 +55,27 @@ def useful_router(factory: sessionmaker[Session], settings: Settings) -> APIRout
     def post_gone(request: Request) -> HTMLResponse:  # deleted since the email went
         return page(request, "invalid", {"what": "useful"}, status=404)
 
-    @router.get("/useful/{token}", response_class=HTMLResponse)
-    def useful_get(request: Request, token: str) -> HTMLResponse:
-        with factory() as session:  # the token's check and the question: one statement
-            found = question_for_link(session, settings.web.secret_key, token)
+    async def useful_get(request: Request) -> HTMLResponse:
+        token: str = request.path_params["token"]
+
+        def read(factory: sessionmaker[Session]) -> tuple[Ballot, Question | None] | None:
+            with factory() as session:  # the token's check and the question: one statement
+                return question_for_link(session, settings.web.secret_key, token)
+
+        found = await reads(read)
         if found is None:
             return invalid_link(request)
         ballot, question = found
         if question is None:
             return post_gone(request)
-        return page(request, "useful_question", {
-            "question": question, "answer": ballot.useful, "token": token})
+        # Every resident's link to a post opens the same page but for its token.
+        language = request_language(request, switchable=False)
+        body = asked.page((language, question, ballot.useful), lambda values: linked_body(
+            settings, "useful_question", language,
+            {"question": question, "answer": ballot.useful, **values}), {"token": token})
+        return linked_response(body, language)
+
+    add_page(router, "/useful/{token}", useful_get)
 
     # No CSRF token (it would need a cookie): the signed link alone authorises a vote, as
     # it does an RFC 8058 one-click unsubscribe.

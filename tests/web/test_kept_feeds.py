@@ -50,15 +50,17 @@ def settle(factory: sessionmaker[Session]) -> None:
 
 
 @pytest.fixture
-def statements(engine: Engine) -> Iterator[list[str]]:
+def statements() -> Iterator[list[str]]:
+    """What the app runs through any engine: its pages' reads have one of their own
+    (alerts.web.page_reads)."""
     seen: list[str] = []
 
     def count(*args: Any) -> None:
         seen.append(args[2])
 
-    event.listen(engine, "before_cursor_execute", count)
+    event.listen(Engine, "before_cursor_execute", count)
     yield seen
-    event.remove(engine, "before_cursor_execute", count)
+    event.remove(Engine, "before_cursor_execute", count)
 
 
 @pytest.fixture
@@ -176,11 +178,11 @@ def test_a_change_committed_while_a_copy_is_read_is_not_kept_under_the_stamp_bef
                 source = add_source(other, "RIV", "rss", "https://example.org/riv.rss")
                 store_items(other, source, [CollectedItem("g1", ItemKind.POST, "Fete")])
 
-    event.listen(engine, "before_cursor_execute", commit_between)
+    event.listen(Engine, "before_cursor_execute", commit_between)
     try:
         assert b"Fete" in client.get("/wards/RIV/").content
     finally:
-        event.remove(engine, "before_cursor_execute", commit_between)
+        event.remove(Engine, "before_cursor_execute", commit_between)
     with factory.begin() as session:
         session.execute(delete(Source).where(Source.url == "https://example.org/riv.rss"))
     for path in PAGES[:3]:

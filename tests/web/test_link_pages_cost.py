@@ -17,11 +17,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
+import jinja2
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import Pool
 
 from alerts.core.config import Settings
 from alerts.mail.messages import Message, MessageItem
@@ -46,8 +49,9 @@ class Cost:
 
 
 @contextmanager
-def cost_of(engine: Engine) -> Iterator[Cost]:
-    """Connections taken from the pool and statements run while the block runs."""
+def cost_of() -> Iterator[Cost]:
+    """Connections taken from a pool and statements run while the block runs, through any
+    engine: the pages' reads may run on an engine of their own (alerts.web.page_reads)."""
     cost = Cost()
 
     def checkout(*_: object) -> None:
@@ -56,13 +60,13 @@ def cost_of(engine: Engine) -> Iterator[Cost]:
     def statement(*_: object) -> None:
         cost.statements += 1
 
-    event.listen(engine.pool, "checkout", checkout)
-    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(Pool, "checkout", checkout)
+    event.listen(Engine, "before_cursor_execute", statement)
     try:
         yield cost
     finally:
-        event.remove(engine.pool, "checkout", checkout)
-        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(Pool, "checkout", checkout)
+        event.remove(Engine, "before_cursor_execute", statement)
 
 
 @pytest.fixture
@@ -88,7 +92,7 @@ def test_the_preferences_page_is_one_connection_and_two_statements_however_many_
     for who in ("one", "many"):
         path = f"/preferences/{link(factory, settings, Purpose.PREFERENCES, residents[who])}"
         client.get(path)  # the first request of a process may read what it keeps
-        with cost_of(engine) as cost:
+        with cost_of() as cost:
             page = client.get(path)
         assert page.status_code == 200 and "Riverside" in page.text
         # The resident's subscriptions with the token's nonce, the ward list.
@@ -103,11 +107,11 @@ def test_the_unsubscribe_page_and_a_one_click_unsubscribe_take_one_connection_ea
     client = TestClient(create_app(factory, settings=settings))
     path = f"/unsubscribe/{link(factory, settings, Purpose.UNSUBSCRIBE, residents['many'])}"
     client.get(path)
-    with cost_of(engine) as cost:
+    with cost_of() as cost:
         page = client.get(path)
     assert page.status_code == 200 and "Hillcrest" in page.text
     assert (cost.connections, cost.statements) == (1, 1)  # the wards with the token's nonce
-    with cost_of(engine) as cost:
+    with cost_of() as cost:
         left = client.post(path, data={"List-Unsubscribe": "One-Click"})
     assert left.status_code == 200 and (cost.connections, cost.statements) == (1, 2)
     with factory() as session:
@@ -122,10 +126,10 @@ def test_a_forged_link_is_refused_in_the_same_one_connection(
     token = link(factory, settings, Purpose.UNSUBSCRIBE, residents["one"])
     forged = token[:-1] + ("a" if token[-1] != "a" else "b")
     for path in (f"/unsubscribe/{forged}", f"/preferences/{forged}"):
-        with cost_of(engine) as cost:
+        with cost_of() as cost:
             refused = client.get(path)
         assert refused.status_code == 400 and cost.connections == 1, path
-    with cost_of(engine) as cost:
+    with cost_of() as cost:
         refused = client.post(f"/unsubscribe/{forged}", data={"List-Unsubscribe": "One-Click"})
     assert refused.status_code == 400 and cost.connections == 1
     with factory() as session:
@@ -147,7 +151,7 @@ def test_a_vote_link_asks_in_one_connection_and_one_statement_and_records_nothin
                           Ballot(item_id, message.id, True, new_ballot_number()), message.nonce)
     client = TestClient(create_app(factory, settings=settings))
     client.get(f"/useful/{token}")
-    with cost_of(engine) as cost:
+    with cost_of() as cost:
         page = client.get(f"/useful/{token}")
     assert page.status_code == 200 and "River path closed" in page.text
     assert (cost.connections, cost.statements) == (1, 1)  # the nonce, title and answer
@@ -166,10 +170,44 @@ def test_the_archive_and_the_feed_read_the_ward_and_its_items_in_three_statement
     for path, shows in (("/wards/RIV/", "Bikes marked at the library"),
                         ("/wards/RIV/feed.atom", "Bikes marked at the library")):
         client.get(path)
-        with cost_of(engine) as cost:
+        with cost_of() as cost:
             page = client.get(path)
         assert page.status_code == 200 and shows in page.text
         assert (cost.connections, cost.statements) == (1, 3), path
     # A code in another case still finds the ward (and sends the reader to its address).
     moved = client.get("/wards/riv/", follow_redirects=False)
     assert moved.status_code == 301 and moved.headers["location"] == "/wards/RIV/"
+
+
+def test_every_residents_vote_link_to_a_post_renders_its_page_once_with_its_own_token(
+        factory: sessionmaker[Session], settings: Settings, residents: dict[str, int],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mail filter opens the same post's vote link for every resident: the page differs
+    only in the link's token, so it is rendered once per answer and filled in."""
+    with factory.begin() as session:
+        post_urgent(session, settings, ward_code="RIV", title="River path closed",
+                    body="Use the high street.", now=utcnow())
+    with factory() as session:
+        message, item_id = session.execute(
+            select(Message, MessageItem.item_id)
+            .join(MessageItem, MessageItem.message_id == Message.id)).one()
+        tokens = [sign_vote(settings.web.secret_key,
+                            Ballot(item_id, message.id, n % 2 == 0, new_ballot_number()),
+                            message.nonce) for n in range(6)]
+    rendered: list[str | None] = []
+    original = jinja2.Template.render
+
+    def counting(template: jinja2.Template, *args: Any, **kwargs: Any) -> str:
+        rendered.append(template.name)
+        return original(template, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Template, "render", counting)
+    client = TestClient(create_app(factory, settings=settings))
+    pages = [client.get(f"/useful/{token}").text for token in tokens]
+
+    assert rendered == ["web/useful_question.html"] * 2  # one a post and answer
+    for n, (token, page) in enumerate(zip(tokens, pages, strict=True)):
+        assert f'action="/useful/{token}"' in page
+        assert sum(other in page for other in tokens) == 1  # no other resident's token
+        assert f'value="{"yes" if n % 2 == 0 else "no"}" checked' in page
+    assert pages[0].replace(tokens[0], "") == pages[2].replace(tokens[2], "")

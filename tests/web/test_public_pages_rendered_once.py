@@ -127,7 +127,7 @@ def test_healthz_reads_the_waiting_outbox_not_every_row_sent(
         queued.status = DeliveryStatus.QUEUED
         queued.next_attempt_at = utcnow() - timedelta(seconds=1)
     statements: list[str] = []
-    event.listen(engine, "before_cursor_execute",
+    event.listen(Engine, "before_cursor_execute",
                  lambda _c, _cur, statement, *_: statements.append(statement))
     report = TestClient(create_app(factory, settings=settings)).get("/healthz").json()
     assert report["outbox"]["queued"] == 1 and report["outbox"]["due"] == 1
@@ -162,9 +162,9 @@ def test_the_unsubscribe_page_reads_a_residents_wards_at_once_however_many(
         def count(*args: Any, kept: list[str] = statements) -> None:
             kept.append(args[2])
 
-        event.listen(engine, "before_cursor_execute", count)
+        event.listen(Engine, "before_cursor_execute", count)
         page = client.get(f"/unsubscribe/{link}")
-        event.remove(engine, "before_cursor_execute", count)
+        event.remove(Engine, "before_cursor_execute", count)
         assert page.status_code == 200
         counts.append(len(statements))
     assert b"Hillcrest" in page.content and b"Oakfield" in page.content

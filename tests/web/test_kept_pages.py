@@ -1,0 +1,100 @@
+"""Pages kept once rendered (issue 19): a page that differs between requests only in a
+value of the request's own (a link's token, a form's CSRF token) is rendered once and
+filled in; anything else it shows changing renders it again."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jinja2
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from alerts.core.config import Settings
+from alerts.web.app import create_app
+from alerts.web.kept_pages import Filled
+from tests.factories import make_ward
+from tests.web.test_residents import csrf_of, subscriptions_of
+
+
+def page_of(values: Mapping[str, str], made: list[Mapping[str, str]]) -> str:
+    made.append(dict(values))
+    return f'<a href="/useful/{values["token"]}">yes</a> <b>{values["token"]}</b>'
+
+
+def test_a_kept_page_is_rendered_once_and_filled_with_each_requests_own_value() -> None:
+    made: list[Mapping[str, str]] = []
+    kept = Filled()
+
+    first = kept.page("post 1", lambda v: page_of(v, made), {"token": "abc.DEF-1_2"})
+    second = kept.page("post 1", lambda v: page_of(v, made), {"token": "xyz.789"})
+
+    assert first == '<a href="/useful/abc.DEF-1_2">yes</a> <b>abc.DEF-1_2</b>'
+    assert second == '<a href="/useful/xyz.789">yes</a> <b>xyz.789</b>'
+    assert len(made) == 1 and made[0]["token"] not in ("abc.DEF-1_2", "xyz.789")
+
+
+def test_a_value_that_escaping_would_change_is_rendered_afresh_not_filled_in() -> None:
+    made: list[Mapping[str, str]] = []
+    kept = Filled()
+    kept.page("post 1", lambda v: page_of(v, made), {"token": "plain"})
+
+    odd = kept.page("post 1", lambda v: page_of(v, made), {"token": '"><script>'})
+
+    assert made[-1] == {"token": '"><script>'}  # rendered with the value itself
+    assert odd == page_of({"token": '"><script>'}, [])
+
+
+def test_another_key_renders_again() -> None:
+    made: list[Mapping[str, str]] = []
+    kept = Filled()
+    kept.page("post 1", lambda v: page_of(v, made), {"token": "a"})
+    kept.page("post 2", lambda v: page_of(v, made), {"token": "a"})
+    assert len(made) == 2
+
+
+@pytest.fixture
+def rendered(monkeypatch: pytest.MonkeyPatch) -> list[str | None]:
+    names: list[str | None] = []
+    original = jinja2.Template.render
+
+    def counting(template: jinja2.Template, *args: Any, **kwargs: Any) -> str:
+        names.append(template.name)
+        return original(template, *args, **kwargs)
+
+    monkeypatch.setattr(jinja2.Template, "render", counting)
+    return names
+
+
+def test_the_subscribe_form_is_rendered_once_and_each_visitor_gets_a_token_of_their_own(
+        factory: sessionmaker[Session], settings: Settings,
+        rendered: list[str | None]) -> None:
+    with factory.begin() as session:
+        make_ward(session, "RIV", "Riverside")
+    app = create_app(factory, settings=settings)
+    visitors = [TestClient(app), TestClient(app)]  # each with a cookie jar of their own
+
+    pages = [visitor.get("/subscribe").text for visitor in visitors]
+
+    assert rendered.count("web/subscribe.html") == 1
+    tokens = [csrf_of(page) for page in pages]
+    assert tokens[0] != tokens[1]
+    for n, (visitor, token) in enumerate(zip(visitors, tokens, strict=True)):
+        done = visitor.post("/subscribe", data={
+            "email": f"visitor{n}@home.example", "wards": ["RIV"], "frequency": "weekly",
+            "csrf_token": token})
+        assert done.status_code == 200, done.text
+        assert len(subscriptions_of(factory, f"visitor{n}@home.example")) == 1
+
+
+def test_a_ward_added_shows_on_the_subscribe_form_at_once(
+        factory: sessionmaker[Session], settings: Settings) -> None:
+    with factory.begin() as session:
+        make_ward(session, "RIV", "Riverside")
+    client = TestClient(create_app(factory, settings=settings))
+    assert "Hillcrest" not in client.get("/subscribe").text
+    with factory.begin() as session:
+        make_ward(session, "HIL", "Hillcrest")
+    assert "Hillcrest" in client.get("/subscribe").text
