@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from alerts.core.config import Settings
 from alerts.delivery.fanout import queue_staff_bytes
 from alerts.inbound.answers import ANSWER_PRIORITY, EMERGENCY_PRIORITY
+from alerts.inbound.mail import READ_BYTES
 from alerts.inbound.replies import (
     ForwardState,
     Reply,
@@ -139,7 +140,9 @@ def written_forward(reply: Reply, *, ward: Ward, resident: Subscriber,
     text = _forward_text(reply, ward=ward, resident=resident, answered=answered,
                          settings=settings)
     body = [line.encode() for line in text[:-1].split("\n")]
-    written = _as_written(original, SMTP) if original else None
+    # A big original (a photo) is built as before: next to attaching it, writing the rest
+    # directly saves nothing, and trying to would read its bytes once more.
+    written = _as_written(original, SMTP) if original and len(original) <= READ_BYTES else None
     subject = forward_subject(reply, ward)
     headers = [
         ("From", sender), ("To", _mailbox(None, ward.team_email)),

@@ -91,6 +91,7 @@ BUILT_CASES = {
     "a carriage return in the text": case(text="one\rtwo"),
     "a subject with an encoded word": case(subject="Re: =?utf-8?q?caf=C3=A9?="),
     "an original with parts": case(original=MULTIPART),
+    "an original past what intake reads": case(original=PLAIN + b"More news.\r\n" * 30000),
     "a name with a dot": case(name="A. Example"),
     # A subject longer than a line: the email package folds it.
     "flagged, not verified": case(signals="burglary,sender not verified", flagged=True),
