@@ -12,6 +12,13 @@ Baseline, measured in the same run: Python's email parser reading the same files
 database (the floor any intake pays). Prints messages a second for both and their ratio,
 checks that each message was classified as generated, and prints peak memory.
 
+    python bench/inbound_process.py --phases
+
+The same, then the command run again on a copy of the same database, its CPU time split
+into start-up (interpreter, imports, settings: before the first message), intake (every
+message classified, acted on and stored: `Intake.process_many`), sending the forwards
+(`deliver_due`) and the rest. Inbound's goal, 0.2 of the parser, is a budget for the sum.
+
     python bench/inbound_process.py --huge
 
 Huge messages instead: some 24 MB each (a reply with a photo, a reply of text, one in
@@ -30,6 +37,7 @@ import json
 import os
 import random
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -226,9 +234,54 @@ def shorten(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
 
 
+# Run as `python -c PHASES config files...`: the command, its CPU time split by phase.
+PHASES = """
+import json, sys, time
+import alerts.cli.inbound as command
+from alerts.inbound.intake import Intake
+spent = {"intake": 0.0, "forwards": 0.0}
+def timed(name, function):
+    def run(*args, **kwargs):
+        started = time.process_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[name] += time.process_time() - started
+    return run
+Intake.process_many = timed("intake", Intake.process_many)
+command.deliver_due = timed("forwards", command.deliver_due)
+first = [None]
+batches = command._batches
+def noted(*args, **kwargs):
+    first[0] = first[0] or time.process_time()
+    return batches(*args, **kwargs)
+command._batches = noted
+from alerts.cli import cli
+try:
+    cli(["--config", sys.argv[1], "inbound", "process", "--json", *sys.argv[2:]],
+        prog_name="alerts")
+except SystemExit:
+    pass
+spent["start"] = first[0]
+spent["total"] = time.process_time()
+print(json.dumps(spent), file=sys.stderr)
+"""
+
+
+def phases(config: Path, files: list[tuple[Path, str]]) -> dict[str, float]:
+    """CPU seconds of one `alerts inbound process` run, by phase (see the module's doc)."""
+    result = subprocess.run([sys.executable, "-c", PHASES, str(config),
+                             *(str(path) for path, _ in files)],
+                            capture_output=True, text=True, check=False)
+    spent: dict[str, float] = json.loads(result.stderr.strip().splitlines()[-1])
+    return spent
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--phases", action="store_true",
+                        help="then split the command's CPU time by phase (a second run)")
     parser.add_argument("--huge", action="store_true",
                         help="time 24 MB messages against a normal one instead")
     options = parser.parse_args()
@@ -246,6 +299,7 @@ def main() -> None:
         mail_dir = folder / "mail"
         mail_dir.mkdir()
         files = write_messages(mail_dir, people, options.messages)
+        shutil.copy(folder / "alerts.db", folder / "before.db")
 
         started, cpu = time.perf_counter(), time.process_time()
         parser_ = BytesParser(policy=policy.default)
@@ -285,6 +339,17 @@ def main() -> None:
               f"(ratio {floor_cpu / took_cpu:.3f})")
         print(f"peak RSS of the command:       {peak_kb / 1024:.0f} MB")
         print(f"load average (1, 5, 15 min):   {' '.join(f'{n:.2f}' for n in os.getloadavg())}")
+        if options.phases:
+            shutil.copy(folder / "before.db", folder / "alerts.db")
+            shutil.rmtree(folder / "outbox", ignore_errors=True)
+            shutil.rmtree(folder / "held", ignore_errors=True)
+            spent = phases(config, files)
+            rest = spent["total"] - spent["start"] - spent["intake"] - spent["forwards"]
+            print(f"CPU by phase, a second run:    start-up {spent['start']:.2f} s, intake "
+                  f"{spent['intake']:.2f} s ({spent['intake'] / n * 1000:.2f} ms a message), "
+                  f"sending the forwards {spent['forwards']:.2f} s, the rest {rest:.2f} s; "
+                  f"total {spent['total']:.2f} s (0.2 of the parser: "
+                  f"{floor_cpu / 0.2:.2f} s)")
 
 
 if __name__ == "__main__":
