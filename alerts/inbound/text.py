@@ -282,6 +282,8 @@ _WELSH_HEADER = re.compile(
 
 def _first_header(lines: list[str]) -> tuple[int, int] | None:
     """The lines [start, end) of the first reply header, if there is one."""
+    if not any(lines):
+        return None  # blank lines (what is left below a quote, often): nothing to parse
     found: list[tuple[int, int]] = []
     parsed = _parsed(_shown(lines))
     text = str(parsed.text)
@@ -311,6 +313,8 @@ def _without_signature(lines: list[str]) -> tuple[list[str], list[str]]:
     lines, rule = lines[:end], lines[end:]
     if not lines or len(lines) > _MAX_PARSED_LINES:
         return lines, rule
+    if not any(_may_start_signature(line) for line in lines):
+        return lines, rule  # no cut the parser could find would be trusted: not asked
     shown = _shown(lines)
     replies = _parsed(shown).replies
     if len(replies) != 1 or replies[0].headers or not replies[0].signatures:
@@ -320,6 +324,13 @@ def _without_signature(lines: list[str]) -> tuple[list[str], list[str]]:
     if cut >= 0 and "\n".join(shown[cut:]) == signature and _is_signature(lines[cut:]):
         return lines[:cut], lines[cut:] + rule
     return lines, rule
+
+
+def _may_start_signature(line: str) -> bool:
+    """Whether `_is_signature` could accept a signature beginning at `line`."""
+    first = line.lstrip("> ")
+    return bool(_DELIMITER.fullmatch(first) or _SENT_FROM.match(first)
+                or _SIGN_OFF.fullmatch(first))
 
 
 def _is_signature(lines: list[str]) -> bool:

@@ -8,6 +8,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from email.parser import BytesParser
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -307,3 +308,40 @@ def test_the_auto_reply_marks_a_message_lacks_are_not_asked_of_it(
     # Each of these asks reads every header of the message: asked only of one that has it.
     assert not {"auto-submitted", "x-autoreply", "x-vacation", "x-mailer", "precedence",
                 "x-ms-exchange-inbox-rules-loop"} & set(asked)
+
+
+def test_a_reply_above_a_quote_is_read_by_the_reply_parser_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from alerts.inbound import text
+
+    reads: list[str] = []
+    parsed = text._parsed
+
+    def spy(shown: list[str]) -> Any:
+        reads.append("\n".join(shown))
+        return parsed(shown)
+
+    monkeypatch.setattr(text, "_parsed", spy)
+    found = text.split_reply("Will the team be at the fete?\n\nOn Fri, 20 Nov 2026 at 16:00, "
+                             "Riverside team wrote:\n> Bike marking on Saturday.\n")
+    assert found.new == "Will the team be at the fete?"
+    # To find the header; not again for a signature the words above cannot hold (no
+    # sign-off, no "--", no "Sent from my"), nor for the nothing below the quote.
+    assert len(reads) == 1
+
+
+def test_the_reply_parser_is_spared_only_where_its_answer_would_change_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from alerts.inbound import text
+    from alerts.inbound.mail import parse_mail
+    from alerts.inbound.text import body_text, split_reply
+
+    here = Path(__file__).parent
+    bodies = [body_text(parse_mail(path.read_bytes()).message)
+              for folder in ("corpus", "samples") for path in sorted((here / folder).rglob("*"))
+              if path.suffix in (".eml", ".txt") and path.name != "README.txt"]
+    bodies += ["Thanks,\nAnn", "Thanks, but someone is in my garden now", "Hi\n--\nAnn\n07700",
+               "See you there.\n\nSent from my iPhone", "Yes.\n\n> quoted\n\n\n", ""]
+    spared = [split_reply(body) for body in bodies]
+    monkeypatch.setattr(text, "_may_start_signature", lambda line: True)
+    assert [split_reply(body) for body in bodies] == spared
