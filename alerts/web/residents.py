@@ -122,23 +122,36 @@ def residents_router(factory: sessionmaker[Session], reads: PageReads,
     kept = Filled()
 
     def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200,
-             with_form: bool = False, shows: Hashable | None = None) -> HTMLResponse:
-        """The page `name` with `context`; with `shows` (everything the context is made of),
-        rendered once for it and kept, the form's CSRF token filled in per request."""
+             with_form: bool = False, shows: Hashable | None = None,
+             own: Mapping[str, str] | None = None) -> HTMLResponse:
+        """The page `name` with `context` and the request's `own` values (a link's token).
+        With `shows` (everything the context is made of), it is rendered once for that and
+        kept, the request's own values and the form's CSRF token filled in per request."""
         fresh = None
-        own: dict[str, str] = {}
+        values = dict(own or {})
         if with_form:
-            own["csrf"], fresh = csrf.token(request)
+            values["csrf"], fresh = csrf.token(request)
         language = request_language(request)
         # Result pages of a POST switch on the same path, which also answers GET.
-        switch = switch_link(request, language, context.pop("switch_path", None))
+        path = context.pop("switch_path", None) or request.url.path
 
-        def render(values: Mapping[str, str]) -> str:
+        def render(filled: Mapping[str, str]) -> str:
+            # The switch link's path holds a link's token: filled in like the rest.
+            here = path
+            for key, value in (own or {}).items():
+                here = here.replace(value, filled[key]) if value else here
             return environment(language=language).get_template(f"web/{name}.html").render(
-                force=settings.force, frequencies=FREQUENCIES, **switch, **context, **values)
+                force=settings.force, frequencies=FREQUENCIES,
+                **switch_link(request, language, here), **context, **filled)
 
-        body = render(own) if shows is None else kept.page(
-            (name, status, language, switch["switch_url"], shows), render, own)
+        if shows is None:
+            body = render(values)
+        else:
+            unfilled = path
+            for value in (own or {}).values():
+                unfilled = unfilled.replace(value, "") if value else unfilled
+            body = kept.page((name, status, language, unfilled, request.url.query, shows),
+                             render, values)
         response = HTMLResponse(body, status_code=status, headers={
             **HEADERS, "Content-Language": HTML_LANG[language]})
         csrf.set_cookie(response, fresh, request)
@@ -254,11 +267,16 @@ def residents_router(factory: sessionmaker[Session], reads: PageReads,
                           ) -> HTMLResponse:
         if preferences is None:
             return invalid_link(request, "preferences")
+        # Residents with the same choices see the same page but for their link's token.
+        shown = (preferences.frequency, preferences.paused, preferences.language,
+                 tuple((w.code, w.name, w.status, w.language,
+                        None if w.topics is None else tuple(w.topics))
+                       for w in preferences.wards), saved, error)
         return page(request, "preferences", {
-            "p": preferences, "token": token, "saved": saved, "error": error,
+            "p": preferences, "saved": saved, "error": error,
             "topic_names": settings.topics.names,
             "languages": list(Language),
-        }, status=status, with_form=True)
+        }, status=status, with_form=True, own={"token": token}, shows=shown)
 
     # A link's page reads the token's row and the page in one session (one connection).
     def subscription_named(session: Session, purpose: Purpose, token: str) -> int | None:

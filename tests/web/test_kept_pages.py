@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from alerts.core.config import Settings
 from alerts.web.app import create_app
 from alerts.web.kept_pages import Filled
-from tests.factories import make_ward
+from subscriptions.links import Purpose
+from subscriptions.subscribers import Frequency
+from tests.factories import make_subscriber, make_ward, signed
 from tests.web.test_residents import csrf_of, subscriptions_of
 
 
@@ -98,3 +100,34 @@ def test_a_ward_added_shows_on_the_subscribe_form_at_once(
     with factory.begin() as session:
         make_ward(session, "HIL", "Hillcrest")
     assert "Hillcrest" in client.get("/subscribe").text
+
+
+def test_residents_with_the_same_choices_share_a_rendering_of_the_preferences_page(
+        factory: sessionmaker[Session], settings: Settings,
+        rendered: list[str | None]) -> None:
+    secret = settings.web.secret_key
+    with factory.begin() as session:
+        riv = make_ward(session, "RIV", "Riverside")
+        make_ward(session, "HIL", "Hillcrest")
+        alike = [make_subscriber(session, riv, f"alike{n}@home.example") for n in range(3)]
+        other = make_subscriber(session, riv, "other@home.example",
+                                frequency=Frequency.DAILY)
+        links = [signed(session, secret, Purpose.PREFERENCES, s.id) for s in (*alike, other)]
+    client = TestClient(create_app(factory, settings=settings))
+
+    pages = [client.get(f"/preferences/{link}").text for link in links]
+
+    assert rendered.count("web/preferences.html") == 2  # the three alike, then the other
+    for link, page in zip(links, pages, strict=True):
+        assert f'action="/preferences/{link}"' in page
+        assert f'href="/preferences/{link}?lang=cy"' in page  # the switch link: its own too
+        assert sum(token in page for token in links) == 1
+    assert 'value="daily" aria-describedby="frequency-daily-hint" checked' in pages[3]
+    assert 'value="weekly" aria-describedby="frequency-weekly-hint" checked' in pages[0]
+    saved = client.post(f"/preferences/{links[0]}", data={
+        "wards": ["RIV", "HIL"], "frequency": "weekly", "csrf_token": csrf_of(pages[0])})
+    assert saved.status_code == 200 and 'id="ward-HIL" name="wards" value="HIL"' in saved.text
+    again = client.get(f"/preferences/{links[0]}").text
+    assert 'value="HIL" aria-describedby="wards-hint" checked' in again
+    assert 'value="HIL" aria-describedby="wards-hint" checked' not in client.get(
+        f"/preferences/{links[1]}").text
