@@ -21,6 +21,7 @@ every message built here does. The result is dkimpy's, byte for byte (the tests 
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import os
@@ -148,15 +149,17 @@ def _relaxed_body(body: bytes) -> bytes:
     body's end (empty lines, an empty body) apply to the whole as dkimpy applies them."""
     lines = body.split(b"\r\n")
     last = compress_whitespace(strip_trailing_whitespace(lines.pop()))
-    unique = set(lines)
-    missing = unique.difference(_relaxed_lines)
-    if len(_relaxed_lines) + len(missing) > _CACHED_LINES:
-        _relaxed_lines.clear()
-        missing = unique
-    _relaxed_lines.update({line: _relaxed_line(line) for line in missing})
     done: list[bytes | None] = list(map(_relaxed_lines.get, lines))
-    if None in done:  # another thread emptied the cache meanwhile
-        done = list(map(_relaxed_line, lines))
+    # Most lines are known (a copy's own links are the few that are not): find the others
+    # with list.index, in C, rather than by a loop over every line or a set of them.
+    if None in done and len(_relaxed_lines) + done.count(None) > _CACHED_LINES:
+        _relaxed_lines.clear()
+    at = -1
+    with contextlib.suppress(ValueError):
+        while True:
+            at = done.index(None, at + 1)
+            line = lines[at]
+            done[at] = _relaxed_lines[line] = _relaxed_line(line)
     canonical = b"\r\n".join([*done, last])  # type: ignore[list-item]
     result: bytes = correct_empty_body(strip_trailing_lines(canonical))
     return result

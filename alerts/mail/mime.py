@@ -502,16 +502,39 @@ def _encode_around_marks(body: str) -> tuple[bytes | str, ...]:
     return tuple(pieces)
 
 
-def _fill(pieces: tuple[bytes | str, ...], links: Links, *, as_html: bool) -> bytes:
+_USEFUL_START = len("__ALERTS_USEFUL_")
+
+
+def _link(mark: str, links: Links) -> str:
+    """The link for one mark (a piece `_encode_around_marks` left), as `fill_links` gives it."""
+    if mark == UNSUBSCRIBE_MARK:
+        return links.unsubscribe_url
+    if mark == PREFERENCES_MARK:
+        return links.preferences_url
+    item, answer = mark[_USEFUL_START:-2].split("_")
+    return links.votes.url(int(item), answer == "yes")
+
+
+def _fill(pieces: tuple[bytes | str, ...], links: Links, encoded: dict[tuple[str, bool], bytes],
+          *, as_html: bool) -> bytes:
+    """`pieces` with each mark's link, quoted-printable encoded. `encoded` keeps a copy's
+    links as encoded once: the text and HTML parts carry the same links (a digest's 26 vote
+    links and the resident's two), and escaped for HTML a URL is almost always the same."""
     out = bytearray()
+    last = len(pieces) - 1
     for at, piece in enumerate(pieces):
         if isinstance(piece, bytes):
             out += piece
             continue
-        link = fill_links(piece, links.unsubscribe_url, links.preferences_url, links.votes.url)
-        encoded = _quoted_printable(html.escape(link, quote=True) if as_html else link)
-        follows_on = at + 1 < len(pieces)
-        out += _end_softly(encoded) if follows_on else encoded
+        link = _link(piece, links)
+        if as_html:
+            link = html.escape(link, quote=True)
+        key = link, at < last
+        done = encoded.get(key)
+        if done is None:
+            done = _quoted_printable(link)
+            done = encoded[key] = _end_softly(done) if at < last else done
+        out += done
     # The skeleton already ends the slot's line, as the email package ends every part.
     return bytes(out).removesuffix(b"\r\n")
 
@@ -539,8 +562,9 @@ def personalise_email(
         return build_email_slowly(outgoing, settings, now=now)
     links = links_for(outgoing, settings)
     own = _header_lines(_own_headers(outgoing, links, settings, now))
-    text = _fill(prepared.text, links, as_html=False)
-    body = _fill(prepared.html, links, as_html=True)
+    encoded: dict[tuple[str, bool], bytes] = {}
+    text = _fill(prepared.text, links, encoded, as_html=False)
+    body = _fill(prepared.html, links, encoded, as_html=True)
     data = own + prepared.skeleton.replace(_TEXT_SLOT, text, 1).replace(_HTML_SLOT, body, 1)
     return links.envelope_from, data
 

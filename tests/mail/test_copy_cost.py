@@ -71,3 +71,25 @@ def test_each_vote_link_of_a_copy_is_signed_once_for_both_parts(seals: Counter[s
     assert len(set(tokens)) == 2 * len(ITEMS)
     ballots = [read_vote(SECRET, token.decode(), lambda _: "m" * 32) for token in tokens]
     assert all(ballots)
+
+
+def test_each_link_of_a_copy_is_encoded_once_for_both_parts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from alerts.mail import mime
+
+    settings, outgoing = a_settings(), a_digest()
+    prepared = prepare_message(outgoing, settings)
+    encoded: Counter[str] = Counter()
+    real: Callable[[str], bytes] = getattr(mime, "_quoted_printable")  # noqa: B009
+
+    def counting(text: str) -> bytes:
+        encoded[text] += 1
+        return real(text)
+
+    monkeypatch.setattr(mime, "_quoted_printable", counting)
+    _, data = personalise_email(prepared, outgoing, settings, now=NOW)
+    links = [text for text in encoded if text.startswith("https://")]
+    assert len(links) == 2 * len(ITEMS) + 2  # the votes, unsubscribe and preferences
+    assert set(encoded.values()) == {1}, "a link encoded again for the second part"
+    tokens = VOTE_URL.findall(data.replace(b"=\r\n", b"").replace(b"=3D", b"="))
+    assert len(tokens) == 4 * len(ITEMS)
