@@ -339,8 +339,11 @@ def residents_router(factory: sessionmaker[Session], reads: PageReads,
         found = await reads(read)
         if found is None:
             return invalid_link(request, "unsubscribe")
-        return page(request, "unsubscribe", {"leaving": found[1], "token": token},
-                    with_form=True)
+        leaving = found[1]
+        # The same page for everyone leaving the same ward with the same others.
+        return page(request, "unsubscribe", {"leaving": leaving}, with_form=True,
+                    own={"token": token},
+                    shows=(leaving.ward_name, tuple(leaving.other_wards)))
 
     add_page(router, "/unsubscribe/{token}", unsubscribe_get)
 

@@ -131,3 +131,27 @@ def test_residents_with_the_same_choices_share_a_rendering_of_the_preferences_pa
     assert 'value="HIL" aria-describedby="wards-hint" checked' in again
     assert 'value="HIL" aria-describedby="wards-hint" checked' not in client.get(
         f"/preferences/{links[1]}").text
+
+
+def test_residents_leaving_the_same_ward_share_a_rendering_of_the_unsubscribe_page(
+        factory: sessionmaker[Session], settings: Settings,
+        rendered: list[str | None]) -> None:
+    secret = settings.web.secret_key
+    with factory.begin() as session:
+        riv, hil = make_ward(session, "RIV", "Riverside"), make_ward(session, "HIL", "Hillcrest")
+        alike = [make_subscriber(session, riv, f"alike{n}@home.example") for n in range(3)]
+        both = make_subscriber(session, riv, "both@home.example")
+        make_subscriber(session, hil, "both@home.example")
+        links = [signed(session, secret, Purpose.UNSUBSCRIBE, s.id) for s in (*alike, both)]
+    client = TestClient(create_app(factory, settings=settings))
+
+    pages = [client.get(f"/unsubscribe/{link}").text for link in links]
+
+    assert rendered.count("web/unsubscribe.html") == 2  # the three alike, then the other
+    for link, page in zip(links, pages, strict=True):
+        assert f'action="/unsubscribe/{link}"' in page
+        assert page.count(link) == 2  # the form and the switch link
+        assert sum(token in page for token in links) == 1
+    assert "Hillcrest" in pages[3] and "Hillcrest" not in pages[0]
+    left = client.post(f"/unsubscribe/{links[1]}", data={"csrf_token": csrf_of(pages[1])})
+    assert left.status_code == 200 and "Riverside" in left.text
