@@ -86,10 +86,10 @@ HEADERS = {
 }
 
 FormText = Annotated[str, Form()]
+FormList = Annotated[list[str], Form()]
 # What the subscribe form offers: every ward (code, name), whether postcodes are known, and
 # the wards the searched postcode lies in.
 Choices = tuple[list[tuple[str, str]], bool, set[str]]
-FormList = Annotated[list[str], Form()]
 
 
 def linked_page(request: Request, settings: Settings, name: str, context: dict[str, Any], *,
@@ -118,7 +118,6 @@ def residents_router(factory: sessionmaker[Session], reads: PageReads,
                      settings: Settings) -> APIRouter:
     router = APIRouter()
     csrf = Csrf(settings.web.secret_key)
-
     kept = Filled()
 
     def page(request: Request, name: str, context: dict[str, Any], *, status: int = 200,
