@@ -12,6 +12,7 @@ from typing import NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Column, Engine, Float, MetaData, Table, Unicode, inspect, select
+from sqlalchemy.exc import DBAPIError
 
 from alerts.core.config import SchedulerSettings
 from alerts.core.job_runs import JobRun
@@ -56,24 +57,31 @@ class SchedulerStatus(TypedDict):
     store_error: NotRequired[str]
 
 
+# Only the two plain columns are read: unpickling job state is the scheduler's business.
+_JOB_TABLE = Table(JOB_TABLE, MetaData(), Column("id", Unicode(191), primary_key=True),
+                   Column("next_run_time", Float(25)))
+_RUNS = JobRun.__table__.c
+# One read, built once: each job's runs joined on job_runs' key, so a job removed since it
+# last ran is not reported.
+_JOBS = (select(_JOB_TABLE.c.id, _JOB_TABLE.c.next_run_time, _RUNS.job_id,
+                _RUNS.last_started_at, _RUNS.last_success_at, _RUNS.last_failure_at,
+                _RUNS.last_failure, _RUNS.consecutive_failures)
+         .outerjoin(JobRun.__table__, _RUNS.job_id == _JOB_TABLE.c.id)
+         .order_by(_JOB_TABLE.c.id))
+
+
 def stored_status(engine: Engine, settings: SchedulerSettings, now: datetime) -> SchedulerStatus:
     """The jobs as the job table holds them, read by any process (`alerts web`, a follower,
     `alerts status`): a job overdue by more than `stall_grace_seconds` is stalled."""
-    if not inspect(engine).has_table(JOB_TABLE):
-        return {"running": False, "jobs": [], "stalled": []}
-    # Only the two plain columns are read: unpickling job state is the scheduler's business.
-    table = Table(JOB_TABLE, MetaData(), Column("id", Unicode(191), primary_key=True),
-                  Column("next_run_time", Float(25)))
-    runs = JobRun.__table__.c
-    # One read: each job's runs joined on job_runs' key, so a job removed since it last ran
-    # is not reported.
-    query = (select(table.c.id, table.c.next_run_time, runs.job_id, runs.last_started_at,
-                    runs.last_success_at, runs.last_failure_at, runs.last_failure,
-                    runs.consecutive_failures)
-             .outerjoin(JobRun.__table__, runs.job_id == table.c.id).order_by(table.c.id))
     zone = ZoneInfo(settings.timezone)
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(_JOBS).all()
+    except DBAPIError:
+        # Asked only now, not at every probe: the table is there from `alerts run`'s start.
+        if inspect(engine).has_table(JOB_TABLE):
+            raise
+        return {"running": False, "jobs": [], "stalled": []}
     reported: dict[str, JobRuns] = {
         row.id: {"last_started_at": _iso(row.last_started_at, zone),
                  "last_success_at": _iso(row.last_success_at, zone),
