@@ -12,11 +12,6 @@ The connection is what `mail.smtp_security` says: "tls" opens it over TLS (usual
 not offer the upgrade, "none" stays in clear. The relay's certificate is checked against
 the system's CAs (or `mail.smtp_ca_file`) unless `mail.smtp_verify_certificate` is false.
 
-A message whose lines all end in CRLF (everything the product builds) is written as DATA
-puts it on the wire (`on_the_wire`: dots doubled, ".\\r\\n" after it) in the transaction
-`sendmail` makes, without aiosmtplib's regular expressions over the whole message; anything
-else goes through `sendmail`, which mends its line ends. The relay gets the same bytes.
-
 Recipient addresses never reach the log or a failure reason: every answer goes through
 `transport.redact`, which removes the recipient in any form the server echoes it and any
 other address.
@@ -25,7 +20,6 @@ other address.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import ssl
 from types import TracebackType
@@ -33,13 +27,10 @@ from typing import Self
 
 from aiosmtplib import (
     SMTP,
-    SMTPDataError,
     SMTPException,
     SMTPNotSupported,
     SMTPRecipientsRefused,
     SMTPResponseException,
-    SMTPServerDisconnected,
-    SMTPTimeoutError,
 )
 
 from alerts.core.config import MailSettings
@@ -84,54 +75,6 @@ async def _mail_options(client: SMTP, recipient: str, data: bytes) -> list[str] 
     return options or None
 
 
-def on_the_wire(data: bytes) -> bytes | None:
-    """What DATA sends for `data`, when each of its lines already ends in CRLF (every message
-    built here does): a line that starts with a dot gets a second one (RFC 5321 4.5.2), and
-    ".\\r\\n" ends it. None for anything else (a bare CR or LF, no CRLF at the end), which
-    aiosmtplib's `sendmail` mends as it sends."""
-    lines = data.count(b"\n")
-    if not data.endswith(b"\r\n") or data.count(b"\r") != lines or data.count(b"\r\n") != lines:
-        return None
-    if data.startswith(b"."):
-        data = b"." + data
-    if b"\r\n." in data:
-        data = data.replace(b"\r\n.", b"\r\n..")
-    return data + b".\r\n"
-
-
-async def _send_on_the_wire(client: SMTP, envelope_from: str, recipient: str, size: int,
-                            wire: bytes) -> None:
-    """The transaction `client.sendmail` makes for one recipient (SIZE when the relay offers
-    it, RSET after a refusal), its DATA written as `on_the_wire` made it. aiosmtplib's own DATA
-    runs two regular expressions over the whole message (three with SIZE: its line ends once
-    more to count them), 0.3-0.6 ms of the sender's loop for a 50 KB digest, more than the
-    rest of what the loop does for a message (bench/deliver.py --stages)."""
-    if client.is_ehlo_or_helo_needed:
-        await client.ehlo()
-    options = [f"size={size}"] if client.supports_extension("size") else []
-    try:
-        await client.mail(envelope_from, options=options)
-        await client.rcpt(recipient)
-        started = await client.execute_command(b"DATA")
-        if started.code != 354:
-            raise SMTPDataError(started.code, started.message)
-        protocol = client.protocol
-        if protocol is None:
-            raise SMTPServerDisconnected("Connection lost")
-        protocol.write(wire)
-        try:  # nothing runs between the write and this read: no answer can be missed
-            done = await protocol.read_response(timeout=client.timeout)
-        except (SMTPServerDisconnected, SMTPTimeoutError):
-            client.close()  # as aiosmtplib's data(): the session is out of step
-            raise
-        if done.code != 250:
-            raise SMTPDataError(done.code, done.message)
-    except SMTPResponseException:
-        with contextlib.suppress(ConnectionError, SMTPResponseException):
-            await client.rset()  # as sendmail does: the connection carries the next message
-        raise
-
-
 class SmtpTransport:
     def __init__(self, settings: MailSettings) -> None:
         self.settings = settings
@@ -170,13 +113,12 @@ class SmtpTransport:
             if client is None:
                 client = await self._connect()
             try:
-                options = await _mail_options(client, recipient, data)
-                wire = None if options else on_the_wire(data)
-                if wire is None:
-                    await client.sendmail(envelope_from, [recipient], data,
-                                          mail_options=options)
-                else:
-                    await _send_on_the_wire(client, envelope_from, recipient, len(data), wire)
+                await client.sendmail(
+                    envelope_from,
+                    [recipient],
+                    data,
+                    mail_options=await _mail_options(client, recipient, data),
+                )
             except SMTPRecipientsRefused as exc:
                 refusal = exc.recipients[0]
                 self._release(client, refusal.code)
