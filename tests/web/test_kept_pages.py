@@ -18,6 +18,7 @@ from alerts.web.kept_pages import Filled
 from subscriptions.links import Purpose
 from subscriptions.subscribers import Frequency
 from tests.factories import make_subscriber, make_ward, signed
+from tests.web.test_link_pages_cost import vote_links
 from tests.web.test_residents import csrf_of, subscriptions_of
 
 
@@ -155,3 +156,22 @@ def test_residents_leaving_the_same_ward_share_a_rendering_of_the_unsubscribe_pa
     assert "Hillcrest" in pages[3] and "Hillcrest" not in pages[0]
     left = client.post(f"/unsubscribe/{links[1]}", data={"csrf_token": csrf_of(pages[1])})
     assert left.status_code == 200 and "Riverside" in left.text
+
+
+def test_every_residents_vote_link_to_a_post_renders_its_page_once_with_its_own_token(
+        factory: sessionmaker[Session], settings: Settings,
+        rendered: list[str | None]) -> None:
+    """A mail filter opens the same post's vote link for every resident: the page differs
+    only in the link's token, so it is rendered once per answer and filled in."""
+    with factory.begin() as session:
+        make_ward(session, "RIV", "Riverside")
+    tokens = vote_links(factory, settings, answers=[n % 2 == 0 for n in range(6)])
+    client = TestClient(create_app(factory, settings=settings))
+    pages = [client.get(f"/useful/{token}").text for token in tokens]
+
+    assert rendered.count("web/useful_question.html") == 2  # one a post and answer
+    for n, (token, page) in enumerate(zip(tokens, pages, strict=True)):
+        assert f'action="/useful/{token}"' in page
+        assert sum(other in page for other in tokens) == 1  # no other resident's token
+        assert f'value="{"yes" if n % 2 == 0 else "no"}" checked' in page
+    assert pages[0].replace(tokens[0], "") == pages[2].replace(tokens[2], "")
