@@ -1,0 +1,49 @@
+"""The job table as `/healthz`, `/metrics` and `alerts status` read it (issue 19): once the
+table is there, each probe is one statement, with no inspector asking whether it exists."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
+from sqlalchemy import Engine, event
+
+from alerts.core.config import Settings
+from alerts.core.scheduler_store import JOB_TABLE, stored_status
+from subscriptions.base import utcnow
+
+
+def noop() -> None:
+    """A job for the table."""
+
+
+def test_before_the_scheduler_ever_ran_no_job_is_reported(
+        engine: Engine, settings: Settings) -> None:
+    assert stored_status(engine, settings.scheduler, utcnow()) == {
+        "running": False, "jobs": [], "stalled": []}
+
+
+def test_with_the_table_there_a_probe_is_one_statement(
+        engine: Engine, settings: Settings) -> None:
+    scheduler = BackgroundScheduler(
+        jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename=JOB_TABLE)})
+    scheduler.start(paused=True)
+    try:
+        scheduler.add_job(noop, DateTrigger(datetime(2999, 1, 1, tzinfo=UTC)), id="collect")
+        statements: list[str] = []
+
+        def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+            statements.append(statement)
+
+        event.listen(Engine, "before_cursor_execute", count)
+        try:
+            report = stored_status(engine, settings.scheduler, utcnow())
+        finally:
+            event.remove(Engine, "before_cursor_execute", count)
+    finally:
+        scheduler.shutdown(wait=False)
+
+    assert [job["id"] for job in report["jobs"]] == ["collect"]
+    assert len(statements) == 1 and JOB_TABLE in statements[0]
