@@ -29,7 +29,7 @@ V = TypeVar("V")
 
 
 class Kept(Generic[V]):
-    """Values by key, the most recently used `size` of them, shared by worker threads."""
+    """Values by key, the most recently used `size` of them, safe to share between threads."""
 
     def __init__(self, size: int = 200) -> None:
         self._size = size
