@@ -45,6 +45,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from alerts.core.config import Settings
+from alerts.core.errors import AlertsError
 from alerts.mail.dkim import Signer, load_signer
 from alerts.mail.mime import Outgoing, PreparedMessage, personalise_email, prepare_message
 
@@ -60,8 +61,11 @@ _signer: Signer | None = None
 _prepared: dict[tuple[int, str], PreparedMessage] = {}
 
 
-class CopyProcessGone(RuntimeError):
-    """The copy process ended before it answered (killed, or it could not start)."""
+class CopyProcessGone(AlertsError, RuntimeError):
+    """The copy process ended before it answered (killed, or it could not start); the
+    sender retries the row later, as for any fault of ours."""
+
+    http_status = 503
 
 
 def _serve(settings: Settings, tasks: Connection, results: Connection) -> None:
