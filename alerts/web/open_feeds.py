@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 from babel.dates import format_date
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from alerts.core.config import Settings
 from alerts.core.translations import HTML_LANG, babel_locale
@@ -39,7 +39,6 @@ from alerts.mail.render import environment, when
 from alerts.usecases.open_feeds import (
     FeedUrls,
     WardFeed,
-    WardLink,
     atom_feed,
     ics_calendar,
     json_document,
@@ -132,29 +131,24 @@ def open_feeds_router(reads: PageReads, settings: Settings) -> APIRouter:
         return cached(request, body, media_type, modified=feed.updated, etag=etag,
                       headers=DATA_HEADERS)
 
-    def public_wards(factory: sessionmaker[Session]) -> list[WardLink]:
-        with factory() as session:
-            return list_public_wards(session)
-
     async def wards_page(request: Request, *, missing: str | None = None) -> Response:
-        wards = await reads(public_wards)
+        wards = await reads(list_public_wards)
         return page(request, request_language(request), "wards",
                     {"wards": wards, "missing": missing}, modified=None,
                     shows=tuple(wards), missing=missing is not None)
 
-    def read_feed(factory: sessionmaker[Session], code: str) -> WardFeed | None:
+    def read_feed(session: Session, code: str) -> WardFeed | None:
         now = utcnow()
-        with factory() as session:
-            stamp = ward_stamp(session, code)
-            if stamp is None:
-                return None
-            feed = feeds.get(stamp.id, lambda: read_ward_feed(session, stamp, now=now,
-                                                           force=settings.force),
-                             lambda kept: kept.is_fresh(stamp, now))
+        stamp = ward_stamp(session, code)
+        if stamp is None:
+            return None
+        feed = feeds.get(stamp.id, lambda: read_ward_feed(session, stamp, now=now,
+                                                       force=settings.force),
+                         lambda kept: kept.is_fresh(stamp, now))
         return feed
 
     async def ward_feed(code: str) -> tuple[WardFeed, FeedUrls] | None:
-        feed = await reads(lambda factory: read_feed(factory, code))
+        feed = await reads(lambda session: read_feed(session, code))
         return None if feed is None else (feed, FeedUrls.for_ward(settings.web.base_url,
                                                                   feed.code))
 

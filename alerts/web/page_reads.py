@@ -35,7 +35,7 @@ LOOP_BUSY_SECONDS = 1.0
 
 
 class PageReads:
-    """Runs a page's read, given the sessions to read with, where it costs least."""
+    """Runs a page's read, given a session to read with, where it costs least."""
 
     def __init__(self, factory: sessionmaker[Session]) -> None:
         self._factory = factory
@@ -50,8 +50,14 @@ class PageReads:
                 engine.url.render_as_string(hide_password=False),
                 busy_timeout=LOOP_BUSY_SECONDS, one_per_thread=True))
 
-    async def __call__(self, read: Callable[[sessionmaker[Session]], T]) -> T:
-        """`read`'s answer, run on the loop on SQLite, else in a worker thread."""
+    async def __call__(self, read: Callable[[Session], T]) -> T:
+        """`read`'s answer on a session of its own, run on the loop on SQLite, else in a
+        worker thread."""
         if self._loop_factory is not None:
-            return read(self._loop_factory)
-        return await run_in_threadpool(read, self._factory)
+            return _in_session(self._loop_factory, read)
+        return await run_in_threadpool(_in_session, self._factory, read)
+
+
+def _in_session(factory: sessionmaker[Session], read: Callable[[Session], T]) -> T:
+    with factory() as session:
+        return read(session)

@@ -55,7 +55,6 @@ from subscriptions.subscribers import Frequency, Subscription
 from subscriptions.topics import TopicError, topics_by_ward
 from subscriptions.wards import ward_names
 from subscriptions.web_consent import (
-    Leaving,
     Preferences,
     leave,
     leaving_for_link,
@@ -163,11 +162,10 @@ def residents_router(factory: sessionmaker[Session], reads: PageReads,
     def expired_form(request: Request) -> HTMLResponse:
         return page(request, "expired_form", {}, status=400)
 
-    def subscribe_choices(factory: sessionmaker[Session], q: str) -> Choices:
-        with factory() as session:
-            wards = ward_names(session)
-            by_postcode = any_postcodes(session)
-            located = wards_for_postcode(session, q) if by_postcode and q.strip() else set()
+    def subscribe_choices(session: Session, q: str) -> Choices:
+        wards = ward_names(session)
+        by_postcode = any_postcodes(session)
+        located = wards_for_postcode(session, q) if by_postcode and q.strip() else set()
         return wards, by_postcode, located
 
     def subscribe_form(request: Request, choices: Choices, *, q: str, email: str,
@@ -189,7 +187,7 @@ def residents_router(factory: sessionmaker[Session], reads: PageReads,
 
     async def subscribe_page(request: Request) -> HTMLResponse:
         q = request.query_params.get("q", "")[:100]
-        choices = await reads(lambda factory: subscribe_choices(factory, q))
+        choices = await reads(lambda session: subscribe_choices(session, q))
         return subscribe_form(request, choices, q=q, email="", chosen=[],
                               frequency=Frequency.WEEKLY, errors={})
 
@@ -211,9 +209,10 @@ def residents_router(factory: sessionmaker[Session], reads: PageReads,
         if frequency not in {f.value for f in Frequency}:
             errors["frequency"] = NO_FREQUENCY
         if errors:
-            return subscribe_form(request, subscribe_choices(factory, q), q=q, email=email,
-                                  chosen=wards, frequency=frequency, errors=errors,
-                                  status=400)
+            with factory() as session:
+                choices = subscribe_choices(session, q)
+            return subscribe_form(request, choices, q=q, email=email, chosen=wards,
+                                  frequency=frequency, errors=errors, status=400)
         with transaction(factory) as session:
             sign_up(session, settings, email=email, ward_codes=wards,
                     frequency=Frequency(frequency), source=request.url.path, now=utcnow())
@@ -223,12 +222,7 @@ def residents_router(factory: sessionmaker[Session], reads: PageReads,
     # Mail filters open every link in an email: opening this one only shows the button.
     async def confirm_get(request: Request) -> HTMLResponse:
         token: str = request.path_params["token"]
-
-        def preview(factory: sessionmaker[Session]) -> list[str] | None:
-            with factory() as session:
-                return preview_confirmation(session, settings, token)
-
-        ward_names = await reads(preview)
+        ward_names = await reads(lambda session: preview_confirmation(session, settings, token))
         if ward_names is None:
             return invalid_link(request, "confirm")
         return page(request, "confirm", {"ward_names": ward_names, "token": token},
@@ -286,12 +280,8 @@ def residents_router(factory: sessionmaker[Session], reads: PageReads,
     # they show, in one statement.
     async def preferences_get(request: Request) -> HTMLResponse:
         token: str = request.path_params["token"]
-
-        def read(factory: sessionmaker[Session]) -> tuple[int, Preferences] | None:
-            with factory() as session:
-                return preferences_for_link(session, settings.web.secret_key, token)
-
-        found = await reads(read)
+        found = await reads(
+            lambda session: preferences_for_link(session, settings.web.secret_key, token))
         return preferences_shown(request, None if found is None else found[1], token)
 
     add_page(router, "/preferences/{token}", preferences_get)
@@ -330,12 +320,8 @@ def residents_router(factory: sessionmaker[Session], reads: PageReads,
 
     async def unsubscribe_get(request: Request) -> HTMLResponse:
         token: str = request.path_params["token"]
-
-        def read(factory: sessionmaker[Session]) -> tuple[int, Leaving] | None:
-            with factory() as session:
-                return leaving_for_link(session, settings.web.secret_key, token)
-
-        found = await reads(read)
+        found = await reads(
+            lambda session: leaving_for_link(session, settings.web.secret_key, token))
         if found is None:
             return invalid_link(request, "unsubscribe")
         leaving = found[1]
@@ -392,16 +378,14 @@ def residents_router(factory: sessionmaker[Session], reads: PageReads,
         # The same page whatever happened, so the form tells no one whose data is held.
         return page(request, "my_data_sent", {"valid_hours": DATA_MAX_AGE_HOURS})
 
-    def data_for_link(factory: sessionmaker[Session], token: str, now: datetime,
-                      ) -> dict[str, Any] | None:
-        with factory() as session:
-            ident = read_data_link(session, settings, token)
-            return export_data(session, ident, now=now) if ident is not None else None
+    def data_for_link(session: Session, token: str, now: datetime) -> dict[str, Any] | None:
+        ident = read_data_link(session, settings, token)
+        return export_data(session, ident, now=now) if ident is not None else None
 
     async def my_data_manage(request: Request) -> HTMLResponse:
         token: str = request.path_params["token"]
         now = utcnow()
-        data = await reads(lambda factory: data_for_link(factory, token, now))
+        data = await reads(lambda session: data_for_link(session, token, now))
         if data is None:
             return invalid_link(request, "my-data")
         return page(request, "my_data_manage", {"data": data, "token": token})
@@ -411,7 +395,7 @@ def residents_router(factory: sessionmaker[Session], reads: PageReads,
     async def my_data_download(request: Request) -> Response:
         token: str = request.path_params["token"]
         now = utcnow()
-        data = await reads(lambda factory: data_for_link(factory, token, now))
+        data = await reads(lambda session: data_for_link(session, token, now))
         if data is None:
             return invalid_link(request, "my-data")
         body = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
@@ -432,7 +416,7 @@ def residents_router(factory: sessionmaker[Session], reads: PageReads,
         token: str = request.path_params["token"]
         now = utcnow()
         return erase_page(request, token,
-                          await reads(lambda factory: data_for_link(factory, token, now)))
+                          await reads(lambda session: data_for_link(session, token, now)))
 
     add_page(router, "/my-data/{token}/erase", my_data_erase_get)
 
@@ -442,7 +426,9 @@ def residents_router(factory: sessionmaker[Session], reads: PageReads,
         if not csrf.valid(request, csrf_token):
             return expired_form(request)
         if erase != ERASE_CONFIRMED:  # not the confirmation page's button: ask first
-            return erase_page(request, token, data_for_link(factory, token, utcnow()))
+            with factory() as session:
+                data = data_for_link(session, token, utcnow())
+            return erase_page(request, token, data)
         with transaction(factory) as session:
             ident = read_data_link(session, settings, token)
             erased = ident is not None and erase_data(session, ident, now=utcnow())

@@ -22,9 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from alerts.core.config import Settings
 from alerts.core.db import transaction
-from alerts.mail.vote_links import Ballot
 from alerts.usecases.votes import (
-    Question,
     question_for_link,
     read_stored_vote,
     record_vote,
@@ -57,12 +55,9 @@ def useful_router(factory: sessionmaker[Session], reads: PageReads,
 
     async def useful_get(request: Request) -> HTMLResponse:
         token: str = request.path_params["token"]
-
-        def read(factory: sessionmaker[Session]) -> tuple[Ballot, Question | None] | None:
-            with factory() as session:  # the token's check and the question: one statement
-                return question_for_link(session, settings.web.secret_key, token)
-
-        found = await reads(read)
+        # The token's check and the question: one statement.
+        found = await reads(
+            lambda session: question_for_link(session, settings.web.secret_key, token))
         if found is None:
             return invalid_link(request)
         ballot, question = found
