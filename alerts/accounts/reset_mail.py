@@ -125,10 +125,10 @@ def request_reset(session: Session, settings: Settings, email: str, *, address: 
     record(session, user.email, "password.reset_requested", f"user {user.id}",
            user_id=user.id, now=at)
     session.flush()
-    message = queue_staff_mail(session, MessageKind.RESET,
-                               build_reset_mail(settings, user, link, now=at), to=user.email,
-                               priority=RESET_PRIORITY, now=at)
-    return ResetMail(user.email, message.id)
+    message_id = queue_staff_mail(session, MessageKind.RESET,
+                                  build_reset_mail(settings, user, link, now=at),
+                                  to=user.email, priority=RESET_PRIORITY, now=at)
+    return ResetMail(user.email, message_id)
 
 
 def invitation(session: Session, settings: Settings, user: User, *, invited_by: str,
@@ -139,9 +139,9 @@ def invitation(session: Session, settings: Settings, user: User, *, invited_by: 
     link = f"{settings.web.base_url.rstrip('/')}/staff/reset/" \
            f"{reset_token(settings.web.secret_key, user)}"
     mail = build_reset_mail(settings, user, link, now=at, invited_by=invited_by)
-    message = queue_staff_mail(session, MessageKind.INVITATION, mail, to=user.email,
-                               priority=RESET_PRIORITY, now=at)
-    return ResetMail(user.email, message.id)
+    message_id = queue_staff_mail(session, MessageKind.INVITATION, mail, to=user.email,
+                                  priority=RESET_PRIORITY, now=at)
+    return ResetMail(user.email, message_id)
 
 
 class ResetError(AlertsError, ValueError):

@@ -8,10 +8,10 @@ Staff mail (`queue_staff_mail`) is one message and one row to one staff address,
 email built whole: the sender applies no resident rule to it, but retries and counts it like
 the rest.
 
-Inbound mail queues two messages for every reply it takes in (the acknowledgement to the
-resident, `insert_for_subscriber`, and the forward to the team, `queue_staff_bytes`):
-those write their rows with Core INSERTs and return ids, not objects of the session, because
-an object's flush cost several times its statement (bench/inbound_process.py).
+Staff mail and the acknowledgement inbound mail queues for every reply it takes in
+(`insert_for_subscriber`) write their rows with Core INSERTs and return ids, not objects of
+the session, because an object's flush cost several times its statement
+(bench/inbound_process.py).
 """
 
 from __future__ import annotations
@@ -91,11 +91,7 @@ def queue_for_subscriber(
     sender still refuses anything else to an unconfirmed address.
     """
     at = now or utcnow()
-    if session.scalar(
-        select(Suppression.address_hash)
-        .join(Subscriber, Subscriber.email == Suppression.email)
-        .where(Subscriber.id == subscriber_id)
-    ) is not None:
+    if suppressed_subscriber(session, subscriber_id):
         return 0
     if session.scalar(select(Delivery.id).where(Delivery.message_id == message.id,
                                                 Delivery.subscriber_id == subscriber_id)):
@@ -117,23 +113,21 @@ def queue_staff_mail(
     reply_id: int | None = None,
     priority: int = 0,
     now: datetime | None = None,
-) -> Message:
+) -> int:
     """Queue `email` (built whole) for the staff address `to`: a message of `kind`, one of
-    STAFF_KINDS, and its one outbox row. Flushed, not committed:
-    it goes with the caller's transaction."""
+    STAFF_KINDS, and its one outbox row, written at once with Core INSERTs in the caller's
+    transaction (not committed); the message's id."""
     if kind not in STAFF_KINDS:
         raise ValueError(f"{kind!r} is not a kind of staff mail")
     at = now or utcnow()
-    message = Message(ward_id=ward_id, kind=kind, subject=str(email["Subject"])[:MAX_SUBJECT],
-                      html="", text="", email=email.as_bytes(), reply_id=reply_id,
-                      created_at=at)
-    session.add(message)
-    session.flush()
-    session.add(Delivery(message_id=message.id, recipient=to,
-                         status=DeliveryStatus.QUEUED, attempts=0, next_attempt_at=at,
-                         created_at=at, priority=priority))
-    session.flush()
-    return message
+    connection = session.connection()
+    message_id: int = connection.execute(_message_insert(), dict(
+        ward_id=ward_id, kind=kind, subject=str(email["Subject"])[:MAX_SUBJECT], html="",
+        text="", email=email.as_bytes(), reply_id=reply_id, created_at=at)).scalar_one()
+    connection.execute(_delivery_insert(), dict(
+        message_id=message_id, recipient=to, status=DeliveryStatus.QUEUED, attempts=0,
+        next_attempt_at=at, created_at=at, priority=priority))
+    return message_id
 
 
 @functools.cache
@@ -173,19 +167,3 @@ def insert_for_subscriber(session: Session, fields: dict[str, Any], subscriber_i
         attempts=0, next_attempt_at=now, created_at=now, priority=priority))
     return message_id
 
-
-def queue_staff_bytes(session: Session, kind: MessageKind, email: bytes, *, subject: str,
-                      to: str, ward_id: int | None = None, reply_id: int | None = None,
-                      priority: int = 0, now: datetime) -> int:
-    """`queue_staff_mail` for an email already written as bytes (`subject`: its Subject),
-    with Core INSERTs at once in the session's transaction; the message's id."""
-    if kind not in STAFF_KINDS:
-        raise ValueError(f"{kind!r} is not a kind of staff mail")
-    connection = session.connection()
-    message_id: int = connection.execute(_message_insert(), dict(
-        ward_id=ward_id, kind=kind, subject=subject[:MAX_SUBJECT], html="", text="",
-        email=email, reply_id=reply_id, created_at=now)).scalar_one()
-    connection.execute(_delivery_insert(), dict(
-        message_id=message_id, recipient=to, status=DeliveryStatus.QUEUED, attempts=0,
-        next_attempt_at=now, created_at=now, priority=priority))
-    return message_id

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.orm import Session
 
 from alerts.core.config import Settings
-from alerts.delivery.fanout import queue_staff_bytes
+from alerts.delivery.fanout import queue_staff_mail
 from alerts.inbound.answers import ANSWER_PRIORITY, EMERGENCY_PRIORITY
 from alerts.inbound.replies import (
     ForwardState,
@@ -110,10 +110,9 @@ def queue_forward(session: Session, settings: Settings, reply: Reply, *, now: da
             if thread.message_id is not None else None
     forward = build_forward(reply, ward=ward, resident=resident, answered=answered,
                             original=reply.original, settings=settings, now=now)
-    return queue_staff_bytes(session, MessageKind.FORWARD, forward.as_bytes(),
-                             subject=str(forward["Subject"]), to=ward.team_email,
-                             ward_id=ward.id, reply_id=reply.id, now=now,
-                             priority=EMERGENCY_PRIORITY if reply.flagged else ANSWER_PRIORITY)
+    return queue_staff_mail(session, MessageKind.FORWARD, forward, to=ward.team_email,
+                            ward_id=ward.id, reply_id=reply.id, now=now,
+                            priority=EMERGENCY_PRIORITY if reply.flagged else ANSWER_PRIORITY)
 
 
 def forward_state(session: Session, reply_id: int) -> ForwardState | None:

@@ -167,11 +167,11 @@ def queue_reminders(session: Session, settings: Settings, *,
     queued: dict[str, tuple[int, int]] = {}
     for reminder in overdue_conversations(session, days=settings.inbound.reminder_days,
                                           now=now):
-        message = queue_staff_mail(
+        message_id = queue_staff_mail(
             session, MessageKind.REMINDER, build_reminder(reminder, settings=settings, now=now),
             to=reminder.team_email, ward_id=get_ward(session, reminder.code).id,
             priority=ANSWER_PRIORITY, now=now)
-        queued[reminder.code] = (message.id, len(reminder.conversations))
+        queued[reminder.code] = (message_id, len(reminder.conversations))
     return queued
 
 

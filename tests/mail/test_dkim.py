@@ -122,8 +122,7 @@ def a_forward(factory: sessionmaker[Session], settings: Settings) -> int:
                         now=utcnow(), kind="forward")
     email.set_content("A resident wrote back.\n")
     with factory.begin() as session:
-        message = queue_staff_mail(session, MessageKind.FORWARD, email, to=TEAM)
-        return message.id
+        return queue_staff_mail(session, MessageKind.FORWARD, email, to=TEAM)
 
 
 def with_dkim(settings: Settings, **keys: str) -> Settings:
