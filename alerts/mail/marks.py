@@ -39,6 +39,19 @@ def fill_links(body: str, unsubscribe: str, preferences: str,
         PREFERENCES_MARK, preferences)
 
 
+def link_for_mark(mark: str, unsubscribe: str, preferences: str,
+                  useful: Callable[[int, bool], str]) -> str:
+    """The link for one whole mark, as `fill_links` puts it in a body."""
+    if mark == UNSUBSCRIBE_MARK:
+        return unsubscribe
+    if mark == PREFERENCES_MARK:
+        return preferences
+    vote = _USEFUL.fullmatch(mark)
+    if vote is None:
+        raise ValueError(f"not a link mark: {mark!r}")
+    return useful(int(vote[1]), vote[2] == "yes")
+
+
 CONFIRM_URL_MARK = "__ALERTS_CONFIRM_URL__"
 INVITE_URL_MARK = "__ALERTS_INVITE_URL__"
 

@@ -34,7 +34,13 @@ from alerts.mail.addresses import (
     unsubscribe_address,
     ward_list_id,
 )
-from alerts.mail.marks import PREFERENCES_MARK, UNSUBSCRIBE_MARK, USEFUL_MARK, fill_links
+from alerts.mail.marks import (
+    PREFERENCES_MARK,
+    UNSUBSCRIBE_MARK,
+    USEFUL_MARK,
+    fill_links,
+    link_for_mark,
+)
 from alerts.mail.messages import ANSWER_KINDS, WRITTEN_KINDS, MessageKind
 from alerts.mail.vote_links import VoteLinks
 from subscriptions.links import Purpose, sign_reference
@@ -502,19 +508,6 @@ def _encode_around_marks(body: str) -> tuple[bytes | str, ...]:
     return tuple(pieces)
 
 
-_USEFUL_START = len("__ALERTS_USEFUL_")
-
-
-def _link(mark: str, links: Links) -> str:
-    """The link for one mark (a piece `_encode_around_marks` left), as `fill_links` gives it."""
-    if mark == UNSUBSCRIBE_MARK:
-        return links.unsubscribe_url
-    if mark == PREFERENCES_MARK:
-        return links.preferences_url
-    item, answer = mark[_USEFUL_START:-2].split("_")
-    return links.votes.url(int(item), answer == "yes")
-
-
 def _fill(pieces: tuple[bytes | str, ...], links: Links, encoded: dict[tuple[str, bool], bytes],
           *, as_html: bool) -> bytes:
     """`pieces` with each mark's link, quoted-printable encoded. `encoded` keeps a copy's
@@ -526,7 +519,8 @@ def _fill(pieces: tuple[bytes | str, ...], links: Links, encoded: dict[tuple[str
         if isinstance(piece, bytes):
             out += piece
             continue
-        link = _link(piece, links)
+        link = link_for_mark(piece, links.unsubscribe_url, links.preferences_url,
+                             links.votes.url)
         if as_html:
             link = html.escape(link, quote=True)
         key = link, at < last
