@@ -4,10 +4,6 @@ a worker thread."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
-import anyio.to_thread
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine
@@ -32,20 +28,6 @@ def links(factory: sessionmaker[Session], settings: Settings) -> dict[str, str]:
 
 
 GETS = ("/subscribe", "/wards/", "/wards/RIV/", "/wards/RIV/feed.atom")
-
-
-@pytest.fixture
-def hops(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[object]]:
-    """Every call handed to a worker thread."""
-    seen: list[object] = []
-    original = anyio.to_thread.run_sync
-
-    async def counting(call: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append(call)
-        return await original(call, *args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
-    yield seen
 
 
 def test_a_page_that_only_reads_runs_on_the_loop_on_sqlite_and_in_a_thread_on_postgresql(

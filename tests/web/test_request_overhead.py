@@ -16,7 +16,6 @@ import dataclasses
 import uuid
 from typing import Any
 
-import anyio.to_thread
 import opentelemetry.trace
 import pytest
 from fastapi.testclient import TestClient
@@ -91,17 +90,9 @@ def test_no_proxy_middleware_is_on_the_call_unless_a_proxy_is_trusted(
 
 
 def test_the_pages_that_read_nothing_take_no_thread_and_no_connection(
-    factory: sessionmaker[Session], settings: Settings, monkeypatch: pytest.MonkeyPatch,
+    factory: sessionmaker[Session], settings: Settings, hops: list[object],
 ) -> None:
     client = TestClient(create_app(factory, settings=settings))
-    threaded: list[object] = []
-    original = anyio.to_thread.run_sync
-
-    async def counting(call: Any, *args: Any, **kwargs: Any) -> Any:
-        threaded.append(call)
-        return await original(call, *args, **kwargs)
-
-    monkeypatch.setattr(anyio.to_thread, "run_sync", counting)
     connections: list[object] = []
     engine = factory.kw["bind"]
     assert isinstance(engine, Engine)
@@ -115,11 +106,11 @@ def test_the_pages_that_read_nothing_take_no_thread_and_no_connection(
                                                "/favicon.ico", "/favicon.svg")]
         assert all(page.status_code == 200 for page in pages)
         assert 'name="csrf_token"' in pages[3].text and "alerts_csrf" in pages[3].cookies
-        assert threaded == [] and connections == []
+        assert hops == [] and connections == []
 
         client.get("/subscribe")  # a page that reads the ward list takes a connection,
         assert connections  # and on PostgreSQL (only) a worker thread for its read
-        assert len(threaded) == (0 if engine.dialect.name == "sqlite" else 1)
+        assert len(hops) == (0 if engine.dialect.name == "sqlite" else 1)
     finally:
         event.remove(Pool, "checkout", checkout)
 
