@@ -299,7 +299,8 @@ def main() -> None:
         mail_dir = folder / "mail"
         mail_dir.mkdir()
         files = write_messages(mail_dir, people, options.messages)
-        shutil.copy(folder / "alerts.db", folder / "before.db")
+        if options.phases:  # the second run starts from the same database
+            shutil.copy(folder / "alerts.db", folder / "before.db")
 
         started, cpu = time.perf_counter(), time.process_time()
         parser_ = BytesParser(policy=policy.default)
