@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Column, Engine, Float, MetaData, Table, Unicode, inspect, select
+from sqlalchemy import Column, Engine, Float, MetaData, Row, Table, Unicode, inspect, select
 from sqlalchemy.exc import DBAPIError
 
 from alerts.core.config import SchedulerSettings
@@ -70,18 +70,22 @@ _JOBS = (select(_JOB_TABLE.c.id, _JOB_TABLE.c.next_run_time, _RUNS.job_id,
          .order_by(_JOB_TABLE.c.id))
 
 
+def _job_rows(engine: Engine) -> Sequence[Row[*tuple[Any, ...]]]:
+    with engine.connect() as connection:
+        return connection.execute(_JOBS).all()
+
+
 def stored_status(engine: Engine, settings: SchedulerSettings, now: datetime) -> SchedulerStatus:
     """The jobs as the job table holds them, read by any process (`alerts web`, a follower,
     `alerts status`): a job overdue by more than `stall_grace_seconds` is stalled."""
     zone = ZoneInfo(settings.timezone)
     try:
-        with engine.connect() as connection:
-            rows = connection.execute(_JOBS).all()
+        rows = _job_rows(engine)
     except DBAPIError:
         # Asked only now, not at every probe: the table is there from `alerts run`'s start.
-        if inspect(engine).has_table(JOB_TABLE):
-            raise
-        return {"running": False, "jobs": [], "stalled": []}
+        if not inspect(engine).has_table(JOB_TABLE):
+            return {"running": False, "jobs": [], "stalled": []}
+        rows = _job_rows(engine)  # made meanwhile, by an `alerts run` starting: read again
     reported: dict[str, JobRuns] = {
         row.id: {"last_started_at": _iso(row.last_started_at, zone),
                  "last_success_at": _iso(row.last_success_at, zone),
